@@ -1,0 +1,185 @@
+import { clamp, f32, rint } from './round.js';
+
+export const CALIBRATIONS = ['minmax', 'percentile', 'mse'] as const;
+export type CalibrationMethod = (typeof CALIBRATIONS)[number];
+export const SCHEMES = ['symmetric', 'asymmetric'] as const;
+export type Scheme = (typeof SCHEMES)[number];
+
+/** A calibrated clip range. Symmetric ranges are [-alpha, alpha]. */
+export interface Range {
+  lo: number;
+  hi: number;
+}
+
+export interface IntParams {
+  bits: number;
+  scheme: Scheme;
+  qMin: number;
+  qMax: number;
+}
+
+/** scale and zero point from a calibrated range, in float32 as the references compute them. */
+export function paramsFromRange(range: Range, p: IntParams): { scale: number; zeroPoint: number } {
+  if (p.scheme === 'symmetric') {
+    const scale = f32(range.hi / p.qMax);
+    // A zero range (or one so small its scale underflows) keeps scale 1: never a division by zero.
+    return { scale: scale > 0 ? scale : 1, zeroPoint: 0 };
+  }
+  const lo = Math.min(range.lo, 0);
+  const hi = Math.max(range.hi, 0);
+  const steps = p.qMax - p.qMin;
+  let scale = f32(f32(hi - lo) / steps);
+  // hi - lo can overflow float32 where the reference formula would give Infinity; divide first.
+  if (!Number.isFinite(scale)) scale = f32(hi / steps - lo / steps);
+  if (!(scale > 0)) scale = 1;
+  const zeroPoint = clamp(p.qMin - rint(f32(lo / scale)), p.qMin, p.qMax);
+  return { scale, zeroPoint };
+}
+
+export function minmaxRange(x: Float32Array, scheme: Scheme): Range {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  if (scheme === 'symmetric') {
+    const alpha = Math.max(Math.abs(lo), Math.abs(hi));
+    return { lo: -alpha, hi: alpha };
+  }
+  return { lo, hi };
+}
+
+/** k-th smallest (0-based) of a, by in-place quickselect (Floyd-Rivest would be faster; this is the oracle). */
+function select(a: Float32Array, k: number, left = 0, right = a.length - 1): number {
+  while (right > left) {
+    // Median of three keeps sorted and reverse-sorted inputs linear.
+    const mid = (left + right) >>> 1;
+    if (a[mid]! < a[left]!) swap(a, mid, left);
+    if (a[right]! < a[left]!) swap(a, right, left);
+    if (a[right]! < a[mid]!) swap(a, right, mid);
+    const pivot = a[mid]!;
+    let i = left;
+    let j = right;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        swap(a, i, j);
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) right = j;
+    else if (k >= i) left = i;
+    else return a[k]!;
+  }
+  return a[k]!;
+}
+
+function swap(a: Float32Array, i: number, j: number): void {
+  const t = a[i]!;
+  a[i] = a[j]!;
+  a[j] = t;
+}
+
+function minFrom(a: Float32Array, from: number): number {
+  let m = Infinity;
+  for (let i = from; i < a.length; i++) if (a[i]! < m) m = a[i]!;
+  return m;
+}
+
+/**
+ * numpy.percentile(a, p) with method 'linear', bit for bit for float32 input: the virtual
+ * index is computed in float64, the interpolation in float32 (NumPy 2 treats the Python
+ * float gamma as a weak scalar). Reorders `scratch`.
+ */
+export function percentileOf(scratch: Float32Array, p: number): number {
+  const n = scratch.length;
+  const vi = (n - 1) * (p / 100);
+  const lo = Math.floor(vi);
+  const gamma = vi - lo;
+  const a = select(scratch, lo);
+  const b = lo + 1 < n ? minFrom(scratch, lo + 1) : a;
+  const diff = f32(b - a);
+  return gamma < 0.5 ? f32(a + f32(diff * f32(gamma))) : f32(b - f32(diff * f32(1 - gamma)));
+}
+
+export function percentileRange(x: Float32Array, scheme: Scheme, p: number): Range {
+  const scratch = new Float32Array(x.length);
+  if (scheme === 'symmetric') {
+    for (let i = 0; i < x.length; i++) scratch[i] = Math.abs(x[i]!);
+    const alpha = percentileOf(scratch, p);
+    return { lo: -alpha, hi: alpha };
+  }
+  scratch.set(x);
+  const hi = percentileOf(scratch, p);
+  const lo = percentileOf(scratch, 100 - p);
+  return { lo, hi };
+}
+
+/** Sum of squared dequantization errors of x under one scale and zero point. */
+export function sumSquaredError(x: Float32Array, scale: number, zeroPoint: number, qMin: number, qMax: number): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    const q = clamp(rint(f32(v / scale)) + zeroPoint, qMin, qMax);
+    const e = v - f32((q - zeroPoint) * scale);
+    s += e * e;
+  }
+  return s;
+}
+
+/** The candidate range at clip ratio r of the min-max range (both ends shrink together). */
+export function shrinkRange(full: Range, r: number): Range {
+  return { lo: f32(full.lo * r), hi: f32(full.hi * r) };
+}
+
+function rangeError(x: Float32Array, full: Range, r: number, p: IntParams): number {
+  const { scale, zeroPoint } = paramsFromRange(shrinkRange(full, r), p);
+  return sumSquaredError(x, scale, zeroPoint, p.qMin, p.qMax);
+}
+
+const MSE_SAMPLE = 1 << 16;
+const COARSE_STEPS = 64;
+const FINE_STEPS = 32;
+
+/**
+ * The clip range that minimises the MSE of the dequantized values: a coarse grid over clip
+ * ratios r in (0, 1] of the min-max range, a finer grid around the best, both on a strided
+ * sample when x is large, then the best few candidates (and r = 1) scored on all of x.
+ */
+export function mseRange(x: Float32Array, p: IntParams): Range {
+  const full = minmaxRange(x, p.scheme);
+  if (full.lo === full.hi) return full;
+  let sample = x;
+  if (x.length > MSE_SAMPLE) {
+    const stride = Math.ceil(x.length / MSE_SAMPLE);
+    sample = new Float32Array(Math.ceil(x.length / stride));
+    for (let i = 0, j = 0; i < x.length; i += stride, j++) sample[j] = x[i]!;
+  }
+  const scored: Array<{ r: number; err: number }> = [];
+  let best = { r: 1, err: Infinity };
+  for (let k = 1; k <= COARSE_STEPS; k++) {
+    const r = k / COARSE_STEPS;
+    const err = rangeError(sample, full, r, p);
+    scored.push({ r, err });
+    if (err < best.err) best = { r, err };
+  }
+  const from = Math.max(best.r - 1 / COARSE_STEPS, 1 / (COARSE_STEPS * FINE_STEPS));
+  const to = Math.min(best.r + 1 / COARSE_STEPS, 1);
+  for (let k = 0; k <= FINE_STEPS; k++) {
+    const r = from + ((to - from) * k) / FINE_STEPS;
+    scored.push({ r, err: rangeError(sample, full, r, p) });
+  }
+  scored.sort((a, b) => a.err - b.err || b.r - a.r);
+  if (sample === x) return shrinkRange(full, scored[0]!.r);
+  const finalists = [1, ...scored.slice(0, 4).map((s) => s.r)];
+  let chosen = { r: 1, err: Infinity };
+  for (const r of finalists) {
+    const err = rangeError(x, full, r, p);
+    if (err < chosen.err) chosen = { r, err };
+  }
+  return shrinkRange(full, chosen.r);
+}

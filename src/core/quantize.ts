@@ -1,0 +1,198 @@
+import { containerFor, intRange, INT_DTYPE_INFO, type IntDType, type UnpackedArray } from './dtypes.js';
+import {
+  minmaxRange,
+  mseRange,
+  paramsFromRange,
+  percentileRange,
+  type CalibrationMethod,
+  type IntParams,
+  type Range,
+  type Scheme,
+} from './calibrate.js';
+import { clamp, f32, rint } from './round.js';
+import { axisLayout, normalizeAxis, type Shape } from './shape.js';
+import { Errors } from '../errors.js';
+
+export const GRANULARITIES = ['per_tensor', 'per_channel', 'per_group'] as const;
+export type Granularity = (typeof GRANULARITIES)[number];
+
+export interface QuantSpec {
+  bits: number;
+  scheme: Scheme;
+  granularity: Granularity;
+  /** Channel axis (per_channel) or grouped axis (per_group); may be negative. Ignored per tensor. */
+  axis: number;
+  groupSize: number;
+  calibration: CalibrationMethod;
+  percentile: number;
+}
+
+/**
+ * Where each element's scale lives. Element (o, a, i) of the [outer, len, inner] view
+ * around the axis uses parameter o*outerStride + floor(a / group)*axisStride + i*innerStride.
+ * One formula covers the three granularities:
+ *   per_tensor  strides 0, 0, 0
+ *   per_channel strides 0, 1, 0 (group 1)
+ *   per_group   strides nBlocks*inner, inner, 1 (the ONNX blocked layout)
+ */
+export interface ParamPlan {
+  axis: number;
+  outer: number;
+  len: number;
+  inner: number;
+  group: number;
+  outerStride: number;
+  axisStride: number;
+  innerStride: number;
+  count: number;
+  /** Shape of the scale and zero-point arrays ([] for per tensor). */
+  paramShape: number[];
+}
+
+export function planParams(shape: Shape, granularity: Granularity, axis: number, groupSize: number): ParamPlan {
+  if (granularity === 'per_tensor') {
+    const n = shape.reduce((a, b) => a * b, 1);
+    return { axis: 0, outer: 1, len: n, inner: 1, group: 1, outerStride: 0, axisStride: 0, innerStride: 0, count: 1, paramShape: [] };
+  }
+  if (shape.length === 0) throw new Errors.Option(`granularity ${granularity} needs a tensor of rank ≥ 1; this one is a scalar`);
+  const ax = normalizeAxis(axis, shape.length);
+  const { outer, len, inner } = axisLayout(shape, ax);
+  if (granularity === 'per_channel') {
+    return { axis: ax, outer, len, inner, group: 1, outerStride: 0, axisStride: 1, innerStride: 0, count: len, paramShape: [len] };
+  }
+  if (!Number.isInteger(groupSize) || groupSize < 1) {
+    throw new Errors.Option(`group_size must be a positive integer, got: ${groupSize}`);
+  }
+  const blocks = Math.ceil(len / groupSize);
+  const paramShape = shape.slice();
+  paramShape[ax] = blocks;
+  return {
+    axis: ax,
+    outer,
+    len,
+    inner,
+    group: groupSize,
+    outerStride: blocks * inner,
+    axisStride: inner,
+    innerStride: 1,
+    count: outer * blocks * inner,
+    paramShape,
+  };
+}
+
+/** Calls fn(elementIndex, paramIndex) for every element in memory order. */
+function forEachElement(plan: ParamPlan, fn: (idx: number, p: number) => void): void {
+  let idx = 0;
+  for (let o = 0; o < plan.outer; o++) {
+    for (let a = 0; a < plan.len; a++) {
+      const base = o * plan.outerStride + ((a / plan.group) | 0) * plan.axisStride;
+      for (let i = 0; i < plan.inner; i++) fn(idx++, base + i * plan.innerStride);
+    }
+  }
+}
+
+/** The values of each parameter's group, laid out contiguously, group p at [offsets[p], offsets[p+1]). */
+export function groupValues(x: Float32Array, plan: ParamPlan): { values: Float32Array; offsets: Float64Array } {
+  if (plan.count === 1) return { values: x, offsets: Float64Array.of(0, x.length) };
+  const offsets = new Float64Array(plan.count + 1);
+  forEachElement(plan, (_idx, p) => {
+    offsets[p + 1]!++;
+  });
+  for (let p = 0; p < plan.count; p++) offsets[p + 1]! += offsets[p]!;
+  const cursor = offsets.slice(0, plan.count);
+  const values = new Float32Array(x.length);
+  forEachElement(plan, (idx, p) => {
+    values[cursor[p]!++] = x[idx]!;
+  });
+  return { values, offsets };
+}
+
+export interface QuantParams extends IntParams {
+  dtype: IntDType;
+  plan: ParamPlan;
+  scale: Float32Array;
+  zeroPoint: Int32Array;
+}
+
+export function intParamsOf(bits: number, scheme: Scheme): IntParams & { dtype: IntDType } {
+  const signed = scheme === 'symmetric';
+  return { bits, scheme, ...intRange(bits, signed), dtype: containerFor(bits, signed) };
+}
+
+function calibrateSlice(slice: Float32Array, spec: QuantSpec, ip: IntParams): Range {
+  switch (spec.calibration) {
+    case 'minmax':
+      return minmaxRange(slice, spec.scheme);
+    case 'percentile':
+      return percentileRange(slice, spec.scheme, spec.percentile);
+    case 'mse':
+      return mseRange(slice, ip);
+  }
+}
+
+/** Calibrates every tensor, channel or group on its own and derives its scale and zero point. */
+export function calibrate(x: Float32Array, shape: Shape, spec: QuantSpec): QuantParams {
+  const ip = intParamsOf(spec.bits, spec.scheme);
+  const plan = planParams(shape, spec.granularity, spec.axis, spec.groupSize);
+  const scale = new Float32Array(plan.count);
+  const zeroPoint = new Int32Array(plan.count);
+  const { values, offsets } = groupValues(x, plan);
+  for (let p = 0; p < plan.count; p++) {
+    const range = calibrateSlice(values.subarray(offsets[p]!, offsets[p + 1]!), spec, ip);
+    const sz = paramsFromRange(range, ip);
+    scale[p] = sz.scale;
+    zeroPoint[p] = sz.zeroPoint;
+  }
+  return { ...ip, plan, scale, zeroPoint };
+}
+
+/** Sums the error report is built from, gathered in the same pass that quantizes. */
+export interface ErrorSums {
+  count: number;
+  clipped: number;
+  maxError: number;
+  sumAbs: number;
+  sumSq: number;
+  sumX2: number;
+}
+
+/**
+ * q = clamp(round(x / scale) + zero_point, q_min, q_max), with x / scale a float32 division
+ * and ties to even; the error sums compare x with (q - zero_point) * scale in float32,
+ * accumulated in float64.
+ */
+export function quantizeWith(x: Float32Array, params: QuantParams, out?: UnpackedArray): { q: UnpackedArray; sums: ErrorSums } {
+  const q = out ?? INT_DTYPE_INFO[params.dtype].create(x.length);
+  const { scale, zeroPoint, qMin, qMax } = params;
+  const sums: ErrorSums = { count: x.length, clipped: 0, maxError: 0, sumAbs: 0, sumSq: 0, sumX2: 0 };
+  forEachElement(params.plan, (idx, p) => {
+    const v = x[idx]!;
+    const s = scale[p]!;
+    const zp = zeroPoint[p]!;
+    const raw = rint(f32(v / s)) + zp;
+    if (raw < qMin || raw > qMax) sums.clipped++;
+    const qv = clamp(raw, qMin, qMax);
+    q[idx] = qv;
+    const e = Math.abs(v - f32((qv - zp) * s));
+    if (e > sums.maxError) sums.maxError = e;
+    sums.sumAbs += e;
+    sums.sumSq += e * e;
+    sums.sumX2 += v * v;
+  });
+  return { q, sums };
+}
+
+/** x_hat = (q - zero_point) * scale in float32. */
+export function dequantizeWith(q: ArrayLike<number>, params: Pick<QuantParams, 'plan' | 'scale' | 'zeroPoint'>, out?: Float32Array): Float32Array {
+  const x = out ?? new Float32Array(q.length);
+  const { scale, zeroPoint } = params;
+  forEachElement(params.plan, (idx, p) => {
+    x[idx] = f32((q[idx]! - zeroPoint[p]!) * scale[p]!);
+  });
+  return x;
+}
+
+export function quantize(x: Float32Array, shape: Shape, spec: QuantSpec): { params: QuantParams; q: UnpackedArray; sums: ErrorSums } {
+  const params = calibrate(x, shape, spec);
+  return { params, ...quantizeWith(x, params) };
+}
