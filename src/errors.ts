@@ -18,6 +18,8 @@ export const Errors = {
   NotAcceptable: createError('QUANT_ERR_NOT_ACCEPTABLE', '%s', 406),
   NotFound: createError('QUANT_ERR_NOT_FOUND', '%s', 404),
   Overloaded: createError('QUANT_ERR_OVERLOADED', '%s', 503),
+  Timeout: createError('QUANT_ERR_TIMEOUT', '%s', 504),
+  Aborted: createError('QUANT_ERR_ABORTED', '%s', 499),
   Internal: createError('QUANT_ERR_INTERNAL', '%s', 500),
 } as const;
 

@@ -1,0 +1,60 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { AnalyzeJsonBody, AnalyzeOptions, AnalyzeQuery, AnalyzeResponse } from '../schemas/analyze.js';
+import { MatmulBody, MatmulResponse } from '../schemas/matmul.js';
+import { ErrorReply } from '../schemas/common.js';
+import { fromBinary, fromJson, mergeQueryOptions, NPY, OCTET } from '../tensor-source.js';
+import type { TensorSource } from '../../pool/messages.js';
+import { sendReply } from '../send.js';
+
+const OPTION_KEYS = Object.keys(AnalyzeOptions.shape);
+const errors = { 400: ErrorReply, 413: ErrorReply, 415: ErrorReply, 503: ErrorReply };
+
+export const analyzeRoutes: FastifyPluginAsync = async (app) => {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+
+  r.post('/v1/analyze', {
+    schema: {
+      summary: 'Compare bit widths, schemes, granularities and calibrations on one tensor',
+      description:
+        'Quantizes the tensor with every combination asked for and reports the error and size of each. ' +
+        'With `target_snr_db`, `recommended` is the smallest row that reaches it. Lists in the query string are comma-separated.',
+      tags: ['analyze'],
+      consumes: ['application/json', NPY, OCTET],
+      body: AnalyzeJsonBody,
+      querystring: AnalyzeQuery,
+      response: { 200: AnalyzeResponse, ...errors },
+    },
+    preValidation: async (request) => mergeQueryOptions(request, OPTION_KEYS),
+    handler: async (request, reply) => {
+      const body: unknown = request.body;
+      let input: TensorSource;
+      let transferList: ArrayBuffer[] = [];
+      let options;
+      if (Buffer.isBuffer(body)) {
+        ({ source: input, transferList } = fromBinary(request, body, request.query));
+        const { shape: _s, dtype: _d, ...rest } = request.query;
+        options = rest;
+      } else {
+        const { tensor, ...rest } = request.body;
+        input = fromJson(tensor);
+        options = rest;
+      }
+      return sendReply(request, reply, { op: 'analyze', input, options, limits: app.limits }, transferList);
+    },
+  });
+
+  r.post('/v1/matmul', {
+    schema: {
+      summary: 'Quantized matrix multiplication with exact integer accumulation',
+      description: 'C = A @ B computed from the quantized operands, compared with the float32 product.',
+      tags: ['analyze'],
+      body: MatmulBody,
+      response: { 200: MatmulResponse, ...errors },
+    },
+    handler: async (request, reply) => {
+      const { a, b, ...options } = request.body;
+      return sendReply(request, reply, { op: 'matmul', a: fromJson(a), b: fromJson(b), options, limits: app.limits });
+    },
+  });
+};

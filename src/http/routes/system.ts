@@ -1,0 +1,21 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+
+const Health = z.object({ status: z.literal('ok') });
+const Ready = z.object({ status: z.enum(['ready', 'not_ready']), workers: z.number().int(), queued: z.number().int() });
+
+export const systemRoutes: FastifyPluginAsync = async (app) => {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  r.get('/healthz', { schema: { summary: 'Liveness', tags: ['ops'], response: { 200: Health } } }, async () => ({ status: 'ok' as const }));
+  r.get(
+    '/readyz',
+    { schema: { summary: 'Readiness: the worker pool is up', tags: ['ops'], response: { 200: Ready, 503: Ready } } },
+    async (_request, reply) => {
+      const workers = app.pool.threads;
+      const ready = workers > 0 && !app.closing;
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', workers, queued: app.pool.queueSize });
+    },
+  );
+  r.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+};

@@ -1,0 +1,55 @@
+import type { FastifyRequest } from 'fastify';
+import type { FloatDType } from '../core/dtypes.js';
+import { Errors } from '../errors.js';
+import type { TensorSource } from '../pool/messages.js';
+import type { TensorBody } from './schemas/common.js';
+
+export const NPY = 'application/x-npy';
+export const OCTET = 'application/octet-stream';
+export const NPZ = 'application/x-npz';
+
+/** The body as bytes this thread may give away: a Buffer that owns its whole ArrayBuffer, else a copy. */
+export function ownedBytes(buf: Buffer): Uint8Array {
+  if (buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength && buf.buffer instanceof ArrayBuffer) {
+    return new Uint8Array(buf.buffer);
+  }
+  return new Uint8Array(buf);
+}
+
+export function fromJson(t: TensorBody): TensorSource {
+  if (t.b64 !== undefined) return { kind: 'b64', b64: t.b64, dtype: t.dtype ?? 'float32', shape: t.shape ?? [] };
+  return { kind: 'json', data: t.data ?? [], shape: t.shape };
+}
+
+/** A binary body (NPY or raw) → a tensor source plus the buffer to transfer to the worker. */
+export function fromBinary(
+  request: FastifyRequest,
+  body: Buffer,
+  query: { shape?: number[] | undefined; dtype: FloatDType },
+): { source: TensorSource; transferList: ArrayBuffer[] } {
+  const bytes = ownedBytes(body);
+  const transferList = [bytes.buffer as ArrayBuffer];
+  if (request.headers['content-type']?.startsWith(NPY)) {
+    return { source: { kind: 'npy', bytes }, transferList };
+  }
+  if (!query.shape) {
+    throw new Errors.Validation('querystring/shape is required with application/octet-stream, e.g. ?shape=256,512');
+  }
+  return { source: { kind: 'raw', bytes, dtype: query.dtype, shape: query.shape }, transferList };
+}
+
+/** JSON bodies may also take options from the query string, where the body leaves them out. */
+export function mergeQueryOptions(request: FastifyRequest, keys: readonly string[]): void {
+  const body = request.body;
+  if (!body || typeof body !== 'object' || Buffer.isBuffer(body) || Array.isArray(body)) return;
+  const query = request.query as Record<string, unknown>;
+  for (const key of keys) {
+    if (query[key] !== undefined && (body as Record<string, unknown>)[key] === undefined) {
+      (body as Record<string, unknown>)[key] = query[key];
+    }
+  }
+}
+
+export function wants(request: FastifyRequest, type: string): boolean {
+  return (request.headers.accept ?? '').split(',').some((part) => part.trim().startsWith(type));
+}

@@ -1,0 +1,44 @@
+import { INT_DTYPE_INFO } from '../../core/dtypes.js';
+import { reportFromSums } from '../../core/metrics.js';
+import { calibrate, quantizeWith, type Granularity } from '../../core/quantize.js';
+import type { CalibrationMethod, Scheme } from '../../core/calibrate.js';
+import type { Task, TaskReply } from '../messages.js';
+import { decodeInput } from './decode-input.js';
+import { jsonBody, sizeReport, specOf } from './report.js';
+
+/** Every requested combination of bits × scheme × granularity × calibration on one tensor. */
+export function runAnalyze(task: Extract<Task, { op: 'analyze' }>): TaskReply {
+  const { data, shape } = decodeInput(task.input, task.limits);
+  const o = task.options;
+  const rows: Array<{
+    bits: number;
+    scheme: Scheme;
+    granularity: Granularity;
+    calibration: CalibrationMethod;
+    error: ReturnType<typeof reportFromSums>;
+    size: ReturnType<typeof sizeReport>;
+  }> = [];
+  for (const bits of o.bits) {
+    for (const scheme of o.schemes) {
+      // One output buffer per container, reused across rows: only the error sums are kept.
+      const scratch = INT_DTYPE_INFO[scheme === 'symmetric' ? 'int16' : 'uint16'].create(data.length);
+      for (const granularity of o.granularities) {
+        for (const calibration of o.calibrations) {
+          const spec = specOf({ bits, scheme, granularity, calibration, axis: o.axis, group_size: o.group_size, percentile: o.percentile });
+          const params = calibrate(data, shape, spec);
+          const { sums } = quantizeWith(data, params, scratch);
+          rows.push({ bits, scheme, granularity, calibration, error: reportFromSums(sums), size: sizeReport(params, data.length) });
+        }
+      }
+    }
+  }
+  let recommended: (typeof rows)[number] | null = null;
+  if (o.target_snr_db !== undefined) {
+    for (const row of rows) {
+      if (row.error.snr_db !== null && row.error.snr_db >= o.target_snr_db) {
+        if (!recommended || row.size.quantized_bytes < recommended.size.quantized_bytes) recommended = row;
+      }
+    }
+  }
+  return { body: jsonBody({ shape, rows, recommended }), contentType: 'application/json', log: { shape, elements: data.length } };
+}

@@ -1,0 +1,45 @@
+import { packedBytes } from '../../core/dtypes.js';
+import type { QuantParams, QuantSpec } from '../../core/quantize.js';
+import { nest } from '../../core/shape.js';
+import type { QuantizeOptions } from '../messages.js';
+
+/** The spec the core runs, with the axis default that depends on the granularity. */
+export function specOf(o: Omit<QuantizeOptions, 'include_values'>): QuantSpec {
+  return {
+    bits: o.bits,
+    scheme: o.scheme,
+    granularity: o.granularity,
+    axis: o.axis ?? (o.granularity === 'per_group' ? -1 : 0),
+    groupSize: o.group_size,
+    calibration: o.calibration,
+    percentile: o.percentile,
+  };
+}
+
+export function sizeReport(params: QuantParams, n: number) {
+  const zp = params.scheme === 'asymmetric' ? packedBytes(params.dtype, params.scale.length) : 0;
+  const quantizedBytes = packedBytes(params.dtype, n) + 4 * params.scale.length + zp;
+  return { original_bytes: 4 * n, quantized_bytes: quantizedBytes, compression_ratio: (4 * n) / quantizedBytes };
+}
+
+/** The option echo every response starts with (axis and group_size null where they do not apply). */
+export function optionsEcho(spec: QuantSpec, params: QuantParams) {
+  return {
+    bits: spec.bits,
+    scheme: spec.scheme,
+    granularity: spec.granularity,
+    axis: spec.granularity === 'per_tensor' ? null : params.plan.axis,
+    group_size: spec.granularity === 'per_group' ? spec.groupSize : null,
+    calibration: { method: spec.calibration, percentile: spec.calibration === 'percentile' ? spec.percentile : null },
+  };
+}
+
+/** scale / zero_point as a number per tensor, else nested arrays in the parameter shape. */
+export function paramsJson(params: QuantParams): { scale: unknown; zero_point: unknown } {
+  return { scale: nest(params.scale, params.plan.paramShape), zero_point: nest(params.zeroPoint, params.plan.paramShape) };
+}
+
+export function jsonBody(value: unknown): Uint8Array {
+  const buf = Buffer.from(JSON.stringify(value));
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
