@@ -50,6 +50,18 @@ export function mergeQueryOptions(request: FastifyRequest, keys: readonly string
   }
 }
 
-export function wants(request: FastifyRequest, type: string): boolean {
-  return (request.headers.accept ?? '').split(',').some((part) => part.trim().startsWith(type));
+/**
+ * Picks the reply type from the Accept header among those a route offers (the first is the
+ * default); an Accept header that allows none of them is a 406.
+ */
+export function negotiate<T extends string>(request: FastifyRequest, offered: readonly [T, ...T[]]): T {
+  const accept = request.headers.accept;
+  if (!accept) return offered[0];
+  const ranges = accept.split(',').map((part) => part.split(';')[0]!.trim().toLowerCase());
+  for (const range of ranges) {
+    const hit = offered.find((type) => type === range);
+    if (hit) return hit;
+  }
+  if (ranges.some((r) => r === '*/*' || r === 'application/*')) return offered[0];
+  throw new Errors.NotAcceptable(`Accept: ${accept} allows none of the types this route returns: ${offered.join(', ')}`);
 }

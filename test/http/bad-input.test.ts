@@ -49,6 +49,7 @@ const cases: Case[] = [
   { name: 'too many dims', status: 400, code: 'QUANT_ERR_TENSOR_SHAPE', message: /MAX_DIMS=8/, send: json({ tensor: { b64: 'AAAA', shape: [1, 1, 1, 1, 1, 1, 1, 1, 1] } }) },
   { name: 'body over BODY_LIMIT', status: 413, code: 'QUANT_ERR_BODY_TOO_LARGE', message: /limit of 1048576 bytes/, send: raw('application/octet-stream', Buffer.alloc(2 * 1024 * 1024), '?shape=524288') },
   { name: 'unsupported Content-Type', status: 415, code: 'QUANT_ERR_UNSUPPORTED_MEDIA_TYPE', message: /text\/csv/, send: raw('text/csv', '1,2,3') },
+  { name: 'unacceptable Accept', status: 406, code: 'QUANT_ERR_NOT_ACCEPTABLE', message: /text\/csv allows none/, send: () => server().post('/v1/quantize').set('accept', 'text/csv').send({ tensor: { data: [1] } }) },
   { name: 'invalid JSON', status: 400, code: 'QUANT_ERR_BAD_JSON', message: /not valid JSON/, send: raw('application/json', '{"tensor": ') },
   { name: 'empty JSON body', status: 400, code: 'QUANT_ERR_BAD_JSON', message: /empty/, send: raw('application/json', '') },
   { name: 'raw body without shape', status: 400, code: 'QUANT_ERR_VALIDATION', message: /shape is required/, send: raw('application/octet-stream', Buffer.alloc(8)) },

@@ -3,12 +3,12 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { AnalyzeJsonBody, AnalyzeOptions, AnalyzeQuery, AnalyzeResponse } from '../schemas/analyze.js';
 import { MatmulBody, MatmulResponse } from '../schemas/matmul.js';
 import { ErrorReply } from '../schemas/common.js';
-import { fromBinary, fromJson, mergeQueryOptions, NPY, OCTET } from '../tensor-source.js';
+import { fromBinary, fromJson, mergeQueryOptions, negotiate, NPY, OCTET } from '../tensor-source.js';
 import type { TensorSource } from '../../pool/messages.js';
 import { sendReply } from '../send.js';
 
 const OPTION_KEYS = Object.keys(AnalyzeOptions.shape);
-const errors = { 400: ErrorReply, 413: ErrorReply, 415: ErrorReply, 503: ErrorReply };
+const errors = { 400: ErrorReply, 406: ErrorReply, 413: ErrorReply, 415: ErrorReply, 503: ErrorReply, 504: ErrorReply };
 
 export const analyzeRoutes: FastifyPluginAsync = async (app) => {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -27,6 +27,7 @@ export const analyzeRoutes: FastifyPluginAsync = async (app) => {
     },
     preValidation: async (request) => mergeQueryOptions(request, OPTION_KEYS),
     handler: async (request, reply) => {
+      negotiate(request, ['application/json']);
       const body: unknown = request.body;
       let input: TensorSource;
       let transferList: ArrayBuffer[] = [];
@@ -53,6 +54,7 @@ export const analyzeRoutes: FastifyPluginAsync = async (app) => {
       response: { 200: MatmulResponse, ...errors },
     },
     handler: async (request, reply) => {
+      negotiate(request, ['application/json']);
       const { a, b, ...options } = request.body;
       return sendReply(request, reply, { op: 'matmul', a: fromJson(a), b: fromJson(b), options, limits: app.limits });
     },

@@ -2,12 +2,12 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { BinaryQuery, DequantizeBody, DequantizeResponse, QuantizeJsonBody, QuantizeOptions, QuantizeResponse } from '../schemas/quantize.js';
 import { ErrorReply } from '../schemas/common.js';
-import { fromBinary, fromJson, mergeQueryOptions, NPY, NPZ, OCTET, wants } from '../tensor-source.js';
+import { fromBinary, fromJson, mergeQueryOptions, NPY, NPZ, OCTET, negotiate } from '../tensor-source.js';
 import type { TensorSource } from '../../pool/messages.js';
 import { sendReply } from '../send.js';
 
 const OPTION_KEYS = Object.keys(QuantizeOptions.shape);
-const errors = { 400: ErrorReply, 413: ErrorReply, 415: ErrorReply, 503: ErrorReply };
+const errors = { 400: ErrorReply, 406: ErrorReply, 413: ErrorReply, 415: ErrorReply, 503: ErrorReply, 504: ErrorReply };
 
 export const quantizeRoutes: FastifyPluginAsync = async (app) => {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -40,7 +40,7 @@ export const quantizeRoutes: FastifyPluginAsync = async (app) => {
         input = fromJson(tensor);
         options = rest;
       }
-      const accept = wants(request, NPZ) ? 'npz' : 'json';
+      const accept = negotiate(request, ['application/json', NPZ]) === NPZ ? 'npz' : 'json';
       return sendReply(request, reply, { op: 'quantize', input, options, accept, limits: app.limits }, transferList);
     },
   });
@@ -67,7 +67,7 @@ export const quantizeRoutes: FastifyPluginAsync = async (app) => {
         scale: b.scale,
         zero_point: b.zero_point,
       };
-      const accept = wants(request, NPY) ? 'npy' : 'json';
+      const accept = negotiate(request, ['application/json', NPY]) === NPY ? 'npy' : 'json';
       return sendReply(request, reply, { op: 'dequantize', payload, accept, limits: app.limits });
     },
   });
