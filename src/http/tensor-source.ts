@@ -65,3 +65,21 @@ export function negotiate<T extends string>(request: FastifyRequest, offered: re
   if (ranges.some((r) => r === '*/*' || r === 'application/*')) return offered[0];
   throw new Errors.NotAcceptable(`Accept: ${accept} allows none of the types this route returns: ${offered.join(', ')}`);
 }
+
+/**
+ * A tensor route's request → the tensor source, the buffers to transfer and the options:
+ * from the JSON body, or from the query string when the body is NPY or raw bytes.
+ */
+export function splitTensorRequest<B extends { tensor: TensorBody }, Q extends { shape?: number[] | undefined; dtype: FloatDType }>(
+  request: FastifyRequest,
+  body: B,
+  query: Q,
+): { input: TensorSource; transferList: ArrayBuffer[]; options: Omit<B, 'tensor'> | Omit<Q, 'shape' | 'dtype'> } {
+  if (Buffer.isBuffer(body)) {
+    const { source, transferList } = fromBinary(request, body, query);
+    const { shape: _shape, dtype: _dtype, ...options } = query;
+    return { input: source, transferList, options };
+  }
+  const { tensor, ...options } = body;
+  return { input: fromJson(tensor), transferList: [], options };
+}

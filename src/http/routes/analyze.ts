@@ -3,8 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { AnalyzeJsonBody, AnalyzeOptions, AnalyzeQuery, AnalyzeResponse } from '../schemas/analyze.js';
 import { MatmulBody, MatmulResponse } from '../schemas/matmul.js';
 import { ErrorReply } from '../schemas/common.js';
-import { fromBinary, fromJson, mergeQueryOptions, negotiate, NPY, OCTET } from '../tensor-source.js';
-import type { TensorSource } from '../../pool/messages.js';
+import { fromJson, mergeQueryOptions, splitTensorRequest, negotiate, NPY, OCTET } from '../tensor-source.js';
 import { sendReply } from '../send.js';
 
 const OPTION_KEYS = Object.keys(AnalyzeOptions.shape);
@@ -28,19 +27,7 @@ export const analyzeRoutes: FastifyPluginAsync = async (app) => {
     preValidation: async (request) => mergeQueryOptions(request, OPTION_KEYS),
     handler: async (request, reply) => {
       negotiate(request, ['application/json']);
-      const body: unknown = request.body;
-      let input: TensorSource;
-      let transferList: ArrayBuffer[] = [];
-      let options;
-      if (Buffer.isBuffer(body)) {
-        ({ source: input, transferList } = fromBinary(request, body, request.query));
-        const { shape: _s, dtype: _d, ...rest } = request.query;
-        options = rest;
-      } else {
-        const { tensor, ...rest } = request.body;
-        input = fromJson(tensor);
-        options = rest;
-      }
+      const { input, transferList, options } = splitTensorRequest(request, request.body, request.query);
       return sendReply(request, reply, { op: 'analyze', input, options, limits: app.limits }, transferList);
     },
   });

@@ -2,8 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { BinaryQuery, DequantizeBody, DequantizeResponse, QuantizeJsonBody, QuantizeOptions, QuantizeResponse } from '../schemas/quantize.js';
 import { ErrorReply } from '../schemas/common.js';
-import { fromBinary, fromJson, mergeQueryOptions, NPY, NPZ, OCTET, negotiate } from '../tensor-source.js';
-import type { TensorSource } from '../../pool/messages.js';
+import { mergeQueryOptions, splitTensorRequest, NPY, NPZ, OCTET, negotiate } from '../tensor-source.js';
 import { sendReply } from '../send.js';
 
 const OPTION_KEYS = Object.keys(QuantizeOptions.shape);
@@ -27,19 +26,7 @@ export const quantizeRoutes: FastifyPluginAsync = async (app) => {
     },
     preValidation: async (request) => mergeQueryOptions(request, OPTION_KEYS),
     handler: async (request, reply) => {
-      const body: unknown = request.body;
-      let input: TensorSource;
-      let transferList: ArrayBuffer[] = [];
-      let options;
-      if (Buffer.isBuffer(body)) {
-        ({ source: input, transferList } = fromBinary(request, body, request.query));
-        const { shape: _s, dtype: _d, ...rest } = request.query;
-        options = rest;
-      } else {
-        const { tensor, ...rest } = request.body;
-        input = fromJson(tensor);
-        options = rest;
-      }
+      const { input, transferList, options } = splitTensorRequest(request, request.body, request.query);
       const accept = negotiate(request, ['application/json', NPZ]) === NPZ ? 'npz' : 'json';
       return sendReply(request, reply, { op: 'quantize', input, options, accept, limits: app.limits }, transferList);
     },
