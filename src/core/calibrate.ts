@@ -141,29 +141,94 @@ function rangeError(x: Float32Array, full: Range, r: number, p: IntParams): numb
   return sumSquaredError(x, scale, zeroPoint, p.qMin, p.qMax);
 }
 
-const MSE_SAMPLE = 1 << 16;
-const COARSE_STEPS = 64;
-const FINE_STEPS = 32;
+/** Above this many values the search scores candidates on a histogram instead of on every value. */
+const MSE_EXACT_LIMIT = 1 << 15;
+const HIST_BINS = 1 << 16;
+const COARSE_STEPS = 128;
+const FINE_STEPS = 64;
+const FINALISTS = 3;
+
+/**
+ * Per-bin count, sum and sum of squares of x over [lo, hi]: enough to score any quantizer
+ * whose levels are wider than a bin exactly (sum (x - v)^2 = sq - 2 v s + c v^2) and the
+ * others closely.
+ */
+interface Histogram {
+  lo: number;
+  width: number;
+  count: Float64Array;
+  sum: Float64Array;
+  sq: Float64Array;
+}
+
+function histogramOf(x: Float32Array, lo: number, hi: number): Histogram {
+  const width = (hi - lo) / HIST_BINS;
+  const count = new Float64Array(HIST_BINS);
+  const sum = new Float64Array(HIST_BINS);
+  const sq = new Float64Array(HIST_BINS);
+  const inv = 1 / width;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    let b = ((v - lo) * inv) | 0;
+    if (b >= HIST_BINS) b = HIST_BINS - 1;
+    count[b]!++;
+    sum[b]! += v;
+    sq[b]! += v * v;
+  }
+  return { lo, width, count, sum, sq };
+}
+
+function levelOf(v: number, scale: number, zeroPoint: number, qMin: number, qMax: number): number {
+  return clamp(rint(f32(v / scale)) + zeroPoint, qMin, qMax);
+}
+
+/** Estimated sum of squared errors from the histogram. */
+function histogramError(h: Histogram, scale: number, zeroPoint: number, p: IntParams): number {
+  let total = 0;
+  for (let b = 0; b < HIST_BINS; b++) {
+    const c = h.count[b]!;
+    if (c === 0) continue;
+    const a = h.lo + b * h.width;
+    const qa = levelOf(a, scale, zeroPoint, p.qMin, p.qMax);
+    const qb = levelOf(a + h.width, scale, zeroPoint, p.qMin, p.qMax);
+    if (qa === qb || h.width < scale) {
+      // One level for the whole bin (exact), or a boundary inside it: assign by the bin's mean.
+      const q = qa === qb ? qa : levelOf(h.sum[b]! / c, scale, zeroPoint, p.qMin, p.qMax);
+      const v = f32((q - zeroPoint) * scale);
+      total += Math.max(0, h.sq[b]! - 2 * v * h.sum[b]! + c * v * v);
+    } else {
+      // Many levels inside one bin: rounding noise is uniform over a level.
+      total += (c * scale * scale) / 12;
+    }
+  }
+  return total;
+}
 
 /**
  * The clip range that minimises the MSE of the dequantized values: a coarse grid over clip
- * ratios r in (0, 1] of the min-max range, a finer grid around the best, both on a strided
- * sample when x is large, then the best few candidates (and r = 1) scored on all of x.
+ * ratios r in (0, 1] of the min-max range, then a finer grid around the best. Small inputs are
+ * scored exactly; large ones on a 65536-bin histogram, after which the best few candidates
+ * (and r = 1, min-max itself) are scored exactly on all of x.
  */
 export function mseRange(x: Float32Array, p: IntParams): Range {
   const full = minmaxRange(x, p.scheme);
   if (full.lo === full.hi) return full;
-  let sample = x;
-  if (x.length > MSE_SAMPLE) {
-    const stride = Math.ceil(x.length / MSE_SAMPLE);
-    sample = new Float32Array(Math.ceil(x.length / stride));
-    for (let i = 0, j = 0; i < x.length; i += stride, j++) sample[j] = x[i]!;
+  let score: (r: number) => number;
+  if (x.length <= MSE_EXACT_LIMIT) {
+    score = (r) => rangeError(x, full, r, p);
+  } else {
+    const { lo, hi } = minmaxRange(x, 'asymmetric');
+    const h = histogramOf(x, lo, hi);
+    score = (r) => {
+      const { scale, zeroPoint } = paramsFromRange(shrinkRange(full, r), p);
+      return histogramError(h, scale, zeroPoint, p);
+    };
   }
   const scored: Array<{ r: number; err: number }> = [];
   let best = { r: 1, err: Infinity };
   for (let k = 1; k <= COARSE_STEPS; k++) {
     const r = k / COARSE_STEPS;
-    const err = rangeError(sample, full, r, p);
+    const err = score(r);
     scored.push({ r, err });
     if (err < best.err) best = { r, err };
   }
@@ -171,13 +236,12 @@ export function mseRange(x: Float32Array, p: IntParams): Range {
   const to = Math.min(best.r + 1 / COARSE_STEPS, 1);
   for (let k = 0; k <= FINE_STEPS; k++) {
     const r = from + ((to - from) * k) / FINE_STEPS;
-    scored.push({ r, err: rangeError(sample, full, r, p) });
+    scored.push({ r, err: score(r) });
   }
   scored.sort((a, b) => a.err - b.err || b.r - a.r);
-  if (sample === x) return shrinkRange(full, scored[0]!.r);
-  const finalists = [1, ...scored.slice(0, 4).map((s) => s.r)];
+  if (x.length <= MSE_EXACT_LIMIT) return shrinkRange(full, scored[0]!.r);
   let chosen = { r: 1, err: Infinity };
-  for (const r of finalists) {
+  for (const r of [1, ...scored.slice(0, FINALISTS).map((s) => s.r)]) {
     const err = rangeError(x, full, r, p);
     if (err < chosen.err) chosen = { r, err };
   }
