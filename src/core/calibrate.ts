@@ -1,4 +1,4 @@
-import { clamp, f32, rint } from './round.js';
+import { clamp, f32, mulSat, rint } from './round.js';
 
 export const CALIBRATIONS = ['minmax', 'percentile', 'mse'] as const;
 export type CalibrationMethod = (typeof CALIBRATIONS)[number];
@@ -125,7 +125,7 @@ export function sumSquaredError(x: Float32Array, scale: number, zeroPoint: numbe
   for (let i = 0; i < x.length; i++) {
     const v = x[i]!;
     const q = clamp(rint(f32(v / scale)) + zeroPoint, qMin, qMax);
-    const e = v - f32((q - zeroPoint) * scale);
+    const e = v - mulSat(q - zeroPoint, scale);
     s += e * e;
   }
   return s;

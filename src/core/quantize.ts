@@ -9,7 +9,7 @@ import {
   type Range,
   type Scheme,
 } from './calibrate.js';
-import { clamp, f32, rint } from './round.js';
+import { clamp, f32, mulSat, rint } from './round.js';
 import { axisLayout, normalizeAxis, type Shape } from './shape.js';
 import { Errors } from '../errors.js';
 
@@ -173,7 +173,7 @@ export function quantizeWith(x: Float32Array, params: QuantParams, out?: Unpacke
     if (raw < qMin || raw > qMax) sums.clipped++;
     const qv = clamp(raw, qMin, qMax);
     q[idx] = qv;
-    const e = Math.abs(v - f32((qv - zp) * s));
+    const e = Math.abs(v - mulSat(qv - zp, s));
     if (e > sums.maxError) sums.maxError = e;
     sums.sumAbs += e;
     sums.sumSq += e * e;
@@ -182,12 +182,12 @@ export function quantizeWith(x: Float32Array, params: QuantParams, out?: Unpacke
   return { q, sums };
 }
 
-/** x_hat = (q - zero_point) * scale in float32. */
+/** x_hat = (q - zero_point) * scale in float32 (saturating at ±FLT_MAX rather than overflowing). */
 export function dequantizeWith(q: ArrayLike<number>, params: Pick<QuantParams, 'plan' | 'scale' | 'zeroPoint'>, out?: Float32Array): Float32Array {
   const x = out ?? new Float32Array(q.length);
   const { scale, zeroPoint } = params;
   forEachElement(params.plan, (idx, p) => {
-    x[idx] = f32((q[idx]! - zeroPoint[p]!) * scale[p]!);
+    x[idx] = mulSat(q[idx]! - zeroPoint[p]!, scale[p]!);
   });
   return x;
 }

@@ -12,3 +12,14 @@ export function clamp(v: number, lo: number, hi: number): number {
 }
 
 export const f32 = Math.fround;
+
+export const FLT_MAX = 3.4028234663852886e38;
+
+/**
+ * float32 product that saturates at ±FLT_MAX: near the top of the float32 range
+ * q_max * scale can round past it, and a reconstruction must never be Infinity.
+ */
+export function mulSat(a: number, b: number): number {
+  const v = f32(a * b);
+  return v > FLT_MAX ? FLT_MAX : v < -FLT_MAX ? -FLT_MAX : v;
+}
