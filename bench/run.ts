@@ -1,27 +1,55 @@
-import { cpus } from 'node:os';
-import { performance } from 'node:perf_hooks';
-import { quantize } from '../src/core/quantize.js';
+import { writeFileSync } from 'node:fs';
+import { machine } from './lib/machine.js';
+import type { BenchOptions, Detail, Row, ScenarioResult } from './lib/rows.js';
+import { run as kernels } from './kernels.js';
+import { run as calibration } from './calibration.js';
+import { run as http } from './http.js';
+import { run as poolScaling } from './pool-scaling.js';
+import { run as memory } from './memory.js';
+import { run as onnxModel } from './onnx-model.js';
 
-// Kernel throughput of the reference core against a plain copy of the same data, one thread.
+// npm run bench [-- --quick] [-- --only=kernels,http]: every scenario, a table of medians and
+// ratios against baselines measured in the same run, and bench/results.json.
+const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = {
+  kernels,
+  calibration,
+  http,
+  'pool-scaling': poolScaling,
+  memory,
+  'onnx-model': onnxModel,
+};
+
 const quick = process.argv.includes('--quick');
-const n = quick ? 1 << 20 : 1 << 24;
-const runs = quick ? 3 : 5;
-const x = new Float32Array(n);
-for (let i = 0; i < n; i++) x[i] = Math.fround(Math.sin(i * 12.9898) * 43758.5453 % 1);
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const options: BenchOptions = { quick, runs: quick ? 5 : 9, log: (line) => console.log(line) };
+const m = machine();
+console.log(`machine: ${m.cpu} × ${m.cores} cores, ${m.memory_gib} GiB, Node ${m.node}, onnxruntime-node ${m.onnxruntime_node}, ${m.platform}`);
+console.log(`mode: ${quick ? 'quick (smaller tensors)' : 'full'}, median of ${options.runs} runs after warm-up\n`);
 
-function median(f: () => void): number {
-  f();
-  const t: number[] = [];
-  for (let r = 0; r < runs; r++) {
-    const t0 = performance.now();
-    f();
-    t.push(performance.now() - t0);
-  }
-  return t.sort((a, b) => a - b)[t.length >> 1]!;
+const rows: Row[] = [];
+const details: Array<Detail & { scenario: string }> = [];
+for (const [name, scenario] of Object.entries(SCENARIOS)) {
+  if (only && !only.includes(name)) continue;
+  const t0 = Date.now();
+  const result = await scenario(options);
+  rows.push(...result.rows);
+  details.push(...result.details.map((d) => ({ scenario: name, ...d })));
+  console.log(`${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
-const copy = median(() => new Float32Array(n).set(x));
-const int8 = median(() => quantize(x, [n], { bits: 8, scheme: 'symmetric', granularity: 'per_tensor', axis: 0, groupSize: 128, calibration: 'minmax', percentile: 99.99 }));
-console.log(`machine: ${cpus()[0]?.model} × ${cpus().length}, node ${process.version}, ${n} float32 elements, median of ${runs}`);
-console.log(`copy                       ${(n / copy / 1e3).toFixed(0)} Melem/s`);
-console.log(`int8 symmetric per tensor  ${(n / int8 / 1e3).toFixed(0)} Melem/s  (${(copy / int8).toFixed(3)} × copy)`);
+const fmt = (v: number | null, digits = 1) => (v === null ? '—' : Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(digits));
+console.log('');
+console.log(['row'.padEnd(30), 'value'.padStart(12), 'baseline'.padStart(12), 'ratio'.padStart(7), 'target'.padStart(7), ' meets', '  baseline is'].join(' '));
+for (const r of rows) {
+  const meets = r.meets_target === null ? '  —' : r.meets_target ? '  yes' : '  NO';
+  console.log(
+    [r.name.padEnd(30), `${fmt(r.value)} ${r.unit}`.padStart(12), fmt(r.baseline_value).padStart(12), fmt(r.ratio, 2).padStart(7), fmt(r.target_ratio, 2).padStart(7), meets.padEnd(6), `  ${r.baseline_name ?? ''}`].join(' '),
+  );
+  if (r.note) console.log(`${''.padEnd(32)}${r.note}`);
+}
+console.log('');
+for (const d of details) console.log(`${d.scenario}: ${d.name}: ${fmt(d.value)} ${d.unit}`);
+
+const out = new URL('../../bench/results.json', import.meta.url);
+writeFileSync(out, `${JSON.stringify({ machine: m, mode: quick ? 'quick' : 'full', date: new Date().toISOString(), rows, details }, null, 2)}\n`);
+console.log(`\nwrote ${out.pathname}`);

@@ -1,9 +1,21 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { getHeapStatistics } from 'node:v8';
 import { z } from 'zod';
 
 const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
 
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+
+// Keys shorter than this are guessable by brute force over the network.
+const MIN_API_KEY_LENGTH = 16;
+
+const apiKeys = z
+  .string()
+  .default('')
+  .transform((s) => s.split(',').map((k) => k.trim()).filter((k) => k !== ''))
+  .refine((keys) => keys.every((k) => k.length >= MIN_API_KEY_LENGTH), `every key must be at least ${MIN_API_KEY_LENGTH} characters`);
 
 // Every setting, its environment variable and its default, in one place (the README's
 // configuration table lists the same).
@@ -13,12 +25,23 @@ const ConfigSchema = z.object({
   WORKERS: int(availableParallelism(), 1),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   BODY_LIMIT: int(256 * MiB, 1),
+  MODEL_BODY_LIMIT: int(2 * GiB, 1),
+  JOBS_DIR: z.string().min(1).default(join(tmpdir(), 'quantd-jobs')),
+  JOBS_TTL_S: int(3600, 1),
+  JOBS_MAX_BYTES: int(20 * GiB, 1),
+  JOBS_CONCURRENCY: int(1, 1),
   MAX_ELEMENTS: int(64 * MiB, 1),
   MAX_DIMS: int(8, 1),
   MAX_MATMUL_MACS: int(2 ** 31, 1),
   MAX_QUEUE: int(64, 0),
   REQUEST_TIMEOUT_MS: int(120_000, 1),
   SHUTDOWN_TIMEOUT_MS: int(30_000, 1),
+  // 0 turns a guard off. The heap guard defaults to 90% of V8's limit: past it a request
+  // that parses a large JSON body would crash the process instead of getting a 503.
+  MAX_EVENT_LOOP_DELAY_MS: int(1000, 0),
+  MAX_HEAP_USED_BYTES: int(Math.floor(getHeapStatistics().heap_size_limit * 0.9), 0),
+  API_KEYS: apiKeys,
+  RATE_LIMIT_MAX: int(0, 0),
 });
 
 export type EnvConfig = z.infer<typeof ConfigSchema>;
@@ -29,18 +52,36 @@ export interface Config {
   workers: number;
   logLevel: EnvConfig['LOG_LEVEL'];
   bodyLimit: number;
+  /** Body limit for routes that take a whole model; set it as such a route's `bodyLimit`. */
+  modelBodyLimit: number;
+  /** Where jobs keep their uploads and results. */
+  jobsDir: string;
+  jobsTtlS: number;
+  /** Bound on the bytes all jobs hold on disk (uploads and results). */
+  jobsMaxBytes: number;
+  /** Jobs run at once (each takes one worker). */
+  jobsConcurrency: number;
   maxElements: number;
   maxDims: number;
   maxMatmulMacs: number;
   maxQueue: number;
   requestTimeoutMs: number;
   shutdownTimeoutMs: number;
+  /** 0 = off. */
+  maxEventLoopDelayMs: number;
+  /** 0 = off. */
+  maxHeapUsedBytes: number;
+  /** Empty = no authentication. Never log these. */
+  apiKeys: string[];
+  /** Requests per minute per API key (or per client IP without keys); 0 = off. */
+  rateLimitMax: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const known = Object.fromEntries(Object.keys(ConfigSchema.shape).filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]));
   const parsed = ConfigSchema.safeParse(known);
   if (!parsed.success) {
+    // The message names the variable, never its value: API_KEYS must not reach the logs.
     const detail = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new Error(`invalid configuration: ${detail}`);
   }
@@ -51,11 +92,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workers: c.WORKERS,
     logLevel: c.LOG_LEVEL,
     bodyLimit: c.BODY_LIMIT,
+    modelBodyLimit: c.MODEL_BODY_LIMIT,
+    jobsDir: c.JOBS_DIR,
+    jobsTtlS: c.JOBS_TTL_S,
+    jobsMaxBytes: c.JOBS_MAX_BYTES,
+    jobsConcurrency: c.JOBS_CONCURRENCY,
     maxElements: c.MAX_ELEMENTS,
     maxDims: c.MAX_DIMS,
     maxMatmulMacs: c.MAX_MATMUL_MACS,
     maxQueue: c.MAX_QUEUE,
     requestTimeoutMs: c.REQUEST_TIMEOUT_MS,
     shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT_MS,
+    maxEventLoopDelayMs: c.MAX_EVENT_LOOP_DELAY_MS,
+    maxHeapUsedBytes: c.MAX_HEAP_USED_BYTES,
+    apiKeys: c.API_KEYS,
+    rateLimitMax: c.RATE_LIMIT_MAX,
   };
+}
+
+/** What the server logs at startup: every limit, and how many API keys (never the keys). */
+export function describeConfig(config: Config): Record<string, unknown> {
+  const { apiKeys, ...rest } = config;
+  return { ...rest, apiKeys: apiKeys.length };
 }

@@ -1,3 +1,5 @@
+import { minmaxOf } from './kernels/calibrate.js';
+import { histogram, histogramErrors, squaredErrors } from './kernels/mse.js';
 import { clamp, f32, mulSat, rint } from './round.js';
 
 export const CALIBRATIONS = ['minmax', 'percentile', 'mse'] as const;
@@ -136,17 +138,12 @@ export function shrinkRange(full: Range, r: number): Range {
   return { lo: f32(full.lo * r), hi: f32(full.hi * r) };
 }
 
-function rangeError(x: Float32Array, full: Range, r: number, p: IntParams): number {
-  const { scale, zeroPoint } = paramsFromRange(shrinkRange(full, r), p);
-  return sumSquaredError(x, scale, zeroPoint, p.qMin, p.qMax);
-}
-
 /** Above this many values the search scores candidates on a histogram instead of on every value. */
 const MSE_EXACT_LIMIT = 1 << 15;
-const HIST_BINS = 1 << 16;
+const HIST_BINS = 1 << 14;
 const COARSE_STEPS = 128;
 const FINE_STEPS = 64;
-const FINALISTS = 3;
+const FINALISTS = 1;
 
 /**
  * Per-bin count, sum and sum of squares of x over [lo, hi]: enough to score any quantizer
@@ -207,43 +204,49 @@ function histogramError(h: Histogram, scale: number, zeroPoint: number, p: IntPa
 /**
  * The clip range that minimises the MSE of the dequantized values: a coarse grid over clip
  * ratios r in (0, 1] of the min-max range, then a finer grid around the best. Small inputs are
- * scored exactly; large ones on a 65536-bin histogram, after which the best few candidates
- * (and r = 1, min-max itself) are scored exactly on all of x.
+ * scored exactly; large ones on a 16384-bin histogram of counts (each bin's values taken as
+ * spread around its centre), after which the best candidate and r = 1 (min-max itself)
+ * are scored exactly on all of x in one pass, so the choice is never worse than min-max.
+ * Exact scores and the histogram run on the kernels (kernels/mse.ts).
  */
 export function mseRange(x: Float32Array, p: IntParams): Range {
-  const full = minmaxRange(x, p.scheme);
+  const large = x.length > MSE_EXACT_LIMIT;
+  const span = large ? minmaxOf(x) : minmaxRange(x, 'asymmetric');
+  const alpha = Math.max(Math.abs(span.lo), Math.abs(span.hi));
+  const full = p.scheme === 'symmetric' ? { lo: -alpha, hi: alpha } : span;
   if (full.lo === full.hi) return full;
-  let score: (r: number) => number;
-  if (x.length <= MSE_EXACT_LIMIT) {
-    score = (r) => rangeError(x, full, r, p);
-  } else {
-    const { lo, hi } = minmaxRange(x, 'asymmetric');
-    const h = histogramOf(x, lo, hi);
-    score = (r) => {
-      const { scale, zeroPoint } = paramsFromRange(shrinkRange(full, r), p);
-      return histogramError(h, scale, zeroPoint, p);
-    };
+  const candidate = (r: number) => paramsFromRange(shrinkRange(full, r), p);
+  const exact = (rs: number[]) => squaredErrors(x, rs.map(candidate), p.qMin, p.qMax);
+  let scoreAll: (rs: number[]) => number[] = exact;
+  if (large) {
+    const inv = Math.fround(HIST_BINS / (span.hi - span.lo));
+    const width = (span.hi - span.lo) / HIST_BINS;
+    if (Number.isFinite(inv) && Math.fround(width) > 0) {
+      const h = histogram(x, span.lo, span.hi, HIST_BINS);
+      scoreAll = (rs) => histogramErrors(h, rs.map(candidate), p.qMin, p.qMax);
+    } else {
+      // A range so narrow (subnormal) that float32 bins cannot resolve it: float64 bins in JS.
+      const h = histogramOf(x, span.lo, span.hi);
+      scoreAll = (rs) => rs.map((r) => {
+        const { scale, zeroPoint } = candidate(r);
+        return histogramError(h, scale, zeroPoint, p);
+      });
+    }
   }
-  const scored: Array<{ r: number; err: number }> = [];
-  let best = { r: 1, err: Infinity };
-  for (let k = 1; k <= COARSE_STEPS; k++) {
-    const r = k / COARSE_STEPS;
-    const err = score(r);
-    scored.push({ r, err });
-    if (err < best.err) best = { r, err };
-  }
+  const coarse = Array.from({ length: COARSE_STEPS }, (_, i) => (i + 1) / COARSE_STEPS);
+  const scored = zipScores(coarse, scoreAll(coarse));
+  const best = scored.reduce((a, b) => (b.err < a.err ? b : a));
   const from = Math.max(best.r - 1 / COARSE_STEPS, 1 / (COARSE_STEPS * FINE_STEPS));
   const to = Math.min(best.r + 1 / COARSE_STEPS, 1);
-  for (let k = 0; k <= FINE_STEPS; k++) {
-    const r = from + ((to - from) * k) / FINE_STEPS;
-    scored.push({ r, err: score(r) });
-  }
+  const fine = Array.from({ length: FINE_STEPS + 1 }, (_, k) => from + ((to - from) * k) / FINE_STEPS);
+  scored.push(...zipScores(fine, scoreAll(fine)));
   scored.sort((a, b) => a.err - b.err || b.r - a.r);
-  if (x.length <= MSE_EXACT_LIMIT) return shrinkRange(full, scored[0]!.r);
-  let chosen = { r: 1, err: Infinity };
-  for (const r of [1, ...scored.slice(0, FINALISTS).map((s) => s.r)]) {
-    const err = rangeError(x, full, r, p);
-    if (err < chosen.err) chosen = { r, err };
-  }
+  if (!large) return shrinkRange(full, scored[0]!.r);
+  const finalists = [1, ...scored.slice(0, FINALISTS).map((s) => s.r)];
+  const chosen = zipScores(finalists, exact(finalists)).reduce((a, b) => (b.err < a.err ? b : a));
   return shrinkRange(full, chosen.r);
+}
+
+function zipScores(rs: number[], errs: number[]): Array<{ r: number; err: number }> {
+  return rs.map((r, i) => ({ r, err: errs[i]! }));
 }

@@ -1,19 +1,20 @@
 import { INT_DTYPE_INFO, packedBytes, type IntDType, type UnpackedArray } from './dtypes.js';
+import { packKernel, unpackKernel } from './kernels/pack.js';
+import { packReference } from './reference/pack.js';
 
 // LSB-first packing: element i takes the lowest free bits of its byte first (the ONNX
 // int4 layout: element 0 in the low nibble), two's complement inside the field.
+// 2- and 4-bit containers go through the WebAssembly kernel; the plain loops it must match
+// are in reference/pack.ts.
 
 /** Packs one integer per element into the container's storage bytes (little-endian for 16-bit). */
 export function pack(values: UnpackedArray, dtype: IntDType): Uint8Array {
   const bits = INT_DTYPE_INFO[dtype].storageBits;
   if (bits >= 8) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-  const n = values.length;
-  const out = new Uint8Array(packedBytes(dtype, n));
-  const perByte = 8 / bits;
-  const mask = (1 << bits) - 1;
-  for (let i = 0; i < n; i++) {
-    out[(i / perByte) | 0]! |= (values[i]! & mask) << ((i % perByte) * bits);
-  }
+  // Values held in a wider container than the dtype's own (a scratch array) take the plain loop.
+  if (values.BYTES_PER_ELEMENT !== 1) return packReference(values, dtype);
+  const out = new Uint8Array(packedBytes(dtype, values.length));
+  packKernel(values as Int8Array | Uint8Array, bits as 2 | 4, out);
   return out;
 }
 
@@ -28,13 +29,6 @@ export function unpack(bytes: Uint8Array, n: number, dtype: IntDType): UnpackedA
     new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes.subarray(0, need));
     return out;
   }
-  const perByte = 8 / bits;
-  const mask = (1 << bits) - 1;
-  const signBit = 1 << (bits - 1);
-  for (let i = 0; i < n; i++) {
-    let v = (bytes[(i / perByte) | 0]! >> ((i % perByte) * bits)) & mask;
-    if (info.signed && v & signBit) v -= 1 << bits;
-    out[i] = v;
-  }
+  unpackKernel(bytes, n, bits as 2 | 4, info.signed, out as Int8Array | Uint8Array);
   return out;
 }

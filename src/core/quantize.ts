@@ -9,7 +9,10 @@ import {
   type Range,
   type Scheme,
 } from './calibrate.js';
-import { clamp, f32, mulSat, rint } from './round.js';
+import { minmaxRanges, countNaN } from './kernels/calibrate.js';
+import { dequantizeKernel, isKernelInts } from './kernels/dequantize.js';
+import { quantizeKernel } from './kernels/quantize.js';
+import { dequantizeWithReference, groupValuesReference, quantizeWithReference } from './reference/quantize.js';
 import { axisLayout, normalizeAxis, type Shape } from './shape.js';
 import { Errors } from '../errors.js';
 
@@ -80,33 +83,6 @@ export function planParams(shape: Shape, granularity: Granularity, axis: number,
   };
 }
 
-/** Calls fn(elementIndex, paramIndex) for every element in memory order. */
-function forEachElement(plan: ParamPlan, fn: (idx: number, p: number) => void): void {
-  let idx = 0;
-  for (let o = 0; o < plan.outer; o++) {
-    for (let a = 0; a < plan.len; a++) {
-      const base = o * plan.outerStride + ((a / plan.group) | 0) * plan.axisStride;
-      for (let i = 0; i < plan.inner; i++) fn(idx++, base + i * plan.innerStride);
-    }
-  }
-}
-
-/** The values of each parameter's group, laid out contiguously, group p at [offsets[p], offsets[p+1]). */
-export function groupValues(x: Float32Array, plan: ParamPlan): { values: Float32Array; offsets: Float64Array } {
-  if (plan.count === 1) return { values: x, offsets: Float64Array.of(0, x.length) };
-  const offsets = new Float64Array(plan.count + 1);
-  forEachElement(plan, (_idx, p) => {
-    offsets[p + 1]!++;
-  });
-  for (let p = 0; p < plan.count; p++) offsets[p + 1]! += offsets[p]!;
-  const cursor = offsets.slice(0, plan.count);
-  const values = new Float32Array(x.length);
-  forEachElement(plan, (idx, p) => {
-    values[cursor[p]!++] = x[idx]!;
-  });
-  return { values, offsets };
-}
-
 export interface QuantParams extends IntParams {
   dtype: IntDType;
   plan: ParamPlan;
@@ -136,13 +112,26 @@ export function calibrate(x: Float32Array, shape: Shape, spec: QuantSpec): Quant
   const plan = planParams(shape, spec.granularity, spec.axis, spec.groupSize);
   const scale = new Float32Array(plan.count);
   const zeroPoint = new Int32Array(plan.count);
-  const { values, offsets } = groupValues(x, plan);
-  for (let p = 0; p < plan.count; p++) {
-    const range = calibrateSlice(values.subarray(offsets[p]!, offsets[p + 1]!), spec, ip);
+  const set = (p: number, range: Range) => {
     const sz = paramsFromRange(range, ip);
     scale[p] = sz.scale;
     zeroPoint[p] = sz.zeroPoint;
+  };
+  if (spec.calibration === 'minmax') {
+    // One fused min/max pass (the kernels); minmaxRange's symmetric range from it.
+    const { lo, hi } = minmaxRanges(x, plan);
+    for (let p = 0; p < plan.count; p++) {
+      if (spec.scheme === 'asymmetric') {
+        set(p, { lo: lo[p]!, hi: hi[p]! });
+      } else {
+        const alpha = Math.max(Math.abs(lo[p]!), Math.abs(hi[p]!));
+        set(p, { lo: -alpha, hi: alpha });
+      }
+    }
+    return { ...ip, plan, scale, zeroPoint };
   }
+  const { values, offsets } = groupValuesReference(x, plan);
+  for (let p = 0; p < plan.count; p++) set(p, calibrateSlice(values.subarray(offsets[p]!, offsets[p + 1]!), spec, ip));
   return { ...ip, plan, scale, zeroPoint };
 }
 
@@ -160,35 +149,38 @@ export interface ErrorSums {
  * q = clamp(round(x / scale) + zero_point, q_min, q_max), with x / scale a float32 division
  * and ties to even; the error sums compare x with (q - zero_point) * scale in float32,
  * accumulated in float64.
+ *
+ * The WebAssembly kernels compute every q, the clipped count and max_error exactly as the
+ * reference (reference/quantize.ts) does; the three float64 sums are added in another order
+ * (eight partial sums), so they can differ from the reference's in the last bits. Inputs the
+ * kernels cannot match (NaN, or a reconstruction past the float32 range) take the reference.
  */
 export function quantizeWith(x: Float32Array, params: QuantParams, out?: UnpackedArray): { q: UnpackedArray; sums: ErrorSums } {
   const q = out ?? INT_DTYPE_INFO[params.dtype].create(x.length);
-  const { scale, zeroPoint, qMin, qMax } = params;
-  const sums: ErrorSums = { count: x.length, clipped: 0, maxError: 0, sumAbs: 0, sumSq: 0, sumX2: 0 };
-  forEachElement(params.plan, (idx, p) => {
-    const v = x[idx]!;
-    const s = scale[p]!;
-    const zp = zeroPoint[p]!;
-    const raw = rint(f32(v / s)) + zp;
-    if (raw < qMin || raw > qMax) sums.clipped++;
-    const qv = clamp(raw, qMin, qMax);
-    q[idx] = qv;
-    const e = Math.abs(v - mulSat(qv - zp, s));
-    if (e > sums.maxError) sums.maxError = e;
-    sums.sumAbs += e;
-    sums.sumSq += e * e;
-    sums.sumX2 += v * v;
-  });
+  const sums = quantizeKernel(x, params, q, true);
+  if (!(Number.isFinite(sums.sumAbs) && Number.isFinite(sums.sumSq) && Number.isFinite(sums.sumX2))) {
+    return quantizeWithReference(x, params, q);
+  }
   return { q, sums };
+}
+
+/**
+ * The integers alone, without the error report: what onnxruntime's QuantizeLinear computes,
+ * at about twice quantizeWith's speed. Returns the clipped count as well.
+ */
+export function quantizeValues(x: Float32Array, params: QuantParams, out?: UnpackedArray): { q: UnpackedArray; clipped: number } {
+  const q = out ?? INT_DTYPE_INFO[params.dtype].create(x.length);
+  const { clipped } = quantizeKernel(x, params, q, false);
+  // The kernel counts a NaN as clipped (and writes no defined integer for it).
+  if (clipped > 0 && countNaN(x) > 0) return { q, clipped: quantizeWithReference(x, params, q).sums.clipped };
+  return { q, clipped };
 }
 
 /** x_hat = (q - zero_point) * scale in float32 (saturating at ±FLT_MAX rather than overflowing). */
 export function dequantizeWith(q: ArrayLike<number>, params: Pick<QuantParams, 'plan' | 'scale' | 'zeroPoint'>, out?: Float32Array): Float32Array {
   const x = out ?? new Float32Array(q.length);
-  const { scale, zeroPoint } = params;
-  forEachElement(params.plan, (idx, p) => {
-    x[idx] = mulSat(q[idx]! - zeroPoint[p]!, scale[p]!);
-  });
+  if (!isKernelInts(q)) return dequantizeWithReference(q, params, x);
+  dequantizeKernel(q, params, x);
   return x;
 }
 

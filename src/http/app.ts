@@ -7,12 +7,23 @@ import type { Config } from '../config.js';
 import { Errors } from '../errors.js';
 import type { TaskLimits } from '../pool/messages.js';
 import { QuantPool } from '../pool/pool.js';
-import { errorHandler } from './error-handler.js';
+import { auth } from './auth.js';
+import { binaryBodies } from './binary-bodies.js';
+import { clientErrorHandler, errorHandler } from './error-handler.js';
+import { loadShedding } from './load-shedding.js';
+import { loggerOptions } from './logger.js';
 import { binaryRequestBodies } from './openapi.js';
+import { modelRequestBodies } from './openapi-models.js';
+import { bearerSecurity } from './openapi-security.js';
+import { rateLimiting } from './rate-limit.js';
+import { RequestLogController, requestLog } from './request-log.js';
+import { shutdown } from './shutdown.js';
 import { analyzeRoutes } from './routes/analyze.js';
+import { MODEL_UPLOAD_PATHS, modelRoutes } from './routes/models.js';
+import { JOB_UPLOAD_PATHS, jobRoutes } from './routes/jobs.js';
+import { jobsPlugin, type JobsPluginOptions } from './jobs-plugin.js';
 import { quantizeRoutes } from './routes/quantize.js';
 import { systemRoutes } from './routes/system.js';
-import { NPY, OCTET } from './tensor-source.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -29,16 +40,16 @@ export interface AppOptions {
   config: Config;
   /** A pool to use instead of creating one (tests share one across apps). */
   pool?: QuantPool;
+  /** Job store and runner settings beside the config (tests use them). */
+  jobs?: JobsPluginOptions;
+  /** How often load shedding samples the event loop and heap (tests shorten it). */
+  pressureSampleMs?: number;
 }
 
 /** Owns the worker pool: created with the app, closed when it closes. */
 const poolPlugin = fp<AppOptions>(async (app, opts) => {
   const pool = opts.pool ?? new QuantPool({ workers: opts.config.workers, maxQueue: opts.config.maxQueue });
   app.decorate('pool', pool);
-  app.decorate('closing', false);
-  app.addHook('preClose', async () => {
-    app.closing = true;
-  });
   if (!opts.pool) app.addHook('onClose', async () => pool.close());
 });
 
@@ -58,9 +69,18 @@ export const app = fp<AppOptions>(async (fastify, opts) => {
     const err = new Errors.NotFound(`no route ${request.method} ${request.url.split('?')[0]}; see /docs`);
     reply.code(404).send({ statusCode: 404, error: 'Not Found', code: err.code, message: err.message });
   });
-  for (const type of [NPY, OCTET]) {
-    fastify.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_req, payload, done) => done(null, payload));
-  }
+  // Order matters: the log line exists before anything can refuse the request, keys are
+  // checked before load or rate decisions, and the rate limiter attaches to routes added after it.
+  await fastify.register(requestLog);
+  await fastify.register(shutdown);
+  await fastify.register(auth, { apiKeys: config.apiKeys });
+  await fastify.register(loadShedding, {
+    maxEventLoopDelayMs: config.maxEventLoopDelayMs,
+    maxHeapUsedBytes: config.maxHeapUsedBytes,
+    sampleIntervalMs: opts.pressureSampleMs ?? 1000,
+  });
+  await fastify.register(rateLimiting, { max: config.rateLimitMax });
+  await fastify.register(binaryBodies, { bodyLimit: config.bodyLimit });
 
   await fastify.register(fastifySwagger, {
     openapi: {
@@ -73,24 +93,36 @@ export const app = fp<AppOptions>(async (fastify, opts) => {
       tags: [
         { name: 'quantize', description: 'Quantize and dequantize tensors' },
         { name: 'analyze', description: 'Compare settings; quantized matmul' },
+        { name: 'models', description: 'Quantize the weights of ONNX models' },
+        { name: 'jobs', description: 'Quantize big models in the background, with progress' },
         { name: 'ops', description: 'Probes' },
       ],
+      components: { securitySchemes: {} },
     },
     transform: jsonSchemaTransform,
-    transformObject: (doc) => binaryRequestBodies(jsonSchemaTransformObject(doc)),
+    transformObject: (doc) => bearerSecurity(binaryRequestBodies(modelRequestBodies(jsonSchemaTransformObject(doc), [...MODEL_UPLOAD_PATHS, ...JOB_UPLOAD_PATHS]))),
   });
   await fastify.register(fastifySwaggerUi, { routePrefix: '/docs' });
   await fastify.register(poolPlugin, opts);
   await fastify.register(systemRoutes);
   await fastify.register(quantizeRoutes);
   await fastify.register(analyzeRoutes);
+  await fastify.register(modelRoutes);
+  await fastify.register(jobsPlugin, opts.jobs ?? {});
+  await fastify.register(jobRoutes);
 });
 
 /** A fastify instance with the service registered, configured as the server runs it. */
 export async function buildApp(opts: AppOptions & { logger?: FastifyServerOptions['logger'] }): Promise<FastifyInstance> {
   const fastify = Fastify({
-    logger: opts.logger ?? { level: opts.config.logLevel, redact: ['req.headers.authorization'] },
+    logger: opts.logger ?? loggerOptions(opts.config),
+    // One line in and one out per request, with the facts fastify's own lines lack.
+    logController: new RequestLogController(),
     bodyLimit: opts.config.bodyLimit,
+    // shutdown.ts answers requests that arrive while closing, in our error format.
+    return503OnClosing: false,
+    frameworkErrors: errorHandler,
+    clientErrorHandler,
     // Big uploads must not be cut off by the default request timeout while they stream in.
     requestTimeout: 0,
     genReqId: () => crypto.randomUUID(),

@@ -1,5 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Errors, isQuantError } from '../errors.js';
 import type { Task } from '../pool/messages.js';
+import { logFact } from './request-log.js';
 
 const FILENAMES: Record<string, string> = {
   'application/x-npz': 'quantized.npz',
@@ -18,14 +20,18 @@ export async function sendReply(request: FastifyRequest, reply: FastifyReply, ta
     if (!reply.raw.writableFinished) disconnect.abort(new Error('client disconnected'));
   };
   reply.raw.once('close', onClose);
-  const signal = AbortSignal.any([disconnect.signal, AbortSignal.timeout(request.server.config.requestTimeoutMs)]);
+  const timeoutMs = request.server.config.requestTimeoutMs;
+  const signal = AbortSignal.any([disconnect.signal, AbortSignal.timeout(timeoutMs)]);
   let result;
   try {
     result = await request.server.pool.run(task, { signal, transferList });
+  } catch (err) {
+    if (isQuantError(err) && err.code === 'QUANT_ERR_TIMEOUT') throw new Errors.Timeout(`the task ran past REQUEST_TIMEOUT_MS=${timeoutMs} and was stopped`);
+    throw err;
   } finally {
     reply.raw.off('close', onClose);
   }
-  request.log.info({ op: task.op, shape: result.log.shape, elements: result.log.elements }, 'task done');
+  logFact(request, { op: task.op, ...result.log });
   const filename = FILENAMES[result.contentType];
   if (filename) reply.header('content-disposition', `attachment; filename="${filename}"`);
   return reply.type(result.contentType).send(Buffer.from(result.body.buffer, result.body.byteOffset, result.body.byteLength));

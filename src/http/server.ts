@@ -1,20 +1,28 @@
 import closeWithGrace from 'close-with-grace';
-import { loadConfig } from '../config.js';
+import type { AddressInfo } from 'node:net';
+import { describeConfig, loadConfig } from '../config.js';
 import { buildApp } from './app.js';
 
 // The only place that listens and owns the process lifecycle.
 const config = loadConfig();
 const app = await buildApp({ config });
 
-closeWithGrace({ delay: config.shutdownTimeoutMs }, async ({ signal, err }) => {
+// On SIGTERM/SIGINT: /readyz turns 503 at once, the listener closes, requests in flight
+// finish, then the pool closes and the process exits 0. Past SHUTDOWN_TIMEOUT_MS it exits 1.
+closeWithGrace({ delay: config.shutdownTimeoutMs, logger: app.log }, async ({ signal, err }) => {
+  app.closing = true;
   if (err) app.log.error({ err }, 'shutting down after an error');
-  else app.log.info({ signal }, 'shutting down: finishing requests in flight');
+  else app.log.info({ signal, shutdownTimeoutMs: config.shutdownTimeoutMs }, 'shutting down: finishing requests in flight');
   await app.close();
+  app.log.info('shut down');
 });
 
 try {
   await app.listen({ port: config.port, host: config.host });
-  app.log.info({ workers: config.workers, docs: `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${config.port}/docs` }, 'quantd ready');
+  // The bound port, not the configured one: PORT=0 picks a free port (tests use it).
+  const { port, address } = app.server.address() as AddressInfo;
+  const shown = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : address;
+  app.log.info({ port, address, config: describeConfig(config), docs: `http://${shown}:${port}/docs` }, 'quantd ready');
 } catch (err) {
   app.log.error({ err }, 'could not start');
   process.exit(1);

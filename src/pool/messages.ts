@@ -2,6 +2,7 @@ import type { FloatDType } from '../core/dtypes.js';
 import type { CalibrationMethod, Scheme } from '../core/calibrate.js';
 import type { Granularity } from '../core/quantize.js';
 import type { Limits } from '../core/tensor.js';
+import type { ModelBits, ModelFormat, ModelOpType } from '../core/onnx/quantize/options.js';
 import type { ErrorPayload } from '../errors.js';
 
 // The typed messages that cross the thread boundary. Byte buffers travel in transfer lists.
@@ -56,6 +57,27 @@ export interface DequantizePayload {
   zero_point: unknown;
 }
 
+export interface ModelTaskOptions {
+  bits: ModelBits;
+  scheme: Scheme;
+  /** Defaults by bit width (core/onnx/quantize/options.ts). */
+  granularity?: Granularity | undefined;
+  group_size?: number | undefined;
+  calibration: CalibrationMethod;
+  percentile: number;
+  format: ModelFormat;
+  op_types: ModelOpType[];
+  exclude: string[];
+  min_elements: number;
+  validate: boolean;
+}
+
+/** An uploaded file: an external data file (named by its location) or the inputs .npz. */
+export interface ModelFile {
+  name: string;
+  bytes: Uint8Array;
+}
+
 export interface TaskLimits extends Limits {
   maxMatmulMacs: number;
 }
@@ -64,13 +86,47 @@ export type Task =
   | { op: 'quantize'; input: TensorSource; options: QuantizeOptions; accept: 'json' | 'npz'; limits: TaskLimits }
   | { op: 'dequantize'; payload: DequantizePayload; accept: 'json' | 'npy'; limits: TaskLimits }
   | { op: 'analyze'; input: TensorSource; options: AnalyzeOptions; limits: TaskLimits }
-  | { op: 'matmul'; a: TensorSource; b: TensorSource; options: MatmulTaskOptions; limits: TaskLimits };
+  | { op: 'matmul'; a: TensorSource; b: TensorSource; options: MatmulTaskOptions; limits: TaskLimits }
+  | {
+      op: 'quantizeModel';
+      model: Uint8Array;
+      /** The upload's file name, for the reply's file name. */
+      filename: string;
+      external: ModelFile[];
+      inputs?: Uint8Array | undefined;
+      options: ModelTaskOptions;
+      accept: 'onnx' | 'json' | 'multipart';
+      limits: TaskLimits;
+      /** Raised by the caller to stop the task at its next checkpoint (see cancel.ts). */
+      cancel?: Int32Array | undefined;
+    }
+  | {
+      /** A job: inputs and outputs are files, progress goes to a BroadcastChannel. */
+      op: 'quantizeModelFiles';
+      inputDir: string;
+      /** Relative to inputDir; external files keep their location as name. */
+      model: string;
+      external: { name: string; file: string }[];
+      inputs?: string | undefined;
+      outputDir: string;
+      outputName: string;
+      /** Largest model written as one .onnx (default: protobuf's 2 GiB); tests lower it. */
+      maxInlineBytes?: number | undefined;
+      options: ModelTaskOptions;
+      limits: TaskLimits;
+      progressChannel: string;
+      cancel?: Int32Array | undefined;
+    };
 
 export interface TaskReply {
   body: Uint8Array;
   contentType: string;
   /** Facts for the request log (never tensor data). */
   log: { shape?: number[]; elements?: number };
+  /** Extra reply headers (e.g. Content-Disposition). */
+  headers?: Record<string, string>;
+  /** Structured facts beside the body (a model's report), for callers that store them. */
+  meta?: unknown;
 }
 
 export type TaskResult = ({ ok: true } & TaskReply) | { ok: false; error: ErrorPayload };

@@ -1,9 +1,11 @@
 import { Piscina } from 'piscina';
 import { Errors } from '../errors.js';
+import { assertShallow } from './message-depth.js';
 import type { Task, TaskReply, TaskResult } from './messages.js';
 
 export interface PoolOptions {
   workers: number;
+  /** Tasks that may wait for a worker; one more is refused with a 503. */
   maxQueue: number;
   /** Worker entry; defaults to the compiled worker beside this file. */
   filename?: string;
@@ -15,19 +17,44 @@ export interface RunOptions {
   transferList?: ArrayBuffer[];
 }
 
+export interface PoolStats {
+  threads: number;
+  /** Tasks accepted and not yet settled: running plus queued. */
+  inFlight: number;
+  queued: number;
+  /** Tasks settled since the pool started, whatever their outcome. */
+  completed: number;
+}
+
+const WORKER_NICE = 10;
+
+/** Seconds a client refused for a full queue is asked to wait. */
+const RETRY_AFTER_S = 1;
+
 /** The piscina pool behind one small interface: run a task, get its reply or a typed error. */
 export class QuantPool {
   readonly #piscina: Piscina;
+  readonly #workers: number;
+  readonly #capacity: number;
+  #inFlight = 0;
 
   constructor(opts: PoolOptions) {
+    this.#workers = opts.workers;
+    this.#capacity = opts.workers + opts.maxQueue;
     this.#piscina = new Piscina({
       filename: opts.filename ?? new URL('./worker.js', import.meta.url).href,
       minThreads: opts.workers,
       maxThreads: opts.workers,
+      // piscina only enforces maxQueue for tasks without an AbortSignal (those with one wait
+      // in a separate, unbounded queue), and every task here has one: run() bounds it.
       maxQueue: opts.maxQueue,
       // Tasks are CPU-bound: one at a time per thread keeps the latency of each predictable.
       concurrentTasksPerWorker: 1,
       idleTimeout: Infinity,
+      // Workers run at a lower CPU priority than the main thread (Linux; a no-op elsewhere), so
+      // when cores are short the event loop still accepts, routes and answers probes promptly
+      // instead of queueing behind tensor work. Idle cores still go to the workers.
+      niceIncrement: WORKER_NICE,
     });
   }
 
@@ -36,15 +63,28 @@ export class QuantPool {
   }
 
   get queueSize(): number {
-    return this.#piscina.queueSize;
+    return Math.max(0, this.#inFlight - this.#workers);
+  }
+
+  get stats(): PoolStats {
+    return { threads: this.threads, inFlight: this.#inFlight, queued: this.queueSize, completed: this.#piscina.completed };
   }
 
   async run(task: Task, opts: RunOptions = {}): Promise<TaskReply> {
+    if (this.#inFlight >= this.#capacity) {
+      throw Object.assign(new Errors.Overloaded(`all ${this.#workers} workers are busy and ${this.#capacity - this.#workers} tasks are waiting (MAX_QUEUE); retry shortly`), {
+        retryAfter: RETRY_AFTER_S,
+      });
+    }
+    assertShallow(task);
+    this.#inFlight++;
     let result: TaskResult;
     try {
       result = (await this.#piscina.run(task, { signal: opts.signal ?? null, transferList: opts.transferList })) as TaskResult;
     } catch (err) {
       throw mapPoolError(err);
+    } finally {
+      this.#inFlight--;
     }
     if (!result.ok) throw new Errors[result.error.name](result.error.message);
     return result;
@@ -57,9 +97,6 @@ export class QuantPool {
 
 function mapPoolError(err: unknown): Error {
   const message = err instanceof Error ? err.message : String(err);
-  if (message === 'Task queue is at limit') {
-    return Object.assign(new Errors.Overloaded('the worker queue is full; retry shortly'), { retryAfter: 1 });
-  }
   if (err instanceof Error && err.name === 'AbortError') {
     const reason = (err as { cause?: unknown }).cause;
     const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
@@ -67,5 +104,6 @@ function mapPoolError(err: unknown): Error {
       ? new Errors.Timeout('the task ran past REQUEST_TIMEOUT_MS and was stopped')
       : new Errors.Aborted('the request was aborted before its task finished');
   }
+  // Anything else (a worker that crashed, an exception of ours) is a 500: kept whole for the log.
   return err instanceof Error ? err : new Error(message);
 }

@@ -6,11 +6,13 @@ import { runAnalyze } from './tasks/analyze.js';
 import { runDequantize } from './tasks/dequantize.js';
 import { runMatmul } from './tasks/matmul.js';
 import { runQuantize } from './tasks/quantize.js';
+import { runQuantizeModel } from './tasks/quantize-model.js';
+import { runQuantizeModelFiles } from './tasks/quantize-model-files.js';
 
 // Typed-array views are used as little-endian storage throughout.
 if (endianness() !== 'LE') throw new Error('quantd needs a little-endian host');
 
-function run(task: Task): TaskReply {
+function run(task: Task): TaskReply | Promise<TaskReply> {
   switch (task.op) {
     case 'quantize':
       return runQuantize(task);
@@ -20,6 +22,10 @@ function run(task: Task): TaskReply {
       return runAnalyze(task);
     case 'matmul':
       return runMatmul(task);
+    case 'quantizeModel':
+      return runQuantizeModel(task);
+    case 'quantizeModelFiles':
+      return runQuantizeModelFiles(task);
   }
 }
 
@@ -33,10 +39,10 @@ function toPayload(err: unknown): ErrorPayload | undefined {
  * The worker entry. Expected errors come back as values (their class does not survive
  * structured cloning); anything else is thrown and becomes a 500 on the main thread.
  */
-export default function handle(task: Task): TaskResult {
+export default async function handle(task: Task): Promise<TaskResult> {
   let reply: TaskReply;
   try {
-    reply = run(task);
+    reply = await run(task);
   } catch (err) {
     const error = toPayload(err);
     if (error) return { ok: false, error };

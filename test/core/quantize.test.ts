@@ -7,6 +7,7 @@ import { errorSums, reportFromSums } from '../../src/core/metrics.js';
 import { minmaxRange, mseRange, paramsFromRange, shrinkRange, sumSquaredError, type Scheme, type CalibrationMethod } from '../../src/core/calibrate.js';
 import { containerFor } from '../../src/core/dtypes.js';
 import { rint } from '../../src/core/round.js';
+import { reportsDiffer, sumsDiffer, sumTolerance } from './sums-close.js';
 
 const FC = { seed: 42, numRuns: 200 };
 const f32 = Math.fround;
@@ -185,9 +186,10 @@ test('the report rebuilt from dequantizeWith equals the one quantize gathered', 
     fc.property(caseArb, ({ shape, x, spec: s }) => {
       const { params, q, sums } = quantize(x, shape, s);
       const again = errorSums(x, dequantizeWith(q, params), sums.clipped);
-      assert.deepEqual(again, sums);
+      // Equal up to the order of the float64 sums (see sums-close.ts).
+      assert.deepEqual(sumsDiffer(again, sums), []);
       const report = reportFromSums(sums);
-      assert.deepEqual(reportFromSums(again), report);
+      assert.deepEqual(reportsDiffer(reportFromSums(again), report, x.length), []);
       for (const [k, v] of Object.entries(report)) assert.ok(v === null || Number.isFinite(v), `${k} = ${v}`);
       const allZero = x.every((v) => v === 0);
       assert.equal(report.snr_db === null, allZero);
@@ -429,7 +431,7 @@ function mseChoice(x: Float32Array, scheme: Scheme, bits: number): { sse: number
     const viaQuantize = quantize(x, [x.length], spec({ bits, scheme, calibration: 'mse' }));
     assert.equal(viaQuantize.params.scale[0], scale);
     assert.equal(viaQuantize.params.zeroPoint[0], zeroPoint);
-    assert.equal(viaQuantize.sums.sumSq, sse);
+    assert.ok(Math.abs(viaQuantize.sums.sumSq - sse) <= sumTolerance(x.length) * sse, `${viaQuantize.sums.sumSq} vs ${sse}`);
   }
   const mm = paramsFromRange(minmaxRange(x, scheme), ip);
   return { sse, minmaxSse: sumSquaredError(x, mm.scale, mm.zeroPoint, ip.qMin, ip.qMax) };

@@ -22,6 +22,20 @@ const npyHeader = (dict: string) => {
   return Buffer.concat([Buffer.from([0x93]), Buffer.from('NUMPY'), Buffer.from([1, 0, text.length & 0xff, text.length >> 8]), Buffer.from(text, 'latin1')]);
 };
 
+/** Reproducible noise (an LCG), so a failing case fails the same way every run. */
+function seededBytes(n: number, seed: number): Buffer {
+  const out = Buffer.alloc(n);
+  let x = seed >>> 0;
+  for (let i = 0; i < n; i++) out[i] = (x = (Math.imul(x, 1664525) + 1013904223) >>> 0) >>> 24;
+  return out;
+}
+
+const nested = (depth: number): unknown[] => {
+  let v: unknown = 1;
+  for (let i = 0; i < depth; i++) v = [v];
+  return v as unknown[];
+};
+
 const cases: Case[] = [
   { name: 'bits 1', status: 400, code: 'QUANT_ERR_VALIDATION', message: /bits/, send: json({ tensor: { data: [1] }, bits: 1 }) },
   { name: 'bits 17', status: 400, code: 'QUANT_ERR_VALIDATION', message: /bits/, send: json({ tensor: { data: [1] }, bits: 17 }) },
@@ -60,6 +74,41 @@ const cases: Case[] = [
   { name: 'object dtype NPY', status: 400, code: 'QUANT_ERR_NPY', message: /\|O/, send: raw('application/x-npy', npyHeader("{'descr': '|O', 'fortran_order': False, 'shape': (1,), }")) },
   { name: 'complex dtype NPY', status: 400, code: 'QUANT_ERR_NPY', message: /<c8/, send: raw('application/x-npy', npyHeader("{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }")) },
   { name: 'NPY declaring 10^11 elements', status: 413, code: 'QUANT_ERR_TOO_MANY_ELEMENTS', message: /MAX_ELEMENTS/, send: raw('application/x-npy', npyHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 1000000), }")) },
+  { name: 'NPY with a string dtype', status: 400, code: 'QUANT_ERR_NPY', message: /<U10.*unicode string/, send: raw('application/x-npy', npyHeader("{'descr': '<U10', 'fortran_order': False, 'shape': (1,), }")) },
+  { name: 'NPY with a bytes dtype', status: 400, code: 'QUANT_ERR_NPY', message: /\|S4.*byte string/, send: raw('application/x-npy', npyHeader("{'descr': '|S4', 'fortran_order': False, 'shape': (1,), }")) },
+  { name: 'NPY with an integer dtype', status: 400, code: 'QUANT_ERR_NPY', message: /<i4.*signed integer/, send: raw('application/x-npy', npyHeader("{'descr': '<i4', 'fortran_order': False, 'shape': (1,), }")) },
+  { name: 'NPY header that is not a dict', status: 400, code: 'QUANT_ERR_NPY', message: /not a dict/, send: raw('application/x-npy', npyHeader('[1, 2, 3]')) },
+  { name: 'NPY header that is not a Python literal', status: 400, code: 'QUANT_ERR_NPY', message: /not a valid Python literal/, send: raw('application/x-npy', npyHeader("{'descr': <f4}")) },
+  { name: 'NPY cut inside its header length', status: 400, code: 'QUANT_ERR_NPY', message: /truncated inside the 2-byte header length/, send: raw('application/x-npy', Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 0x76])) },
+  { name: 'NPY of version 9.0', status: 400, code: 'QUANT_ERR_NPY', message: /version 9\.0/, send: raw('application/x-npy', Buffer.concat([Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 9, 0]), Buffer.alloc(64)])) },
+  { name: 'NPY with a negative dim', status: 400, code: 'QUANT_ERR_NPY', message: /shape\[0\] is -3/, send: raw('application/x-npy', npyHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (-3, 2), }")) },
+  { name: 'NPY with trailing bytes', status: 400, code: 'QUANT_ERR_NPY', message: /trailing bytes/, send: raw('application/x-npy', Buffer.concat([Buffer.from(encodeNpy(new Float32Array(2), '<f4', [2])), Buffer.alloc(3)])) },
+  { name: 'empty NPY body', status: 400, code: 'QUANT_ERR_NPY', message: /too short: 0 bytes/, send: raw('application/x-npy', Buffer.alloc(0)) },
+  { name: 'random bytes as NPY', status: 400, code: 'QUANT_ERR_NPY', message: /magic/, send: raw('application/x-npy', seededBytes(4096, 7)) },
+  { name: 'NPY with Infinity', status: 400, code: 'QUANT_ERR_NON_FINITE', message: /Infinity at flat index 5 \(index \[1, 2\]\)/, send: raw('application/x-npy', Buffer.from(encodeNpy(new Float32Array([0, 1, 2, 3, 4, Infinity]), '<f4', [2, 3]))) },
+  { name: 'raw float64 with -Infinity', status: 400, code: 'QUANT_ERR_NON_FINITE', message: /-Infinity at flat index 2/, send: raw('application/octet-stream', Buffer.from(new Float64Array([1, 2, -Infinity]).buffer), '?shape=3&dtype=float64') },
+  { name: 'NPY declaring 10^11 elements with MAX_DIMS dims', status: 413, code: 'QUANT_ERR_TOO_MANY_ELEMENTS', message: /declares 100000000000 elements; the limit is MAX_ELEMENTS=100000/, send: raw('application/x-npy', npyHeader("{'descr': '<f8', 'fortran_order': True, 'shape': (10, 10, 10, 10, 10, 10, 10, 10000), }")) },
+  { name: 'NPY with more than MAX_DIMS dims', status: 400, code: 'QUANT_ERR_TENSOR_SHAPE', message: /9 dimensions; the limit is MAX_DIMS=8/, send: raw('application/x-npy', npyHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1, 1, 1, 1, 1), }")) },
+  { name: 'shape query declaring 10^11 elements', status: 413, code: 'QUANT_ERR_TOO_MANY_ELEMENTS', message: /declares 100000000000 elements; the limit is MAX_ELEMENTS=100000/, send: raw('application/octet-stream', Buffer.alloc(16), '?shape=100000,1000000') },
+  { name: 'shape query with more than MAX_DIMS dims', status: 400, code: 'QUANT_ERR_TENSOR_SHAPE', message: /MAX_DIMS=8/, send: raw('application/octet-stream', Buffer.alloc(4), '?shape=1,1,1,1,1,1,1,1,1') },
+  { name: 'shape query with a negative dim', status: 400, code: 'QUANT_ERR_VALIDATION', message: /querystring\/shape/, send: raw('application/octet-stream', Buffer.alloc(4), '?shape=2,-2') },
+  { name: 'shape query that is not numbers', status: 400, code: 'QUANT_ERR_VALIDATION', message: /comma-separated non-negative integers/, send: raw('application/octet-stream', Buffer.alloc(4), '?shape=a,b') },
+  { name: 'JSON shape declaring 10^11 elements for a few values', status: 413, code: 'QUANT_ERR_TOO_MANY_ELEMENTS', message: /tensor\.shape \[100000, 1000000\] declares 100000000000 elements/, send: json({ tensor: { data: [1, 2, 3], shape: [100000, 1000000] } }) },
+  { name: 'nested data deeper than MAX_DIMS', status: 400, code: 'QUANT_ERR_TENSOR_SHAPE', message: /12 dimensions; the limit is MAX_DIMS=8/, send: json({ tensor: { data: nested(12) } }) },
+  { name: 'nested data 100000 levels deep', status: 400, code: 'QUANT_ERR_TENSOR_DATA', message: /more than 64 levels deep/, send: raw('application/json', `{"tensor":{"data":${'['.repeat(100_000)}1${']'.repeat(100_000)}}}`) },
+  { name: 'boolean element', status: 400, code: 'QUANT_ERR_TENSOR_DATA', message: /tensor\.data\[1\] is a boolean/, send: json({ tensor: { data: [1, true] } }) },
+  { name: 'nested array where a number belongs', status: 400, code: 'QUANT_ERR_TENSOR_DATA', message: /tensor\.data\[1\] is an array/, send: json({ tensor: { data: [1, [2]] } }) },
+  { name: 'axis far out of range', status: 400, code: 'QUANT_ERR_OPTION', message: /axis -3 is out of range for a tensor of rank 2/, send: json({ tensor: { data: [[1, 2]] }, granularity: 'per_group', axis: -3 }) },
+  { name: 'group_size 0 in the query', status: 400, code: 'QUANT_ERR_VALIDATION', message: /querystring\/group_size/, send: raw('application/octet-stream', Buffer.alloc(4), '?shape=1&group_size=0') },
+  { name: 'percentile 101 in the query', status: 400, code: 'QUANT_ERR_VALIDATION', message: /querystring\/percentile/, send: raw('application/octet-stream', Buffer.alloc(4), '?shape=1&percentile=101') },
+  { name: 'bits 4.5 in the query', status: 400, code: 'QUANT_ERR_VALIDATION', message: /querystring\/bits/, send: raw('application/octet-stream', Buffer.alloc(4), '?shape=1&bits=4.5') },
+  { name: 'b64 with a wrong dtype', status: 400, code: 'QUANT_ERR_VALIDATION', message: /dtype/, send: json({ tensor: { b64: 'AAAAAA==', dtype: 'complex64', shape: [1] } }) },
+  { name: 'JSON with a __proto__ key', status: 400, code: 'QUANT_ERR_BAD_JSON', message: /not valid JSON/, send: raw('application/json', '{"tensor":{"data":[1]},"__proto__":{"polluted":true}}') },
+  { name: 'malformed percent-encoding in the URL', status: 400, code: 'QUANT_ERR_BAD_REQUEST', message: /URL is malformed/, send: () => server().post('/v1/quantize%zz').send({ tensor: { data: [1] } }) },
+  { name: 'unknown Content-Type on analyze', status: 415, code: 'QUANT_ERR_UNSUPPORTED_MEDIA_TYPE', message: /text\/plain/, send: () => server().post('/v1/analyze').set('content-type', 'text/plain').send('1,2,3') },
+  { name: 'an empty body posted as an ONNX model', status: 400, code: 'QUANT_ERR_VALIDATION', message: /send the model/, send: () => server().post('/v1/models/quantize').set('content-type', 'application/octet-stream').send(Buffer.alloc(0)) },
+  { name: 'random bytes posted as an ONNX model', status: 400, code: 'QUANT_ERR_ONNX', message: /ONNX/, send: () => server().post('/v1/models/quantize').set('content-type', 'application/octet-stream').send(seededBytes(4096, 3)) },
+  { name: 'an NPY file posted as an ONNX model', status: 400, code: 'QUANT_ERR_ONNX', message: /ONNX/, send: () => server().post('/v1/models/quantize').set('content-type', 'application/octet-stream').send(Buffer.from(encodeNpy(new Float32Array(64), '<f4', [8, 8]))) },
   { name: 'dequantize of garbage', status: 400, code: 'QUANT_ERR_VALIDATION', message: /body/, send: json({ hello: 1 }, '/v1/dequantize') },
   { name: 'matmul bits 9', status: 400, code: 'QUANT_ERR_VALIDATION', message: /bits/, send: json({ a: { data: [1] }, b: { data: [1] }, bits: 9 }, '/v1/matmul') },
   { name: 'analyze with an unknown calibration', status: 400, code: 'QUANT_ERR_VALIDATION', message: /calibrations/, send: json({ tensor: { data: [1] }, calibrations: ['minmax', 'kl'] }, '/v1/analyze') },

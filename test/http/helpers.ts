@@ -1,16 +1,59 @@
 import type { FastifyInstance } from 'fastify';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after } from 'node:test';
+import { Writable } from 'node:stream';
 import type request from 'supertest';
 import { loadConfig, type Config } from '../../src/config.js';
-import { buildApp } from '../../src/http/app.js';
+import { buildApp, type AppOptions } from '../../src/http/app.js';
+import { loggerOptions } from '../../src/http/logger.js';
+
+export type TestAppOptions = Omit<AppOptions, 'config'> & { logger?: Parameters<typeof buildApp>[0]['logger'] };
 
 /** An app on an ephemeral port for supertest; closed when the test file ends. */
-export async function testApp(overrides: Partial<Config> = {}): Promise<FastifyInstance> {
-  const config = { ...loadConfig({}), workers: 2, ...overrides };
-  const app = await buildApp({ config, logger: false });
+export async function testApp(overrides: Partial<Config> = {}, options: TestAppOptions = {}): Promise<FastifyInstance> {
+  // Each app gets its own job store, so apps never pick up each other's (or old) jobs.
+  const jobsDir = overrides.jobsDir ?? mkdtempSync(join(tmpdir(), 'quantd-test-jobs-'));
+  const config = { ...loadConfig({}), workers: 2, jobsDir, ...overrides };
+  const app = await buildApp({ logger: false, ...options, config });
   await app.listen({ port: 0, host: '127.0.0.1' });
-  after(() => app.close());
+  after(async () => {
+    await app.close();
+    if (!overrides.jobsDir) rmSync(jobsDir, { recursive: true, force: true });
+  });
   return app;
+}
+
+export interface LogCapture {
+  /** The service's own pino options, writing here. */
+  logger: TestAppOptions['logger'];
+  lines: () => Array<Record<string, unknown>>;
+  text: () => string;
+}
+
+/** Collects what the service logs, with its production logger settings (redaction included). */
+export function captureLogs(level: Config['logLevel'] = 'info'): LogCapture {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      chunks.push(chunk.toString());
+      done();
+    },
+  });
+  const text = () => chunks.join('');
+  return {
+    logger: { ...loggerOptions({ logLevel: level }), stream },
+    text,
+    lines: () => text().split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+/** The port an app listens on. */
+export function portOf(app: FastifyInstance): number {
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('the app is not listening on TCP');
+  return address.port;
 }
 
 export function f32Base64(values: number[]): string {

@@ -1,7 +1,10 @@
+import * as zlib from 'node:zlib';
+
 // CRC-32 as zip and PNG use it (IEEE 802.3, reflected polynomial 0xEDB88320).
-// Table-driven rather than node:zlib's crc32, which only exists from Node 20.15/22.2.
-// Slicing-by-8 (eight derived tables, eight bytes per step) is about 3x faster than the
-// byte-at-a-time loop, which matters for 100+ MiB archive members.
+// node:zlib's crc32 (Node 20.15+/22.2+) when there is one: about 13x faster than the table
+// (6 ms against 80 ms for 16 MiB), which matters for 100+ MiB archive members. The
+// slicing-by-8 table (eight derived tables, eight bytes per step) serves older Node 20s.
+const native = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
 
 const TABLES = (() => {
   const t = new Uint32Array(256 * 8);
@@ -19,6 +22,12 @@ const TABLES = (() => {
 
 /** CRC-32 of data, continuing from `previous` (the CRC of the bytes before it) when given. */
 export function crc32(data: Uint8Array, previous = 0): number {
+  if (native) return native(data, previous);
+  return crc32Table(data, previous);
+}
+
+/** The table-driven CRC (exported so tests can hold it against zlib's). */
+export function crc32Table(data: Uint8Array, previous = 0): number {
   const t = TABLES;
   let crc = ~previous;
   let i = 0;

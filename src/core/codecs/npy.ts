@@ -362,12 +362,23 @@ function fortranToC(src: Float32Array, shape: readonly number[], dst: Float32Arr
   }
 }
 
+/**
+ * The array of an .npy file as float32 in C order. Little-endian float32 in C order at a
+ * 4-byte aligned offset (what np.save writes) is returned as a view into buf, not a copy: the
+ * caller owns buf (the request body, transferred to the worker) and must not change it while
+ * the data is in use. Anything else is converted into a new array.
+ */
 export function readNpy(buf: Uint8Array, limits: Limits): { header: NpyHeader; data: Float32Array } {
   const header = parseNpyHeader(buf, limits);
   const n = elementCount(header.shape);
-  const data = new Float32Array(n);
   // Fortran order only differs from C order when two or more axes are longer than 1.
-  if (header.fortranOrder && header.shape.filter((d) => d > 1).length > 1) {
+  const fortran = header.fortranOrder && header.shape.filter((d) => d > 1).length > 1;
+  const at = buf.byteOffset + header.dataOffset;
+  if (header.dtype === 'float32' && header.littleEndian === HOST_LITTLE_ENDIAN && !fortran && at % 4 === 0) {
+    return { header, data: new Float32Array(buf.buffer, at, n) };
+  }
+  const data = new Float32Array(n);
+  if (fortran) {
     const linear = new Float32Array(n);
     decodeLinear(buf, header, linear);
     fortranToC(linear, header.shape, data);

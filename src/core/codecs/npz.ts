@@ -12,6 +12,15 @@ export interface NpzEntry {
   data: Uint8Array;
 }
 
+/**
+ * A member to write: its bytes, or the pieces they are made of (an .npy header and the array
+ * it describes), which go into the archive as they are, without being joined first.
+ */
+export interface NpzMember {
+  name: string;
+  data: Uint8Array | readonly Uint8Array[];
+}
+
 const SIG_LOCAL = 0x04034b50;
 const SIG_CENTRAL = 0x02014b50;
 const SIG_EOCD = 0x06054b50;
@@ -39,7 +48,8 @@ const DEFAULT_MAX_ENTRY_BYTES = 2 ** 30;
 
 interface Planned {
   name: Uint8Array;
-  data: Uint8Array;
+  parts: readonly Uint8Array[];
+  size: number;
   crc: number;
   offset: number;
   zip64: boolean;
@@ -54,16 +64,19 @@ function setU64(view: DataView, at: number, value: number): void {
  * forceZip64 writes zip64 records even for small archives (as numpy's savez does for its
  * local headers); it exists so the large-archive code path can be tested without 4 GiB.
  */
-export function encodeNpz(entries: NpzEntry[], options: { forceZip64?: boolean } = {}): Uint8Array {
+export function encodeNpz(entries: readonly NpzMember[], options: { forceZip64?: boolean } = {}): Uint8Array {
   const force = options.forceZip64 === true;
   const encoder = new TextEncoder();
   let offset = 0;
   const planned: Planned[] = entries.map(({ name, data }) => {
     const nameBytes = encoder.encode(name);
-    const zip64 = force || data.length >= MAX32 || offset >= MAX32;
+    const parts = data instanceof Uint8Array ? [data] : data;
+    const size = parts.reduce((s, part) => s + part.length, 0);
+    const crc = parts.reduce((c, part) => crc32(part, c), 0);
+    const zip64 = force || size >= MAX32 || offset >= MAX32;
     // eslint-disable-next-line no-control-regex
-    const p = { name: nameBytes, data, crc: crc32(data), offset, zip64, utf8: /[^\x00-\x7f]/.test(name) };
-    offset += LOCAL_SIZE + nameBytes.length + (zip64 ? 20 : 0) + data.length;
+    const p = { name: nameBytes, parts, size, crc, offset, zip64, utf8: /[^\x00-\x7f]/.test(name) };
+    offset += LOCAL_SIZE + nameBytes.length + (zip64 ? 20 : 0) + size;
     return p;
   });
   const cdOffset = offset;
@@ -82,8 +95,8 @@ export function encodeNpz(entries: NpzEntry[], options: { forceZip64?: boolean }
     view.setUint16(at + 10, 0, true); // 00:00:00
     view.setUint16(at + 12, DOS_DATE_1980_01_01, true);
     view.setUint32(at + 14, p.crc, true);
-    view.setUint32(at + 18, p.zip64 ? MAX32 : p.data.length, true);
-    view.setUint32(at + 22, p.zip64 ? MAX32 : p.data.length, true);
+    view.setUint32(at + 18, p.zip64 ? MAX32 : p.size, true);
+    view.setUint32(at + 22, p.zip64 ? MAX32 : p.size, true);
     view.setUint16(at + 26, p.name.length, true);
     view.setUint16(at + 28, p.zip64 ? 20 : 0, true);
     out.set(p.name, at + LOCAL_SIZE);
@@ -92,11 +105,14 @@ export function encodeNpz(entries: NpzEntry[], options: { forceZip64?: boolean }
       // The local zip64 field must carry both sizes, in this order.
       view.setUint16(at, 0x0001, true);
       view.setUint16(at + 2, 16, true);
-      setU64(view, at + 4, p.data.length);
-      setU64(view, at + 12, p.data.length);
+      setU64(view, at + 4, p.size);
+      setU64(view, at + 12, p.size);
       at += 20;
     }
-    out.set(p.data, at);
+    for (const part of p.parts) {
+      out.set(part, at);
+      at += part.length;
+    }
   }
 
   let at = cdOffset;
@@ -109,8 +125,8 @@ export function encodeNpz(entries: NpzEntry[], options: { forceZip64?: boolean }
     view.setUint16(at + 12, 0, true);
     view.setUint16(at + 14, DOS_DATE_1980_01_01, true);
     view.setUint32(at + 16, p.crc, true);
-    view.setUint32(at + 20, p.zip64 ? MAX32 : p.data.length, true);
-    view.setUint32(at + 24, p.zip64 ? MAX32 : p.data.length, true);
+    view.setUint32(at + 20, p.zip64 ? MAX32 : p.size, true);
+    view.setUint32(at + 24, p.zip64 ? MAX32 : p.size, true);
     view.setUint16(at + 28, p.name.length, true);
     view.setUint16(at + 30, p.zip64 ? 28 : 0, true);
     view.setUint16(at + 32, 0, true); // comment length
@@ -124,8 +140,8 @@ export function encodeNpz(entries: NpzEntry[], options: { forceZip64?: boolean }
       // Readers take the fields whose 32-bit slot holds 0xFFFFFFFF from here, in this order.
       view.setUint16(at, 0x0001, true);
       view.setUint16(at + 2, 24, true);
-      setU64(view, at + 4, p.data.length);
-      setU64(view, at + 12, p.data.length);
+      setU64(view, at + 4, p.size);
+      setU64(view, at + 12, p.size);
       setU64(view, at + 20, p.offset);
       at += 28;
     }

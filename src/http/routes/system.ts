@@ -13,7 +13,8 @@ export const systemRoutes: FastifyPluginAsync = async (app) => {
     { schema: { summary: 'Readiness: the worker pool is up', tags: ['ops'], response: { 200: Ready, 503: Ready } } },
     async (_request, reply) => {
       const workers = app.pool.threads;
-      const ready = workers > 0 && !app.closing;
+      // Not ready while shutting down or shedding load, so a balancer sends work elsewhere.
+      const ready = workers > 0 && !app.closing && !app.isUnderPressure();
       return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', workers, queued: app.pool.queueSize });
     },
   );

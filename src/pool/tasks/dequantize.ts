@@ -1,5 +1,5 @@
-import { encodeNpy } from '../../core/codecs/npy.js';
-import { containerFor, intRange, packedBytes, type IntDType } from '../../core/dtypes.js';
+import { npyHeaderBytes } from '../../core/codecs/npy.js';
+import { containerFor, INT_DTYPE_INFO, intRange, packedBytes, type IntDType } from '../../core/dtypes.js';
 import { unpack } from '../../core/pack.js';
 import { dequantizeWith, planParams } from '../../core/quantize.js';
 import { f32 } from '../../core/round.js';
@@ -7,7 +7,10 @@ import { checkElementLimits } from '../../core/shape.js';
 import { decodeJsonData } from '../../core/tensor.js';
 import { Errors } from '../../errors.js';
 import type { Task, TaskReply } from '../messages.js';
-import { jsonBody } from './report.js';
+import { jsonBodyWithRaw } from './report.js';
+
+/** Stands in for the base64 data while the rest of the reply is serialised. */
+const RAW = '\u0000dequantized-data\u0000';
 
 function flattenParam(value: unknown, paramShape: number[], field: string, limits: Parameters<typeof decodeJsonData>[2]): Float64Array {
   if (paramShape.length === 0) {
@@ -38,7 +41,10 @@ export function runDequantize(task: Extract<Task, { op: 'dequantize' }>): TaskRe
   }
   const q = unpack(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), n, dtype);
   const { qMin, qMax } = intRange(p.bits, p.scheme === 'symmetric');
-  for (let i = 0; i < q.length; i++) {
+  // Only a bit width narrower than its container (3 bits in int4, 12 in int16) can hold
+  // values out of range; a full container cannot.
+  const full = INT_DTYPE_INFO[dtype].storageBits === p.bits;
+  for (let i = 0; !full && i < q.length; i++) {
     if (q[i]! < qMin || q[i]! > qMax) {
       throw new Errors.Validation(`quantized value ${q[i]} at flat index ${i} is outside [${qMin}, ${qMax}] for ${p.bits}-bit ${p.scheme}`);
     }
@@ -55,9 +61,17 @@ export function runDequantize(task: Extract<Task, { op: 'dequantize' }>): TaskRe
     }
     zeroPoint[i] = zps[i]!;
   }
-  const x = dequantizeWith(q, { plan, scale, zeroPoint });
   const log = { shape: p.shape, elements: n };
-  if (task.accept === 'npy') return { body: encodeNpy(x, '<f4', p.shape), contentType: 'application/x-npy', log };
+  if (task.accept === 'npy') {
+    // Dequantized straight into the .npy body, behind its header (64-byte aligned, so a
+    // Float32Array can view the data).
+    const header = npyHeaderBytes('<f4', p.shape);
+    const body = new Uint8Array(header.length + 4 * n);
+    body.set(header);
+    dequantizeWith(q, { plan, scale, zeroPoint }, new Float32Array(body.buffer, header.length, n));
+    return { body, contentType: 'application/x-npy', log };
+  }
+  const x = dequantizeWith(q, { plan, scale, zeroPoint });
   const data = Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('base64');
-  return { body: jsonBody({ shape: p.shape, dtype: 'float32', data }), contentType: 'application/json', log };
+  return { body: jsonBodyWithRaw({ shape: p.shape, dtype: 'float32', data: RAW }, RAW, data), contentType: 'application/json', log };
 }

@@ -23,7 +23,8 @@ const DTYPE_OF: Record<string, string> = { f2: 'float16', f4: 'float32', f8: 'fl
 function assertSameFloats(actual: Float32Array, wanted: readonly number[]): void {
   assert.equal(actual.length, wanted.length);
   const got = Array.from(actual);
-  assert.deepEqual(new Uint32Array(actual.buffer), new Uint32Array(Float32Array.from(wanted).buffer), `got ${got}`);
+  // actual may be a view into the file (readNpy does not copy aligned little-endian float32).
+  assert.deepEqual(new Uint32Array(actual.buffer, actual.byteOffset, actual.length), new Uint32Array(Float32Array.from(wanted).buffer), `got ${got}`);
 }
 
 /** A .npy file around an arbitrary header text, padded the way numpy pads. */
@@ -142,7 +143,8 @@ describe('round trips (property)', () => {
         ([shape, values]) => {
           const c = encodeNpy(values, '<f4', shape);
           assert.equal(npyHeaderBytes('<f4', shape).length % 64, 0);
-          assert.deepEqual(new Uint32Array(readNpy(c, LIMITS).data.buffer), new Uint32Array(values.buffer));
+          const data = readNpy(c, LIMITS).data;
+          assert.deepEqual(new Uint32Array(data.buffer, data.byteOffset, data.length), new Uint32Array(values.buffer));
 
           // Same values laid out in Fortran order under a header that says so.
           const f = new Float32Array(values.length);
@@ -156,7 +158,7 @@ describe('round trips (property)', () => {
           const fortran = rawNpy(text.replace('False', 'True '), new Uint8Array(f.buffer));
           const read = readNpy(fortran, LIMITS);
           assert.equal(read.header.fortranOrder, true);
-          assert.deepEqual(new Uint32Array(read.data.buffer), new Uint32Array(values.buffer));
+          assert.deepEqual(new Uint32Array(read.data.buffer, read.data.byteOffset, read.data.length), new Uint32Array(values.buffer));
         },
       ),
       { numRuns: 200 },
@@ -355,5 +357,21 @@ describe('fuzzing: only QUANT_ERR_* errors escape', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('zero copy', () => {
+  it('reads aligned little-endian float32 in C order as a view of the file, anything else as a copy', () => {
+    const values = Float32Array.of(1.5, -2, 3.25, 0);
+    const file = encodeNpy(values, '<f4', [2, 2]);
+    const view = readNpy(file, LIMITS).data;
+    assert.equal(view.buffer, file.buffer);
+    assert.deepEqual(Array.from(view), Array.from(values));
+    // At an odd offset the data cannot be viewed as float32: it is copied.
+    const shifted = new Uint8Array(file.length + 1);
+    shifted.set(file, 1);
+    const copied = readNpy(shifted.subarray(1), LIMITS).data;
+    assert.notEqual(copied.buffer, shifted.buffer);
+    assert.deepEqual(Array.from(copied), Array.from(values));
   });
 });

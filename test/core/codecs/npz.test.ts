@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as zlib from 'node:zlib';
 import fc from 'fast-check';
-import { crc32 } from '../../../src/core/codecs/crc32.js';
+import { crc32, crc32Table } from '../../../src/core/codecs/crc32.js';
 import { encodeNpy, readNpy } from '../../../src/core/codecs/npy.js';
 import { decodeNpz, encodeNpz, type NpzEntry } from '../../../src/core/codecs/npz.js';
 
@@ -42,12 +42,14 @@ describe('crc32', () => {
     assert.equal(crc32(bytes('123456789')), 0xcbf43926);
     assert.equal(crc32(new Uint8Array(0)), 0);
     assert.equal(crc32(bytes('56789'), crc32(bytes('1234'))), 0xcbf43926);
+    assert.equal(crc32Table(bytes('56789'), crc32Table(bytes('1234'))), 0xcbf43926);
   });
 
-  it('agrees with zlib (property)', () => {
+  it('agrees with zlib, the table fallback too (property)', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 2000 }), (data) => {
+      fc.property(fc.uint8Array({ maxLength: 2000 }), fc.nat(), (data, previous) => {
         assert.equal(crc32(data), zlib.crc32(data));
+        assert.equal(crc32Table(data, previous), zlib.crc32(data, previous));
       }),
     );
   });

@@ -1,0 +1,107 @@
+import * as ort from 'onnxruntime-node';
+import { calibrate, dequantizeWith, quantize, quantizeValues, type QuantSpec } from '../src/core/quantize.js';
+import { pack } from '../src/core/pack.js';
+import { CHUNK, getKernels, LAYOUT } from '../src/core/kernels/runtime.js';
+import { absMaxQuantizeModel, dynamicQuantizeModel, perAxisQuantizeModel } from './lib/onnx-graphs.js';
+import { row, type BenchOptions, type Detail, type ScenarioResult } from './lib/rows.js';
+import { melems, timeMedian } from './lib/stats.js';
+import { gaussian } from './lib/tensors.js';
+
+// Kernel throughput on one thread against onnxruntime-node (intra-op threads 1) and a plain
+// copy, measured in this run. Every job takes a Float32Array and returns new typed arrays, as
+// the service's tasks do (onnxruntime likewise allocates its outputs).
+
+const SPEC: QuantSpec = { bits: 8, scheme: 'symmetric', granularity: 'per_tensor', axis: 0, groupSize: 128, calibration: 'minmax', percentile: 99.99 };
+const ORT_OPTIONS: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' };
+
+function mismatches(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
+  return n;
+}
+
+export async function run(o: BenchOptions): Promise<ScenarioResult> {
+  const side = o.quick ? 2048 : 4096;
+  const n = side * side;
+  const x = gaussian(n, 7);
+  const details: Detail[] = [];
+  const rate = async (fn: () => unknown) => melems(n, await timeMedian(fn, o.runs));
+
+  const dst = new Float32Array(n);
+  const copy = await rate(() => dst.set(x));
+
+  // int8 symmetric per tensor
+  const sym = await ort.InferenceSession.create(absMaxQuantizeModel(n), ORT_OPTIONS);
+  const X = new ort.Tensor('float32', x, [n]);
+  const ortSym = await rate(() => sym.run({ X }));
+  const int8 = await rate(() => quantizeValues(x, calibrate(x, [n], SPEC)));
+  const int8Report = await rate(() => quantize(x, [n], SPEC));
+  const ortQ = (await sym.run({ X })).Q!.data as Int8Array;
+  details.push({ name: 'int8 per tensor: elements differing from onnxruntime', value: mismatches(ortQ, quantizeValues(x, calibrate(x, [n], SPEC)).q), unit: 'count' });
+  details.push({ name: 'int8 per tensor with the error report (quantize())', value: int8Report, unit: 'Melem/s' });
+
+  // uint8 asymmetric per tensor
+  const dyn = await ort.InferenceSession.create(dynamicQuantizeModel(n), ORT_OPTIONS);
+  const ortDyn = await rate(() => dyn.run({ X }));
+  const asymSpec: QuantSpec = { ...SPEC, scheme: 'asymmetric' };
+  const uint8 = await rate(() => quantizeValues(x, calibrate(x, [n], asymSpec)));
+  const dynOut = await dyn.run({ X });
+  details.push({ name: 'uint8 per tensor: elements differing from DynamicQuantizeLinear', value: mismatches(dynOut.Y!.data as Uint8Array, quantizeValues(x, calibrate(x, [n], asymSpec)).q), unit: 'count' });
+
+  // int8 per channel, [side, side], axis 0; onnxruntime is given the scales
+  const channelSpec: QuantSpec = { ...SPEC, granularity: 'per_channel', axis: 0 };
+  const channelParams = calibrate(x, [side, side], channelSpec);
+  const perAxis = await ort.InferenceSession.create(perAxisQuantizeModel(side, side), ORT_OPTIONS);
+  const X2 = new ort.Tensor('float32', x, [side, side]);
+  const S = new ort.Tensor('float32', channelParams.scale, [side]);
+  const ortAxis = await rate(() => perAxis.run({ X: X2, S }));
+  const perChannel = await rate(() => quantizeValues(x, calibrate(x, [side, side], channelSpec)));
+  details.push({ name: 'int8 per channel: elements differing from QuantizeLinear per axis', value: mismatches((await perAxis.run({ X: X2, S })).Q!.data as Int8Array, quantizeValues(x, channelParams).q), unit: 'count' });
+
+  // int4 symmetric per group of 128 along the last axis, packed two per byte
+  const groupSpec: QuantSpec = { ...SPEC, bits: 4, granularity: 'per_group', axis: -1, groupSize: 128 };
+  const int4 = await rate(() => {
+    const params = calibrate(x, [side, side], groupSpec);
+    pack(quantizeValues(x, params).q, params.dtype);
+  });
+
+  // dequantize int8 per tensor into a preallocated output, against a copy into one
+  const params = calibrate(x, [n], SPEC);
+  const { q } = quantizeValues(x, params);
+  const out = new Float32Array(n);
+  const dequant = await rate(() => dequantizeWith(q, params, out));
+
+  // What bounds the figures: the kernels on data already in their memory, and the staging copy.
+  const k = getKernels();
+  const kw = LAYOUT.k >> 2;
+  k.f32.fill(params.scale[0]!, kw, kw + 4);
+  const staged = x.subarray(0, CHUNK);
+  k.f32.set(staged, LAYOUT.x >> 2);
+  const reps = n / CHUNK;
+  const inCache = async (fn: () => void) => melems(n, await timeMedian(() => { for (let r = 0; r < reps; r++) fn(); }, o.runs));
+  const p0 = LAYOUT.p[0];
+  const p1 = LAYOUT.p[1];
+  k.f32[p0 >> 2] = params.scale[0]!;
+  k.i32[p1 >> 2] = 0;
+  k.i32.fill(0x4b400000, kw + 16, kw + 20);
+  k.i32.fill(0, kw + 20, kw + 24);
+  k.i32[kw + 25] = 1;
+  details.push({ name: 'bound: copy into the staging buffer (Float32Array.set, 256 KiB pieces)', value: await inCache(() => k.f32.set(staged, LAYOUT.x >> 2)), unit: 'Melem/s' });
+  details.push({ name: 'bound: min/max kernel on staged data', value: await inCache(() => k.calibrate.runs(LAYOUT.x, 1, 1, CHUNK, CHUNK, p0, p1, 0)), unit: 'Melem/s' });
+  details.push({ name: 'bound: int8 quantize kernel on staged data', value: await inCache(() => k.quantize.runs(0, LAYOUT.x, LAYOUT.q, 1, 1, CHUNK, CHUNK, p0, p1, 0, -128, 127, 0, LAYOUT.k, LAYOUT.acc)), unit: 'Melem/s' });
+  details.push({ name: 'bound: int8 quantize kernel with error sums on staged data', value: await inCache(() => k.quantize.runs(1, LAYOUT.x, LAYOUT.q, 1, 1, CHUNK, CHUNK, p0, p1, 0, -128, 127, 0, LAYOUT.k, LAYOUT.acc)), unit: 'Melem/s' });
+  details.push({ name: 'copy floor (Float32Array.set into a preallocated array)', value: copy, unit: 'Melem/s' });
+  await Promise.all([sym.release(), dyn.release(), perAxis.release()]);
+
+  const note = `${n} float32 elements, one thread; onnxruntime-node intraOpNumThreads 1`;
+  return {
+    rows: [
+      row({ name: 'kernel.int8_sym_per_tensor', value: int8, unit: 'Melem/s', baselineName: 'onnxruntime Abs→ReduceMax→Div→QuantizeLinear', baselineValue: ortSym, better: 'higher', target: 1.8, note: `${note}; min-max calibration + quantize, no error report (with it: ${int8Report.toFixed(0)} Melem/s)` }),
+      row({ name: 'kernel.uint8_asym_per_tensor', value: uint8, unit: 'Melem/s', baselineName: 'onnxruntime DynamicQuantizeLinear', baselineValue: ortDyn, better: 'higher', target: 1.0, note }),
+      row({ name: 'kernel.int8_per_channel', value: perChannel, unit: 'Melem/s', baselineName: 'onnxruntime QuantizeLinear per axis (scales given)', baselineValue: ortAxis, better: 'higher', target: 0.9, note: `[${side}, ${side}] axis 0, with calibration` }),
+      row({ name: 'kernel.int4_per_group', value: int4, unit: 'Melem/s', baselineName: 'kernel.int8_sym_per_tensor', baselineValue: int8, better: 'higher', target: 1.0, note: `[${side}, ${side}] int4 symmetric, groups of 128 along the last axis, calibrate + quantize + pack` }),
+      row({ name: 'kernel.dequantize', value: dequant, unit: 'Melem/s', baselineName: 'copy floor (Float32Array.set)', baselineValue: copy, better: 'higher', target: 0.7, note: 'int8 per tensor into a preallocated Float32Array' }),
+    ],
+    details,
+  };
+}

@@ -1,0 +1,57 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export interface BenchServer {
+  port: number;
+  pid: number;
+  /** Peak resident set size of the server process so far (VmHWM), in bytes. */
+  peakRss(): number;
+  /** Current resident set size (VmRSS), in bytes. */
+  rss(): number;
+  stop(): Promise<void>;
+}
+
+function statusField(pid: number, field: string): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${field}:`));
+  if (!line) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(line.split(/\s+/)[1]) * 1024;
+}
+
+/** Starts bench/server.ts with extra environment; resolves once it listens on 127.0.0.1. */
+export async function startServer(env: Record<string, string> = {}): Promise<BenchServer> {
+  const entry = fileURLToPath(new URL('../server.js', import.meta.url));
+  const child: ChildProcess = spawn(process.execPath, [entry], {
+    env: { ...process.env, LOG_LEVEL: 'silent', ...env },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error('the bench server did not start within 30 s')), 30_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      const m = /listening (\d+)/.exec(text);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`the bench server exited with code ${code}`)));
+  });
+  const pid = child.pid!;
+  return {
+    port,
+    pid,
+    peakRss: () => statusField(pid, 'VmHWM'),
+    rss: () => statusField(pid, 'VmRSS'),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        child.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        child.stdin!.end();
+      }),
+  };
+}

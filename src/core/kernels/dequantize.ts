@@ -1,0 +1,54 @@
+import type { QuantParams } from '../quantize.js';
+import { FLT_MAX } from '../round.js';
+import { CHUNK, getKernels, LAYOUT } from './runtime.js';
+import { copyRowsParams, forEachRowsPiece, forEachRunsCall, kernelShape } from './segments.js';
+
+/** The integer containers the kernel reads; anything else goes through the reference loop. */
+export type KernelInts = Int8Array | Uint8Array | Int16Array | Uint16Array;
+
+export function isKernelInts(q: ArrayLike<number>): q is KernelInts {
+  return q instanceof Int8Array || q instanceof Uint8Array || q instanceof Int16Array || q instanceof Uint16Array;
+}
+
+/** x_hat = (q - zero_point) * scale into out, with dequantize.wat. */
+export function dequantizeKernel(q: KernelInts, params: Pick<QuantParams, 'plan' | 'scale' | 'zeroPoint'>, out: Float32Array): void {
+  const k = getKernels();
+  const width = q.BYTES_PER_ELEMENT;
+  const unsigned = q instanceof Uint8Array || q instanceof Uint16Array;
+  const bias = unsigned ? (width === 1 ? 128 : 32768) : 0;
+  const xor = unsigned ? (width === 1 ? 0x80808080 | 0 : 0x80008000 | 0) : 0;
+  const kw = LAYOUT.kd >> 2;
+  k.f32.fill(FLT_MAX, kw + 8, kw + 12);
+  k.f32.fill(-FLT_MAX, kw + 12, kw + 16);
+  k.i32.fill(xor, kw + 16, kw + 20);
+  k.i32[kw + 20] = width;
+  k.i32[kw + 21] = bias;
+  const qBytes = new Uint8Array(q.buffer, q.byteOffset, q.byteLength);
+  const { x: X, q: Q, kd: KD } = LAYOUT;
+  const [P0, P1] = LAYOUT.p;
+  const run = (start: number, count: number, call: () => void) => {
+    k.u8.set(qBytes.subarray(start * width, (start + count) * width), Q);
+    call();
+    out.set(k.f32.subarray(X >> 2, (X >> 2) + count), start);
+  };
+  const shape = kernelShape(params.plan);
+  if (shape.form === 'runs') {
+    forEachRunsCall(shape, CHUNK, (c) => {
+      k.f32.set(params.scale.subarray(c.p0, c.p0 + c.params), P0 >> 2);
+      k.i32.set(params.zeroPoint.subarray(c.p0, c.p0 + c.params), P1 >> 2);
+      run(c.start, c.count, () => k.dequantize.runs(X, Q, c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, KD));
+    });
+    return;
+  }
+  const scaleView = k.f32.subarray(P0 >> 2, (P0 >> 2) + CHUNK);
+  const zpView = k.i32.subarray(P1 >> 2, (P1 >> 2) + CHUNK);
+  const zpfView = k.f32.subarray(P1 >> 2, (P1 >> 2) + CHUNK);
+  forEachRowsPiece(shape, CHUNK, (piece, calls) => {
+    const n = piece.c1 - piece.c0;
+    copyRowsParams(shape, piece.block, piece.c0, piece.c1, params.scale, scaleView);
+    copyRowsParams(shape, piece.block, piece.c0, piece.c1, params.zeroPoint, zpView);
+    // The kernel wants float32(zp - bias) per column, in place of the integers.
+    for (let c = 0; c < n; c++) zpfView[c] = zpView[c]! - bias;
+    calls((c) => run(c.start, c.rows * c.len, () => k.dequantize.rows(X, Q, c.rows, c.len, P0, P1, KD)));
+  });
+}

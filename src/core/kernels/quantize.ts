@@ -1,0 +1,94 @@
+import { INT_DTYPE_INFO, type UnpackedArray } from '../dtypes.js';
+import type { ErrorSums, QuantParams } from '../quantize.js';
+import { CHUNK, getKernels, LAYOUT, type Kernels } from './runtime.js';
+import { copyRowsParams, forEachRowsPiece, forEachRunsCall, kernelShape } from './segments.js';
+
+// Drives quantize.wat over a tensor: stages each call's elements and parameters, runs the
+// kernel, copies the integers out. Reading the results back (sumsOf) fixes the order in
+// which the lanes' partial sums are added, so a given input always gives the same sums.
+
+const MODE_8 = 0;
+const MODE_8_SUMS = 1;
+const MODE_16_SUMS = 2;
+/** bits(1.5 * 2^23), the magic number's bit pattern (see quantize.wat). */
+const MAGIC_BITS = 0x4b400000;
+const ACC_BYTES = 144;
+
+interface Output {
+  width: 1 | 2;
+  bias: number;
+  xor: number;
+}
+
+function outputOf(params: QuantParams): Output {
+  const info = INT_DTYPE_INFO[params.dtype];
+  const width = info.storageBits === 16 ? 2 : 1;
+  if (info.signed) return { width, bias: 0, xor: 0 };
+  return width === 1 ? { width, bias: 128, xor: 0x80808080 | 0 } : { width, bias: 32768, xor: 0x80008000 | 0 };
+}
+
+function setup(k: Kernels, out: Output): void {
+  const kw = LAYOUT.k >> 2;
+  k.i32.fill(MAGIC_BITS, kw + 16, kw + 20);
+  k.i32.fill(out.xor, kw + 20, kw + 24);
+  k.i32[kw + 25] = out.width;
+  k.f64.fill(0, LAYOUT.acc >> 3, (LAYOUT.acc + ACC_BYTES) >> 3);
+}
+
+function sumsOf(k: Kernels, count: number): ErrorSums {
+  const a = LAYOUT.acc;
+  const i = a >> 2;
+  const d = a >> 3;
+  const f = k.f64;
+  return {
+    count,
+    clipped: k.i32[i]! + k.i32[i + 1]! + k.i32[i + 2]! + k.i32[i + 3]!,
+    maxError: Math.max(f[d + 2]!, f[d + 3]!, f[d + 4]!, f[d + 5]!),
+    sumAbs: f[d + 6]! + f[d + 7]! + (f[d + 8]! + f[d + 9]!),
+    sumSq: f[d + 10]! + f[d + 11]! + (f[d + 12]! + f[d + 13]!),
+    sumX2: f[d + 14]! + f[d + 15]! + (f[d + 16]! + f[d + 17]!),
+  };
+}
+
+/**
+ * Quantizes x into q with the kernels. With `sums`, the error sums come back complete;
+ * without, only `clipped` is meaningful (and counts NaN inputs as clipped).
+ */
+export function quantizeKernel(x: Float32Array, params: QuantParams, q: UnpackedArray, sums: boolean): ErrorSums {
+  const k = getKernels();
+  const out = outputOf(params);
+  setup(k, out);
+  const mode = out.width === 2 ? MODE_16_SUMS : sums ? MODE_8_SUMS : MODE_8;
+  const { qMin, qMax } = params;
+  const qBytes = new Uint8Array(q.buffer, q.byteOffset, q.byteLength);
+  const { x: X, q: Q, k: K, acc: ACC } = LAYOUT;
+  const [P0, P1, P2, P3, P4] = LAYOUT.p;
+  const stageOut = (start: number, count: number) => {
+    qBytes.set(k.u8.subarray(Q, Q + count * out.width), start * out.width);
+  };
+  const shape = kernelShape(params.plan);
+  if (shape.form === 'runs') {
+    forEachRunsCall(shape, CHUNK, (c) => {
+      k.f32.set(x.subarray(c.start, c.start + c.count), X >> 2);
+      k.f32.set(params.scale.subarray(c.p0, c.p0 + c.params), P0 >> 2);
+      k.i32.set(params.zeroPoint.subarray(c.p0, c.p0 + c.params), P1 >> 2);
+      k.quantize.runs(mode, X, Q, c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, qMin, qMax, out.bias, K, ACC);
+      stageOut(c.start, c.count);
+    });
+  } else {
+    const scaleView = k.f32.subarray(P0 >> 2, (P0 >> 2) + CHUNK);
+    const zpView = k.i32.subarray(P1 >> 2, (P1 >> 2) + CHUNK);
+    forEachRowsPiece(shape, CHUNK, (piece, calls) => {
+      copyRowsParams(shape, piece.block, piece.c0, piece.c1, params.scale, scaleView);
+      copyRowsParams(shape, piece.block, piece.c0, piece.c1, params.zeroPoint, zpView);
+      k.quantize.prep(P1, P2, P3, P4, piece.c1 - piece.c0, qMin, qMax, out.bias);
+      calls((c) => {
+        const count = c.rows * c.len;
+        k.f32.set(x.subarray(c.start, c.start + count), X >> 2);
+        k.quantize.rows(mode, X, Q, c.rows, c.len, P0, P1, P2, P3, P4, K, ACC);
+        stageOut(c.start, count);
+      });
+    });
+  }
+  return sumsOf(k, x.length);
+}

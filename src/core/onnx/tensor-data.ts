@@ -1,0 +1,110 @@
+import { Errors } from '../../errors.js';
+import { DATA_LOCATION_EXTERNAL, DataType, dataTypeName, type OnnxTensor } from './model.js';
+
+// Reading a float32 initializer's values wherever the model keeps them: raw_data (a view
+// into the upload at any byte offset, so it is copied into an aligned array), float_data,
+// or an external data file.
+
+/** Reads byte ranges of the external data files a model refers to. */
+export interface ExternalData {
+  read(location: string, offset: number, length: number): Uint8Array;
+}
+
+export interface ExternalRef {
+  location: string;
+  offset: number;
+  length: number | undefined;
+}
+
+function onnxError(message: string): never {
+  throw new Errors.Onnx(message);
+}
+
+/**
+ * A location must stay inside the model's directory: relative, no '..', no drive or root
+ * (onnxruntime refuses the same), so a model cannot make us read /etc/passwd.
+ */
+export function checkLocation(location: string, tensorName: string): string {
+  const parts = location.split(/[\\/]/);
+  if (location === '' || location.startsWith('/') || location.startsWith('\\') || /^[a-zA-Z]:/.test(location) || parts.includes('..')) {
+    onnxError(`initializer '${tensorName}': external data location '${location}' must be a relative path inside the model's directory`);
+  }
+  return location;
+}
+
+function nonNegativeInt(text: string, what: string, tensorName: string): number {
+  if (!/^\d{1,16}$/.test(text)) onnxError(`initializer '${tensorName}': external data ${what} '${text}' is not a non-negative integer`);
+  return Number(text);
+}
+
+export function externalRef(t: OnnxTensor): ExternalRef {
+  let location: string | undefined;
+  let offset = 0;
+  let length: number | undefined;
+  for (const { key, value } of t.externalData) {
+    if (key === 'location') location = checkLocation(value, t.name);
+    else if (key === 'offset') offset = nonNegativeInt(value, 'offset', t.name);
+    else if (key === 'length') length = nonNegativeInt(value, 'length', t.name);
+  }
+  if (location === undefined) onnxError(`initializer '${t.name}' has data_location EXTERNAL but no 'location' key`);
+  return { location, offset, length };
+}
+
+export function isExternal(t: OnnxTensor): boolean {
+  return t.dataLocation === DATA_LOCATION_EXTERNAL;
+}
+
+export function elementCount(t: OnnxTensor): number {
+  let n = 1;
+  for (const d of t.dims) {
+    if (!Number.isSafeInteger(d) || d < 0) onnxError(`tensor '${t.name}' has an invalid dimension ${d}`);
+    n *= d;
+  }
+  if (!Number.isSafeInteger(n)) onnxError(`tensor '${t.name}' declares more elements than can be addressed`);
+  return n;
+}
+
+/** The bytes of a float32 tensor's values, wherever they live (not yet aligned). */
+function floatBytes(t: OnnxTensor, n: number, external: ExternalData | undefined): Uint8Array {
+  const need = 4 * n;
+  if (isExternal(t)) {
+    const ref = externalRef(t);
+    if (ref.length !== undefined && ref.length !== need) {
+      onnxError(`initializer '${t.name}': external data length ${ref.length} does not match ${n} float32 values (${need} bytes)`);
+    }
+    if (!external) onnxError(`initializer '${t.name}' lives in external file '${ref.location}', which was not uploaded`);
+    return external.read(ref.location, ref.offset, need);
+  }
+  if (t.rawData && t.rawData.length > 0) {
+    if (t.rawData.length !== need) onnxError(`tensor '${t.name}': raw_data holds ${t.rawData.length} bytes; ${n} float32 values need ${need}`);
+    return t.rawData;
+  }
+  const runs = t.floatData ?? [];
+  const have = runs.reduce((s, r) => s + r.length, 0);
+  if (have !== need) onnxError(`tensor '${t.name}': float_data holds ${have / 4} values; its dims [${t.dims.join(', ')}] need ${n}`);
+  if (runs.length === 1) return runs[0]!;
+  const out = new Uint8Array(need);
+  let at = 0;
+  for (const r of runs) {
+    out.set(r, at);
+    at += r.length;
+  }
+  return out;
+}
+
+/** A float32 tensor's values as an aligned Float32Array of its own. */
+export function readFloat32(t: OnnxTensor, external?: ExternalData): Float32Array {
+  if (t.dataType !== DataType.float32) onnxError(`tensor '${t.name}' is ${dataTypeName(t.dataType)}, not float32`);
+  const n = elementCount(t);
+  const bytes = floatBytes(t, n, external);
+  const out = new Float32Array(n);
+  new Uint8Array(out.buffer).set(bytes.subarray(0, 4 * n));
+  return out;
+}
+
+/** Bytes the tensor's data takes in the model (inline or external), for size reports. */
+export function storedBytes(t: OnnxTensor): number {
+  if (isExternal(t)) return externalRef(t).length ?? 0;
+  if (t.rawData) return t.rawData.length;
+  return (t.floatData ?? []).reduce((s, r) => s + r.length, 0);
+}

@@ -1,0 +1,43 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Errors } from '../errors.js';
+import { cancel, cancelFlag } from '../pool/cancel.js';
+import type { Task, TaskReply } from '../pool/messages.js';
+import { logFact } from './request-log.js';
+
+type ModelTask = Extract<Task, { op: 'quantizeModel' }>;
+
+/**
+ * sendReply for model tasks. They run onnxruntime, whose worker must never be terminated
+ * mid-run (see pool/cancel.ts), so a client that goes away or a task past REQUEST_TIMEOUT_MS
+ * raises the task's cancel flag instead of aborting it: the answer (504, or nothing for a
+ * gone client) is immediate and the worker stops at its next checkpoint.
+ */
+export async function sendModelReply(request: FastifyRequest, reply: FastifyReply, task: ModelTask, transferList: ArrayBuffer[]) {
+  const flag = cancelFlag();
+  const running = request.server.pool.run({ ...task, cancel: flag }, { transferList });
+  // The task's own end is awaited below or deliberately dropped once we have answered.
+  running.catch(() => {});
+  const timeoutMs = request.server.config.requestTimeoutMs;
+  let timer: NodeJS.Timeout | undefined;
+  let onClose: (() => void) | undefined;
+  const stopped = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Errors.Timeout(`the task ran past REQUEST_TIMEOUT_MS=${timeoutMs} and was stopped`)), timeoutMs);
+    onClose = () => {
+      if (!reply.raw.writableFinished) reject(new Errors.Aborted('the request was aborted before its task finished'));
+    };
+    reply.raw.once('close', onClose);
+  });
+  let result: TaskReply;
+  try {
+    result = await Promise.race([running, stopped]);
+  } catch (err) {
+    cancel(flag);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+    if (onClose) reply.raw.off('close', onClose);
+  }
+  logFact(request, { op: task.op, ...result.log });
+  if (result.headers) reply.headers(result.headers);
+  return reply.type(result.contentType).send(Buffer.from(result.body.buffer, result.body.byteOffset, result.body.byteLength));
+}

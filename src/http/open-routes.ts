@@ -1,0 +1,16 @@
+import type { FastifyRequest } from 'fastify';
+
+// Probes and documentation: open to everyone, never rate limited or shed, so that
+// orchestrators and people can always see the service's state and how to call it.
+const OPEN = new Set(['/healthz', '/readyz', '/openapi.json']);
+
+export function isOpenRoute(request: FastifyRequest): boolean {
+  const url = request.routeOptions.url;
+  return url !== undefined && (OPEN.has(url) || url === '/docs' || url.startsWith('/docs/'));
+}
+
+/** Liveness and readiness answer for themselves, even under pressure or while shutting down. */
+export function isProbe(request: FastifyRequest): boolean {
+  const url = request.routeOptions.url;
+  return url === '/healthz' || url === '/readyz';
+}

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { JOB_PHASES, JOB_STATUSES } from '../../jobs/types.js';
+import { ModelSummary } from './models.js';
+
+export const JobParams = z.object({ id: z.string().uuid().describe('The id POST /v1/jobs returned') }).strict();
+
+export const JobLinks = z.object({ self: z.string(), result: z.string(), report: z.string(), events: z.string() });
+
+export const JobProgress = z.object({
+  phase: z.enum(JOB_PHASES),
+  tensors_done: z.number().int(),
+  tensors_total: z.number().int(),
+  bytes_done: z.number().int().describe('Float bytes of the weights quantized so far'),
+  bytes_total: z.number().int(),
+  fraction: z.number().min(0).max(1).describe('Never decreases; 1 exactly when the job has succeeded'),
+});
+
+export const JobView = z.object({
+  id: z.string(),
+  status: z.enum(JOB_STATUSES),
+  created_at: z.string(),
+  updated_at: z.string(),
+  expires_at: z.string().describe('The job and its files are deleted after this (JOBS_TTL_S after it was created or finished)'),
+  progress: JobProgress,
+  summary: ModelSummary.optional().describe('Once succeeded: the report summary'),
+  error: z.object({ code: z.string(), message: z.string() }).optional().describe('Once failed: why'),
+  links: JobLinks,
+});
+
+export const JobCreated = z.object({ id: z.string(), status: z.literal('queued'), links: JobLinks });

@@ -1,0 +1,86 @@
+import type { Readable, Writable } from 'node:stream';
+import type { ModelTaskOptions } from '../pool/messages.js';
+import type { ModelSummary } from '../pool/tasks/model-reply.js';
+
+// Jobs for models too big or too slow for one request. The store is an interface so that
+// several replicas can share one (e.g. Redis for records and events, object storage for
+// files); LocalJobStore keeps everything in JOBS_DIR and is the default.
+
+export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+/** 'reference': the float model runs in onnxruntime first, for validation. */
+export const JOB_PHASES = ['queued', 'reference', 'quantizing', 'writing', 'validating', 'done'] as const;
+export type JobPhase = (typeof JOB_PHASES)[number];
+
+export interface JobProgress {
+  phase: JobPhase;
+  tensors_done: number;
+  tensors_total: number;
+  bytes_done: number;
+  bytes_total: number;
+  /** 0..1, never decreasing; 1 exactly when the job has succeeded. */
+  fraction: number;
+}
+
+export interface StoredFile {
+  /** The name the user gave it: 'model', 'inputs', or an external data location. */
+  name: string;
+  /** Path relative to the job's input directory. */
+  file: string;
+  size: number;
+}
+
+export interface Artifact {
+  name: string;
+  size: number;
+  crc: number;
+}
+
+export interface JobRecord {
+  id: string;
+  status: JobStatus;
+  created_at: string;
+  updated_at: string;
+  expires_at: string;
+  /** How many times a worker has started it (a restart re-queues interrupted jobs once). */
+  attempts: number;
+  filename: string;
+  options: ModelTaskOptions;
+  model: StoredFile;
+  external: StoredFile[];
+  inputs: StoredFile | undefined;
+  progress: JobProgress;
+  /** The report's summary once the job has succeeded. */
+  summary?: ModelSummary | undefined;
+  /** X-Quantization-Summary of the result. */
+  summary_header?: string | undefined;
+  error?: { code: string; message: string } | undefined;
+  /** The result files: one .onnx, or the .onnx and its external data (served as a zip). */
+  artifacts?: Artifact[] | undefined;
+  /** Bytes this job holds on disk (inputs and results). */
+  bytes: number;
+}
+
+export type JobEvent = { type: 'progress'; job: JobRecord } | { type: 'end'; job: JobRecord };
+
+export interface JobStore {
+  /** Reserves a new job; its inputs are then written with inputWriter and it is committed. */
+  create(id: string, ttlSeconds: number): Promise<void>;
+  /** A stream for one uploaded file; `file` is a safe relative path. */
+  inputWriter(id: string, file: string): Promise<Writable>;
+  commit(record: JobRecord): Promise<void>;
+  get(id: string): Promise<JobRecord | undefined>;
+  update(id: string, patch: Partial<JobRecord>): Promise<JobRecord | undefined>;
+  /** Local paths of a job's input and output directories, for the worker that runs it. */
+  workDirs(id: string): Promise<{ input: string; output: string }>;
+  /** Saves the report beside the artifacts the worker wrote into the output directory. */
+  saveReport(id: string, report: unknown): Promise<void>;
+  openArtifact(id: string, name: string): Promise<Readable>;
+  readReport(id: string): Promise<unknown>;
+  delete(id: string): Promise<void>;
+  list(): Promise<JobRecord[]>;
+  /** Bytes held by all jobs. */
+  usage(): Promise<number>;
+  subscribe(id: string, listener: (e: JobEvent) => void): () => void;
+  publish(e: JobEvent): void;
+}

@@ -1,0 +1,25 @@
+import { readNpy } from '../../core/codecs/npy.js';
+import { decodeNpz } from '../../core/codecs/npz.js';
+import type { OnnxModel } from '../../core/onnx/model.js';
+import { Errors } from '../../errors.js';
+import type { UserArray } from '../../onnx-runtime/inputs.js';
+import type { TaskLimits } from '../messages.js';
+
+/**
+ * The `inputs` .npz: one float array per model input, named like the input (`x.npy` or
+ * `x`). Names that are not inputs of the model are a 400 here, before any session starts.
+ */
+export function userInputs(npz: Uint8Array, model: OnnxModel, limits: TaskLimits): Map<string, UserArray> {
+  const initializers = new Set(model.graph.initializers.map((t) => t.name));
+  const inputs = model.graph.inputs.map((v) => v.name).filter((n) => !initializers.has(n));
+  const out = new Map<string, UserArray>();
+  for (const entry of decodeNpz(npz)) {
+    const name = entry.name.endsWith('.npy') ? entry.name.slice(0, -4) : entry.name;
+    if (!inputs.includes(name)) {
+      throw new Errors.Option(`inputs: the .npz holds '${name}', which is not an input of the model (its inputs: ${inputs.join(', ')})`);
+    }
+    const { header, data } = readNpy(entry.data, limits);
+    out.set(name, { data, shape: header.shape });
+  }
+  return out;
+}

@@ -1,0 +1,103 @@
+import { performance } from 'node:perf_hooks';
+import { decodeModel } from '../../core/onnx/decode.js';
+import { checkExternalFiles } from '../../core/onnx/external.js';
+import type { OnnxModel } from '../../core/onnx/model.js';
+import { modelQuantOptions, type ModelQuantOptions } from '../../core/onnx/quantize/options.js';
+import { preflight, quantizeModel, type ModelProgress, type ModelQuantResult } from '../../core/onnx/quantize/quantize-model.js';
+import type { ExternalData } from '../../core/onnx/tensor-data.js';
+import type { UserArray } from '../../onnx-runtime/inputs.js';
+import type { ValidationReport } from '../../onnx-runtime/validate.js';
+import type { ModelTaskOptions, TaskLimits } from '../messages.js';
+import { userInputs } from './model-inputs.js';
+import type { ModelReport } from './model-reply.js';
+
+// What the synchronous endpoint and the jobs share: decode, check the uploads, quantize,
+// and the report. They differ only in where bytes come from and go to. The float model's
+// reference run comes before quantizing, so its onnxruntime session (as big as the model)
+// is released before the quantized copy exists.
+
+export interface PipelineInput {
+  model: Uint8Array;
+  external: ExternalData;
+  externalSizes: ReadonlyMap<string, number>;
+  inputs?: Uint8Array | undefined;
+  options: ModelTaskOptions;
+  limits: TaskLimits;
+}
+
+export interface Prepared {
+  input: OnnxModel;
+  opts: ModelQuantOptions;
+  user: Map<string, UserArray> | undefined;
+  external: ExternalData;
+}
+
+export interface Quantized extends Prepared {
+  result: ModelQuantResult;
+  quantizeMs: number;
+}
+
+export function coreOptions(o: ModelTaskOptions): ModelQuantOptions {
+  return modelQuantOptions({
+    bits: o.bits,
+    scheme: o.scheme,
+    granularity: o.granularity,
+    groupSize: o.group_size,
+    calibration: o.calibration,
+    percentile: o.percentile,
+    format: o.format,
+    opTypes: o.op_types,
+    exclude: o.exclude,
+    minElements: o.min_elements,
+  });
+}
+
+/** Everything that can refuse the upload, before any slow work (onnxruntime included). */
+export function prepare(p: PipelineInput): Prepared {
+  const input = decodeModel(p.model);
+  checkExternalFiles(input, p.externalSizes);
+  const user = p.inputs ? userInputs(p.inputs, input, p.limits) : undefined;
+  const opts = coreOptions(p.options);
+  preflight(input, opts);
+  return { input, opts, user, external: p.external };
+}
+
+export function quantizeStage(p: Prepared, onProgress?: (progress: ModelProgress) => void): Quantized {
+  const t0 = performance.now();
+  const result = quantizeModel(p.input, p.opts, { external: p.external, onProgress });
+  return { ...p, result, quantizeMs: performance.now() - t0 };
+}
+
+export function buildReport(q: Quantized, inBytes: number, outBytes: number, validation: ValidationReport): ModelReport {
+  const { opts, result: r } = q;
+  const formats: Record<string, number> = {};
+  for (const t of r.tensors) formats[t.format] = (formats[t.format] ?? 0) + 1;
+  const worst = r.tensors.find((t) => t.snr_db !== null);
+  return {
+    summary: {
+      bits: opts.bits,
+      scheme: opts.scheme,
+      granularity: opts.granularity,
+      group_size: opts.granularity === 'per_group' ? opts.groupSize : null,
+      calibration: opts.calibration,
+      format: opts.format,
+      formats,
+      opset: r.opset ?? null,
+      opset_imports_added: r.addedOpsets,
+      tensors_quantized: r.tensors.length,
+      tensors_skipped: r.skipped.length,
+      original_bytes: inBytes,
+      quantized_bytes: outBytes,
+      compression_ratio: inBytes / outBytes,
+      weights_original_bytes: r.tensors.reduce((s, t) => s + t.original_bytes, 0),
+      weights_quantized_bytes: r.tensors.reduce((s, t) => s + t.quantized_bytes, 0),
+      worst_tensor: worst ? { name: worst.name, snr_db: worst.snr_db } : null,
+      quantize_ms: Math.round(q.quantizeMs),
+    },
+    tensors: r.tensors,
+    skipped: r.skipped,
+    validation,
+  };
+}
+
+export const VALIDATION_OFF: ValidationReport = { status: 'skipped', reason: 'validate=false' };

@@ -1,0 +1,35 @@
+import { memoryExternalData } from '../../core/onnx/external.js';
+import { Errors } from '../../errors.js';
+import { compareRun, referenceRun } from '../../onnx-runtime/validate.js';
+import { inlineModelParts, PROTOBUF_LIMIT } from '../../onnx-io/write-model.js';
+import { checkpoint } from '../cancel.js';
+import type { Task, TaskReply } from '../messages.js';
+import { buildReport, prepare, quantizeStage, VALIDATION_OFF } from './model-pipeline.js';
+import { modelReply } from './model-reply.js';
+
+type ModelTask = Extract<Task, { op: 'quantizeModel' }>;
+
+/**
+ * The synchronous endpoint: everything in memory. The output is self-contained (tensors
+ * that came in external files are written inline); past protobuf's 2 GiB limit the jobs
+ * API, which writes external data, is the way.
+ */
+export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
+  const files = new Map(task.external.map((f) => [f.name, f.bytes]));
+  const external = memoryExternalData(files);
+  const sizes = new Map([...files].map(([k, v]) => [k, v.length]));
+  const prepared = prepare({ model: task.model, external, externalSizes: sizes, inputs: task.inputs, options: task.options, limits: task.limits });
+  const original = { bytes: task.model, externalData: task.external.length ? task.external.map((f) => ({ path: f.name, data: f.bytes })) : undefined };
+  const reference = task.options.validate ? await referenceRun(original, { user: prepared.user }) : VALIDATION_OFF;
+  checkpoint(task.cancel);
+  const q = quantizeStage(prepared, () => checkpoint(task.cancel));
+  const parts = inlineModelParts(q.result.model, external);
+  if (parts.length > PROTOBUF_LIMIT) {
+    throw new Errors.Onnx(`the quantized model is ${parts.length} bytes, past protobuf's 2 GiB limit for one file: use POST /v1/jobs, which writes external data`);
+  }
+  const model = parts.concat();
+  checkpoint(task.cancel);
+  const validation = 'status' in reference ? reference : await compareRun(reference, { bytes: model }, () => checkpoint(task.cancel));
+  const inBytes = task.model.length + task.external.reduce((s, f) => s + f.bytes.length, 0);
+  return modelReply(task, model, buildReport(q, inBytes, model.length, validation));
+}

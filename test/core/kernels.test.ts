@@ -1,0 +1,268 @@
+// The WebAssembly kernels against the reference loops (src/core/reference/), bit for bit:
+// integers, scales, zero points, clipped counts, max_error and reconstructions must be equal;
+// only the float64 error sums may differ in the last bits (another summation order).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+
+import { calibrate, dequantizeWith, planParams, quantizeValues, quantizeWith, type Granularity, type QuantParams, type QuantSpec } from '../../src/core/quantize.js';
+import { paramsFromRange, type Scheme } from '../../src/core/calibrate.js';
+import { INT_DTYPE_INFO, containerFor, intRange, type IntDType } from '../../src/core/dtypes.js';
+import { pack, unpack } from '../../src/core/pack.js';
+import { dequantizeWithReference, minmaxRangesReference, quantizeWithReference } from '../../src/core/reference/quantize.js';
+import { packReference, unpackReference } from '../../src/core/reference/pack.js';
+import { CHUNK } from '../../src/core/kernels/runtime.js';
+import { kernelShape } from '../../src/core/kernels/segments.js';
+import { sumsDiffer } from './sums-close.js';
+
+const FC = { seed: 4242, numRuns: 400 };
+
+/** mulberry32: seeded, so every run sees the same data. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Kind = 'uniform' | 'wide' | 'zeros' | 'ties' | 'tiny';
+
+/** Data of one kind: wide spans every float32 magnitude; ties sit exactly halfway at scale 2^-3. */
+function data(n: number, kind: Kind, seed: number): Float32Array {
+  const u = random(seed);
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = u();
+    switch (kind) {
+      case 'uniform':
+        x[i] = (r * 2 - 1) * 3;
+        break;
+      case 'wide':
+        x[i] = (u() < 0.5 ? -1 : 1) * 2 ** (r * 250 - 125);
+        break;
+      case 'zeros':
+        x[i] = r < 0.7 ? (r < 0.35 ? 0 : -0) : r * 5 - 2;
+        break;
+      case 'ties':
+        x[i] = (Math.floor(r * 600) - 300 + 0.5) / 8;
+        break;
+      case 'tiny':
+        x[i] = (r * 2 - 1) * 1e-41;
+        break;
+    }
+  }
+  return x;
+}
+
+function bytesOf(a: ArrayBufferView): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): string | null {
+  if (a.length !== b.length) return `length ${a.length} vs ${b.length}`;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return `[${i}] ${a[i]} vs ${b[i]}`;
+  return null;
+}
+
+/** The reference's calibrate for min-max: per-group min/max, then paramsFromRange. */
+function referenceMinmaxParams(x: Float32Array, shape: number[], spec: QuantSpec): { scale: Float32Array; zeroPoint: Int32Array } {
+  const plan = planParams(shape, spec.granularity, spec.axis, spec.groupSize);
+  const { lo, hi } = minmaxRangesReference(x, plan);
+  const signed = spec.scheme === 'symmetric';
+  const ip = { bits: spec.bits, scheme: spec.scheme, ...intRange(spec.bits, signed) };
+  const scale = new Float32Array(plan.count);
+  const zeroPoint = new Int32Array(plan.count);
+  for (let p = 0; p < plan.count; p++) {
+    const alpha = Math.max(Math.abs(lo[p]!), Math.abs(hi[p]!));
+    const r = paramsFromRange(signed ? { lo: -alpha, hi: alpha } : { lo: lo[p]!, hi: hi[p]! }, ip);
+    scale[p] = r.scale;
+    zeroPoint[p] = r.zeroPoint;
+  }
+  return { scale, zeroPoint };
+}
+
+/** Every mismatch between the kernels and the reference on one tensor and spec. */
+function compare(x: Float32Array, shape: number[], spec: QuantSpec): string[] {
+  const problems: string[] = [];
+  const note = (what: string, d: string | null) => {
+    if (d) problems.push(`${what}: ${d}`);
+  };
+  const params = calibrate(x, shape, spec);
+  if (spec.calibration === 'minmax') {
+    const ref = referenceMinmaxParams(x, shape, spec);
+    note('scale', firstDiff(params.scale, ref.scale));
+    note('zero point', firstDiff(params.zeroPoint, ref.zeroPoint));
+  }
+  const fast = quantizeWith(x, params);
+  const ref = quantizeWithReference(x, params);
+  note('q', firstDiff(fast.q, ref.q));
+  problems.push(...sumsDiffer(fast.sums, ref.sums).map((d) => `sums: ${d}`));
+  const values = quantizeValues(x, params);
+  note('q without sums', firstDiff(values.q, ref.q));
+  if (values.clipped !== ref.sums.clipped) problems.push(`clipped without sums: ${values.clipped} vs ${ref.sums.clipped}`);
+  const xHat = dequantizeWith(ref.q, params);
+  if (!bytesOf(xHat).equals(bytesOf(dequantizeWithReference(ref.q, params)))) {
+    note('dequantize', firstDiff(xHat, dequantizeWithReference(ref.q, params)) ?? 'bytes differ');
+  }
+  return problems;
+}
+
+const specArb = (rank: number) =>
+  fc.record({
+    bits: fc.integer({ min: 2, max: 16 }),
+    scheme: fc.constantFrom<Scheme>('symmetric', 'asymmetric'),
+    granularity: rank === 0 ? fc.constant<Granularity>('per_tensor') : fc.constantFrom<Granularity>('per_tensor', 'per_channel', 'per_group'),
+    axis: rank === 0 ? fc.constant(0) : fc.integer({ min: -rank, max: rank - 1 }),
+    groupSize: fc.oneof(fc.integer({ min: 1, max: 9 }), fc.constantFrom(16, 32, 128)),
+    calibration: fc.constant('minmax' as const),
+    percentile: fc.constant(99.99),
+  });
+
+test('kernels = reference on random shapes, options and data (q, parameters, clipping, max_error bit for bit)', () => {
+  const kinds: Kind[] = ['uniform', 'uniform', 'wide', 'zeros', 'ties', 'tiny'];
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 0, maxLength: 4 }).chain((shape) =>
+        fc.record({ shape: fc.constant(shape), spec: specArb(shape.length), kind: fc.constantFrom(...kinds), seed: fc.nat() }),
+      ),
+      ({ shape, spec, kind, seed }) => {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const x = data(n, kind, seed);
+        assert.deepEqual(compare(x, shape, spec), [], `${kind} [${shape}] ${JSON.stringify(spec)}`);
+      },
+    ),
+    FC,
+  );
+});
+
+// Layouts that cross the staging size (CHUNK elements) in each way the segment walkers cut
+// them: many rows per call, many runs per call, a run split into pieces, a row split into
+// column pieces, short last groups.
+const BIG: Array<{ shape: number[]; granularity: Granularity; axis: number; groupSize: number }> = [
+  { shape: [2 * CHUNK + 7], granularity: 'per_tensor', axis: 0, groupSize: 1 },
+  { shape: [3, CHUNK + 5], granularity: 'per_channel', axis: 0, groupSize: 1 },
+  { shape: [70, 1501], granularity: 'per_channel', axis: 0, groupSize: 1 },
+  { shape: [5, 3, 20001], granularity: 'per_channel', axis: 1, groupSize: 1 },
+  { shape: [3, CHUNK + 3], granularity: 'per_channel', axis: -1, groupSize: 1 },
+  { shape: [900, 7, 3], granularity: 'per_channel', axis: 1, groupSize: 1 },
+  { shape: [70, 1003], granularity: 'per_group', axis: -1, groupSize: 32 },
+  { shape: [2, CHUNK + 9], granularity: 'per_group', axis: 1, groupSize: CHUNK + 2 },
+  { shape: [100, 701], granularity: 'per_group', axis: 0, groupSize: 16 },
+  { shape: [9, CHUNK + 1], granularity: 'per_group', axis: 0, groupSize: 4 },
+  { shape: [3, 40, 500], granularity: 'per_group', axis: 1, groupSize: 6 },
+];
+
+test('kernels = reference on tensors larger than one staging chunk', () => {
+  let seed = 1;
+  const forms = new Set<string>();
+  for (const layout of BIG) {
+    for (const [bits, scheme] of [[8, 'symmetric'], [4, 'asymmetric'], [12, 'asymmetric'], [16, 'symmetric']] as const) {
+      const spec: QuantSpec = { bits, scheme, granularity: layout.granularity, axis: layout.axis, groupSize: layout.groupSize, calibration: 'minmax', percentile: 99.99 };
+      const n = layout.shape.reduce((a, b) => a * b, 1);
+      const x = data(n, seed % 3 === 0 ? 'wide' : 'uniform', seed++);
+      forms.add(kernelShape(planParams(layout.shape, layout.granularity, layout.axis, layout.groupSize)).form);
+      assert.deepEqual(compare(x, layout.shape, spec), [], `[${layout.shape}] ${JSON.stringify(spec)}`);
+    }
+  }
+  assert.deepEqual([...forms].sort(), ['rows', 'runs']);
+});
+
+function manualParams(shape: number[], granularity: Granularity, bits: number, scheme: Scheme, scale: number, zeroPoint: number): QuantParams {
+  const signed = scheme === 'symmetric';
+  const plan = planParams(shape, granularity, -1, 2);
+  const dtype: IntDType = containerFor(bits, signed);
+  return {
+    bits,
+    scheme,
+    ...intRange(bits, signed),
+    dtype,
+    plan,
+    scale: new Float32Array(plan.count).fill(scale),
+    zeroPoint: new Int32Array(plan.count).fill(zeroPoint),
+  };
+}
+
+test('exact ties round to even, the clamp and the zero point, with given parameters', () => {
+  // scale 1/8: x = (k + 0.5) / 8 divides to exactly k + 0.5.
+  const x = data(4099, 'ties', 7);
+  for (const granularity of ['per_tensor', 'per_group', 'per_channel'] as const) {
+    for (const [bits, scheme, zp] of [[8, 'symmetric', 0], [4, 'symmetric', 0], [8, 'asymmetric', 131], [16, 'asymmetric', 40000], [2, 'asymmetric', 1]] as const) {
+      const params = manualParams([4099], granularity, bits, scheme, 0.125, zp);
+      const fast = quantizeWith(x, params);
+      const ref = quantizeWithReference(x, params);
+      assert.equal(firstDiff(fast.q, ref.q), null, `${granularity} ${bits} ${scheme}`);
+      assert.deepEqual(sumsDiffer(fast.sums, ref.sums), []);
+      assert.ok(ref.sums.clipped > 0 || bits === 16);
+    }
+  }
+});
+
+test('NaN, infinities and reconstructions past float32 take the reference path with the same results', () => {
+  const x = data(1000, 'uniform', 3);
+  x[17] = NaN;
+  x[400] = Infinity;
+  x[401] = -Infinity;
+  for (const [bits, scheme, zp] of [[8, 'symmetric', 0], [8, 'asymmetric', 200], [16, 'asymmetric', 3]] as const) {
+    const params = manualParams([1000], 'per_tensor', bits, scheme, 0.01, zp);
+    const fast = quantizeWith(x, params);
+    const ref = quantizeWithReference(x, params);
+    assert.equal(firstDiff(fast.q, ref.q), null);
+    assert.equal(JSON.stringify(fast.sums), JSON.stringify(ref.sums));
+    const values = quantizeValues(x, params);
+    assert.equal(firstDiff(values.q, ref.q), null);
+    assert.equal(values.clipped, ref.sums.clipped);
+  }
+  // FLT_MAX / scale = 999.6 rounds up to 1000, and 1000 * scale overflows float32: the
+  // reference saturates the reconstruction at FLT_MAX, the kernel hands the call back to it.
+  const FLT_MAX = 3.4028234663852886e38;
+  const big = Float32Array.of(FLT_MAX, -FLT_MAX, 1, 0, 1e38);
+  const params = manualParams([5], 'per_tensor', 16, 'symmetric', Math.fround(FLT_MAX / 999.6), 0);
+  const fast = quantizeWith(big, params);
+  const ref = quantizeWithReference(big, params);
+  assert.equal(ref.q[0], 1000);
+  assert.equal(firstDiff(fast.q, ref.q), null);
+  assert.equal(JSON.stringify(fast.sums), JSON.stringify(ref.sums));
+  assert.ok(Number.isFinite(ref.sums.sumSq));
+});
+
+test('dequantize = reference for every container, saturating at FLT_MAX', () => {
+  for (const dtype of ['int2', 'uint2', 'int4', 'uint4', 'int8', 'uint8', 'int16', 'uint16'] as const) {
+    const info = INT_DTYPE_INFO[dtype];
+    const bits = info.storageBits;
+    const signed = info.signed;
+    const { qMin, qMax } = intRange(bits, signed);
+    const u = random(bits + (signed ? 100 : 0));
+    for (const shape of [[1], [37], [5, 300], [2 * CHUNK + 3]]) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const q = info.create(n);
+      for (let i = 0; i < n; i++) q[i] = qMin + Math.floor(u() * (qMax - qMin + 1));
+      for (const [granularity, scale] of [['per_tensor', 0.37], ['per_group', 1e-41], ['per_channel', 3e38]] as const) {
+        if (granularity !== 'per_tensor' && shape.length < 2) continue;
+        const params = manualParams(shape, granularity, bits, signed ? 'symmetric' : 'asymmetric', scale, signed ? 0 : Math.floor((qMax + 1) / 3));
+        params.scale.forEach((_, p) => (params.scale[p] = scale * (1 + p / 7)));
+        const fast = dequantizeWith(q, params);
+        const ref = dequantizeWithReference(q, params);
+        assert.ok(bytesOf(fast).equals(bytesOf(ref)), `${dtype} [${shape}] ${granularity}: ${firstDiff(fast, ref)}`);
+      }
+    }
+  }
+});
+
+test('pack and unpack = reference for 2- and 4-bit containers at every length', () => {
+  for (const dtype of ['int2', 'uint2', 'int4', 'uint4'] as const) {
+    const info = INT_DTYPE_INFO[dtype];
+    const { qMin, qMax } = intRange(info.storageBits, info.signed);
+    const u = random(info.storageBits * 3 + (info.signed ? 1 : 0));
+    for (const n of [0, 1, 31, 32, 33, 63, 64, 65, 200, 4 * CHUNK + 77, 9 * CHUNK + 1]) {
+      const q = info.create(n);
+      for (let i = 0; i < n; i++) q[i] = qMin + Math.floor(u() * (qMax - qMin + 1));
+      const packed = pack(q, dtype);
+      assert.ok(bytesOf(packed).equals(bytesOf(packReference(q, dtype))), `${dtype} pack n=${n}`);
+      assert.ok(bytesOf(unpack(packed, n, dtype)).equals(bytesOf(unpackReference(packed, n, dtype))), `${dtype} unpack n=${n}`);
+    }
+  }
+});

@@ -1,0 +1,251 @@
+import autocannon from 'autocannon';
+import { fork, type ChildProcess } from 'node:child_process';
+import { buildMix, type Kind } from './mix.js';
+
+export interface LoadOptions {
+  requests: number;
+  connections: number;
+  maxTensorBytes?: number;
+  /** Hard stop for each burst. */
+  timeoutS: number;
+  /** Requests in the warm-up burst before memory is first measured (default: two per connection). */
+  warmRequests?: number;
+  env?: Record<string, string>;
+  /** Pause before each memory measurement (default 3 s). */
+  settleMs?: number;
+}
+
+interface Memory {
+  heapUsed: number;
+  rss: number;
+  external: number;
+  arrayBuffers: number;
+  pool: { inFlight: number };
+}
+
+export interface LoadReport {
+  sent: number;
+  byKind: Record<string, { sent: number; wrong: number }>;
+  statusCounts: Record<string, number>;
+  /** The first few wrong answers, with why. */
+  wrong: string[];
+  errors: number;
+  timeouts: number;
+  /** The first few connection errors autocannon saw. */
+  errorMessages: string[];
+  durationS: number;
+  healthz: { samples: number; failures: string[]; p50: number; p99: number; max: number };
+  memory: { start: Memory; end: Memory };
+}
+
+const HARNESS = new URL('./harness.js', import.meta.url);
+
+/**
+ * glibc settings the Docker image runs with (see the Dockerfile): big buffers go straight
+ * back to the system when freed instead of staying in per-thread arenas, so RSS measures
+ * what the service holds rather than what the allocator kept.
+ */
+const ALLOCATOR = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' };
+
+interface Harness {
+  child: ChildProcess;
+  port: number;
+  ask: <T>(type: string) => Promise<T>;
+  close: () => Promise<void>;
+}
+
+function startHarness(env: Record<string, string>): Promise<Harness> {
+  const child = fork(HARNESS, { execArgv: ['--expose-gc'], env: { ...process.env, LOG_LEVEL: 'warn', ...ALLOCATOR, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const ask = <T>(type: string) =>
+    new Promise<T>((resolve, reject) => {
+      const on = (msg: { type: string }) => {
+        if (msg.type !== type) return;
+        child.off('message', on);
+        resolve(msg as T);
+      };
+      child.on('message', on);
+      void exited.then(() => reject(new Error(`the service exited before answering '${type}'`)));
+      child.send({ type });
+    });
+  const close = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.send({ type: 'close' });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`harness exited with ${code} before it was ready`)));
+    child.once('message', (msg: { type: string; port: number }) => resolve({ child, port: msg.port, ask, close }));
+  });
+}
+
+const PROBER = new URL('./prober.js', import.meta.url);
+
+/** Starts the /healthz prober in its own process; stop() returns what it measured. */
+function probeHealth(port: number, everyMs: number) {
+  const child = fork(PROBER, [String(port), String(everyMs)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const report = new Promise<LoadReport['healthz']>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as LoadReport['healthz']));
+    child.once('exit', (code) => reject(new Error(`the prober exited with ${code} before reporting`)));
+  });
+  return {
+    stop: async () => {
+      child.send('stop');
+      return report;
+    },
+  };
+}
+
+/** A fixed interleaving of the kinds by weight, so every run sends the same mix. */
+function schedule(kinds: Kind[]): Kind[] {
+  const out: Kind[] = [];
+  for (const k of kinds) for (let i = 0; i < k.weight; i++) out.push(k);
+  let s = 12345;
+  for (let i = out.length - 1; i > 0; i--) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const j = s % (i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+async function request(port: number, kind: Kind): Promise<string | undefined> {
+  const res = await fetch(`http://127.0.0.1:${port}${kind.path}`, { method: 'POST', body: kind.body, headers: { 'content-type': kind.contentType } });
+  return kind.check(res.status, await res.text());
+}
+
+interface Tally {
+  byKind: LoadReport['byKind'];
+  wrong: string[];
+  errorMessages: string[];
+  statusCounts: Record<string, number>;
+  errors: number;
+  timeouts: number;
+}
+
+/** `amount` requests of the mix on `connections` connections, every answer judged. */
+function blast(port: number, kinds: Kind[], amount: number, connections: number, timeoutS: number): Promise<Tally> {
+  const order = schedule(kinds);
+  const tally: Tally = { byKind: Object.fromEntries(kinds.map((k) => [k.name, { sent: 0, wrong: 0 }])), wrong: [], errorMessages: [], statusCounts: {}, errors: 0, timeouts: 0 };
+  let next = 0;
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url: `http://127.0.0.1:${port}`,
+        connections,
+        amount,
+        timeout: timeoutS,
+        // One entry, filled in for each request from the schedule in turn, so all
+        // connections share one mix. autocannon calls onResponse with the context of the
+        // request it answers, before setting up that connection's next one.
+        requests: [
+          {
+            method: 'POST',
+            setupRequest: (req, context) => {
+              const kind = order[next++ % order.length]!;
+              context.kind = kind;
+              return { ...req, path: kind.path, headers: { 'content-type': kind.contentType }, body: kind.body };
+            },
+            onResponse: (status, body, context) => {
+              const kind = context.kind as Kind;
+              tally.byKind[kind.name]!.sent++;
+              const why = kind.check(status, body);
+              if (why) {
+                tally.byKind[kind.name]!.wrong++;
+                if (tally.wrong.length < 10) tally.wrong.push(`${kind.name}: ${why}`);
+              }
+            },
+          },
+        ],
+      },
+      (err, res) => {
+        clearTimeout(stop);
+        if (err) return reject(err);
+        for (const [k, v] of Object.entries(res.statusCodeStats ?? {})) tally.statusCounts[k] = v.count;
+        resolve({ ...tally, errors: res.errors, timeouts: res.timeouts });
+      },
+    );
+    instance.on('reqError', (err: Error) => {
+      if (tally.errorMessages.length < 10) tally.errorMessages.push(err.message);
+    });
+    const stop = setTimeout(() => instance.stop(), timeoutS * 1000);
+  });
+}
+
+/**
+ * Runs the mix against the service in a child process with autocannon, probing /healthz
+ * throughout, and compares the service's memory before and after.
+ *
+ * "Before" is measured after a warm-up: every kind once (its answer checked against the
+ * core), then a short burst of the same load. Allocators and V8 keep what a first burst
+ * made them reserve, which is not a leak; a leak is what keeps growing after that, and the
+ * measured run is several times longer than the burst.
+ */
+export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
+  const kinds = buildMix(opts.maxTensorBytes);
+  const harness = await startHarness(opts.env ?? {});
+  try {
+    for (const k of kinds) {
+      const why = await request(harness.port, k);
+      if (why) throw new Error(`warm-up ${k.name}: ${why}`);
+    }
+    const warm = await blast(harness.port, kinds, opts.warmRequests ?? 2 * opts.connections, opts.connections, opts.timeoutS);
+    if (warm.wrong.length || warm.errors) throw new Error(`the warm-up burst failed: ${[...warm.wrong, ...warm.errorMessages].join('; ')}`);
+    // Memory is measured the same way before and after: after a pause for sockets to close
+    // and threads to go idle, and after a full collection in every thread.
+    const settle = () => new Promise((r) => setTimeout(r, opts.settleMs ?? 3000));
+    await settle();
+    const start = await harness.ask<Memory>('memory');
+    const probe = probeHealth(harness.port, 20);
+    const t0 = performance.now();
+    const run = await blast(harness.port, kinds, opts.requests, opts.connections, opts.timeoutS);
+    const durationS = (performance.now() - t0) / 1000;
+    const healthz = await probe.stop();
+    await settle();
+    const end = await harness.ask<Memory>('memory');
+    return {
+      sent: Object.values(run.byKind).reduce((a, b) => a + b.sent, 0),
+      byKind: run.byKind,
+      statusCounts: run.statusCounts,
+      wrong: run.wrong,
+      errors: run.errors,
+      errorMessages: run.errorMessages,
+      timeouts: run.timeouts,
+      durationS,
+      healthz,
+      memory: { start, end },
+    };
+  } finally {
+    await harness.close();
+  }
+}
+
+/** The promises of issue 5 for a load run, as one list of what broke (empty when all hold). */
+export function brokenPromises(r: LoadReport, requests: number): string[] {
+  const broken: string[] = [];
+  const fivexx = Object.entries(r.statusCounts).filter(([s]) => Number(s) >= 500);
+  if (fivexx.length) broken.push(`5xx answers: ${JSON.stringify(Object.fromEntries(fivexx))}`);
+  if (r.sent < requests) broken.push(`only ${r.sent} of ${requests} requests were answered`);
+  if (r.errors || r.timeouts) broken.push(`${r.errors} connection errors, ${r.timeouts} timeouts: ${r.errorMessages.join('; ')}`);
+  if (r.wrong.length) broken.push(`wrong answers: ${r.wrong.join('; ')}`);
+  const grew = (what: 'heapUsed' | 'rss') => r.memory.end[what] > 1.2 * r.memory.start[what];
+  for (const what of ['heapUsed', 'rss'] as const) {
+    if (grew(what)) broken.push(`${what} grew from ${(r.memory.start[what] / 2 ** 20).toFixed(1)} to ${(r.memory.end[what] / 2 ** 20).toFixed(1)} MiB (> 20%)`);
+  }
+  if (r.memory.end.pool.inFlight !== 0) broken.push(`${r.memory.end.pool.inFlight} tasks still in flight after the run`);
+  if (!(r.healthz.p99 < 50)) broken.push(`/healthz p99 ${r.healthz.p99.toFixed(1)} ms (limit 50)`);
+  if (r.healthz.samples < 10) broken.push(`only ${r.healthz.samples} /healthz samples`);
+  if (r.healthz.failures.length) broken.push(`/healthz failed: ${r.healthz.failures.slice(0, 5).join('; ')}`);
+  return broken;
+}
+
+export function summary(r: LoadReport): string {
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  return [
+    `${r.sent} requests in ${r.durationS.toFixed(1)} s; statuses ${JSON.stringify(r.statusCounts)}`,
+    `/healthz: ${r.healthz.samples} samples, p50 ${r.healthz.p50.toFixed(1)} ms, p99 ${r.healthz.p99.toFixed(1)} ms, max ${r.healthz.max.toFixed(1)} ms`,
+    `heapUsed ${mib(r.memory.start.heapUsed)} → ${mib(r.memory.end.heapUsed)}; rss ${mib(r.memory.start.rss)} → ${mib(r.memory.end.rss)}`,
+  ].join('\n');
+}

@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { cancel, cancelFlag } from '../../src/pool/cancel.js';
+import { runQuantizeModel } from '../../src/pool/tasks/quantize-model.js';
+import { gemmMlp } from '../core/onnx/models.js';
+
+const options = { bits: 8 as const, scheme: 'symmetric' as const, calibration: 'minmax' as const, percentile: 99.99, format: 'auto' as const, op_types: ['MatMul' as const, 'Gemm' as const, 'Conv' as const], exclude: [], min_elements: 1024, validate: true };
+const limits = { maxElements: 1 << 24, maxDims: 8, maxMatmulMacs: 1 << 30 };
+
+function task(flag: Int32Array) {
+  return { op: 'quantizeModel' as const, model: gemmMlp().bytes, filename: 'm.onnx', external: [], options, accept: 'onnx' as const, limits, cancel: flag };
+}
+
+describe('model tasks stop cooperatively', () => {
+  it('at a checkpoint, with QUANT_ERR_ABORTED, once the flag is raised', async () => {
+    const flag = cancelFlag();
+    cancel(flag);
+    await assert.rejects(runQuantizeModel(task(flag)), (e: { code: string }) => e.code === 'QUANT_ERR_ABORTED');
+  });
+
+  it('and run to the end when it is not', async () => {
+    const reply = await runQuantizeModel(task(cancelFlag()));
+    assert.equal(reply.contentType, 'application/octet-stream');
+  });
+});
