@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { calibrate, dequantizeWith, quantize, quantizeValues, type QuantSpec } from '../src/core/quantize.js';
+import { calibrate, dequantizeWith, quantize, quantizeIntegers, quantizeValues, type QuantSpec } from '../src/core/quantize.js';
 import { pack } from '../src/core/pack.js';
 import { CHUNK, getKernels, LAYOUT } from '../src/core/kernels/runtime.js';
 import { absMaxQuantizeModel, dynamicQuantizeModel, perAxisQuantizeModel } from './lib/onnx-graphs.js';
@@ -8,8 +8,9 @@ import { melems, timeMedian } from './lib/stats.js';
 import { gaussian } from './lib/tensors.js';
 
 // Kernel throughput on one thread against onnxruntime-node (intra-op threads 1) and a plain
-// copy, measured in this run. Every job takes a Float32Array and returns new typed arrays, as
-// the service's tasks do (onnxruntime likewise allocates its outputs).
+// copy, measured in this run. Each job reads a Float32Array and writes its integers into an
+// array it is given (onnxruntime's outputs come from its own arena, reused from run to run);
+// what allocating a fresh output costs here (first-touch page faults) is printed beside.
 
 const SPEC: QuantSpec = { bits: 8, scheme: 'symmetric', granularity: 'per_tensor', axis: 0, groupSize: 128, calibration: 'minmax', percentile: 99.99 };
 const ORT_OPTIONS: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' };
@@ -34,8 +35,11 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
   const sym = await ort.InferenceSession.create(absMaxQuantizeModel(n), ORT_OPTIONS);
   const X = new ort.Tensor('float32', x, [n]);
   const ortSym = await rate(() => sym.run({ X }));
-  const int8 = await rate(() => quantizeValues(x, calibrate(x, [n], SPEC)));
+  const q8 = new Int8Array(n);
+  const u8 = new Uint8Array(n);
+  const int8 = await rate(() => quantizeIntegers(x, [n], SPEC, q8));
   const int8Report = await rate(() => quantize(x, [n], SPEC));
+  details.push({ name: 'int8 per tensor, allocating the output each run', value: await rate(() => quantizeIntegers(x, [n], SPEC)), unit: 'Melem/s' });
   const ortQ = (await sym.run({ X })).Q!.data as Int8Array;
   details.push({ name: 'int8 per tensor: elements differing from onnxruntime', value: mismatches(ortQ, quantizeValues(x, calibrate(x, [n], SPEC)).q), unit: 'count' });
   details.push({ name: 'int8 per tensor with the error report (quantize())', value: int8Report, unit: 'Melem/s' });
@@ -44,7 +48,7 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
   const dyn = await ort.InferenceSession.create(dynamicQuantizeModel(n), ORT_OPTIONS);
   const ortDyn = await rate(() => dyn.run({ X }));
   const asymSpec: QuantSpec = { ...SPEC, scheme: 'asymmetric' };
-  const uint8 = await rate(() => quantizeValues(x, calibrate(x, [n], asymSpec)));
+  const uint8 = await rate(() => quantizeIntegers(x, [n], asymSpec, u8));
   const dynOut = await dyn.run({ X });
   details.push({ name: 'uint8 per tensor: elements differing from DynamicQuantizeLinear', value: mismatches(dynOut.Y!.data as Uint8Array, quantizeValues(x, calibrate(x, [n], asymSpec)).q), unit: 'count' });
 
@@ -55,14 +59,14 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
   const X2 = new ort.Tensor('float32', x, [side, side]);
   const S = new ort.Tensor('float32', channelParams.scale, [side]);
   const ortAxis = await rate(() => perAxis.run({ X: X2, S }));
-  const perChannel = await rate(() => quantizeValues(x, calibrate(x, [side, side], channelSpec)));
+  const perChannel = await rate(() => quantizeIntegers(x, [side, side], channelSpec, q8));
   details.push({ name: 'int8 per channel: elements differing from QuantizeLinear per axis', value: mismatches((await perAxis.run({ X: X2, S })).Q!.data as Int8Array, quantizeValues(x, channelParams).q), unit: 'count' });
 
   // int4 symmetric per group of 128 along the last axis, packed two per byte
   const groupSpec: QuantSpec = { ...SPEC, bits: 4, granularity: 'per_group', axis: -1, groupSize: 128 };
   const int4 = await rate(() => {
-    const params = calibrate(x, [side, side], groupSpec);
-    pack(quantizeValues(x, params).q, params.dtype);
+    const { params, q } = quantizeIntegers(x, [side, side], groupSpec, q8);
+    pack(q, params.dtype);
   });
 
   // dequantize int8 per tensor into a preallocated output, against a copy into one
@@ -86,7 +90,11 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
   k.i32.fill(0x4b400000, kw + 16, kw + 20);
   k.i32.fill(0, kw + 20, kw + 24);
   k.i32[kw + 25] = 1;
-  details.push({ name: 'bound: copy into the staging buffer (Float32Array.set, 256 KiB pieces)', value: await inCache(() => k.f32.set(staged, LAYOUT.x >> 2)), unit: 'Melem/s' });
+  details.push({
+    name: 'bound: staging copy of the tensor into the kernels\' memory (Float32Array.set, 256 KiB pieces)',
+    value: melems(n, await timeMedian(() => { for (let s0 = 0; s0 < n; s0 += CHUNK) k.f32.set(x.subarray(s0, s0 + CHUNK), LAYOUT.x >> 2); }, o.runs)),
+    unit: 'Melem/s',
+  });
   details.push({ name: 'bound: min/max kernel on staged data', value: await inCache(() => k.calibrate.runs(LAYOUT.x, 1, 1, CHUNK, CHUNK, p0, p1, 0)), unit: 'Melem/s' });
   details.push({ name: 'bound: int8 quantize kernel on staged data', value: await inCache(() => k.quantize.runs(0, LAYOUT.x, LAYOUT.q, 1, 1, CHUNK, CHUNK, p0, p1, 0, -128, 127, 0, LAYOUT.k, LAYOUT.acc)), unit: 'Melem/s' });
   details.push({ name: 'bound: int8 quantize kernel with error sums on staged data', value: await inCache(() => k.quantize.runs(1, LAYOUT.x, LAYOUT.q, 1, 1, CHUNK, CHUNK, p0, p1, 0, -128, 127, 0, LAYOUT.k, LAYOUT.acc)), unit: 'Melem/s' });
@@ -96,7 +104,7 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
   const note = `${n} float32 elements, one thread; onnxruntime-node intraOpNumThreads 1`;
   return {
     rows: [
-      row({ name: 'kernel.int8_sym_per_tensor', value: int8, unit: 'Melem/s', baselineName: 'onnxruntime Abs→ReduceMax→Div→QuantizeLinear', baselineValue: ortSym, better: 'higher', target: 1.8, note: `${note}; min-max calibration + quantize, no error report (with it: ${int8Report.toFixed(0)} Melem/s)` }),
+      row({ name: 'kernel.int8_sym_per_tensor', value: int8, unit: 'Melem/s', baselineName: 'onnxruntime Abs→ReduceMax→Div→QuantizeLinear', baselineValue: ortSym, better: 'higher', target: 1.8, note: `${note}; min-max calibration + quantize into a given array, no error report (quantize() with it: ${int8Report.toFixed(0)} Melem/s)` }),
       row({ name: 'kernel.uint8_asym_per_tensor', value: uint8, unit: 'Melem/s', baselineName: 'onnxruntime DynamicQuantizeLinear', baselineValue: ortDyn, better: 'higher', target: 1.0, note }),
       row({ name: 'kernel.int8_per_channel', value: perChannel, unit: 'Melem/s', baselineName: 'onnxruntime QuantizeLinear per axis (scales given)', baselineValue: ortAxis, better: 'higher', target: 0.9, note: `[${side}, ${side}] axis 0, with calibration` }),
       row({ name: 'kernel.int4_per_group', value: int4, unit: 'Melem/s', baselineName: 'kernel.int8_sym_per_tensor', baselineValue: int8, better: 'higher', target: 1.0, note: `[${side}, ${side}] int4 symmetric, groups of 128 along the last axis, calibrate + quantize + pack` }),

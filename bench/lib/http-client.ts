@@ -7,20 +7,29 @@ export interface Reply {
   status: number;
   bytes: number;
   ms: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** The body, when asked for with `collect`. */
+  body?: Buffer;
 }
 
-/** One request to 127.0.0.1; the body is read to the end (and dropped) before it resolves. */
-export function send(port: number, method: string, path: string, body?: Buffer, headers: Record<string, string> = {}): Promise<Reply> {
+/** One request to 127.0.0.1; the body is read to the end (and dropped unless `collect`) before it resolves. */
+export function send(port: number, method: string, path: string, body?: Buffer, headers: Record<string, string> = {}, collect = false): Promise<Reply> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
     const req = request(
       { host: '127.0.0.1', port, method, path, agent, headers: body ? { 'content-length': String(body.length), ...headers } : headers },
       (res) => {
         let bytes = 0;
+        const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => {
           bytes += chunk.length;
+          if (collect) chunks.push(chunk);
         });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, ms: performance.now() - t0 }));
+        res.on('end', () => {
+          const reply: Reply = { status: res.statusCode ?? 0, bytes, ms: performance.now() - t0, headers: res.headers };
+          if (collect) reply.body = Buffer.concat(chunks);
+          resolve(reply);
+        });
         res.on('error', reject);
       },
     );

@@ -9,8 +9,13 @@ export interface BenchServer {
   peakRss(): number;
   /** Current resident set size (VmRSS), in bytes. */
   rss(): number;
+  /** CPU time the server process has used (all threads, user + system), in seconds. */
+  cpuSeconds(): number;
   stop(): Promise<void>;
 }
+
+/** USER_HZ: the unit of /proc times on Linux (100 on every mainstream configuration). */
+const CLOCK_TICKS = 100;
 
 function statusField(pid: number, field: string): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${field}:`));
@@ -44,6 +49,12 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ben
     pid,
     peakRss: () => statusField(pid, 'VmHWM'),
     rss: () => statusField(pid, 'VmRSS'),
+    cpuSeconds: () => {
+      // /proc/<pid>/stat fields 14 and 15 (after the parenthesised command name): utime, stime in ticks.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);

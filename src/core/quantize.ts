@@ -11,7 +11,7 @@ import {
 } from './calibrate.js';
 import { minmaxRanges, countNaN } from './kernels/calibrate.js';
 import { dequantizeKernel, isKernelInts } from './kernels/dequantize.js';
-import { quantizeKernel } from './kernels/quantize.js';
+import { fusableShape, quantizeFusedKernel, quantizeKernel } from './kernels/quantize.js';
 import { dequantizeWithReference, groupValuesReference, quantizeWithReference } from './reference/quantize.js';
 import { axisLayout, normalizeAxis, type Shape } from './shape.js';
 import { Errors } from '../errors.js';
@@ -156,12 +156,23 @@ export interface ErrorSums {
  * kernels cannot match (NaN, or a reconstruction past the float32 range) take the reference.
  */
 export function quantizeWith(x: Float32Array, params: QuantParams, out?: UnpackedArray): { q: UnpackedArray; sums: ErrorSums } {
-  const q = out ?? INT_DTYPE_INFO[params.dtype].create(x.length);
+  const q = outputFor(params, x.length, out);
   const sums = quantizeKernel(x, params, q, true);
-  if (!(Number.isFinite(sums.sumAbs) && Number.isFinite(sums.sumSq) && Number.isFinite(sums.sumX2))) {
-    return quantizeWithReference(x, params, q);
-  }
-  return { q, sums };
+  if (!finite(sums)) return quantizeWithReference(x, params, adopt(q, out));
+  return { q: adopt(q, out), sums };
+}
+
+/** The kernels write the dtype's own container; another array given as `out` gets the values copied in. */
+function outputFor(params: Pick<QuantParams, 'dtype'>, n: number, out?: UnpackedArray): UnpackedArray {
+  const info = INT_DTYPE_INFO[params.dtype];
+  if (out && out.length === n && out.constructor === info.create(0).constructor) return out;
+  return info.create(n);
+}
+
+function adopt(q: UnpackedArray, out?: UnpackedArray): UnpackedArray {
+  if (!out || out === q) return q;
+  out.set(q);
+  return out;
 }
 
 /**
@@ -169,11 +180,11 @@ export function quantizeWith(x: Float32Array, params: QuantParams, out?: Unpacke
  * at about twice quantizeWith's speed. Returns the clipped count as well.
  */
 export function quantizeValues(x: Float32Array, params: QuantParams, out?: UnpackedArray): { q: UnpackedArray; clipped: number } {
-  const q = out ?? INT_DTYPE_INFO[params.dtype].create(x.length);
+  const q = outputFor(params, x.length, out);
   const { clipped } = quantizeKernel(x, params, q, false);
   // The kernel counts a NaN as clipped (and writes no defined integer for it).
-  if (clipped > 0 && countNaN(x) > 0) return { q, clipped: quantizeWithReference(x, params, q).sums.clipped };
-  return { q, clipped };
+  if (clipped > 0 && countNaN(x) > 0) return { q: adopt(q, out), clipped: quantizeWithReference(x, params, q).sums.clipped };
+  return { q: adopt(q, out), clipped };
 }
 
 /** x_hat = (q - zero_point) * scale in float32 (saturating at ±FLT_MAX rather than overflowing). */
@@ -184,7 +195,40 @@ export function dequantizeWith(q: ArrayLike<number>, params: Pick<QuantParams, '
   return x;
 }
 
+function finite(s: ErrorSums): boolean {
+  return Number.isFinite(s.sumAbs) && Number.isFinite(s.sumSq) && Number.isFinite(s.sumX2);
+}
+
+/**
+ * Min-max calibration fused into quantization where each parameter's values are one run in
+ * memory (one pass instead of two); null where that layout does not apply.
+ */
+function quantizeFused(x: Float32Array, shape: Shape, spec: QuantSpec, sums: boolean, out?: UnpackedArray) {
+  if (spec.calibration !== 'minmax') return null;
+  const plan = planParams(shape, spec.granularity, spec.axis, spec.groupSize);
+  const runs = fusableShape(plan);
+  if (!runs) return null;
+  const ip = intParamsOf(spec.bits, spec.scheme);
+  const params: QuantParams = { ...ip, plan, scale: new Float32Array(plan.count), zeroPoint: new Int32Array(plan.count) };
+  const q = outputFor(params, x.length, out);
+  const s = quantizeFusedKernel(x, params, runs, q, sums);
+  return { params, q: adopt(q, out), sums: s };
+}
+
 export function quantize(x: Float32Array, shape: Shape, spec: QuantSpec): { params: QuantParams; q: UnpackedArray; sums: ErrorSums } {
-  const params = calibrate(x, shape, spec);
-  return { params, ...quantizeWith(x, params) };
+  const fused = quantizeFused(x, shape, spec, true);
+  if (fused && finite(fused.sums)) return fused;
+  const params = fused?.params ?? calibrate(x, shape, spec);
+  return { params, ...quantizeWith(x, params, fused?.q) };
+}
+
+/**
+ * quantize() without the error report: calibration and the integers (and the clipped
+ * count), the work onnxruntime's quantization graphs do.
+ */
+export function quantizeIntegers(x: Float32Array, shape: Shape, spec: QuantSpec, out?: UnpackedArray): { params: QuantParams; q: UnpackedArray; clipped: number } {
+  const fused = quantizeFused(x, shape, spec, false, out);
+  if (fused && !(fused.sums.clipped > 0 && countNaN(x) > 0)) return { params: fused.params, q: fused.q, clipped: fused.sums.clipped };
+  const params = fused?.params ?? calibrate(x, shape, spec);
+  return { params, ...quantizeValues(x, params, fused?.q ?? out) };
 }

@@ -29,7 +29,10 @@ export function assertShallow(value: unknown, maxDepth = MAX_MESSAGE_DEPTH): voi
       positions.pop();
       continue;
     }
-    const next = childrenOf(children[i]);
+    const child = children[i];
+    // Numbers are nearly every element of a JSON tensor: skip them without a call.
+    if (typeof child !== 'object' || child === null) continue;
+    const next = childrenOf(child);
     if (!next) continue;
     if (frames.length >= maxDepth) {
       throw new Errors.TensorData(`the request nests arrays or objects more than ${maxDepth} levels deep; a tensor has at most MAX_DIMS dimensions`);

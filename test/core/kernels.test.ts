@@ -5,7 +5,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 
-import { calibrate, dequantizeWith, planParams, quantizeValues, quantizeWith, type Granularity, type QuantParams, type QuantSpec } from '../../src/core/quantize.js';
+import {
+  calibrate,
+  dequantizeWith,
+  planParams,
+  quantize,
+  quantizeIntegers,
+  quantizeValues,
+  quantizeWith,
+  type Granularity,
+  type QuantParams,
+  type QuantSpec,
+} from '../../src/core/quantize.js';
 import { paramsFromRange, type Scheme } from '../../src/core/calibrate.js';
 import { INT_DTYPE_INFO, containerFor, intRange, type IntDType } from '../../src/core/dtypes.js';
 import { pack, unpack } from '../../src/core/pack.js';
@@ -104,6 +115,16 @@ function compare(x: Float32Array, shape: number[], spec: QuantSpec): string[] {
   const values = quantizeValues(x, params);
   note('q without sums', firstDiff(values.q, ref.q));
   if (values.clipped !== ref.sums.clipped) problems.push(`clipped without sums: ${values.clipped} vs ${ref.sums.clipped}`);
+  // quantize() and quantizeIntegers() fuse min-max calibration into the pass where the layout allows.
+  const whole = quantize(x, shape, spec);
+  note('quantize() scale', firstDiff(whole.params.scale, params.scale));
+  note('quantize() zero point', firstDiff(whole.params.zeroPoint, params.zeroPoint));
+  note('quantize() q', firstDiff(whole.q, ref.q));
+  problems.push(...sumsDiffer(whole.sums, ref.sums).map((d) => `quantize() sums: ${d}`));
+  const ints = quantizeIntegers(x, shape, spec);
+  note('quantizeIntegers() scale', firstDiff(ints.params.scale, params.scale));
+  note('quantizeIntegers() q', firstDiff(ints.q, ref.q));
+  if (ints.clipped !== ref.sums.clipped) problems.push(`quantizeIntegers() clipped: ${ints.clipped} vs ${ref.sums.clipped}`);
   const xHat = dequantizeWith(ref.q, params);
   if (!bytesOf(xHat).equals(bytesOf(dequantizeWithReference(ref.q, params)))) {
     note('dequantize', firstDiff(xHat, dequantizeWithReference(ref.q, params)) ?? 'bytes differ');
@@ -216,6 +237,17 @@ test('NaN, infinities and reconstructions past float32 take the reference path w
     assert.equal(firstDiff(values.q, ref.q), null);
     assert.equal(values.clipped, ref.sums.clipped);
   }
+  // The fused calibrate-and-quantize path (per group along the last axis) on the same data.
+  for (const scheme of ['symmetric', 'asymmetric'] as const) {
+    const spec: QuantSpec = { bits: 8, scheme, granularity: 'per_group', axis: -1, groupSize: 100, calibration: 'minmax', percentile: 99.99 };
+    const whole = quantize(x, [1000], spec);
+    const ref = quantizeWithReference(x, calibrate(x, [1000], spec));
+    assert.equal(firstDiff(whole.q, ref.q), null);
+    assert.equal(JSON.stringify(whole.sums), JSON.stringify(ref.sums));
+    const ints = quantizeIntegers(x, [1000], spec);
+    assert.equal(firstDiff(ints.q, ref.q), null);
+    assert.equal(ints.clipped, ref.sums.clipped);
+  }
   // FLT_MAX / scale = 999.6 rounds up to 1000, and 1000 * scale overflows float32: the
   // reference saturates the reconstruction at FLT_MAX, the kernel hands the call back to it.
   const FLT_MAX = 3.4028234663852886e38;
@@ -264,5 +296,19 @@ test('pack and unpack = reference for 2- and 4-bit containers at every length', 
       assert.ok(bytesOf(packed).equals(bytesOf(packReference(q, dtype))), `${dtype} pack n=${n}`);
       assert.ok(bytesOf(unpack(packed, n, dtype)).equals(bytesOf(unpackReference(packed, n, dtype))), `${dtype} unpack n=${n}`);
     }
+  }
+});
+
+test('an output array of another container receives the same values', () => {
+  const x = data(1000, 'uniform', 9);
+  for (const scheme of ['symmetric', 'asymmetric'] as const) {
+    const spec: QuantSpec = { bits: 4, scheme, granularity: 'per_tensor', axis: 0, groupSize: 1, calibration: 'minmax', percentile: 99.99 };
+    const params = calibrate(x, [1000], spec);
+    const ref = quantizeWithReference(x, params);
+    const wide = scheme === 'symmetric' ? new Int16Array(1000) : new Uint16Array(1000);
+    const got = quantizeWith(x, params, wide);
+    assert.equal(got.q, wide);
+    assert.equal(firstDiff(wide, ref.q), null);
+    assert.equal(firstDiff(quantizeValues(x, params, wide).q, ref.q), null);
   }
 });

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import request from 'supertest';
 import { encodeNpy } from '../../src/core/codecs/npy.js';
-import { f32Base64, testApp } from './helpers.js';
+import { f32Base64, portOf, testApp } from './helpers.js';
+import { openSocket, readResponse } from './raw-http.js';
 
 const app = await testApp({ bodyLimit: 1024 * 1024, maxElements: 100_000 });
 const server = () => request(app.server);
@@ -125,5 +126,25 @@ for (const c of cases) {
     assert.doesNotMatch(res.body.message, /\n\s+at /, 'no stack trace');
     const ok = await server().post('/v1/quantize').send({ tensor: { data: [1, 2, 3] } });
     assert.equal(ok.status, 200);
+  });
+}
+
+// Requests too malformed for fastify's router: Node's HTTP parser rejects them, and they
+// still get our JSON error (then the connection is closed: its parser state is unusable).
+for (const [name, raw, status] of [
+  ['a request line that is not HTTP', 'HELLO WORLD\r\n\r\n', 400],
+  ['headers over 16 KiB', `GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+] as const) {
+  test(`bad input: ${name} → ${status} QUANT_ERR_BAD_REQUEST, and the service still answers`, async () => {
+    const socket = await openSocket(portOf(app));
+    socket.write(raw);
+    const res = await readResponse(socket);
+    socket.destroy();
+    assert.equal(res.status, status);
+    const body = JSON.parse(res.body);
+    assert.deepEqual(Object.keys(body).sort(), ['code', 'error', 'message', 'statusCode']);
+    assert.equal(body.code, 'QUANT_ERR_BAD_REQUEST');
+    assert.equal(body.statusCode, status);
+    assert.equal((await server().post('/v1/quantize').send({ tensor: { data: [1, 2, 3] } })).status, 200);
   });
 }

@@ -1,7 +1,7 @@
 import { INT_DTYPE_INFO, type UnpackedArray } from '../dtypes.js';
-import type { ErrorSums, QuantParams } from '../quantize.js';
+import type { ErrorSums, ParamPlan, QuantParams } from '../quantize.js';
 import { CHUNK, getKernels, LAYOUT, type Kernels } from './runtime.js';
-import { copyRowsParams, forEachRowsPiece, forEachRunsCall, kernelShape } from './segments.js';
+import { copyRowsParams, forEachRowsPiece, forEachRunsCall, kernelShape, type RunsShape } from './segments.js';
 
 // Drives quantize.wat over a tensor: stages each call's elements and parameters, runs the
 // kernel, copies the integers out. Reading the results back (sumsOf) fixes the order in
@@ -20,7 +20,7 @@ interface Output {
   xor: number;
 }
 
-function outputOf(params: QuantParams): Output {
+function outputOf(params: Pick<QuantParams, 'dtype'>): Output {
   const info = INT_DTYPE_INFO[params.dtype];
   const width = info.storageBits === 16 ? 2 : 1;
   if (info.signed) return { width, bias: 0, xor: 0 };
@@ -90,5 +90,40 @@ export function quantizeKernel(x: Float32Array, params: QuantParams, q: Unpacked
       });
     });
   }
+  return sumsOf(k, x.length);
+}
+
+/**
+ * The kernel shape when min-max calibration can be fused into quantization: every
+ * parameter's values are exactly one run, never split across calls (per group along the
+ * last axis, per channel along the first, a tensor of at most CHUNK values).
+ */
+export function fusableShape(plan: ParamPlan): RunsShape | null {
+  const shape = kernelShape(plan);
+  if (shape.form !== 'runs' || shape.runLen > CHUNK) return null;
+  return shape.prow !== 0 || shape.rows === 1 ? shape : null;
+}
+
+/**
+ * Min-max calibration and quantization in one pass (quantize.wat "fused"): each run is
+ * calibrated while it is in cache, then quantized. Fills params.scale and params.zeroPoint
+ * with what calibrate() would give.
+ */
+export function quantizeFusedKernel(x: Float32Array, params: QuantParams, shape: RunsShape, q: UnpackedArray, sums: boolean): ErrorSums {
+  const k = getKernels();
+  const out = outputOf(params);
+  setup(k, out);
+  const mode = out.width === 2 ? MODE_16_SUMS : sums ? MODE_8_SUMS : MODE_8;
+  const sym = params.scheme === 'symmetric' ? 1 : 0;
+  const qBytes = new Uint8Array(q.buffer, q.byteOffset, q.byteLength);
+  const { x: X, q: Q, k: K, acc: ACC } = LAYOUT;
+  const [P0, P1] = LAYOUT.p;
+  forEachRunsCall(shape, CHUNK, (c) => {
+    k.f32.set(x.subarray(c.start, c.start + c.count), X >> 2);
+    k.quantize.fused(mode, sym, X, Q, c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, params.qMin, params.qMax, out.bias, K, ACC);
+    params.scale.set(k.f32.subarray(P0 >> 2, (P0 >> 2) + c.params), c.p0);
+    params.zeroPoint.set(k.i32.subarray(P1 >> 2, (P1 >> 2) + c.params), c.p0);
+    qBytes.set(k.u8.subarray(Q, Q + c.count * out.width), c.start * out.width);
+  });
   return sumsOf(k, x.length);
 }

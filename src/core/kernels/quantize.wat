@@ -13,8 +13,9 @@
 ;; - Unsigned containers are written biased (q - 128 or q - 32768) so the signed narrowing
 ;;   instructions never saturate, then the bias is undone with an xor on the stored lanes.
 ;;
-;; Constant block $k (96 bytes + 16): +0 scale, +16 lo, +32 hi, +48 mz = f32(M + zp - bias),
-;; +64 mb = bits(M), +80 xor pattern, each splatted to 4 lanes; +96 zp (i32), +100 width (1|2).
+;; Constant block $k (96 bytes + 24): +0 scale, +16 lo, +32 hi, +48 mz = f32(M + zp - bias),
+;; +64 mb = bits(M), +80 xor pattern, each splatted to 4 lanes; +96 zp (i32), +100 width (1|2),
+;; +112/+116 a run's min and max ("fused").
 ;; Accumulator block $acc (144 bytes): +0 clipped i32x4, +16/+32 max |e| f64x2 (low/high
 ;; pairs), +48/+64 sum |e|, +80/+96 sum e^2, +112/+128 sum x^2. Kernels add to what is there.
 (module
@@ -296,6 +297,104 @@
         (br $t)))
       (local.set $x (i32.add (local.get $x) (i32.shl (local.get $len) (i32.const 2))))
       (local.set $q (i32.add (local.get $q) (i32.mul (local.get $len) (local.get $width))))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $row))))
+
+  ;; Min and max of one run (n >= 1 values at $x), as calibrate.wat computes them.
+  (func $runrange (param $x i32) (param $n i32) (param $k i32)
+    (local $end i32) (local $end4 i32) (local $lo v128) (local $hi v128) (local $v v128) (local $m f32) (local $lane f32)
+    (local.set $lo (v128.const f32x4 inf inf inf inf))
+    (local.set $hi (v128.const f32x4 -inf -inf -inf -inf))
+    (local.set $end4 (i32.add (local.get $x) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (local.set $end (i32.add (local.get $x) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $x) (local.get $end4)))
+      (local.set $v (v128.load (local.get $x)))
+      (local.set $lo (f32x4.pmin (local.get $lo) (local.get $v)))
+      (local.set $hi (f32x4.pmax (local.get $hi) (local.get $v)))
+      (local.set $x (i32.add (local.get $x) (i32.const 16)))
+      (br $l)))
+    (local.set $m (f32x4.extract_lane 0 (local.get $lo)))
+    (local.set $lane (f32x4.extract_lane 1 (local.get $lo)))
+    (local.set $m (select (local.get $lane) (local.get $m) (f32.lt (local.get $lane) (local.get $m))))
+    (local.set $lane (f32x4.extract_lane 2 (local.get $lo)))
+    (local.set $m (select (local.get $lane) (local.get $m) (f32.lt (local.get $lane) (local.get $m))))
+    (local.set $lane (f32x4.extract_lane 3 (local.get $lo)))
+    (local.set $m (select (local.get $lane) (local.get $m) (f32.lt (local.get $lane) (local.get $m))))
+    (f32.store offset=112 (local.get $k) (local.get $m))
+    (local.set $m (f32x4.extract_lane 0 (local.get $hi)))
+    (local.set $lane (f32x4.extract_lane 1 (local.get $hi)))
+    (local.set $m (select (local.get $lane) (local.get $m) (f32.gt (local.get $lane) (local.get $m))))
+    (local.set $lane (f32x4.extract_lane 2 (local.get $hi)))
+    (local.set $m (select (local.get $lane) (local.get $m) (f32.gt (local.get $lane) (local.get $m))))
+    (local.set $lane (f32x4.extract_lane 3 (local.get $hi)))
+    (local.set $m (select (local.get $lane) (local.get $m) (f32.gt (local.get $lane) (local.get $m))))
+    (f32.store offset=116 (local.get $k) (local.get $m))
+    (block $tdone (loop $t
+      (br_if $tdone (i32.ge_u (local.get $x) (local.get $end)))
+      (local.set $lane (f32.load (local.get $x)))
+      (if (f32.lt (local.get $lane) (f32.load offset=112 (local.get $k))) (then (f32.store offset=112 (local.get $k) (local.get $lane))))
+      (if (f32.gt (local.get $lane) (f32.load offset=116 (local.get $k))) (then (f32.store offset=116 (local.get $k) (local.get $lane))))
+      (local.set $x (i32.add (local.get $x) (i32.const 4)))
+      (br $t))))
+
+  ;; calibrate.ts paramsFromRange on the min-max range at $k+112/+116, operation for operation:
+  ;; each float32 step of the reference is one f32 instruction here (a float64 operation
+  ;; rounded to float32 equals the float32 operation for + - * /), and its float64 fallback
+  ;; for a range wider than float32 is done in f64. Writes the scale at $ps and zero point at $pz.
+  (func $params (param $ps i32) (param $pz i32) (param $k i32) (param $sym i32) (param $qmin f32) (param $qmax f32)
+    (local $lo f32) (local $hi f32) (local $scale f32) (local $steps f32) (local $zp f32)
+    (local.set $lo (f32.load offset=112 (local.get $k)))
+    (local.set $hi (f32.load offset=116 (local.get $k)))
+    (if (local.get $sym)
+      (then
+        (local.set $scale (f32.div (f32.max (f32.abs (local.get $lo)) (f32.abs (local.get $hi))) (local.get $qmax)))
+        (f32.store (local.get $ps) (select (local.get $scale) (f32.const 1) (f32.gt (local.get $scale) (f32.const 0))))
+        (i32.store (local.get $pz) (i32.const 0))
+        (return)))
+    (local.set $lo (f32.min (local.get $lo) (f32.const 0)))
+    (local.set $hi (f32.max (local.get $hi) (f32.const 0)))
+    (local.set $steps (f32.sub (local.get $qmax) (local.get $qmin)))
+    (local.set $scale (f32.div (f32.sub (local.get $hi) (local.get $lo)) (local.get $steps)))
+    (if (f32.ne (f32.sub (local.get $scale) (local.get $scale)) (f32.const 0))
+      (then (local.set $scale (f32.demote_f64 (f64.sub
+        (f64.div (f64.promote_f32 (local.get $hi)) (f64.promote_f32 (local.get $steps)))
+        (f64.div (f64.promote_f32 (local.get $lo)) (f64.promote_f32 (local.get $steps))))))))
+    (local.set $scale (select (local.get $scale) (f32.const 1) (f32.gt (local.get $scale) (f32.const 0))))
+    (local.set $zp (f32.sub (local.get $qmin) (f32.nearest (f32.div (local.get $lo) (local.get $scale)))))
+    (local.set $zp (f32.min (f32.max (local.get $zp) (local.get $qmin)) (local.get $qmax)))
+    (f32.store (local.get $ps) (local.get $scale))
+    (i32.store (local.get $pz) (i32.trunc_sat_f32_s (local.get $zp))))
+
+  ;; "runs" with min-max calibration fused in: each run is calibrated from the values in cache
+  ;; and quantized at once, one pass over the data. Valid only where every parameter's values
+  ;; are exactly one run of one call (per group along the last axis, per channel along the
+  ;; first). The scales and zero points are written to $ps / $pz at index r * $prow + j.
+  (func (export "fused") (param $mode i32) (param $sym i32) (param $x i32) (param $q i32) (param $rows i32) (param $runs i32)
+        (param $runLen i32) (param $lastLen i32) (param $ps i32) (param $pz i32) (param $prow i32)
+        (param $qmin f32) (param $qmax f32) (param $bias i32) (param $k i32) (param $acc i32)
+    (local $r i32) (local $j i32) (local $len i32) (local $p i32) (local $width i32)
+    (local.set $width (i32.load offset=100 (local.get $k)))
+    (block $rows_done (loop $row
+      (br_if $rows_done (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $j (i32.const 0))
+      (block $runs_done (loop $run
+        (br_if $runs_done (i32.ge_u (local.get $j) (local.get $runs)))
+        (local.set $len (select (local.get $lastLen) (local.get $runLen)
+          (i32.eq (local.get $j) (i32.sub (local.get $runs) (i32.const 1)))))
+        (local.set $p (i32.shl (i32.add (i32.mul (local.get $r) (local.get $prow)) (local.get $j)) (i32.const 2)))
+        (call $runrange (local.get $x) (local.get $len) (local.get $k))
+        (call $params (i32.add (local.get $ps) (local.get $p)) (i32.add (local.get $pz) (local.get $p)) (local.get $k)
+          (local.get $sym) (local.get $qmin) (local.get $qmax))
+        (call $setk (local.get $k) (f32.load (i32.add (local.get $ps) (local.get $p)))
+          (i32.load (i32.add (local.get $pz) (local.get $p))) (local.get $qmin) (local.get $qmax) (local.get $bias))
+        (if (i32.eqz (local.get $mode))
+          (then (call $span8 (local.get $x) (local.get $q) (local.get $len) (local.get $k) (local.get $acc)))
+          (else (call $spanr (local.get $x) (local.get $q) (local.get $len) (local.get $k) (local.get $acc) (local.get $width))))
+        (local.set $x (i32.add (local.get $x) (i32.shl (local.get $len) (i32.const 2))))
+        (local.set $q (i32.add (local.get $q) (i32.mul (local.get $len) (local.get $width))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $run)))
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $row))))
 )

@@ -34,6 +34,8 @@ export interface QuantizeExports {
   prep(pz: number, plo: number, phi: number, pmz: number, n: number, qMin: number, qMax: number, bias: number): void;
   rows(mode: number, x: number, q: number, rows: number, len: number,
     ps: number, pz: number, plo: number, phi: number, pmz: number, k: number, acc: number): void;
+  fused(mode: number, sym: number, x: number, q: number, rows: number, runs: number, runLen: number, lastLen: number,
+    ps: number, pz: number, prow: number, qMin: number, qMax: number, bias: number, k: number, acc: number): void;
 }
 
 export interface CalibrateExports {

@@ -1,4 +1,4 @@
-import { INT_DTYPE_INFO } from '../../core/dtypes.js';
+import { INT_DTYPE_INFO, type IntDType, type UnpackedArray } from '../../core/dtypes.js';
 import { reportFromSums } from '../../core/metrics.js';
 import { calibrate, quantizeWith, type Granularity } from '../../core/quantize.js';
 import type { CalibrationMethod, Scheme } from '../../core/calibrate.js';
@@ -18,15 +18,17 @@ export function runAnalyze(task: Extract<Task, { op: 'analyze' }>): TaskReply {
     error: ReturnType<typeof reportFromSums>;
     size: ReturnType<typeof sizeReport>;
   }> = [];
+  // One output buffer per container, reused across rows: only the error sums are kept.
+  const scratch = new Map<IntDType, UnpackedArray>();
   for (const bits of o.bits) {
     for (const scheme of o.schemes) {
-      // One output buffer per container, reused across rows: only the error sums are kept.
-      const scratch = INT_DTYPE_INFO[scheme === 'symmetric' ? 'int16' : 'uint16'].create(data.length);
       for (const granularity of o.granularities) {
         for (const calibration of o.calibrations) {
           const spec = specOf({ bits, scheme, granularity, calibration, axis: o.axis, group_size: o.group_size, percentile: o.percentile });
           const params = calibrate(data, shape, spec);
-          const { sums } = quantizeWith(data, params, scratch);
+          const out = scratch.get(params.dtype) ?? INT_DTYPE_INFO[params.dtype].create(data.length);
+          scratch.set(params.dtype, out);
+          const { sums } = quantizeWith(data, params, out);
           rows.push({ bits, scheme, granularity, calibration, error: reportFromSums(sums), size: sizeReport(params, data.length) });
         }
       }
