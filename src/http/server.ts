@@ -1,10 +1,13 @@
 import closeWithGrace from 'close-with-grace';
 import type { AddressInfo } from 'node:net';
 import { describeConfig, loadConfig } from '../config.js';
+import { getKernels } from '../core/kernels/runtime.js';
 import { buildApp } from './app.js';
 
 // The only place that listens and owns the process lifecycle.
 const config = loadConfig();
+// Missing kernels (a build without `npm run build`) must stop the start, not fail every request.
+getKernels();
 const app = await buildApp({ config });
 
 // On SIGTERM/SIGINT: /readyz turns 503 at once, the listener closes, requests in flight
