@@ -62,6 +62,25 @@ export class GraphEdit {
     this.#added.push(...tensors);
   }
 
+  /**
+   * A weight's replacement tensors take its place: its initializer is replaced in place, or
+   * its Constant node removed and the tensors added as initializers.
+   */
+  replaceWeight(weight: { name: string; constantNode: number | undefined }, tensors: OnnxTensor[]): void {
+    if (weight.constantNode !== undefined) {
+      this.replaceNode(weight.constantNode, []);
+      this.addInitializers(tensors);
+    } else {
+      this.replaceInitializer(weight.name, tensors);
+    }
+  }
+
+  /** The weight's name no longer exists anywhere (no node produces it any more). */
+  forgetName(name: string): void {
+    this.dropInput(name);
+    this.dropValueInfo(name);
+  }
+
   /** name stops being an initializer: it must leave graph.input (IR < 4 lists them there). */
   dropInput(name: string): void {
     this.#droppedInputs.add(name);

@@ -77,13 +77,7 @@ export function emitDynamic(
     if (bias) chain.push(node('Add', [product, bias], [y], { name: edit.unique(`${base}_bias`) }));
     edit.replaceNode(use.nodeIndex, chain);
   }
-  if (c.constantNode !== undefined) {
-    edit.replaceNode(c.constantNode, []);
-    edit.addInitializers(tensors);
-  } else {
-    edit.replaceInitializer(c.name, tensors);
-  }
-  edit.dropInput(c.name);
-  edit.dropValueInfo(c.name);
+  edit.replaceWeight(c, tensors);
+  edit.forgetName(c.name);
   return tensors;
 }

@@ -81,14 +81,8 @@ export function emitMatMulNBits(
   for (const use of c.uses) {
     edit.replaceNode(use.nodeIndex, rewriteUse(edit, use.node, [bName, sName, zName], attributes(), N, initializerDims));
   }
-  if (c.constantNode !== undefined) {
-    edit.replaceNode(c.constantNode, []);
-    edit.addInitializers(tensors);
-  } else {
-    edit.replaceInitializer(c.name, tensors);
-  }
-  edit.dropInput(c.name);
-  edit.dropValueInfo(c.name);
+  edit.replaceWeight(c, tensors);
+  edit.forgetName(c.name);
   edit.requireOpset(MS_DOMAIN, 1);
   return tensors;
 }

@@ -34,13 +34,9 @@ export function emitQdq(edit: GraphEdit, c: WeightCandidate, plan: WeightPlan, w
   if (plan.granularity === 'per_group') attributes.push(attrs.int('block_size', plan.groupSize));
   edit.prepend(node('DequantizeLinear', [qName, sName, zName], [c.name], { name: edit.unique(`${c.name}_DequantizeLinear`), attributes }));
 
-  if (c.constantNode !== undefined) {
-    edit.replaceNode(c.constantNode, []);
-    edit.addInitializers(tensors);
-  } else {
-    edit.replaceInitializer(c.name, tensors);
-    edit.dropInput(c.name);
-  }
+  edit.replaceWeight(c, tensors);
+  // The DequantizeLinear output keeps the weight's name, but it is no initializer any more.
+  if (c.constantNode === undefined) edit.dropInput(c.name);
   // int4/uint4 tensors exist from IR 10 (opset 21 models already declare it).
   if (container.endsWith('4')) edit.requireIrVersion(10);
   return tensors;
