@@ -12,7 +12,8 @@ import {
 import { minmaxRanges, countNaN } from './kernels/calibrate.js';
 import { dequantizeKernel, isKernelInts } from './kernels/dequantize.js';
 import { fusableShape, quantizeFusedKernel, quantizeKernel } from './kernels/quantize.js';
-import { dequantizeWithReference, groupValuesReference, quantizeWithReference } from './reference/quantize.js';
+import { groupValues } from './groups.js';
+import { dequantizeWithReference, quantizeWithReference } from './reference/quantize.js';
 import { axisLayout, normalizeAxis, type Shape } from './shape.js';
 import { Errors } from '../errors.js';
 
@@ -130,7 +131,7 @@ export function calibrate(x: Float32Array, shape: Shape, spec: QuantSpec): Quant
     }
     return { ...ip, plan, scale, zeroPoint };
   }
-  const { values, offsets } = groupValuesReference(x, plan);
+  const { values, offsets } = groupValues(x, plan);
   for (let p = 0; p < plan.count; p++) set(p, calibrateSlice(values.subarray(offsets[p]!, offsets[p + 1]!), spec, ip));
   return { ...ip, plan, scale, zeroPoint };
 }
