@@ -37,9 +37,16 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
         details: [],
       };
     }
-    const { summary } = JSON.parse(r.body.toString()) as { summary: { quantize_ms?: number } };
+    const { summary } = JSON.parse(r.body.toString()) as {
+      summary: { quantize_ms?: number; timings_ms?: { decode: number; quantize: number; encode: number; validation: number } };
+    };
     const quantizeS = (summary.quantize_ms ?? NaN) / 1000;
     const totalS = r.ms / 1000;
+    const t = summary.timings_ms;
+    const share = (ms: number) => `${((100 * ms) / r.ms).toFixed(0)}%`;
+    const breakdown = t
+      ? `decode ${share(t.decode)}, quantize ${share(t.quantize)}, encode ${share(t.encode)}, validation ${share(t.validation)}, the rest (upload, reply, queueing) ${share(r.ms - t.decode - t.quantize - t.encode - t.validation)}`
+      : `quantize share ${((100 * quantizeS) / totalS).toFixed(0)}%`;
     return {
       rows: [
         row({
@@ -50,10 +57,13 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
           baselineValue: 2,
           better: 'lower',
           target: 1,
-          note: `${mib.toFixed(0)} MiB float model, ${layers} MatMul layers of 2048 x 2048, int8 per channel; whole request ${totalS.toFixed(2)} s on loopback (upload, decode, quantize, encode, validation in onnxruntime, reply), quantize share ${((100 * quantizeS) / totalS).toFixed(0)}%`,
+          note: `${mib.toFixed(0)} MiB float model, ${layers} MatMul layers of 2048 x 2048, int8 per channel; whole request ${totalS.toFixed(2)} s on loopback: ${breakdown}`,
         }),
       ],
-      details: [{ name: 'whole request (model upload to reply)', value: r.ms, unit: 'ms' }],
+      details: [
+        { name: 'whole request (model upload to reply)', value: r.ms, unit: 'ms' },
+        ...(t ? Object.entries(t).map(([stage, ms]) => ({ name: `stage: ${stage}`, value: ms, unit: 'ms' })) : []),
+      ],
     };
   } finally {
     await server.stop();

@@ -91,6 +91,9 @@ describe('POST /v1/models/quantize', () => {
       assert.ok(body.validation.weights_only.outputs[0]!.cosine_similarity >= 0.999);
       assert.ok(body.validation.default_optimization.outputs[0]!.cosine_similarity >= 0.99);
     }
+    const t = body.summary.timings_ms;
+    assert.equal(t.quantize, body.summary.quantize_ms);
+    assert.ok(t.decode >= 0 && t.encode >= 0 && t.validation > 0, JSON.stringify(t));
     const snrs = body.tensors.map((t) => t.snr_db!);
     assert.deepEqual(snrs, [...snrs].sort((a, b) => a - b), 'worst first');
   });

@@ -98,6 +98,9 @@ export const ModelSummary = z.object({
   weights_quantized_bytes: z.number().int(),
   worst_tensor: z.object({ name: z.string(), snr_db: z.number().nullable() }).nullable(),
   quantize_ms: z.number(),
+  timings_ms: z
+    .object({ decode: z.number(), quantize: z.number(), encode: z.number(), validation: z.number() })
+    .describe('Milliseconds per stage: decode and upload checks, quantization, writing the model, onnxruntime validation (both runs)'),
 });
 
 export const ModelReport = z.object({

@@ -37,6 +37,23 @@ export interface Quantized extends Prepared {
   quantizeMs: number;
 }
 
+/** Milliseconds spent in each stage besides quantizing, for the report's breakdown. */
+export interface StageTimes {
+  decode: number;
+  encode: number;
+  validation: number;
+}
+
+/** Runs fn and adds its duration to times[stage]. */
+export async function timed<T>(times: StageTimes, stage: keyof StageTimes, fn: () => T | Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await fn();
+  } finally {
+    times[stage] += performance.now() - t0;
+  }
+}
+
 export function coreOptions(o: ModelTaskOptions): ModelQuantOptions {
   return modelQuantOptions({
     bits: o.bits,
@@ -68,7 +85,7 @@ export function quantizeStage(p: Prepared, onProgress?: (progress: ModelProgress
   return { ...p, result, quantizeMs: performance.now() - t0 };
 }
 
-export function buildReport(q: Quantized, inBytes: number, outBytes: number, validation: ValidationReport): ModelReport {
+export function buildReport(q: Quantized, inBytes: number, outBytes: number, validation: ValidationReport, times: StageTimes): ModelReport {
   const { opts, result: r } = q;
   const formats: Record<string, number> = {};
   for (const t of r.tensors) formats[t.format] = (formats[t.format] ?? 0) + 1;
@@ -93,6 +110,12 @@ export function buildReport(q: Quantized, inBytes: number, outBytes: number, val
       weights_quantized_bytes: r.tensors.reduce((s, t) => s + t.quantized_bytes, 0),
       worst_tensor: worst ? { name: worst.name, snr_db: worst.snr_db } : null,
       quantize_ms: Math.round(q.quantizeMs),
+      timings_ms: {
+        decode: Math.round(times.decode),
+        quantize: Math.round(q.quantizeMs),
+        encode: Math.round(times.encode),
+        validation: Math.round(times.validation),
+      },
     },
     tensors: r.tensors,
     skipped: r.skipped,

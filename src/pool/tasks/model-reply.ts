@@ -29,6 +29,8 @@ export interface ModelSummary {
   weights_quantized_bytes: number;
   worst_tensor: { name: string; snr_db: number | null } | null;
   quantize_ms: number;
+  /** Where the task's time went: decode and checks, quantization, writing the model, both onnxruntime runs. */
+  timings_ms: { decode: number; quantize: number; encode: number; validation: number };
 }
 
 export interface ModelReport {

@@ -4,7 +4,7 @@ import { compareRun, referenceRun } from '../../onnx-runtime/validate.js';
 import { inlineModelParts, PROTOBUF_LIMIT } from '../../onnx-io/write-model.js';
 import { checkpoint } from '../cancel.js';
 import type { Task, TaskReply } from '../messages.js';
-import { buildReport, prepare, quantizeStage, VALIDATION_OFF } from './model-pipeline.js';
+import { buildReport, prepare, quantizeStage, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
 import { modelReply } from './model-reply.js';
 
 type ModelTask = Extract<Task, { op: 'quantizeModel' }>;
@@ -18,18 +18,24 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
   const files = new Map(task.external.map((f) => [f.name, f.bytes]));
   const external = memoryExternalData(files);
   const sizes = new Map([...files].map(([k, v]) => [k, v.length]));
-  const prepared = prepare({ model: task.model, external, externalSizes: sizes, inputs: task.inputs, options: task.options, limits: task.limits });
+  const times: StageTimes = { decode: 0, encode: 0, validation: 0 };
+  const prepared = await timed(times, 'decode', () =>
+    prepare({ model: task.model, external, externalSizes: sizes, inputs: task.inputs, options: task.options, limits: task.limits }),
+  );
   const original = { bytes: task.model, externalData: task.external.length ? task.external.map((f) => ({ path: f.name, data: f.bytes })) : undefined };
-  const reference = task.options.validate ? await referenceRun(original, { user: prepared.user }) : VALIDATION_OFF;
+  const reference = task.options.validate ? await timed(times, 'validation', () => referenceRun(original, { user: prepared.user })) : VALIDATION_OFF;
   checkpoint(task.cancel);
   const q = quantizeStage(prepared, () => checkpoint(task.cancel));
-  const parts = inlineModelParts(q.result.model, external);
-  if (parts.length > PROTOBUF_LIMIT) {
-    throw new Errors.Onnx(`the quantized model is ${parts.length} bytes, past protobuf's 2 GiB limit for one file: use POST /v1/jobs, which writes external data`);
-  }
-  const model = parts.concat();
+  const model = await timed(times, 'encode', () => {
+    const parts = inlineModelParts(q.result.model, external);
+    if (parts.length > PROTOBUF_LIMIT) {
+      throw new Errors.Onnx(`the quantized model is ${parts.length} bytes, past protobuf's 2 GiB limit for one file: use POST /v1/jobs, which writes external data`);
+    }
+    return parts.concat();
+  });
   checkpoint(task.cancel);
-  const validation = 'status' in reference ? reference : await compareRun(reference, { bytes: model }, () => checkpoint(task.cancel));
+  const validation =
+    'status' in reference ? reference : await timed(times, 'validation', () => compareRun(reference, { bytes: model }, () => checkpoint(task.cancel)));
   const inBytes = task.model.length + task.external.reduce((s, f) => s + f.bytes.length, 0);
-  return modelReply(task, model, buildReport(q, inBytes, model.length, validation));
+  return modelReply(task, model, buildReport(q, inBytes, model.length, validation, times));
 }
