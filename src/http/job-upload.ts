@@ -53,6 +53,10 @@ function uploadError(err: unknown, budget: Budget): Error {
   if (code === 'FST_PARTS_LIMIT' || code === 'FST_FILES_LIMIT' || code === 'FST_FIELDS_LIMIT') {
     return new Errors.BodyTooLarge(`the multipart body has too many parts (${code})`);
   }
+  // File-system errors name server paths: say what failed, not where.
+  if (code && /^(E[A-Z]+|ERR_INVALID_ARG_VALUE|ERR_INVALID_ARG_TYPE)$/.test(code)) {
+    return new Errors.Validation(`the upload failed (${code}): a file part's name must be usable as a relative file name (no NUL, each path segment ≤ 255 bytes)`);
+  }
   return new Errors.Validation(`the upload failed: ${(err as Error).message}`);
 }
 

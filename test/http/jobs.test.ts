@@ -107,6 +107,9 @@ describe('jobs API', () => {
     assert.equal((await server().get('/v1/jobs/not-an-id').expect(400)).body.code, 'QUANT_ERR_VALIDATION');
     assert.equal((await server().post('/v1/jobs?bits=5').set('content-type', 'application/octet-stream').send(mlp).expect(400)).body.code, 'QUANT_ERR_VALIDATION');
     assert.equal((await server().post('/v1/jobs').attach('model', mlp, 'm.onnx').attach('../escape', mlp, 'x').expect(400)).body.code, 'QUANT_ERR_ONNX');
+    const long = await server().post('/v1/jobs').attach('model', mlp, 'm.onnx').attach('x'.repeat(300), mlp, 'x').expect(400);
+    assert.match(long.body.message, /ENAMETOOLONG/);
+    assert.doesNotMatch(long.body.message, /\//, 'no server path in the message');
   });
 
   it('deletes a job with its files', async () => {
