@@ -82,7 +82,7 @@ async function child(dir: string): Promise<void> {
       min_elements: 1024,
       validate: args.includes('--validate'),
     },
-    limits: { maxElements: 2 ** 31, maxDims: 8, maxMatmulMacs: 2 ** 31 },
+    limits: { maxElements: 2 ** 31, maxDims: 8, maxMatmulMacs: 2 ** 31, maxJsonReplyBytes: 2 ** 28 },
     progressChannel: 'bench',
   });
   const meta = reply.meta as { artifacts: { name: string; size: number }[]; report: { validation: unknown; summary: { quantize_ms: number } } };

@@ -14,6 +14,7 @@ test('the reliability settings have the documented defaults', () => {
   assert.equal(c.maxHeapUsedBytes, Math.floor(getHeapStatistics().heap_size_limit * 0.9));
   assert.deepEqual(c.apiKeys, []);
   assert.equal(c.rateLimitMax, 0);
+  assert.equal(c.maxJsonReplyBytes, 256 * 2 ** 20);
 });
 
 test('each setting is read from its environment variable; 0 turns the guards off', () => {

@@ -57,7 +57,12 @@ const poolPlugin = fp<AppOptions>(async (app, opts) => {
 export const app = fp<AppOptions>(async (fastify, opts) => {
   const { config } = opts;
   fastify.decorate('config', config);
-  fastify.decorate('limits', { maxElements: config.maxElements, maxDims: config.maxDims, maxMatmulMacs: config.maxMatmulMacs });
+  fastify.decorate('limits', {
+    maxElements: config.maxElements,
+    maxDims: config.maxDims,
+    maxMatmulMacs: config.maxMatmulMacs,
+    maxJsonReplyBytes: config.maxJsonReplyBytes,
+  });
   fastify.setValidatorCompiler((route) => {
     const validate = validatorCompiler(route as Parameters<typeof validatorCompiler>[0]);
     // NPY and raw bodies are bytes; their options are validated with the query string.

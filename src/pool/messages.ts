@@ -80,6 +80,7 @@ export interface ModelFile {
 
 export interface TaskLimits extends Limits {
   maxMatmulMacs: number;
+  maxJsonReplyBytes: number;
 }
 
 export type Task =

@@ -15,7 +15,7 @@ if (!gc || !process.send) throw new Error('run with --expose-gc as a forked chil
 const config = loadConfig();
 const pool = new QuantPool({ workers: config.workers, maxQueue: config.maxQueue, filename: new URL('./gc-worker.js', import.meta.url).href });
 const app = await buildApp({ config, pool, logger: { level: 'warn' } });
-const limits = { maxElements: config.maxElements, maxDims: config.maxDims, maxMatmulMacs: config.maxMatmulMacs };
+const limits = { maxElements: config.maxElements, maxDims: config.maxDims, maxMatmulMacs: config.maxMatmulMacs, maxJsonReplyBytes: config.maxJsonReplyBytes };
 const gcTask: Task = {
   op: 'quantize',
   input: { kind: 'json', data: [GC_MARK, 1] },

@@ -5,7 +5,7 @@ import { runQuantizeModel } from '../../src/pool/tasks/quantize-model.js';
 import { gemmMlp } from '../core/onnx/models.js';
 
 const options = { bits: 8 as const, scheme: 'symmetric' as const, calibration: 'minmax' as const, percentile: 99.99, format: 'auto' as const, op_types: ['MatMul' as const, 'Gemm' as const, 'Conv' as const], exclude: [], min_elements: 1024, validate: true };
-const limits = { maxElements: 1 << 24, maxDims: 8, maxMatmulMacs: 1 << 30 };
+const limits = { maxElements: 1 << 24, maxDims: 8, maxMatmulMacs: 1 << 30, maxJsonReplyBytes: 1 << 28 };
 
 function task(flag: Int32Array) {
   return { op: 'quantizeModel' as const, model: gemmMlp().bytes, filename: 'm.onnx', external: [], options, accept: 'onnx' as const, limits, cancel: flag };

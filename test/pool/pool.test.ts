@@ -7,7 +7,7 @@ import { eventually, Fault, faultData, faultPool, sleep, watchStarts } from './f
 
 const limits = (() => {
   const c = loadConfig({});
-  return { maxElements: c.maxElements, maxDims: c.maxDims, maxMatmulMacs: c.maxMatmulMacs };
+  return { maxElements: c.maxElements, maxDims: c.maxDims, maxMatmulMacs: c.maxMatmulMacs, maxJsonReplyBytes: c.maxJsonReplyBytes };
 })();
 
 function task(data: unknown[]): Task {

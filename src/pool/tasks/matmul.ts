@@ -20,6 +20,13 @@ export function runMatmul(task: Extract<Task, { op: 'matmul' }>): TaskReply {
         `a [${a.shape.join(', ')}] @ b [${b.shape.join(', ')}] needs ${macs} multiply-adds; the limit is MAX_MATMUL_MACS=${task.limits.maxMatmulMacs}`,
       );
     }
+    // A thin K makes a small MAC count with a huge product: the result is a tensor too.
+    const outputs = a.shape[0]! * b.shape[1]!;
+    if (outputs > task.limits.maxElements) {
+      throw new Errors.TooManyElements(
+        `a [${a.shape.join(', ')}] @ b [${b.shape.join(', ')}] has ${outputs} result elements; the limit is MAX_ELEMENTS=${task.limits.maxElements}`,
+      );
+    }
   }
   const r = quantizedMatmul(a, b, task.options);
   const body = {

@@ -3,25 +3,44 @@ import { encodeNpz } from '../../core/codecs/npz.js';
 import { INT_DTYPE_INFO } from '../../core/dtypes.js';
 import { reportFromSums } from '../../core/metrics.js';
 import { pack } from '../../core/pack.js';
-import { quantize } from '../../core/quantize.js';
+import { intParamsOf, planParams, quantize, type QuantSpec } from '../../core/quantize.js';
 import type { Task, TaskReply } from '../messages.js';
 import { decodeInput } from './decode-input.js';
-import { bytesOf, jsonBody, jsonBodyWithRaw, optionsEcho, paramsJson, sizeReport, specOf } from './report.js';
+import { Errors } from '../../errors.js';
+import { bytesOf, jsonBody, jsonBodyWithRaw, optionsEcho, paramsJson, paramsJsonChars, sizeReport, specOf } from './report.js';
 
 /** Stands in for the base64 data while the rest of the reply is serialised. */
 const RAW = '\u0000quantized-data\u0000';
 
+/** A JSON reply too big for one string is refused before the work, naming what to ask for instead. */
+function checkJsonReply(task: Extract<Task, { op: 'quantize' }>, shape: number[], n: number, spec: QuantSpec): void {
+  if (task.accept !== 'json') return;
+  const scales = planParams(shape, spec.granularity, spec.axis, spec.groupSize).count;
+  const { qMin, qMax } = intParamsOf(spec.bits, spec.scheme);
+  const valueChars = task.options.include_values ? n * (Math.max(String(qMin).length, String(qMax).length) + 1) : 0;
+  if (paramsJsonChars(scales) + valueChars <= task.limits.maxJsonReplyBytes) return;
+  throw new Errors.NotAcceptable(
+    `the JSON reply would hold ${scales} scales and zero points${task.options.include_values ? ` and ${n} values` : ''}, ` +
+      `past the ${task.limits.maxJsonReplyBytes} bytes of text a JSON reply may take (MAX_JSON_REPLY_BYTES): ask for Accept: application/x-npz` +
+      `${task.options.include_values ? ', leave out include_values' : ''} or use a larger group_size`,
+  );
+}
+
 export function runQuantize(task: Extract<Task, { op: 'quantize' }>): TaskReply {
   const { data, shape } = decodeInput(task.input, task.limits);
   const spec = specOf(task.options);
+  checkJsonReply(task, shape, data.length, spec);
   const { params, q, sums } = quantize(data, shape, spec);
   const info = INT_DTYPE_INFO[params.dtype];
+  const paramChars = paramsJsonChars(params.scale.length);
+  // report.json in an .npz leaves huge parameter arrays to scale.npy and zero_point.npy.
+  const params4json: Partial<ReturnType<typeof paramsJson>> = task.accept === 'json' || paramChars <= task.limits.maxJsonReplyBytes / 2 ? paramsJson(params) : {};
   const report = {
     shape,
     ...optionsEcho(spec, params),
     q_min: params.qMin,
     q_max: params.qMax,
-    ...paramsJson(params),
+    ...params4json,
     error: reportFromSums(sums),
     size: sizeReport(params, data.length),
   };

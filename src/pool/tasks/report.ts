@@ -34,6 +34,11 @@ export function optionsEcho(spec: QuantSpec, params: QuantParams) {
   };
 }
 
+/** Upper bound of the JSON characters scale and zero_point take (a float32 prints in ≤ 16, a zero point in ≤ 6, plus separators). */
+export function paramsJsonChars(count: number): number {
+  return count * 26;
+}
+
 /** scale / zero_point as a number per tensor, else nested arrays in the parameter shape. */
 export function paramsJson(params: QuantParams): { scale: unknown; zero_point: unknown } {
   return { scale: nest(params.scale, params.plan.paramShape), zero_point: nest(params.zeroPoint, params.plan.paramShape) };
