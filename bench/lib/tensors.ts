@@ -1,15 +1,10 @@
 import { npyHeaderBytes } from '../../src/core/codecs/npy.js';
+import { mulberry32 } from '../../src/core/random.js';
 
 /** Gaussian float32 values from a seeded generator (the same tensor on every run). */
 export function gaussian(n: number, seed = 1): Float32Array {
-  let a = seed >>> 0;
-  const u = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
+  const u = () => next() / 4294967296;
   const x = new Float32Array(n);
   for (let i = 0; i < n; i += 2) {
     const r = Math.sqrt(-2 * Math.log(1 - u()));

@@ -1,3 +1,4 @@
+import { mulberry32 } from '../core/random.js';
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
 
 type TensorCtor = typeof import('onnxruntime-node').Tensor;
@@ -19,16 +20,10 @@ export interface UserArray {
   shape: number[];
 }
 
-/** mulberry32: small, fast, and the same stream on every platform. */
+/** Uniform in (0, 1): never 0, so log() stays finite. */
 function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
+  const next = mulberry32(seed);
+  return () => (next() + 0.5) / 4294967296;
 }
 
 export function gaussian(n: number, seed: number): Float32Array {

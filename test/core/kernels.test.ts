@@ -25,19 +25,14 @@ import { packReference, unpackReference } from '../../src/core/reference/pack.js
 import { CHUNK } from '../../src/core/kernels/runtime.js';
 import { kernelShape } from '../../src/core/kernels/segments.js';
 import { sumsDiffer } from './sums-close.js';
+import { mulberry32 } from '../../src/core/random.js';
 
 const FC = { seed: 4242, numRuns: 400 };
 
-/** mulberry32: seeded, so every run sees the same data. */
+/** Uniform in [0, 1) from a seeded stream, so every run sees the same data. */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
+  return () => next() / 4294967296;
 }
 
 type Kind = 'uniform' | 'wide' | 'zeros' | 'ties' | 'tiny';

@@ -8,6 +8,7 @@ import { minmaxRange, mseRange, paramsFromRange, shrinkRange, sumSquaredError, t
 import { containerFor } from '../../src/core/dtypes.js';
 import { rint } from '../../src/core/round.js';
 import { reportsDiffer, sumsDiffer, sumTolerance } from './sums-close.js';
+import { mulberry32 } from '../../src/core/random.js';
 
 const FC = { seed: 42, numRuns: 200 };
 const f32 = Math.fround;
@@ -352,16 +353,10 @@ test('asymmetric range wider than float32 (hi - lo overflows): finite scale, no 
 
 // ----------------------------------------------------------------------------- MSE vs exhaustive search
 
-/** mulberry32: a small seeded generator, so the data is the same on every run. */
+/** Uniform in [0, 1) from a seeded stream, so every run sees the same data. */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
+  return () => next() / 4294967296;
 }
 
 function gaussians(n: number, seed: number): Float64Array {

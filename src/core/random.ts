@@ -1,0 +1,14 @@
+/**
+ * mulberry32: a small seeded generator whose stream is the same on every platform, for the
+ * reproducible inputs of validation runs, tests and benchmarks. Yields uint32 values.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
