@@ -42,7 +42,8 @@ export class QuantPool {
     this.#workers = opts.workers;
     this.#capacity = opts.workers + opts.maxQueue;
     this.#piscina = new Piscina({
-      filename: opts.filename ?? new URL('./worker.js', import.meta.url).href,
+      filename: new URL('./worker-entry.cjs', import.meta.url).href,
+      workerData: { entry: opts.filename ?? new URL('./worker.js', import.meta.url).href },
       minThreads: opts.workers,
       maxThreads: opts.workers,
       // piscina only enforces maxQueue for tasks without an AbortSignal (those with one wait
