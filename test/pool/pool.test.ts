@@ -67,6 +67,8 @@ test('aborting a running task terminates its worker; a fresh one serves the next
   const t0 = Date.now();
   await pool.run(task(faultData(Fault.none, 21)), { signal: signal() });
   assert.ok(Date.now() - t0 < 3000, `the next task waited ${Date.now() - t0} ms: the aborted one still held the only worker`);
+  // A start event travels on its own channel and may land after the task's result.
+  assert.ok(await eventually(() => starts.tags().includes(21)));
   const next = starts.started().find((e) => e.tag === 21)!;
   assert.notEqual(next.threadId, firstThread, 'the worker that ran the aborted task was replaced');
   assert.equal(pool.threads, 1);
@@ -92,7 +94,9 @@ test('aborting a queued task drops it before it ever starts', async () => {
   assert.equal(await queued, 'QUANT_ERR_ABORTED');
   await busy;
   await pool.run(task(faultData(Fault.none, 42)), { signal: signal() });
-  assert.ok(starts.tags().includes(42));
+  // Start events travel on their own channel and may land after the result; one worker
+  // posts them in order, so once 42's is here, 41's would be too had it run.
+  assert.ok(await eventually(() => starts.tags().includes(42)));
   assert.ok(!starts.tags().includes(41), 'the aborted task ran anyway');
 });
 
