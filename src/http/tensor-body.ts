@@ -1,8 +1,20 @@
 import type { FastifyRequest } from 'fastify';
 import { errorCodes } from 'fastify';
+import { tensorBytes } from '../core/kernels/runtime.js';
 
 type Done = (err: Error | null, body?: Buffer) => void;
 type Payload = NodeJS.ReadableStream & { receivedEncodedLength?: number };
+
+/**
+ * A buffer for a body of known length. A big one is read straight into a kernel arena (a
+ * shared WebAssembly memory, core/kernels/runtime.ts): the worker's kernels then read the
+ * tensor where it is instead of staging it through their own memory pass by pass, and the
+ * body is never copied again. Where no arena can be had, a plain buffer.
+ */
+function sizedBody(bytes: number): Buffer {
+  const u8 = tensorBytes(bytes);
+  return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+}
 
 /**
  * The content-type parser for binary tensor bodies: the body read into one Buffer, as
@@ -10,8 +22,8 @@ type Payload = NodeJS.ReadableStream & { receivedEncodedLength?: number };
  * into a buffer sized from Content-Length instead of collected and joined at the end. For a
  * 64 MiB upload the join was one ~50 ms stretch of copying and first-touch page faults on the
  * event loop (every other request waited), and the chunks and the joined copy were alive
- * together (twice the body in memory). The Buffer owns its whole ArrayBuffer, so it can be
- * transferred to a worker as it is.
+ * together (twice the body in memory). The Buffer owns its whole ArrayBuffer (or is an arena,
+ * shared), so it reaches the worker without a copy.
  */
 export function tensorBodyParser(defaultLimit: number) {
   return (request: FastifyRequest, payload: Payload, done: Done): void => {
@@ -23,7 +35,7 @@ export function tensorBodyParser(defaultLimit: number) {
     }
     const sized = Number.isSafeInteger(declared) && declared >= 0;
     // Without a length (chunked upload) the buffer doubles as it fills; it is cut to size at the end.
-    let body = Buffer.allocUnsafeSlow(sized ? declared : 64 * 1024);
+    let body = sized ? sizedBody(declared) : Buffer.allocUnsafeSlow(64 * 1024);
     let received = 0;
     const finish = (err: Error | null, value?: Buffer) => {
       payload.removeListener('data', onData);

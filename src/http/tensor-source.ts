@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { FloatDType } from '../core/dtypes.js';
+import { arenaOf } from '../core/kernels/runtime.js';
 import { Errors } from '../errors.js';
 import type { TensorSource } from '../pool/messages.js';
 import type { TensorBody } from './schemas/common.js';
@@ -27,15 +28,17 @@ export function fromBinary(
   body: Buffer,
   query: { shape?: number[] | undefined; dtype: FloatDType },
 ): { source: TensorSource; transferList: ArrayBuffer[] } {
-  const bytes = ownedBytes(body);
-  const transferList = [bytes.buffer as ArrayBuffer];
+  // A body in a kernel arena is shared with the worker, not transferred (see tensor-body.ts).
+  const arena = arenaOf(body);
+  const bytes = arena ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength) : ownedBytes(body);
+  const transferList = arena ? [] : [bytes.buffer as ArrayBuffer];
   if (request.headers['content-type']?.startsWith(NPY)) {
-    return { source: { kind: 'npy', bytes }, transferList };
+    return { source: { kind: 'npy', bytes, arena }, transferList };
   }
   if (!query.shape) {
     throw new Errors.Validation('querystring/shape is required with application/octet-stream, e.g. ?shape=256,512');
   }
-  return { source: { kind: 'raw', bytes, dtype: query.dtype, shape: query.shape }, transferList };
+  return { source: { kind: 'raw', bytes, dtype: query.dtype, shape: query.shape, arena }, transferList };
 }
 
 /** JSON bodies may also take options from the query string, where the body leaves them out. */

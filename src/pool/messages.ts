@@ -1,17 +1,19 @@
 import type { FloatDType } from '../core/dtypes.js';
+import type { WasmMemory } from '../core/kernels/runtime.js';
 import type { CalibrationMethod, Scheme } from '../core/calibrate.js';
 import type { Granularity } from '../core/quantize.js';
 import type { Limits } from '../core/tensor.js';
 import type { ModelBits, ModelFormat, ModelOpType } from '../core/onnx/quantize/options.js';
 import type { ErrorPayload } from '../errors.js';
 
-// The typed messages that cross the thread boundary. Byte buffers travel in transfer lists.
+// The typed messages that cross the thread boundary. Byte buffers travel in transfer lists;
+// a body read into a kernel arena travels as the arena (shared memory) and a view on it.
 
 export type TensorSource =
   | { kind: 'json'; data: unknown[]; shape?: number[] | undefined }
   | { kind: 'b64'; b64: string; dtype: FloatDType; shape: number[] }
-  | { kind: 'raw'; bytes: Uint8Array; dtype: FloatDType; shape: number[] }
-  | { kind: 'npy'; bytes: Uint8Array };
+  | { kind: 'raw'; bytes: Uint8Array; dtype: FloatDType; shape: number[]; arena?: WasmMemory | undefined }
+  | { kind: 'npy'; bytes: Uint8Array; arena?: WasmMemory | undefined };
 
 export interface QuantizeOptions {
   bits: number;

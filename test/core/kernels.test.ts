@@ -22,7 +22,7 @@ import { INT_DTYPE_INFO, containerFor, intRange, type IntDType } from '../../src
 import { pack, unpack } from '../../src/core/pack.js';
 import { dequantizeWithReference, minmaxRangesReference, quantizeWithReference } from '../../src/core/reference/quantize.js';
 import { packReference, unpackReference } from '../../src/core/reference/pack.js';
-import { CHUNK } from '../../src/core/kernels/runtime.js';
+import { ARENA_BASE, CHUNK, createArena, getKernels, kernelsFor } from '../../src/core/kernels/runtime.js';
 import { kernelShape } from '../../src/core/kernels/segments.js';
 import { sumsDiffer } from './sums-close.js';
 import { mulberry32 } from '../../src/core/random.js';
@@ -91,6 +91,20 @@ function referenceMinmaxParams(x: Float32Array, shape: number[], spec: QuantSpec
   return { scale, zeroPoint };
 }
 
+// One arena for the tests, reused: tensors are copied into it at an offset so the kernels
+// read them in place (as they read request bodies) instead of staging them.
+const ARENA_BYTES = 16 << 20;
+const arena = createArena(ARENA_BYTES)!;
+
+/** A copy of a in the test arena, `skew` bytes past its start (a multiple of the element size). */
+function resident<T extends Float32Array | Int8Array | Uint8Array | Int16Array | Uint16Array>(a: T, skew = 0): T {
+  assert.ok(skew + a.byteLength <= ARENA_BYTES);
+  const Ctor = a.constructor as new (b: ArrayBufferLike, off: number, n: number) => T;
+  const view = new Ctor(arena.buffer, ARENA_BASE + skew, a.length);
+  view.set(a);
+  return view;
+}
+
 /** Every mismatch between the kernels and the reference on one tensor and spec. */
 function compare(x: Float32Array, shape: number[], spec: QuantSpec): string[] {
   const problems: string[] = [];
@@ -149,6 +163,7 @@ test('kernels = reference on random shapes, options and data (q, parameters, cli
         const n = shape.reduce((a, b) => a * b, 1);
         const x = data(n, kind, seed);
         assert.deepEqual(compare(x, shape, spec), [], `${kind} [${shape}] ${JSON.stringify(spec)}`);
+        assert.deepEqual(compare(resident(x, 4 * (seed % 5)), shape, spec), [], `in an arena: ${kind} [${shape}] ${JSON.stringify(spec)}`);
       },
     ),
     FC,
@@ -182,6 +197,7 @@ test('kernels = reference on tensors larger than one staging chunk', () => {
       const x = data(n, seed % 3 === 0 ? 'wide' : 'uniform', seed++);
       forms.add(kernelShape(planParams(layout.shape, layout.granularity, layout.axis, layout.groupSize)).form);
       assert.deepEqual(compare(x, layout.shape, spec), [], `[${layout.shape}] ${JSON.stringify(spec)}`);
+      assert.deepEqual(compare(resident(x, 4), layout.shape, spec), [], `in an arena: [${layout.shape}] ${JSON.stringify(spec)}`);
     }
   }
   assert.deepEqual([...forms].sort(), ['rows', 'runs']);
@@ -274,6 +290,8 @@ test('dequantize = reference for every container, saturating at FLT_MAX', () => 
         const fast = dequantizeWith(q, params);
         const ref = dequantizeWithReference(q, params);
         assert.ok(bytesOf(fast).equals(bytesOf(ref)), `${dtype} [${shape}] ${granularity}: ${firstDiff(fast, ref)}`);
+        const inArena = dequantizeWith(resident(q, 2), params);
+        assert.ok(bytesOf(inArena).equals(bytesOf(ref)), `in an arena: ${dtype} [${shape}] ${granularity}: ${firstDiff(inArena, ref)}`);
       }
     }
   }
@@ -290,6 +308,8 @@ test('pack and unpack = reference for 2- and 4-bit containers at every length', 
       const packed = pack(q, dtype);
       assert.ok(bytesOf(packed).equals(bytesOf(packReference(q, dtype))), `${dtype} pack n=${n}`);
       assert.ok(bytesOf(unpack(packed, n, dtype)).equals(bytesOf(unpackReference(packed, n, dtype))), `${dtype} unpack n=${n}`);
+      assert.ok(bytesOf(pack(resident(q, 1), dtype)).equals(bytesOf(packed)), `in an arena: ${dtype} pack n=${n}`);
+      assert.ok(bytesOf(unpack(resident(packed, 3), n, dtype)).equals(bytesOf(unpackReference(packed, n, dtype))), `in an arena: ${dtype} unpack n=${n}`);
     }
   }
 });
@@ -305,5 +325,27 @@ test('an output array of another container receives the same values', () => {
     assert.equal(got.q, wide);
     assert.equal(firstDiff(wide, ref.q), null);
     assert.equal(firstDiff(quantizeValues(x, params, wide).q, ref.q), null);
+  }
+});
+
+test('a tensor in an arena runs on the arena\'s kernels, anything else on the thread\'s', () => {
+  const x = resident(new Float32Array([1, 2, 3]));
+  assert.notEqual(kernelsFor(x), getKernels());
+  assert.equal(kernelsFor(x).buffer, arena.buffer);
+  assert.equal(kernelsFor(new Float32Array(3)), getKernels());
+  assert.equal(createArena(-1), null);
+  assert.equal(createArena(2 ** 32), null);
+});
+
+test('MSE and percentile calibration give the same parameters in an arena', () => {
+  const x = data(3 * CHUNK + 11, 'uniform', 77);
+  for (const calibration of ['mse', 'percentile'] as const) {
+    for (const granularity of ['per_tensor', 'per_group'] as const) {
+      const spec: QuantSpec = { bits: 4, scheme: 'asymmetric', granularity, axis: 0, groupSize: 1000, calibration, percentile: 99.9 };
+      const plain = calibrate(x, [x.length], spec);
+      const inArena = calibrate(resident(x, 8), [x.length], spec);
+      assert.equal(firstDiff(inArena.scale, plain.scale), null, `${calibration} ${granularity} scale`);
+      assert.equal(firstDiff(inArena.zeroPoint, plain.zeroPoint), null, `${calibration} ${granularity} zero point`);
+    }
   }
 });

@@ -137,3 +137,23 @@ test('dequantize rejects a reply whose parts do not fit together', async () => {
   const short = await server().post('/v1/dequantize').send({ ...q.body, quantized: { ...q.body.quantized, data: 'AAA=' } }).expect(400);
   assert.match(short.body.message, /decodes to 2 bytes/);
 });
+
+test('bodies big enough to be read into a kernel arena give the core\'s results (NPY, raw, base64)', async () => {
+  const n = 3 * 2 ** 18; // 3 MiB of float32, above ARENA_MIN_BYTES
+  const x = new Float32Array(gaussian(n, 11));
+  const spec = { bits: 4, scheme: 'asymmetric', granularity: 'per_group', axis: -1, groupSize: 64, calibration: 'minmax', percentile: 99.99 } as const;
+  const ref = quantize(x, [768, 1024], spec);
+  const query = 'bits=4&scheme=asymmetric&granularity=per_group&group_size=64&include_values=true';
+  const npy = await server().post(`/v1/quantize?${query}`).set('content-type', 'application/x-npy').send(Buffer.from(encodeNpy(x, '<f4', [768, 1024]))).expect(200);
+  const raw = await server().post(`/v1/quantize?${query}&shape=768,1024`).set('content-type', 'application/octet-stream').send(Buffer.from(x.buffer)).expect(200);
+  const b64 = await server()
+    .post('/v1/quantize')
+    .send({ tensor: { b64: Buffer.from(x.buffer).toString('base64'), shape: [768, 1024] }, bits: 4, scheme: 'asymmetric', granularity: 'per_group', group_size: 64, include_values: true })
+    .expect(200);
+  for (const [name, res] of [['npy', npy], ['raw', raw], ['b64', b64]] as const) {
+    assert.deepEqual(res.body.scale.flat(), Array.from(ref.params.scale), name);
+    assert.deepEqual(res.body.zero_point.flat(), Array.from(ref.params.zeroPoint), name);
+    assert.deepEqual(res.body.quantized.values, Array.from(ref.q), name);
+    assert.equal(res.body.error.max_error, ref.sums.maxError, name);
+  }
+});

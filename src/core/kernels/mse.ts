@@ -1,4 +1,4 @@
-import { CHUNK, getKernels, LAYOUT, type Kernels } from './runtime.js';
+import { CHUNK, kernelsFor, LAYOUT, stage, type Kernels } from './runtime.js';
 
 // The expensive parts of the MSE clip search (calibrate.ts mseRange) on the kernels: exact
 // squared errors of a batch of candidates, and a histogram that scores candidates cheaply.
@@ -25,15 +25,15 @@ function setCandidate(k: Kernels, c: Candidate, qMin: number, qMax: number): voi
  */
 export function squaredErrors(x: Float32Array, candidates: Candidate[], qMin: number, qMax: number): number[] {
   if (candidates.length > MAX_BATCH) throw new RangeError(`at most ${MAX_BATCH} candidates per pass, got ${candidates.length}`);
-  const k = getKernels();
+  const k = kernelsFor(x);
   const acc = LAYOUT.p[4];
   k.f64.fill(0, acc >> 3, (acc >> 3) + 4 * candidates.length);
   for (let start = 0; start < x.length; start += CHUNK) {
     const count = Math.min(CHUNK, x.length - start);
-    k.f32.set(x.subarray(start, start + count), LAYOUT.x >> 2);
+    const xa = stage(k, x, start, count, LAYOUT.x);
     candidates.forEach((c, i) => {
       setCandidate(k, c, qMin, qMax);
-      k.mse.sse(LAYOUT.x, count, LAYOUT.k, acc + 32 * i);
+      k.mse.sse(xa, count, LAYOUT.k, acc + 32 * i);
     });
   }
   return candidates.map((_, i) => {
@@ -44,6 +44,8 @@ export function squaredErrors(x: Float32Array, candidates: Candidate[], qMin: nu
 
 /** A histogram of x over [lo, hi] held in the kernels' memory, valid until the next kernel call. */
 export interface Histogram {
+  /** The kernels whose memory holds the counts. */
+  kernels: Kernels;
   lo: number;
   width: number;
   bins: number;
@@ -51,22 +53,21 @@ export interface Histogram {
 
 /** Counts of x in `bins` equal bins over [lo, hi] (bins a multiple of 4, at most CHUNK). */
 export function histogram(x: Float32Array, lo: number, hi: number, bins: number): Histogram {
-  const k = getKernels();
+  const k = kernelsFor(x);
   const counts = LAYOUT.p[3];
   k.i32.fill(0, counts >> 2, (counts >> 2) + bins);
   const width = (hi - lo) / bins;
   const inv = Math.fround(bins / (hi - lo));
   for (let start = 0; start < x.length; start += CHUNK) {
     const count = Math.min(CHUNK, x.length - start);
-    k.f32.set(x.subarray(start, start + count), LAYOUT.x >> 2);
-    k.mse.hist(LAYOUT.x, count, lo, inv, bins, counts);
+    k.mse.hist(stage(k, x, start, count, LAYOUT.x), count, lo, inv, bins, counts);
   }
-  return { lo, width, bins };
+  return { kernels: k, lo, width, bins };
 }
 
 /** Estimated squared error of each candidate from the histogram just built. */
 export function histogramErrors(h: Histogram, candidates: Candidate[], qMin: number, qMax: number): number[] {
-  const k = getKernels();
+  const k = h.kernels;
   return candidates.map((c) => {
     setCandidate(k, c, qMin, qMax);
     return k.mse.hscore(LAYOUT.p[3], h.bins, h.lo, h.width, LAYOUT.k);

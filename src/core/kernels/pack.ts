@@ -1,4 +1,4 @@
-import { CHUNK, getKernels, LAYOUT } from './runtime.js';
+import { CHUNK, kernelsFor, LAYOUT, stage } from './runtime.js';
 
 // 2- and 4-bit packing with pack.wat, in whole blocks of 16 output bytes; the few values
 // after the last whole block are packed here, as the reference does.
@@ -8,16 +8,15 @@ const STAGE = CHUNK * 4;
 
 /** Packs values (one per byte, two's complement) at `bits` per value into out, LSB first. */
 export function packKernel(values: Int8Array | Uint8Array, bits: 2 | 4, out: Uint8Array): void {
-  const k = getKernels();
+  const src = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const k = kernelsFor(src);
   const perByte = 8 / bits;
   const perBlock = 16 * perByte;
-  const src = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   const whole = src.length - (src.length % perBlock);
   const fn = bits === 4 ? k.pack.pack4 : k.pack.pack2;
   for (let start = 0; start < whole; start += STAGE) {
     const count = Math.min(STAGE, whole - start);
-    k.u8.set(src.subarray(start, start + count), LAYOUT.x);
-    fn(LAYOUT.x, LAYOUT.q, count / perBlock);
+    fn(stage(k, src, start, count, LAYOUT.x), LAYOUT.q, count / perBlock);
     out.set(k.u8.subarray(LAYOUT.q, LAYOUT.q + count / perByte), start / perByte);
   }
   const mask = (1 << bits) - 1;
@@ -26,7 +25,7 @@ export function packKernel(values: Int8Array | Uint8Array, bits: 2 | 4, out: Uin
 
 /** The inverse: n values out of packed bytes, sign-extended when `signed`. */
 export function unpackKernel(bytes: Uint8Array, n: number, bits: 2 | 4, signed: boolean, out: Int8Array | Uint8Array): void {
-  const k = getKernels();
+  const k = kernelsFor(bytes);
   const perByte = 8 / bits;
   const perBlock = 16 * perByte;
   const dst = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
@@ -34,8 +33,7 @@ export function unpackKernel(bytes: Uint8Array, n: number, bits: 2 | 4, signed: 
   const fn = bits === 4 ? k.pack.unpack4 : k.pack.unpack2;
   for (let start = 0; start < whole; start += STAGE) {
     const count = Math.min(STAGE, whole - start);
-    k.u8.set(bytes.subarray(start / perByte, (start + count) / perByte), LAYOUT.x);
-    fn(LAYOUT.x, LAYOUT.q, count / perBlock, signed ? 1 : 0);
+    fn(stage(k, bytes, start / perByte, count / perByte, LAYOUT.x), LAYOUT.q, count / perBlock, signed ? 1 : 0);
     dst.set(k.u8.subarray(LAYOUT.q, LAYOUT.q + count), start);
   }
   const mask = (1 << bits) - 1;

@@ -1,6 +1,6 @@
 import { INT_DTYPE_INFO, type UnpackedArray } from '../dtypes.js';
 import type { ErrorSums, ParamPlan, QuantParams } from '../quantize.js';
-import { CHUNK, getKernels, LAYOUT, type Kernels } from './runtime.js';
+import { CHUNK, kernelsFor, LAYOUT, stage, type Kernels } from './runtime.js';
 import { copyRowsParams, forEachRowsPiece, forEachRunsCall, kernelShape, type RunsShape } from './segments.js';
 
 // Drives quantize.wat over a tensor: stages each call's elements and parameters, runs the
@@ -55,7 +55,7 @@ function sumsOf(k: Kernels, count: number): ErrorSums {
  * without, only `clipped` is meaningful (and counts NaN inputs as clipped).
  */
 export function quantizeKernel(x: Float32Array, params: QuantParams, q: UnpackedArray, sums: boolean): ErrorSums {
-  const k = getKernels();
+  const k = kernelsFor(x);
   const out = outputOf(params);
   setup(k, out);
   const mode = out.width === 2 ? MODE_16_SUMS : sums ? MODE_8_SUMS : MODE_8;
@@ -69,10 +69,10 @@ export function quantizeKernel(x: Float32Array, params: QuantParams, q: Unpacked
   const shape = kernelShape(params.plan);
   if (shape.form === 'runs') {
     forEachRunsCall(shape, CHUNK, (c) => {
-      k.f32.set(x.subarray(c.start, c.start + c.count), X >> 2);
+      const xa = stage(k, x, c.start, c.count, X);
       k.f32.set(params.scale.subarray(c.p0, c.p0 + c.params), P0 >> 2);
       k.i32.set(params.zeroPoint.subarray(c.p0, c.p0 + c.params), P1 >> 2);
-      k.quantize.runs(mode, X, Q, c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, qMin, qMax, out.bias, K, ACC);
+      k.quantize.runs(mode, xa, Q, c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, qMin, qMax, out.bias, K, ACC);
       stageOut(c.start, c.count);
     });
   } else {
@@ -84,8 +84,8 @@ export function quantizeKernel(x: Float32Array, params: QuantParams, q: Unpacked
       k.quantize.prep(P1, P2, P3, P4, piece.c1 - piece.c0, qMin, qMax, out.bias);
       calls((c) => {
         const count = c.rows * c.len;
-        k.f32.set(x.subarray(c.start, c.start + count), X >> 2);
-        k.quantize.rows(mode, X, Q, c.rows, c.len, P0, P1, P2, P3, P4, K, ACC);
+        const xa = stage(k, x, c.start, count, X);
+        k.quantize.rows(mode, xa, Q, c.rows, c.len, P0, P1, P2, P3, P4, K, ACC);
         stageOut(c.start, count);
       });
     });
@@ -110,7 +110,7 @@ export function fusableShape(plan: ParamPlan): RunsShape | null {
  * with what calibrate() would give.
  */
 export function quantizeFusedKernel(x: Float32Array, params: QuantParams, shape: RunsShape, q: UnpackedArray, sums: boolean): ErrorSums {
-  const k = getKernels();
+  const k = kernelsFor(x);
   const out = outputOf(params);
   setup(k, out);
   const mode = out.width === 2 ? MODE_16_SUMS : sums ? MODE_8_SUMS : MODE_8;
@@ -119,8 +119,8 @@ export function quantizeFusedKernel(x: Float32Array, params: QuantParams, shape:
   const { x: X, q: Q, k: K, acc: ACC } = LAYOUT;
   const [P0, P1] = LAYOUT.p;
   forEachRunsCall(shape, CHUNK, (c) => {
-    k.f32.set(x.subarray(c.start, c.start + c.count), X >> 2);
-    k.quantize.fused(mode, sym, X, Q, c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, params.qMin, params.qMax, out.bias, K, ACC);
+    const xa = stage(k, x, c.start, c.count, X);
+    k.quantize.fused(mode, sym, xa, Q, c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, params.qMin, params.qMax, out.bias, K, ACC);
     params.scale.set(k.f32.subarray(P0 >> 2, (P0 >> 2) + c.params), c.p0);
     params.zeroPoint.set(k.i32.subarray(P1 >> 2, (P1 >> 2) + c.params), c.p0);
     qBytes.set(k.u8.subarray(Q, Q + c.count * out.width), c.start * out.width);

@@ -1,10 +1,13 @@
 import { readFileSync } from 'node:fs';
 
-// The WebAssembly kernels of this thread: five small modules compiled from the .wat files
-// beside this one (by scripts/build-wasm.ts, part of `npm run build`), sharing one fixed
-// linear memory. Tensors stay in JavaScript typed arrays; each kernel call stages at most
-// CHUNK elements into that memory, which keeps the staging buffers in L2 and means the
-// memory never grows (views on it never detach) whatever the tensor size.
+// The WebAssembly kernels: five small modules compiled from the .wat files beside this one
+// (by scripts/build-wasm.ts, part of `npm run build`), sharing one linear memory. Each
+// thread has a fixed 1.8 MiB memory of its own (the LAYOUT below) into which kernel calls
+// stage at most CHUNK elements of a tensor held in a JavaScript typed array; the memory never
+// grows, so views on it never detach. A tensor can instead live in an arena (createArena):
+// a shared memory with the same layout in front and the tensor after it, which the HTTP
+// layer reads request bodies into. Kernels on an arena read the tensor where it is, without
+// staging copies, and the arena is garbage like any buffer once the request is done.
 
 /** Elements staged per kernel call: 256 KiB of float32. */
 export const CHUNK = 1 << 16;
@@ -64,6 +67,8 @@ export interface MseExports {
 }
 
 export interface Kernels {
+  /** The memory's buffer: a view on it is resident (kernels read it in place). */
+  buffer: ArrayBufferLike;
   quantize: QuantizeExports;
   mse: MseExports;
   calibrate: CalibrateExports;
@@ -77,19 +82,31 @@ export interface Kernels {
 
 // The WebAssembly global as far as this file uses it (the project compiles without lib.dom,
 // where its types live).
-interface WasmMemory {
-  buffer: ArrayBuffer;
+export interface WasmMemory {
+  buffer: ArrayBufferLike;
 }
 interface WasmApi {
-  Memory: new (descriptor: { initial: number }) => WasmMemory;
+  Memory: new (descriptor: { initial: number; maximum: number; shared: true }) => WasmMemory;
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: unknown };
 }
 const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
-let kernels: Kernels | undefined;
+const PAGE = 65536;
+/** Pages a wasm32 memory can have (4 GiB), the maximum the .wat files declare. */
+const MAX_PAGES = 65536;
+/** Where an arena's tensor starts: after the kernels' layout, 64-byte aligned. */
+export const ARENA_BASE = Math.ceil(LAYOUT.bytes / 64) * 64;
+/** Slack after an arena's tensor: kernels may read a whole vector past the last element. */
+const ARENA_TAIL = 64;
+/** The largest tensor (bytes) an arena can hold. */
+export const MAX_ARENA_BYTES = MAX_PAGES * PAGE - ARENA_BASE - ARENA_TAIL;
 
-function instantiate<T>(name: string, memory: WasmMemory): T {
+const modules = new Map<string, object>();
+
+function compiled(name: string): object {
+  let module = modules.get(name);
+  if (module) return module;
   const url = new URL(`./${name}.wasm`, import.meta.url);
   let bytes: Buffer;
   try {
@@ -97,15 +114,19 @@ function instantiate<T>(name: string, memory: WasmMemory): T {
   } catch (err) {
     throw new Error(`the WebAssembly kernel ${url.pathname} is missing; \`npm run build\` compiles it`, { cause: err });
   }
-  return new wasm.Instance(new wasm.Module(bytes), { env: { memory } }).exports as T;
+  module = new wasm.Module(bytes);
+  modules.set(name, module);
+  return module;
 }
 
-/** This thread's kernels, instantiated on first use (module compilation is synchronous and ~1 ms). */
-export function getKernels(): Kernels {
-  if (kernels) return kernels;
-  const memory = new wasm.Memory({ initial: Math.ceil(LAYOUT.bytes / 65536) });
+function instantiate<T>(name: string, memory: WasmMemory): T {
+  return new wasm.Instance(compiled(name), { env: { memory } }).exports as T;
+}
+
+function kernelsOn(memory: WasmMemory): Kernels {
   const buf = memory.buffer;
-  kernels = {
+  return {
+    buffer: buf,
     quantize: instantiate<QuantizeExports>('quantize', memory),
     calibrate: instantiate<CalibrateExports>('calibrate', memory),
     dequantize: instantiate<DequantizeExports>('dequantize', memory),
@@ -116,5 +137,94 @@ export function getKernels(): Kernels {
     f32: new Float32Array(buf),
     f64: new Float64Array(buf),
   };
+}
+
+function sharedMemory(pages: number): WasmMemory {
+  return new wasm.Memory({ initial: pages, maximum: pages, shared: true });
+}
+
+let kernels: Kernels | undefined;
+
+/** This thread's kernels, instantiated on first use (module compilation is synchronous and ~1 ms). */
+export function getKernels(): Kernels {
+  kernels ??= kernelsOn(sharedMemory(Math.ceil(LAYOUT.bytes / PAGE)));
   return kernels;
+}
+
+/** Arenas this thread knows, by buffer, and their kernels once a kernel has run on one. */
+const arenas = new WeakMap<ArrayBufferLike, WasmMemory>();
+const arenaKernels = new WeakMap<WasmMemory, Kernels>();
+
+/**
+ * A new arena for a tensor of `bytes` bytes, or null when it cannot have one (too big for a
+ * 32-bit memory, or the engine refuses the memory). Its tensor bytes are
+ * `new Uint8Array(arena.buffer, ARENA_BASE, bytes)`. The memory is shared, so it can be
+ * posted to a worker, which gives it to adoptArena.
+ */
+export function createArena(bytes: number): WasmMemory | null {
+  if (!(bytes >= 0 && bytes <= MAX_ARENA_BYTES)) return null;
+  let memory: WasmMemory;
+  try {
+    memory = sharedMemory(Math.ceil((ARENA_BASE + bytes + ARENA_TAIL) / PAGE));
+  } catch {
+    return null; // address space or memory refused: the caller uses a plain buffer
+  }
+  arenas.set(memory.buffer, memory);
+  return memory;
+}
+
+/** Tensors from this size on get an arena; smaller ones gain nothing from it. */
+export const ARENA_MIN_BYTES = 1 << 20;
+
+/**
+ * `bytes` bytes for a tensor (uninitialised): in a new arena when the tensor is big enough
+ * and one can be had, else an ordinary buffer.
+ */
+export function tensorBytes(bytes: number): Uint8Array {
+  const arena = bytes >= ARENA_MIN_BYTES ? createArena(bytes) : null;
+  if (arena) return new Uint8Array(arena.buffer, ARENA_BASE, bytes);
+  const buf = Buffer.allocUnsafeSlow(bytes);
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/** n float32 values (uninitialised: the caller writes every one), in an arena when big enough. */
+export function tensorFloats(n: number): Float32Array {
+  const bytes = tensorBytes(n * 4);
+  return new Float32Array(bytes.buffer, bytes.byteOffset, n);
+}
+
+/** Registers an arena that arrived from another thread; returns its buffer in this thread. */
+export function adoptArena(memory: WasmMemory): ArrayBufferLike {
+  const buf = memory.buffer;
+  arenas.set(buf, memory);
+  return buf;
+}
+
+/** The arena `view` lives in, if any. */
+export function arenaOf(view: ArrayBufferView): WasmMemory | undefined {
+  return arenas.get(view.buffer);
+}
+
+/** The kernels to run on `view`: its arena's when it lives in one, else this thread's. */
+export function kernelsFor(view: ArrayBufferView): Kernels {
+  const memory = arenas.get(view.buffer);
+  if (!memory) return getKernels();
+  let k = arenaKernels.get(memory);
+  if (!k) {
+    k = kernelsOn(memory);
+    arenaKernels.set(memory, k);
+  }
+  return k;
+}
+
+/**
+ * The kernels' address of elements [start, start + count) of x: where they are when x lives
+ * in the kernels' memory, else after staging them at `at`.
+ */
+export function stage(k: Kernels, x: Float32Array | Uint8Array, start: number, count: number, at: number): number {
+  const width = x.BYTES_PER_ELEMENT;
+  if (x.buffer === k.buffer) return x.byteOffset + start * width;
+  if (width === 4) k.f32.set(x.subarray(start, start + count), at >> 2);
+  else k.u8.set(x.subarray(start, start + count), at);
+  return at;
 }
