@@ -292,6 +292,13 @@ test('dequantize = reference for every container, saturating at FLT_MAX', () => 
         assert.ok(bytesOf(fast).equals(bytesOf(ref)), `${dtype} [${shape}] ${granularity}: ${firstDiff(fast, ref)}`);
         const inArena = dequantizeWith(resident(q, 2), params);
         assert.ok(bytesOf(inArena).equals(bytesOf(ref)), `in an arena: ${dtype} [${shape}] ${granularity}: ${firstDiff(inArena, ref)}`);
+        // An output in the arena is written by the kernel directly, with or without the input there.
+        const out = resident(new Float32Array(q.length).fill(NaN), ARENA_BYTES / 2 + 4);
+        for (const input of [q, resident(q, 2)]) {
+          out.fill(NaN);
+          dequantizeWith(input, params, out);
+          assert.ok(bytesOf(out).equals(bytesOf(ref)), `output in an arena: ${dtype} [${shape}] ${granularity}: ${firstDiff(out, ref)}`);
+        }
       }
     }
   }

@@ -4,7 +4,7 @@ import request from 'supertest';
 import { encodeNpy } from '../../src/core/codecs/npy.js';
 import { decodeNpz } from '../../src/core/codecs/npz.js';
 import { unpack } from '../../src/core/pack.js';
-import { quantize } from '../../src/core/quantize.js';
+import { calibrate, dequantizeWith, quantize } from '../../src/core/quantize.js';
 import { DequantizeResponse, QuantizeResponse } from '../../src/http/schemas/quantize.js';
 import { binaryParser, decodeF32, f32Base64, gaussian, testApp } from './helpers.js';
 
@@ -156,4 +156,17 @@ test('bodies big enough to be read into a kernel arena give the core\'s results 
     assert.deepEqual(res.body.quantized.values, Array.from(ref.q), name);
     assert.equal(res.body.error.max_error, ref.sums.maxError, name);
   }
+});
+
+test('a dequantized reply big enough for an arena is the same floats, as .npy and JSON', async () => {
+  const n = 2 ** 18 + 3; // > 1 MiB of float32 out
+  const x = new Float32Array(gaussian(n, 5));
+  const spec = { bits: 8, scheme: 'symmetric', granularity: 'per_tensor', axis: 0, groupSize: 1, calibration: 'minmax', percentile: 99.99 } as const;
+  const q = await server().post('/v1/quantize?bits=8&shape=' + n).set('content-type', 'application/octet-stream').send(Buffer.from(x.buffer)).expect(200);
+  const ref = dequantizeWith(quantize(x, [n], spec).q, calibrate(x, [n], spec));
+  const npy = await server().post('/v1/dequantize').set('accept', 'application/x-npy').send(q.body).buffer(true).parse(binaryParser).expect(200);
+  const body = npy.body as Buffer;
+  assert.ok(body.subarray(body.length - 4 * n).equals(Buffer.from(ref.buffer)));
+  const json = await server().post('/v1/dequantize').send(q.body).expect(200);
+  assert.ok(Buffer.from(json.body.data, 'base64').equals(Buffer.from(ref.buffer)));
 });

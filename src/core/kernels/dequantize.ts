@@ -1,6 +1,6 @@
 import type { QuantParams } from '../quantize.js';
 import { FLT_MAX } from '../round.js';
-import { CHUNK, kernelsFor, LAYOUT, stage } from './runtime.js';
+import { arenaOf, CHUNK, kernelsFor, LAYOUT, stage } from './runtime.js';
 import { copyRowsParams, forEachRowsPiece, forEachRunsCall, kernelShape } from './segments.js';
 
 /** The integer containers the kernel reads; anything else goes through the reference loop. */
@@ -13,7 +13,10 @@ export function isKernelInts(q: ArrayLike<number>): q is KernelInts {
 /** x_hat = (q - zero_point) * scale into out, with dequantize.wat. */
 export function dequantizeKernel(q: KernelInts, params: Pick<QuantParams, 'plan' | 'scale' | 'zeroPoint'>, out: Float32Array): void {
   const qBytes = new Uint8Array(q.buffer, q.byteOffset, q.byteLength);
-  const k = kernelsFor(qBytes);
+  // The output is four times the input at 8 bits: when it lives in an arena, the kernel
+  // writes it there directly and the integers are the ones staged.
+  const k = kernelsFor(arenaOf(out) ? out : qBytes);
+  const direct = out.buffer === k.buffer;
   const width = q.BYTES_PER_ELEMENT;
   const unsigned = q instanceof Uint8Array || q instanceof Uint16Array;
   const bias = unsigned ? (width === 1 ? 128 : 32768) : 0;
@@ -26,8 +29,13 @@ export function dequantizeKernel(q: KernelInts, params: Pick<QuantParams, 'plan'
   k.i32[kw + 21] = bias;
   const { x: X, q: Q, kd: KD } = LAYOUT;
   const [P0, P1] = LAYOUT.p;
-  const run = (start: number, count: number, call: (qa: number) => void) => {
-    call(stage(k, qBytes, start * width, count * width, Q));
+  const run = (start: number, count: number, call: (xa: number, qa: number) => void) => {
+    const qa = stage(k, qBytes, start * width, count * width, Q);
+    if (direct) {
+      call(out.byteOffset + start * 4, qa);
+      return;
+    }
+    call(X, qa);
     out.set(k.f32.subarray(X >> 2, (X >> 2) + count), start);
   };
   const shape = kernelShape(params.plan);
@@ -35,7 +43,7 @@ export function dequantizeKernel(q: KernelInts, params: Pick<QuantParams, 'plan'
     forEachRunsCall(shape, CHUNK, (c) => {
       k.f32.set(params.scale.subarray(c.p0, c.p0 + c.params), P0 >> 2);
       k.i32.set(params.zeroPoint.subarray(c.p0, c.p0 + c.params), P1 >> 2);
-      run(c.start, c.count, (qa) => k.dequantize.runs(X, qa, c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, KD));
+      run(c.start, c.count, (xa, qa) => k.dequantize.runs(xa, qa, c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, KD));
     });
     return;
   }
@@ -48,6 +56,6 @@ export function dequantizeKernel(q: KernelInts, params: Pick<QuantParams, 'plan'
     copyRowsParams(shape, piece.block, piece.c0, piece.c1, params.zeroPoint, zpView);
     // The kernel wants float32(zp - bias) per column, in place of the integers.
     for (let c = 0; c < n; c++) zpfView[c] = zpView[c]! - bias;
-    calls((c) => run(c.start, c.rows * c.len, (qa) => k.dequantize.rows(X, qa, c.rows, c.len, P0, P1, KD)));
+    calls((c) => run(c.start, c.rows * c.len, (xa, qa) => k.dequantize.rows(xa, qa, c.rows, c.len, P0, P1, KD)));
   });
 }
