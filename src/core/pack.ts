@@ -1,5 +1,6 @@
 import { INT_DTYPE_INFO, packedBytes, type IntDType, type UnpackedArray } from './dtypes.js';
 import { packKernel, unpackKernel } from './kernels/pack.js';
+import { arenaAlloc } from './kernels/runtime.js';
 import { packReference } from './reference/pack.js';
 
 // LSB-first packing: element i takes the lowest free bits of its byte first (the ONNX
@@ -13,7 +14,9 @@ export function pack(values: UnpackedArray, dtype: IntDType): Uint8Array {
   if (bits >= 8) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   // Values held in a wider container than the dtype's own (a scratch array) take the plain loop.
   if (values.BYTES_PER_ELEMENT !== 1) return packReference(values, dtype);
-  const out = new Uint8Array(packedBytes(dtype, values.length));
+  // Beside the values in their arena when there is room (zeroed, as the tail's |= needs).
+  const bytes = packedBytes(dtype, values.length);
+  const out = arenaAlloc(values, bytes) ?? new Uint8Array(bytes);
   packKernel(values as Int8Array | Uint8Array, bits as 2 | 4, out);
   return out;
 }

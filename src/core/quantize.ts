@@ -12,6 +12,7 @@ import {
 import { minmaxRanges, countNaN } from './kernels/calibrate.js';
 import { dequantizeKernel, isKernelInts } from './kernels/dequantize.js';
 import { fusableShape, quantizeFusedKernel, quantizeKernel } from './kernels/quantize.js';
+import { arenaAlloc } from './kernels/runtime.js';
 import { groupValues } from './groups.js';
 import { dequantizeWithReference, quantizeWithReference } from './reference/quantize.js';
 import { axisLayout, normalizeAxis, type Shape } from './shape.js';
@@ -157,17 +158,23 @@ export interface ErrorSums {
  * kernels cannot match (NaN, or a reconstruction past the float32 range) take the reference.
  */
 export function quantizeWith(x: Float32Array, params: QuantParams, out?: UnpackedArray): { q: UnpackedArray; sums: ErrorSums } {
-  const q = outputFor(params, x.length, out);
+  const q = outputFor(params, x, out);
   const sums = quantizeKernel(x, params, q, true);
   if (!finite(sums)) return quantizeWithReference(x, params, adopt(q, out));
   return { q: adopt(q, out), sums };
 }
 
 /** The kernels write the dtype's own container; another array given as `out` gets the values copied in. */
-function outputFor(params: Pick<QuantParams, 'dtype'>, n: number, out?: UnpackedArray): UnpackedArray {
+function outputFor(params: Pick<QuantParams, 'dtype'>, x: Float32Array, out?: UnpackedArray): UnpackedArray {
   const info = INT_DTYPE_INFO[params.dtype];
-  if (out && out.length === n && out.constructor === info.create(0).constructor) return out;
-  return info.create(n);
+  const n = x.length;
+  const empty = info.create(0);
+  if (out && out.length === n && out.constructor === empty.constructor) return out;
+  // Beside x in its arena when there is room: the kernels write the integers in place.
+  const bytes = arenaAlloc(x, n * empty.BYTES_PER_ELEMENT);
+  if (!bytes) return info.create(n);
+  const Container = empty.constructor as new (buffer: ArrayBufferLike, offset: number, length: number) => UnpackedArray;
+  return new Container(bytes.buffer, bytes.byteOffset, n);
 }
 
 function adopt(q: UnpackedArray, out?: UnpackedArray): UnpackedArray {
@@ -181,7 +188,7 @@ function adopt(q: UnpackedArray, out?: UnpackedArray): UnpackedArray {
  * at about twice quantizeWith's speed. Returns the clipped count as well.
  */
 export function quantizeValues(x: Float32Array, params: QuantParams, out?: UnpackedArray): { q: UnpackedArray; clipped: number } {
-  const q = outputFor(params, x.length, out);
+  const q = outputFor(params, x, out);
   const { clipped } = quantizeKernel(x, params, q, false);
   // The kernel counts a NaN as clipped (and writes no defined integer for it).
   if (clipped > 0 && countNaN(x) > 0) return { q: adopt(q, out), clipped: quantizeWithReference(x, params, q).sums.clipped };
@@ -211,7 +218,7 @@ function quantizeFused(x: Float32Array, shape: Shape, spec: QuantSpec, sums: boo
   if (!runs) return null;
   const ip = intParamsOf(spec.bits, spec.scheme);
   const params: QuantParams = { ...ip, plan, scale: new Float32Array(plan.count), zeroPoint: new Int32Array(plan.count) };
-  const q = outputFor(params, x.length, out);
+  const q = outputFor(params, x, out);
   const s = quantizeFusedKernel(x, params, runs, q, sums);
   return { params, q: adopt(q, out), sums: s };
 }

@@ -22,7 +22,7 @@ import { INT_DTYPE_INFO, containerFor, intRange, type IntDType } from '../../src
 import { pack, unpack } from '../../src/core/pack.js';
 import { dequantizeWithReference, minmaxRangesReference, quantizeWithReference } from '../../src/core/reference/quantize.js';
 import { packReference, unpackReference } from '../../src/core/reference/pack.js';
-import { ARENA_BASE, CHUNK, createArena, getKernels, kernelsFor } from '../../src/core/kernels/runtime.js';
+import { arenaAlloc, ARENA_BASE, CHUNK, createArena, getKernels, kernelsFor, LAYOUT } from '../../src/core/kernels/runtime.js';
 import { kernelShape } from '../../src/core/kernels/segments.js';
 import { sumsDiffer } from './sums-close.js';
 import { mulberry32 } from '../../src/core/random.js';
@@ -93,12 +93,26 @@ function referenceMinmaxParams(x: Float32Array, shape: number[], spec: QuantSpec
 
 // One arena for the tests, reused: tensors are copied into it at an offset so the kernels
 // read them in place (as they read request bodies) instead of staging them.
+// Outputs are allocated after it (arenaAlloc); each copy frees them again, zeroing the space
+// (as arenaAlloc promises) after checking that nothing was written past the last allocation.
 const ARENA_BYTES = 16 << 20;
-const arena = createArena(ARENA_BYTES)!;
+const SPARE = 32 << 20;
+const arena = createArena(ARENA_BYTES, SPARE)!;
+const top = new Int32Array(arena.buffer, LAYOUT.top, 1);
+const FREE = top[0]!;
+
+function resetArena(): void {
+  const used = new Uint8Array(arena.buffer, FREE, top[0]! - FREE);
+  const after = new Uint8Array(arena.buffer, top[0]!, Math.min(4096, arena.buffer.byteLength - top[0]!));
+  assert.ok(after.every((b) => b === 0), 'a kernel wrote past the last allocation in the arena');
+  used.fill(0);
+  top[0] = FREE;
+}
 
 /** A copy of a in the test arena, `skew` bytes past its start (a multiple of the element size). */
 function resident<T extends Float32Array | Int8Array | Uint8Array | Int16Array | Uint16Array>(a: T, skew = 0): T {
   assert.ok(skew + a.byteLength <= ARENA_BYTES);
+  resetArena();
   const Ctor = a.constructor as new (b: ArrayBufferLike, off: number, n: number) => T;
   const view = new Ctor(arena.buffer, ARENA_BASE + skew, a.length);
   view.set(a);
@@ -355,4 +369,21 @@ test('MSE and percentile calibration give the same parameters in an arena', () =
       assert.equal(firstDiff(inArena.zeroPoint, plain.zeroPoint), null, `${calibration} ${granularity} zero point`);
     }
   }
+});
+
+test('outputs go beside an arena tensor while there is room, then into ordinary arrays', () => {
+  // assert.ok on identities: a failing equal() would print the 48 MiB buffers.
+  const x = resident(data(1000, 'uniform', 3));
+  const spec: QuantSpec = { bits: 8, scheme: 'asymmetric', granularity: 'per_tensor', axis: 0, groupSize: 1, calibration: 'minmax', percentile: 99.99 };
+  const { q } = quantize(x, [1000], spec);
+  assert.ok(q.buffer === arena.buffer, 'q in the arena');
+  assert.equal(q.byteOffset, FREE);
+  const four = pack(quantize(x, [1000], { ...spec, bits: 4 }).q, 'uint4');
+  assert.ok(four.buffer === arena.buffer, 'packed bytes in the arena');
+  assert.ok(arenaAlloc(x, arena.buffer.byteLength) === null, 'more than the arena has');
+  assert.ok(arenaAlloc(new Float32Array(4), 16) === null, 'no arena');
+  const room = arena.buffer.byteLength - top[0]! - 64;
+  assert.equal(arenaAlloc(x, room)?.length, room);
+  assert.ok(quantize(x, [1000], spec).q.buffer !== arena.buffer, 'no room left: q outside');
+  resetArena();
 });

@@ -7,7 +7,7 @@
 ;; Constant block $k: +0 scale, +16 f32(zp - bias), +32 FLT_MAX, +48 -FLT_MAX, +64 xor pattern
 ;; (each 4 lanes), +80 width (1|2), +84 bias; constants are re-read inside loops (see quantize.wat).
 (module
-  (import "env" "memory" (memory 1 65536 shared))
+  (import "env" "memory" (memory 1))
 
   (func $widen (param $q i32) (param $k i32) (result v128)
     (if (result v128) (i32.eq (i32.load offset=80 (local.get $k)) (i32.const 1))

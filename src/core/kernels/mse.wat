@@ -3,7 +3,7 @@
 ;; Candidate block $k (as quantize.wat): +0 scale, +16 lo = q_min - zp, +32 hi = q_max - zp
 ;; (4 lanes each). Constants are re-read inside loops for the reason given in quantize.wat.
 (module
-  (import "env" "memory" (memory 1 65536 shared))
+  (import "env" "memory" (memory 1))
 
   ;; sum of (x - x_hat)^2 over n values at $x, added to the f64x2 pair at $acc (+0, +16).
   ;; Terms exactly as quantize.wat's (float64 of float32 values); only the order of the sum differs.

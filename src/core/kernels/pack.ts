@@ -14,10 +14,12 @@ export function packKernel(values: Int8Array | Uint8Array, bits: 2 | 4, out: Uin
   const perBlock = 16 * perByte;
   const whole = src.length - (src.length % perBlock);
   const fn = bits === 4 ? k.pack.pack4 : k.pack.pack2;
+  const direct = out.buffer === k.buffer;
   for (let start = 0; start < whole; start += STAGE) {
     const count = Math.min(STAGE, whole - start);
-    fn(stage(k, src, start, count, LAYOUT.x), LAYOUT.q, count / perBlock);
-    out.set(k.u8.subarray(LAYOUT.q, LAYOUT.q + count / perByte), start / perByte);
+    const dst = direct ? out.byteOffset + start / perByte : LAYOUT.q;
+    fn(stage(k, src, start, count, LAYOUT.x), dst, count / perBlock);
+    if (!direct) out.set(k.u8.subarray(LAYOUT.q, LAYOUT.q + count / perByte), start / perByte);
   }
   const mask = (1 << bits) - 1;
   for (let i = whole; i < src.length; i++) out[(i / perByte) | 0]! |= (src[i]! & mask) << ((i % perByte) * bits);

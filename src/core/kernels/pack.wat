@@ -2,7 +2,7 @@
 ;; field, and the inverse. Whole blocks only (32 values per 16 bytes at 4 bits, 64 at 2 bits);
 ;; the caller packs the few values left over.
 (module
-  (import "env" "memory" (memory 1 65536 shared))
+  (import "env" "memory" (memory 1))
 
   ;; n4 blocks of 32 one-byte values at $src -> 16 bytes each at $dst.
   (func (export "pack4") (param $src i32) (param $dst i32) (param $blocks i32)

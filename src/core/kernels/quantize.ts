@@ -35,6 +35,20 @@ function setup(k: Kernels, out: Output): void {
   k.f64.fill(0, LAYOUT.acc >> 3, (LAYOUT.acc + ACC_BYTES) >> 3);
 }
 
+/**
+ * Where a call starting at element `start` writes its integers: in place when q lives in the
+ * kernels' memory, else the staging area, which stageOut then copies to q.
+ */
+function outputStaging(k: Kernels, qBytes: Uint8Array, width: number) {
+  const direct = qBytes.buffer === k.buffer;
+  return {
+    at: (start: number) => (direct ? qBytes.byteOffset + start * width : LAYOUT.q),
+    stageOut: (start: number, count: number) => {
+      if (!direct) qBytes.set(k.u8.subarray(LAYOUT.q, LAYOUT.q + count * width), start * width);
+    },
+  };
+}
+
 function sumsOf(k: Kernels, count: number): ErrorSums {
   const a = LAYOUT.acc;
   const i = a >> 2;
@@ -61,18 +75,16 @@ export function quantizeKernel(x: Float32Array, params: QuantParams, q: Unpacked
   const mode = out.width === 2 ? MODE_16_SUMS : sums ? MODE_8_SUMS : MODE_8;
   const { qMin, qMax } = params;
   const qBytes = new Uint8Array(q.buffer, q.byteOffset, q.byteLength);
-  const { x: X, q: Q, k: K, acc: ACC } = LAYOUT;
+  const { x: X, k: K, acc: ACC } = LAYOUT;
   const [P0, P1, P2, P3, P4] = LAYOUT.p;
-  const stageOut = (start: number, count: number) => {
-    qBytes.set(k.u8.subarray(Q, Q + count * out.width), start * out.width);
-  };
+  const { at: outAt, stageOut } = outputStaging(k, qBytes, out.width);
   const shape = kernelShape(params.plan);
   if (shape.form === 'runs') {
     forEachRunsCall(shape, CHUNK, (c) => {
       const xa = stage(k, x, c.start, c.count, X);
       k.f32.set(params.scale.subarray(c.p0, c.p0 + c.params), P0 >> 2);
       k.i32.set(params.zeroPoint.subarray(c.p0, c.p0 + c.params), P1 >> 2);
-      k.quantize.runs(mode, xa, Q, c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, qMin, qMax, out.bias, K, ACC);
+      k.quantize.runs(mode, xa, outAt(c.start), c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, qMin, qMax, out.bias, K, ACC);
       stageOut(c.start, c.count);
     });
   } else {
@@ -85,7 +97,7 @@ export function quantizeKernel(x: Float32Array, params: QuantParams, q: Unpacked
       calls((c) => {
         const count = c.rows * c.len;
         const xa = stage(k, x, c.start, count, X);
-        k.quantize.rows(mode, xa, Q, c.rows, c.len, P0, P1, P2, P3, P4, K, ACC);
+        k.quantize.rows(mode, xa, outAt(c.start), c.rows, c.len, P0, P1, P2, P3, P4, K, ACC);
         stageOut(c.start, count);
       });
     });
@@ -116,14 +128,15 @@ export function quantizeFusedKernel(x: Float32Array, params: QuantParams, shape:
   const mode = out.width === 2 ? MODE_16_SUMS : sums ? MODE_8_SUMS : MODE_8;
   const sym = params.scheme === 'symmetric' ? 1 : 0;
   const qBytes = new Uint8Array(q.buffer, q.byteOffset, q.byteLength);
-  const { x: X, q: Q, k: K, acc: ACC } = LAYOUT;
+  const { x: X, k: K, acc: ACC } = LAYOUT;
   const [P0, P1] = LAYOUT.p;
+  const { at: outAt, stageOut } = outputStaging(k, qBytes, out.width);
   forEachRunsCall(shape, CHUNK, (c) => {
     const xa = stage(k, x, c.start, c.count, X);
-    k.quantize.fused(mode, sym, xa, Q, c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, params.qMin, params.qMax, out.bias, K, ACC);
+    k.quantize.fused(mode, sym, xa, outAt(c.start), c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, params.qMin, params.qMax, out.bias, K, ACC);
     params.scale.set(k.f32.subarray(P0 >> 2, (P0 >> 2) + c.params), c.p0);
     params.zeroPoint.set(k.i32.subarray(P1 >> 2, (P1 >> 2) + c.params), c.p0);
-    qBytes.set(k.u8.subarray(Q, Q + c.count * out.width), c.start * out.width);
+    stageOut(c.start, c.count);
   });
   return sumsOf(k, x.length);
 }

@@ -19,7 +19,7 @@
 ;; Accumulator block $acc (144 bytes): +0 clipped i32x4, +16/+32 max |e| f64x2 (low/high
 ;; pairs), +48/+64 sum |e|, +80/+96 sum e^2, +112/+128 sum x^2. Kernels add to what is there.
 (module
-  (import "env" "memory" (memory 1 65536 shared))
+  (import "env" "memory" (memory 1))
 
   ;; One element, for the tails that do not fill a vector. Same arithmetic in scalar form.
   (func $one (param $x i32) (param $q i32) (param $s f32) (param $lo f32) (param $hi f32) (param $zp i32)

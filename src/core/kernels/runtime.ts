@@ -23,6 +23,8 @@ export const LAYOUT = (() => {
     kd: 128,
     /** quantize.wat accumulators */
     acc: 256,
+    /** An arena's allocation top: the byte offset of its first free byte (i32). */
+    top: 1016,
     x,
     q: x + area,
     /** five parameter areas of CHUNK 32-bit values each */
@@ -86,7 +88,7 @@ export interface WasmMemory {
   buffer: ArrayBufferLike;
 }
 interface WasmApi {
-  Memory: new (descriptor: { initial: number; maximum: number; shared: true }) => WasmMemory;
+  Memory: new (descriptor: { initial: number; maximum?: number; shared?: boolean }) => WasmMemory;
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: unknown };
 }
@@ -97,13 +99,15 @@ const PAGE = 65536;
 const MAX_PAGES = 65536;
 /** Where an arena's tensor starts: after the kernels' layout, 64-byte aligned. */
 export const ARENA_BASE = Math.ceil(LAYOUT.bytes / 64) * 64;
-/** Slack after an arena's tensor: kernels may read a whole vector past the last element. */
+/** Slack after an arena's last allocation: kernels may read a whole vector past an end. */
 const ARENA_TAIL = 64;
+const align64 = (n: number) => Math.ceil(n / 64) * 64;
 /** The largest tensor (bytes) an arena can hold. */
 export const MAX_ARENA_BYTES = MAX_PAGES * PAGE - ARENA_BASE - ARENA_TAIL;
 
 const modules = new Map<string, object>();
 
+/** `name` compiled for an ordinary memory, or with `.shared` for an arena (see build-wasm.ts). */
 function compiled(name: string): object {
   let module = modules.get(name);
   if (module) return module;
@@ -119,19 +123,16 @@ function compiled(name: string): object {
   return module;
 }
 
-function instantiate<T>(name: string, memory: WasmMemory): T {
-  return new wasm.Instance(compiled(name), { env: { memory } }).exports as T;
-}
-
-function kernelsOn(memory: WasmMemory): Kernels {
+function kernelsOn(memory: WasmMemory, shared: boolean): Kernels {
+  const instantiate = <T>(name: string): T => new wasm.Instance(compiled(shared ? `${name}.shared` : name), { env: { memory } }).exports as T;
   const buf = memory.buffer;
   return {
     buffer: buf,
-    quantize: instantiate<QuantizeExports>('quantize', memory),
-    calibrate: instantiate<CalibrateExports>('calibrate', memory),
-    dequantize: instantiate<DequantizeExports>('dequantize', memory),
-    pack: instantiate<PackExports>('pack', memory),
-    mse: instantiate<MseExports>('mse', memory),
+    quantize: instantiate<QuantizeExports>('quantize'),
+    calibrate: instantiate<CalibrateExports>('calibrate'),
+    dequantize: instantiate<DequantizeExports>('dequantize'),
+    pack: instantiate<PackExports>('pack'),
+    mse: instantiate<MseExports>('mse'),
     u8: new Uint8Array(buf),
     i32: new Int32Array(buf),
     f32: new Float32Array(buf),
@@ -139,15 +140,11 @@ function kernelsOn(memory: WasmMemory): Kernels {
   };
 }
 
-function sharedMemory(pages: number): WasmMemory {
-  return new wasm.Memory({ initial: pages, maximum: pages, shared: true });
-}
-
 let kernels: Kernels | undefined;
 
 /** This thread's kernels, instantiated on first use (module compilation is synchronous and ~1 ms). */
 export function getKernels(): Kernels {
-  kernels ??= kernelsOn(sharedMemory(Math.ceil(LAYOUT.bytes / PAGE)));
+  kernels ??= kernelsOn(new wasm.Memory({ initial: Math.ceil(LAYOUT.bytes / PAGE) }), false);
   return kernels;
 }
 
@@ -156,21 +153,40 @@ const arenas = new WeakMap<ArrayBufferLike, WasmMemory>();
 const arenaKernels = new WeakMap<WasmMemory, Kernels>();
 
 /**
- * A new arena for a tensor of `bytes` bytes, or null when it cannot have one (too big for a
- * 32-bit memory, or the engine refuses the memory). Its tensor bytes are
- * `new Uint8Array(arena.buffer, ARENA_BASE, bytes)`. The memory is shared, so it can be
- * posted to a worker, which gives it to adoptArena.
+ * A new arena for a tensor of `bytes` bytes plus `spare` bytes for what is computed from it
+ * (arenaAlloc), or null when it cannot have one (too big for a 32-bit memory, or the engine
+ * refuses the memory). Its tensor bytes are `new Uint8Array(arena.buffer, ARENA_BASE, bytes)`.
+ * Pages never written cost address space only, not memory. The memory is shared, so it can
+ * be posted to a worker, which gives it to adoptArena.
  */
-export function createArena(bytes: number): WasmMemory | null {
+export function createArena(bytes: number, spare = 0): WasmMemory | null {
   if (!(bytes >= 0 && bytes <= MAX_ARENA_BYTES)) return null;
+  const size = Math.min(MAX_PAGES * PAGE, ARENA_BASE + align64(bytes) + align64(spare) + ARENA_TAIL);
   let memory: WasmMemory;
   try {
-    memory = sharedMemory(Math.ceil((ARENA_BASE + bytes + ARENA_TAIL) / PAGE));
+    const pages = Math.ceil(size / PAGE);
+    memory = new wasm.Memory({ initial: pages, maximum: pages, shared: true });
   } catch {
     return null; // address space or memory refused: the caller uses a plain buffer
   }
+  new Int32Array(memory.buffer, LAYOUT.top, 1)[0] = ARENA_BASE + align64(bytes);
   arenas.set(memory.buffer, memory);
   return memory;
+}
+
+/**
+ * `bytes` zeroed bytes (never used before), 64-byte aligned, in the arena `near` lives in,
+ * after everything allocated there so far; null when `near` is in no arena or it has no room
+ * left. Nothing is freed: the arena goes as a whole. One thread at a time uses an arena.
+ */
+export function arenaAlloc(near: ArrayBufferView, bytes: number): Uint8Array | null {
+  const memory = arenas.get(near.buffer);
+  if (!memory) return null;
+  const top = new Int32Array(near.buffer, LAYOUT.top, 1);
+  const at = top[0]!;
+  if (!(bytes >= 0 && at + bytes + ARENA_TAIL <= near.buffer.byteLength)) return null;
+  top[0] = at + align64(bytes);
+  return new Uint8Array(near.buffer, at, bytes);
 }
 
 /** Tensors from this size on get an arena; smaller ones gain nothing from it. */
@@ -178,10 +194,11 @@ export const ARENA_MIN_BYTES = 1 << 20;
 
 /**
  * `bytes` bytes for a tensor (uninitialised): in a new arena when the tensor is big enough
- * and one can be had, else an ordinary buffer.
+ * and one can be had, else an ordinary buffer. The arena keeps room for the tensor's
+ * integers in 16-bit containers if it holds float32 (half its bytes), and for 4-bit packing.
  */
 export function tensorBytes(bytes: number): Uint8Array {
-  const arena = bytes >= ARENA_MIN_BYTES ? createArena(bytes) : null;
+  const arena = bytes >= ARENA_MIN_BYTES ? createArena(bytes, Math.ceil(bytes / 2) + Math.ceil(bytes / 8) + 128) : null;
   if (arena) return new Uint8Array(arena.buffer, ARENA_BASE, bytes);
   const buf = Buffer.allocUnsafeSlow(bytes);
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -211,7 +228,7 @@ export function kernelsFor(view: ArrayBufferView): Kernels {
   if (!memory) return getKernels();
   let k = arenaKernels.get(memory);
   if (!k) {
-    k = kernelsOn(memory);
+    k = kernelsOn(memory, true);
     arenaKernels.set(memory, k);
   }
   return k;
