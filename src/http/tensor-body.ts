@@ -2,6 +2,17 @@ import type { FastifyRequest } from 'fastify';
 import { errorCodes } from 'fastify';
 import { tensorBytes } from '../core/kernels/runtime.js';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The route's binary body is one tensor the kernels will read: a big one is read into a
+     * kernel arena. Other binary bodies (models) are parsed by code that expects an
+     * ordinary buffer it can transfer.
+     */
+    tensorBody?: boolean;
+  }
+}
+
 type Done = (err: Error | null, body?: Buffer) => void;
 type Payload = NodeJS.ReadableStream & { receivedEncodedLength?: number };
 
@@ -11,7 +22,8 @@ type Payload = NodeJS.ReadableStream & { receivedEncodedLength?: number };
  * tensor where it is instead of staging it through their own memory pass by pass, and the
  * body is never copied again. Where no arena can be had, a plain buffer.
  */
-function sizedBody(bytes: number): Buffer {
+function sizedBody(bytes: number, tensor: boolean): Buffer {
+  if (!tensor) return Buffer.allocUnsafeSlow(bytes);
   const u8 = tensorBytes(bytes);
   return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 }
@@ -35,7 +47,7 @@ export function tensorBodyParser(defaultLimit: number) {
     }
     const sized = Number.isSafeInteger(declared) && declared >= 0;
     // Without a length (chunked upload) the buffer doubles as it fills; it is cut to size at the end.
-    let body = sized ? sizedBody(declared) : Buffer.allocUnsafeSlow(64 * 1024);
+    let body = sized ? sizedBody(declared, request.routeOptions.config.tensorBody === true) : Buffer.allocUnsafeSlow(64 * 1024);
     let received = 0;
     const finish = (err: Error | null, value?: Buffer) => {
       payload.removeListener('data', onData);

@@ -69,6 +69,22 @@ describe('POST /v1/models/quantize', () => {
     assert.deepEqual(out.graph.nodes.map((n) => n.opType), ['MatMulNBits', 'Relu', 'MatMulNBits']);
   });
 
+  it('takes a raw .onnx bigger than the size at which tensor bodies go to a kernel arena', async () => {
+    const w = randn(768 * 512, 9);
+    const big = graph({
+      nodes: [node('MatMul', ['x', 'W'], ['y'], { name: 'mm' })],
+      initializers: [floatTensor('W', [768, 512], w)],
+      inputs: [valueInfo('x', DataType.float32, [1, 768])],
+      outputs: [valueInfo('y', DataType.float32, [1, 512])],
+    });
+    const bytes = Buffer.from(encodeModelBytes(model(big)));
+    assert.ok(bytes.length > 1 << 20);
+    const res = await octet(bytes, '?bits=8').expect(200);
+    const summary = JSON.parse(res.headers['x-quantization-summary'] as string);
+    assert.equal(summary.tensors_quantized, 1);
+    assert.equal(summary.validation.status, 'ok');
+  });
+
   it('takes multipart with option fields and names the reply after the upload', async () => {
     const res = await post().field('bits', '8').field('exclude', 'fc2').attach('model', mlp, 'my mlp.onnx').expect(200);
     assert.equal(res.headers['content-disposition'], 'attachment; filename="my_mlp.8bit.onnx"');

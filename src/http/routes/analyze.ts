@@ -13,6 +13,7 @@ export const analyzeRoutes: FastifyPluginAsync = async (app) => {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
   r.post('/v1/analyze', {
+    config: { tensorBody: true },
     schema: {
       summary: 'Compare bit widths, schemes, granularities and calibrations on one tensor',
       description:

@@ -12,6 +12,7 @@ export const quantizeRoutes: FastifyPluginAsync = async (app) => {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
   r.post('/v1/quantize', {
+    config: { tensorBody: true },
     schema: {
       summary: 'Quantize a tensor',
       description:
