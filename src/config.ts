@@ -25,6 +25,7 @@ const ConfigSchema = z.object({
   WORKERS: int(availableParallelism(), 1),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   BODY_LIMIT: int(256 * MiB, 1),
+  ARENA_CACHE_BYTES: int(512 * MiB, 0),
   MODEL_BODY_LIMIT: int(2 * GiB, 1),
   JOBS_DIR: z.string().min(1).default(join(tmpdir(), 'quantd-jobs')),
   JOBS_TTL_S: int(3600, 1),
@@ -53,6 +54,8 @@ export interface Config {
   workers: number;
   logLevel: EnvConfig['LOG_LEVEL'];
   bodyLimit: number;
+  /** Idle kernel arenas kept for the next big tensor bodies (http/arena-pool.ts); 0 = none. */
+  arenaCacheBytes: number;
   /** Body limit for routes that take a whole model; set it as such a route's `bodyLimit`. */
   modelBodyLimit: number;
   /** Where jobs keep their uploads and results. */
@@ -95,6 +98,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workers: c.WORKERS,
     logLevel: c.LOG_LEVEL,
     bodyLimit: c.BODY_LIMIT,
+    arenaCacheBytes: c.ARENA_CACHE_BYTES,
     modelBodyLimit: c.MODEL_BODY_LIMIT,
     jobsDir: c.JOBS_DIR,
     jobsTtlS: c.JOBS_TTL_S,

@@ -14,7 +14,7 @@ export function pack(values: UnpackedArray, dtype: IntDType): Uint8Array {
   if (bits >= 8) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   // Values held in a wider container than the dtype's own (a scratch array) take the plain loop.
   if (values.BYTES_PER_ELEMENT !== 1) return packReference(values, dtype);
-  // Beside the values in their arena when there is room (zeroed, as the tail's |= needs).
+  // Beside the values in their arena when there is room.
   const bytes = packedBytes(dtype, values.length);
   const out = arenaAlloc(values, bytes) ?? new Uint8Array(bytes);
   packKernel(values as Int8Array | Uint8Array, bits as 2 | 4, out);

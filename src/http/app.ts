@@ -85,7 +85,7 @@ export const app = fp<AppOptions>(async (fastify, opts) => {
     sampleIntervalMs: opts.pressureSampleMs ?? 1000,
   });
   await fastify.register(rateLimiting, { max: config.rateLimitMax });
-  await fastify.register(binaryBodies, { bodyLimit: config.bodyLimit });
+  await fastify.register(binaryBodies, { bodyLimit: config.bodyLimit, arenaCacheBytes: config.arenaCacheBytes });
 
   await fastify.register(fastifySwagger, {
     openapi: {

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Errors, isQuantError } from '../errors.js';
 import type { Task } from '../pool/messages.js';
+import { markFinished } from './arena-pool.js';
 import { logFact } from './request-log.js';
 
 const FILENAMES: Record<string, string> = {
@@ -25,6 +26,7 @@ export async function sendReply(request: FastifyRequest, reply: FastifyReply, ta
   let result;
   try {
     result = await request.server.pool.run(task, { signal, transferList });
+    markFinished(request);
   } catch (err) {
     if (isQuantError(err) && err.code === 'QUANT_ERR_TIMEOUT') throw new Errors.Timeout(`the task ran past REQUEST_TIMEOUT_MS=${timeoutMs} and was stopped`);
     throw err;

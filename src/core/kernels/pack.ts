@@ -22,6 +22,7 @@ export function packKernel(values: Int8Array | Uint8Array, bits: 2 | 4, out: Uin
     if (!direct) out.set(k.u8.subarray(LAYOUT.q, LAYOUT.q + count / perByte), start / perByte);
   }
   const mask = (1 << bits) - 1;
+  out.fill(0, whole / perByte); // the tail is or-ed in; out may hold old bytes (a reused arena)
   for (let i = whole; i < src.length; i++) out[(i / perByte) | 0]! |= (src[i]! & mask) << ((i % perByte) * bits);
 }
 

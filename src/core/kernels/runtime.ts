@@ -175,9 +175,10 @@ export function createArena(bytes: number, spare = 0): WasmMemory | null {
 }
 
 /**
- * `bytes` zeroed bytes (never used before), 64-byte aligned, in the arena `near` lives in,
- * after everything allocated there so far; null when `near` is in no arena or it has no room
- * left. Nothing is freed: the arena goes as a whole. One thread at a time uses an arena.
+ * `bytes` bytes (uninitialised: an arena may be reused), 64-byte aligned, in the arena `near`
+ * lives in, after everything allocated there so far; null when `near` is in no arena or it
+ * has no room left. Nothing is freed on its own: the arena goes, or is reused, as a whole.
+ * One thread at a time uses an arena.
  */
 export function arenaAlloc(near: ArrayBufferView, bytes: number): Uint8Array | null {
   const memory = arenas.get(near.buffer);
@@ -189,6 +190,25 @@ export function arenaAlloc(near: ArrayBufferView, bytes: number): Uint8Array | n
   return new Uint8Array(near.buffer, at, bytes);
 }
 
+/** The room tensorBytes keeps after a tensor of `bytes` bytes (see there). */
+function spareFor(bytes: number): number {
+  return Math.ceil(bytes / 2) + Math.ceil(bytes / 8) + 128;
+}
+
+/**
+ * An arena given back by its last user, made ready for a new tensor of `bytes` bytes: its
+ * tensor bytes (holding whatever was there), or null when it is too small for the tensor and
+ * its room, or more than twice as big as that needs. All it held before is forgotten.
+ */
+export function reuseArena(memory: WasmMemory, bytes: number): Uint8Array | null {
+  const need = ARENA_BASE + align64(bytes) + align64(spareFor(bytes)) + ARENA_TAIL;
+  const size = memory.buffer.byteLength;
+  if (bytes < ARENA_MIN_BYTES || need > size || size > 2 * need) return null;
+  new Int32Array(memory.buffer, LAYOUT.top, 1)[0] = ARENA_BASE + align64(bytes);
+  arenas.set(memory.buffer, memory);
+  return new Uint8Array(memory.buffer, ARENA_BASE, bytes);
+}
+
 /** Tensors from this size on get an arena; smaller ones gain nothing from it. */
 export const ARENA_MIN_BYTES = 1 << 20;
 
@@ -198,7 +218,7 @@ export const ARENA_MIN_BYTES = 1 << 20;
  * integers in 16-bit containers if it holds float32 (half its bytes), and for 4-bit packing.
  */
 export function tensorBytes(bytes: number): Uint8Array {
-  const arena = bytes >= ARENA_MIN_BYTES ? createArena(bytes, Math.ceil(bytes / 2) + Math.ceil(bytes / 8) + 128) : null;
+  const arena = bytes >= ARENA_MIN_BYTES ? createArena(bytes, spareFor(bytes)) : null;
   if (arena) return new Uint8Array(arena.buffer, ARENA_BASE, bytes);
   const buf = Buffer.allocUnsafeSlow(bytes);
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
