@@ -302,11 +302,29 @@
 
   ;; Min and max of one run (n >= 1 values at $x), as calibrate.wat computes them.
   (func $runrange (param $x i32) (param $n i32) (param $k i32)
-    (local $end i32) (local $end4 i32) (local $lo v128) (local $hi v128) (local $v v128) (local $m f32) (local $lane f32)
+    (local $end i32) (local $end4 i32) (local $end8 i32) (local $lo v128) (local $hi v128) (local $lo2 v128) (local $hi2 v128)
+    (local $v v128) (local $m f32) (local $lane f32)
     (local.set $lo (v128.const f32x4 inf inf inf inf))
     (local.set $hi (v128.const f32x4 -inf -inf -inf -inf))
     (local.set $end4 (i32.add (local.get $x) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
     (local.set $end (i32.add (local.get $x) (i32.shl (local.get $n) (i32.const 2))))
+    ;; Two vectors a step into two pairs of accumulators: one pair's min/max latency chain
+    ;; would bound the loop. (Which of +0 and -0 a range keeps does not change parameters.)
+    (local.set $lo2 (local.get $lo))
+    (local.set $hi2 (local.get $hi))
+    (local.set $end8 (i32.add (local.get $x) (i32.shl (i32.and (local.get $n) (i32.const -8)) (i32.const 2))))
+    (block $done8 (loop $l8
+      (br_if $done8 (i32.ge_u (local.get $x) (local.get $end8)))
+      (local.set $v (v128.load (local.get $x)))
+      (local.set $lo (f32x4.pmin (local.get $lo) (local.get $v)))
+      (local.set $hi (f32x4.pmax (local.get $hi) (local.get $v)))
+      (local.set $v (v128.load offset=16 (local.get $x)))
+      (local.set $lo2 (f32x4.pmin (local.get $lo2) (local.get $v)))
+      (local.set $hi2 (f32x4.pmax (local.get $hi2) (local.get $v)))
+      (local.set $x (i32.add (local.get $x) (i32.const 32)))
+      (br $l8)))
+    (local.set $lo (f32x4.pmin (local.get $lo) (local.get $lo2)))
+    (local.set $hi (f32x4.pmax (local.get $hi) (local.get $hi2)))
     (block $done (loop $l
       (br_if $done (i32.ge_u (local.get $x) (local.get $end4)))
       (local.set $v (v128.load (local.get $x)))
@@ -366,15 +384,19 @@
     (f32.store (local.get $ps) (local.get $scale))
     (i32.store (local.get $pz) (i32.trunc_sat_f32_s (local.get $zp))))
 
-  ;; "runs" with min-max calibration fused in: each run is calibrated from the values in cache
-  ;; and quantized at once, one pass over the data. Valid only where every parameter's values
-  ;; are exactly one run of one call (per group along the last axis, per channel along the
-  ;; first). The scales and zero points are written to $ps / $pz at index r * $prow + j.
+  ;; "runs" with min-max calibration fused in: one call's runs are calibrated, then quantized
+  ;; while the call's values (at most 256 KiB) are still in cache: one pass over memory. Valid
+  ;; only where every parameter's values are exactly one run of one call (per group along the
+  ;; last axis, per channel along the first). The scales and zero points are written to
+  ;; $ps / $pz at index r * $prow + j. All ranges come first: each run's range -> scale chain
+  ;; (a reduction, a division) is long but independent of the next run's, so the CPU overlaps
+  ;; them; interleaved with quantizing, small groups waited on it group by group.
   (func (export "fused") (param $mode i32) (param $sym i32) (param $x i32) (param $q i32) (param $rows i32) (param $runs i32)
         (param $runLen i32) (param $lastLen i32) (param $ps i32) (param $pz i32) (param $prow i32)
         (param $qmin f32) (param $qmax f32) (param $bias i32) (param $k i32) (param $acc i32)
-    (local $r i32) (local $j i32) (local $len i32) (local $p i32) (local $width i32)
+    (local $r i32) (local $j i32) (local $len i32) (local $p i32) (local $width i32) (local $x0 i32)
     (local.set $width (i32.load offset=100 (local.get $k)))
+    (local.set $x0 (local.get $x))
     (block $rows_done (loop $row
       (br_if $rows_done (i32.ge_u (local.get $r) (local.get $rows)))
       (local.set $j (i32.const 0))
@@ -386,6 +408,21 @@
         (call $runrange (local.get $x) (local.get $len) (local.get $k))
         (call $params (i32.add (local.get $ps) (local.get $p)) (i32.add (local.get $pz) (local.get $p)) (local.get $k)
           (local.get $sym) (local.get $qmin) (local.get $qmax))
+        (local.set $x (i32.add (local.get $x) (i32.shl (local.get $len) (i32.const 2))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $run)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $row)))
+    (local.set $x (local.get $x0))
+    (local.set $r (i32.const 0))
+    (block $rows_done2 (loop $row2
+      (br_if $rows_done2 (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $j (i32.const 0))
+      (block $runs_done2 (loop $run2
+        (br_if $runs_done2 (i32.ge_u (local.get $j) (local.get $runs)))
+        (local.set $len (select (local.get $lastLen) (local.get $runLen)
+          (i32.eq (local.get $j) (i32.sub (local.get $runs) (i32.const 1)))))
+        (local.set $p (i32.shl (i32.add (i32.mul (local.get $r) (local.get $prow)) (local.get $j)) (i32.const 2)))
         (call $setk (local.get $k) (f32.load (i32.add (local.get $ps) (local.get $p)))
           (i32.load (i32.add (local.get $pz) (local.get $p))) (local.get $qmin) (local.get $qmax) (local.get $bias))
         (if (i32.eqz (local.get $mode))
@@ -394,7 +431,7 @@
         (local.set $x (i32.add (local.get $x) (i32.shl (local.get $len) (i32.const 2))))
         (local.set $q (i32.add (local.get $q) (i32.mul (local.get $len) (local.get $width))))
         (local.set $j (i32.add (local.get $j) (i32.const 1)))
-        (br $run)))
+        (br $run2)))
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
-      (br $row))))
+      (br $row2))))
 )
