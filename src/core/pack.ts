@@ -1,6 +1,6 @@
 import { INT_DTYPE_INFO, packedBytes, type IntDType, type UnpackedArray } from './dtypes.js';
 import { packKernel, unpackKernel } from './kernels/pack.js';
-import { arenaAlloc } from './kernels/runtime.js';
+import { arenaAlloc } from './kernels/arenas.js';
 import { packReference } from './reference/pack.js';
 
 // LSB-first packing: element i takes the lowest free bits of its byte first (the ONNX

@@ -12,7 +12,7 @@ import {
 import { minmaxRanges, countNaN } from './kernels/calibrate.js';
 import { dequantizeKernel, isKernelInts } from './kernels/dequantize.js';
 import { fusableShape, quantizeFusedKernel, quantizeKernel } from './kernels/quantize.js';
-import { arenaAlloc } from './kernels/runtime.js';
+import { arenaAlloc } from './kernels/arenas.js';
 import { groupValues } from './groups.js';
 import { dequantizeWithReference, quantizeWithReference } from './reference/quantize.js';
 import { axisLayout, normalizeAxis, type Shape } from './shape.js';

@@ -2,7 +2,6 @@ import { Errors } from '../errors.js';
 import { FLOAT_BYTES, type FloatDType } from './dtypes.js';
 import { bfloat16ToFloat, halfToFloat } from './float16.js';
 import { countNonFinite } from './kernels/calibrate.js';
-import { tensorBytes, tensorFloats } from './kernels/runtime.js';
 import { checkElementLimits, stridesOf, type Shape } from './shape.js';
 
 export interface Limits {
@@ -51,7 +50,7 @@ export function decodeRaw(bytes: Uint8Array, dtype: FloatDType, shape: number[],
   if (dtype === 'float32' && bytes.byteOffset % 4 === 0) {
     data = new Float32Array(bytes.buffer, bytes.byteOffset, n);
   } else {
-    data = tensorFloats(n);
+    data = new Float32Array(n);
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     switch (dtype) {
       case 'float32':
@@ -87,10 +86,11 @@ export function decodeBase64(b64: string, dtype: FloatDType, shape: number[], li
       `${field}.b64 decodes to ${decodedLength} bytes, but shape [${shape.join(', ')}] of ${dtype} needs ${expected} bytes`,
     );
   }
-  // Decoded into an arena when big enough, like a binary body, so the kernels read it in place.
-  const bytes = tensorBytes(expected);
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).write(clean, 'base64');
-  return decodeRaw(bytes, dtype, shape, limits, field);
+  // An ordinary buffer, not a kernel arena: the worker allocating it is what prompts V8 to
+  // collect the request's big base64 strings (arenas are not counted as external memory),
+  // and the kernels' staging costs little next to the JSON and base64 work of this path.
+  const buf = Buffer.from(clean, 'base64');
+  return decodeRaw(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), dtype, shape, limits, field);
 }
 
 /** Infers the shape of nested arrays; ragged nesting is an error that names the path. */
@@ -111,7 +111,7 @@ export function decodeJsonData(data: unknown[], declared: number[] | undefined, 
   const inferred = nested ? inferShape(data) : [data.length];
   const shape = declared ?? inferred;
   const n = checkElementLimits(shape, limits, declared ? `${field}.shape` : `${field}.data`);
-  const out = tensorFloats(n);
+  const out = new Float32Array(n);
   let pos = 0;
   const walk = (arr: unknown[], depth: number, path: number[]): void => {
     if (arr.length !== inferred[depth]) {

@@ -1,3 +1,4 @@
+import { setArenaCacheBytes } from '../core/kernels/arenas.js';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -48,6 +49,8 @@ export interface AppOptions {
 
 /** Owns the worker pool: created with the app, closed when it closes. */
 const poolPlugin = fp<AppOptions>(async (app, opts) => {
+  // Idle arenas of request bodies kept for reuse (http/arena-pool.ts).
+  setArenaCacheBytes(opts.config.arenaCacheBytes);
   const pool = opts.pool ?? new QuantPool({ workers: opts.config.workers, maxQueue: opts.config.maxQueue });
   app.decorate('pool', pool);
   if (!opts.pool) app.addHook('onClose', async () => pool.close());
@@ -85,7 +88,7 @@ export const app = fp<AppOptions>(async (fastify, opts) => {
     sampleIntervalMs: opts.pressureSampleMs ?? 1000,
   });
   await fastify.register(rateLimiting, { max: config.rateLimitMax });
-  await fastify.register(binaryBodies, { bodyLimit: config.bodyLimit, arenaCacheBytes: config.arenaCacheBytes });
+  await fastify.register(binaryBodies, { bodyLimit: config.bodyLimit });
 
   await fastify.register(fastifySwagger, {
     openapi: {

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin';
 import { Errors } from '../errors.js';
-import { ArenaPool } from './arena-pool.js';
+import { releaseBody } from './arena-pool.js';
 import { tensorBodyParser } from './tensor-body.js';
 import { NPY, OCTET } from './tensor-source.js';
 
@@ -12,14 +12,13 @@ const BINARY = [NPY, OCTET];
  * schema's `consumes`; any other route refuses them with a 415 before reading the body
  * (a Buffer where a handler expects JSON would otherwise reach it unvalidated).
  */
-export const binaryBodies = fp<{ bodyLimit: number; arenaCacheBytes: number }>(async (app, opts) => {
+export const binaryBodies = fp<{ bodyLimit: number }>(async (app, opts) => {
   // Fastify parses text/plain by default; no route reads text, so it is a 415 like any other type.
   app.removeContentTypeParser('text/plain');
-  const arenas = new ArenaPool(opts.arenaCacheBytes);
   for (const type of BINARY) {
-    app.addContentTypeParser(type, { bodyLimit: opts.bodyLimit }, tensorBodyParser(opts.bodyLimit, arenas));
+    app.addContentTypeParser(type, { bodyLimit: opts.bodyLimit }, tensorBodyParser(opts.bodyLimit));
   }
-  app.addHook('onResponse', async (request) => arenas.release(request));
+  app.addHook('onResponse', async (request) => releaseBody(request));
   app.addHook('preParsing', async (request, _reply, payload) => {
     const type = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
     if (type === undefined || !BINARY.includes(type) || request.routeOptions.url === undefined) return payload;

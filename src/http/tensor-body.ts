@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { errorCodes } from 'fastify';
-import type { ArenaPool } from './arena-pool.js';
+import { tensorBytes } from '../core/kernels/arenas.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -22,9 +22,9 @@ type Payload = NodeJS.ReadableStream & { receivedEncodedLength?: number };
  * tensor where it is instead of staging it through their own memory pass by pass, and the
  * body is never copied again. Where no arena can be had, a plain buffer.
  */
-function sizedBody(bytes: number, arenas: ArenaPool | null): Buffer {
-  if (!arenas) return Buffer.allocUnsafeSlow(bytes);
-  const u8 = arenas.bytesFor(bytes);
+function sizedBody(bytes: number, tensor: boolean): Buffer {
+  if (!tensor) return Buffer.allocUnsafeSlow(bytes);
+  const u8 = tensorBytes(bytes);
   return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 }
 
@@ -37,7 +37,7 @@ function sizedBody(bytes: number, arenas: ArenaPool | null): Buffer {
  * together (twice the body in memory). The Buffer owns its whole ArrayBuffer (or is an arena,
  * shared), so it reaches the worker without a copy.
  */
-export function tensorBodyParser(defaultLimit: number, arenas: ArenaPool) {
+export function tensorBodyParser(defaultLimit: number) {
   return (request: FastifyRequest, payload: Payload, done: Done): void => {
     const limit = request.routeOptions.bodyLimit ?? defaultLimit;
     const declared = Number(request.headers['content-length']);
@@ -47,8 +47,7 @@ export function tensorBodyParser(defaultLimit: number, arenas: ArenaPool) {
     }
     const sized = Number.isSafeInteger(declared) && declared >= 0;
     // Without a length (chunked upload) the buffer doubles as it fills; it is cut to size at the end.
-    const tensor = request.routeOptions.config.tensorBody === true;
-    let body = sized ? sizedBody(declared, tensor ? arenas : null) : Buffer.allocUnsafeSlow(64 * 1024);
+    let body = sized ? sizedBody(declared, request.routeOptions.config.tensorBody === true) : Buffer.allocUnsafeSlow(64 * 1024);
     let received = 0;
     const finish = (err: Error | null, value?: Buffer) => {
       payload.removeListener('data', onData);

@@ -22,7 +22,8 @@ import { INT_DTYPE_INFO, containerFor, intRange, type IntDType } from '../../src
 import { pack, unpack } from '../../src/core/pack.js';
 import { dequantizeWithReference, minmaxRangesReference, quantizeWithReference } from '../../src/core/reference/quantize.js';
 import { packReference, unpackReference } from '../../src/core/reference/pack.js';
-import { arenaAlloc, ARENA_BASE, CHUNK, createArena, getKernels, kernelsFor, LAYOUT } from '../../src/core/kernels/runtime.js';
+import { arenaAlloc } from '../../src/core/kernels/arenas.js';
+import { ARENA_BASE, CHUNK, createArena, getKernels, kernelsFor, LAYOUT } from '../../src/core/kernels/runtime.js';
 import { kernelShape } from '../../src/core/kernels/segments.js';
 import { sumsDiffer } from './sums-close.js';
 import { mulberry32 } from '../../src/core/random.js';

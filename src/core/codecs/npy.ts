@@ -1,6 +1,5 @@
 import { Errors } from '../../errors.js';
 import { halfToFloat } from '../float16.js';
-import { tensorFloats } from '../kernels/runtime.js';
 
 // The .npy format (numpy/lib/format.py): magic "\x93NUMPY", major and minor version
 // bytes, a little-endian header length (u16 in 1.0, u32 in 2.0/3.0), then a Python dict
@@ -367,7 +366,7 @@ function fortranToC(src: Float32Array, shape: readonly number[], dst: Float32Arr
  * The array of an .npy file as float32 in C order. Little-endian float32 in C order at a
  * 4-byte aligned offset (what np.save writes) is returned as a view into buf, not a copy: the
  * caller owns buf (the request body, transferred to the worker) and must not change it while
- * the data is in use. Anything else is converted into a new array (an arena when big).
+ * the data is in use. Anything else is converted into a new array.
  */
 export function readNpy(buf: Uint8Array, limits: Limits): { header: NpyHeader; data: Float32Array } {
   const header = parseNpyHeader(buf, limits);
@@ -378,7 +377,7 @@ export function readNpy(buf: Uint8Array, limits: Limits): { header: NpyHeader; d
   if (header.dtype === 'float32' && header.littleEndian === HOST_LITTLE_ENDIAN && !fortran && at % 4 === 0) {
     return { header, data: new Float32Array(buf.buffer, at, n) };
   }
-  const data = tensorFloats(n);
+  const data = new Float32Array(n);
   if (fortran) {
     const linear = new Float32Array(n);
     decodeLinear(buf, header, linear);

@@ -100,8 +100,8 @@ const MAX_PAGES = 65536;
 /** Where an arena's tensor starts: after the kernels' layout, 64-byte aligned. */
 export const ARENA_BASE = Math.ceil(LAYOUT.bytes / 64) * 64;
 /** Slack after an arena's last allocation: kernels may read a whole vector past an end. */
-const ARENA_TAIL = 64;
-const align64 = (n: number) => Math.ceil(n / 64) * 64;
+export const ARENA_TAIL = 64;
+export const align64 = (n: number) => Math.ceil(n / 64) * 64;
 /** The largest tensor (bytes) an arena can hold. */
 export const MAX_ARENA_BYTES = MAX_PAGES * PAGE - ARENA_BASE - ARENA_TAIL;
 
@@ -150,6 +150,12 @@ export function getKernels(): Kernels {
 
 /** Arenas this thread knows, by buffer, and their kernels once a kernel has run on one. */
 const arenas = new WeakMap<ArrayBufferLike, WasmMemory>();
+
+/** Sets where an arena's allocations start (see arenas.ts) and registers it in this thread. */
+export function resetArena(memory: WasmMemory, top: number): void {
+  new Int32Array(memory.buffer, LAYOUT.top, 1)[0] = top;
+  arenas.set(memory.buffer, memory);
+}
 const arenaKernels = new WeakMap<WasmMemory, Kernels>();
 
 /**
@@ -169,65 +175,8 @@ export function createArena(bytes: number, spare = 0): WasmMemory | null {
   } catch {
     return null; // address space or memory refused: the caller uses a plain buffer
   }
-  new Int32Array(memory.buffer, LAYOUT.top, 1)[0] = ARENA_BASE + align64(bytes);
-  arenas.set(memory.buffer, memory);
+  resetArena(memory, ARENA_BASE + align64(bytes));
   return memory;
-}
-
-/**
- * `bytes` bytes (uninitialised: an arena may be reused), 64-byte aligned, in the arena `near`
- * lives in, after everything allocated there so far; null when `near` is in no arena or it
- * has no room left. Nothing is freed on its own: the arena goes, or is reused, as a whole.
- * One thread at a time uses an arena.
- */
-export function arenaAlloc(near: ArrayBufferView, bytes: number): Uint8Array | null {
-  const memory = arenas.get(near.buffer);
-  if (!memory) return null;
-  const top = new Int32Array(near.buffer, LAYOUT.top, 1);
-  const at = top[0]!;
-  if (!(bytes >= 0 && at + bytes + ARENA_TAIL <= near.buffer.byteLength)) return null;
-  top[0] = at + align64(bytes);
-  return new Uint8Array(near.buffer, at, bytes);
-}
-
-/** The room tensorBytes keeps after a tensor of `bytes` bytes (see there). */
-function spareFor(bytes: number): number {
-  return Math.ceil(bytes / 2) + Math.ceil(bytes / 8) + 128;
-}
-
-/**
- * An arena given back by its last user, made ready for a new tensor of `bytes` bytes: its
- * tensor bytes (holding whatever was there), or null when it is too small for the tensor and
- * its room, or more than twice as big as that needs. All it held before is forgotten.
- */
-export function reuseArena(memory: WasmMemory, bytes: number): Uint8Array | null {
-  const need = ARENA_BASE + align64(bytes) + align64(spareFor(bytes)) + ARENA_TAIL;
-  const size = memory.buffer.byteLength;
-  if (bytes < ARENA_MIN_BYTES || need > size || size > 2 * need) return null;
-  new Int32Array(memory.buffer, LAYOUT.top, 1)[0] = ARENA_BASE + align64(bytes);
-  arenas.set(memory.buffer, memory);
-  return new Uint8Array(memory.buffer, ARENA_BASE, bytes);
-}
-
-/** Tensors from this size on get an arena; smaller ones gain nothing from it. */
-export const ARENA_MIN_BYTES = 1 << 20;
-
-/**
- * `bytes` bytes for a tensor (uninitialised): in a new arena when the tensor is big enough
- * and one can be had, else an ordinary buffer. The arena keeps room for the tensor's
- * integers in 16-bit containers if it holds float32 (half its bytes), and for 4-bit packing.
- */
-export function tensorBytes(bytes: number): Uint8Array {
-  const arena = bytes >= ARENA_MIN_BYTES ? createArena(bytes, spareFor(bytes)) : null;
-  if (arena) return new Uint8Array(arena.buffer, ARENA_BASE, bytes);
-  const buf = Buffer.allocUnsafeSlow(bytes);
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-}
-
-/** n float32 values (uninitialised: the caller writes every one), in an arena when big enough. */
-export function tensorFloats(n: number): Float32Array {
-  const bytes = tensorBytes(n * 4);
-  return new Float32Array(bytes.buffer, bytes.byteOffset, n);
 }
 
 /** Registers an arena that arrived from another thread; returns its buffer in this thread. */

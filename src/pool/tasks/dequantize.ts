@@ -1,5 +1,4 @@
 import { npyHeaderBytes } from '../../core/codecs/npy.js';
-import { tensorBytes, tensorFloats } from '../../core/kernels/runtime.js';
 import { containerFor, INT_DTYPE_INFO, intRange, packedBytes, type IntDType } from '../../core/dtypes.js';
 import { unpack } from '../../core/pack.js';
 import { dequantizeWith, planParams } from '../../core/quantize.js';
@@ -66,15 +65,13 @@ export function runDequantize(task: Extract<Task, { op: 'dequantize' }>): TaskRe
   if (task.accept === 'npy') {
     // Dequantized straight into the .npy body, behind its header (64-byte aligned, so a
     // Float32Array can view the data).
-    // A big body is an arena, so the kernel writes the floats into it directly; the main
-    // thread sends it from the shared memory.
     const header = npyHeaderBytes('<f4', p.shape);
-    const body = tensorBytes(header.length + 4 * n);
+    const body = new Uint8Array(header.length + 4 * n);
     body.set(header);
     dequantizeWith(q, { plan, scale, zeroPoint }, new Float32Array(body.buffer, body.byteOffset + header.length, n));
     return { body, contentType: 'application/x-npy', log };
   }
-  const x = dequantizeWith(q, { plan, scale, zeroPoint }, tensorFloats(n));
+  const x = dequantizeWith(q, { plan, scale, zeroPoint });
   const data = Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('base64');
   return { body: jsonBodyWithRaw({ shape: p.shape, dtype: 'float32', data: RAW }, RAW, data), contentType: 'application/json', log };
 }
