@@ -10,6 +10,16 @@ export function isKernelInts(q: ArrayLike<number>): q is KernelInts {
   return q instanceof Int8Array || q instanceof Uint8Array || q instanceof Int16Array || q instanceof Uint16Array;
 }
 
+/** |q - zero_point| is below this for every container (16 bits at most). */
+const MAX_STEPS = 65536;
+
+/** Whether some (q - zero_point) * scale could pass FLT_MAX (or a scale is not a number). */
+function mayOverflow(scale: Float32Array): boolean {
+  const limit = FLT_MAX / 2 / MAX_STEPS;
+  for (let i = 0; i < scale.length; i++) if (!(Math.abs(scale[i]!) <= limit)) return true; // NaN too
+  return false;
+}
+
 /** x_hat = (q - zero_point) * scale into out, with dequantize.wat. */
 export function dequantizeKernel(q: KernelInts, params: Pick<QuantParams, 'plan' | 'scale' | 'zeroPoint'>, out: Float32Array): void {
   const qBytes = new Uint8Array(q.buffer, q.byteOffset, q.byteLength);
@@ -27,6 +37,7 @@ export function dequantizeKernel(q: KernelInts, params: Pick<QuantParams, 'plan'
   k.i32.fill(xor, kw + 16, kw + 20);
   k.i32[kw + 20] = width;
   k.i32[kw + 21] = bias;
+  k.i32[kw + 22] = mayOverflow(params.scale) ? 1 : 0;
   const { x: X, q: Q, kd: KD } = LAYOUT;
   const [P0, P1] = LAYOUT.p;
   const run = (start: number, count: number, call: (xa: number, qa: number) => void) => {

@@ -5,7 +5,9 @@
 ;; Unsigned inputs are read biased (xor 0x80 / 0x8000 makes q - bias a signed value) so one
 ;; sign-extending path serves all four containers; the zero point is biased to match.
 ;; Constant block $k: +0 scale, +16 f32(zp - bias), +32 FLT_MAX, +48 -FLT_MAX, +64 xor pattern
-;; (each 4 lanes), +80 width (1|2), +84 bias; constants are re-read inside loops (see quantize.wat).
+;; (each 4 lanes), +80 width (1|2), +84 bias, +88 clamp (0 when no product can pass FLT_MAX,
+;; which the caller knows from the scales: the 8-bit loop then skips the clamp); constants are
+;; re-read inside loops (see quantize.wat).
 (module
   (import "env" "memory" (memory 1))
 
@@ -28,6 +30,23 @@
     ;; 8-bit input, 16 values per step, written out in full (no calls: V8 does not inline them)
     (if (i32.eq (local.get $width) (i32.const 1)) (then
       (local.set $end (i32.add (local.get $x) (i32.shl (i32.and (local.get $n) (i32.const -16)) (i32.const 2))))
+      (if (i32.eqz (i32.load offset=88 (local.get $k))) (then
+        (block $done16n (loop $l16n
+          (br_if $done16n (i32.ge_u (local.get $x) (local.get $end)))
+          (local.set $w (v128.xor (v128.load (local.get $q)) (v128.load offset=64 (local.get $k))))
+          (local.set $h (i16x8.extend_low_i8x16_s (local.get $w)))
+          (v128.store (local.get $x)
+            (f32x4.mul (f32x4.sub (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $h))) (v128.load offset=16 (local.get $k))) (v128.load (local.get $k))))
+          (v128.store offset=16 (local.get $x)
+            (f32x4.mul (f32x4.sub (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $h))) (v128.load offset=16 (local.get $k))) (v128.load (local.get $k))))
+          (local.set $h (i16x8.extend_high_i8x16_s (local.get $w)))
+          (v128.store offset=32 (local.get $x)
+            (f32x4.mul (f32x4.sub (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $h))) (v128.load offset=16 (local.get $k))) (v128.load (local.get $k))))
+          (v128.store offset=48 (local.get $x)
+            (f32x4.mul (f32x4.sub (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $h))) (v128.load offset=16 (local.get $k))) (v128.load (local.get $k))))
+          (local.set $x (i32.add (local.get $x) (i32.const 64)))
+          (local.set $q (i32.add (local.get $q) (i32.const 16)))
+          (br $l16n)))))
       (block $done16 (loop $l16
         (br_if $done16 (i32.ge_u (local.get $x) (local.get $end)))
         (local.set $w (v128.xor (v128.load (local.get $q)) (v128.load offset=64 (local.get $k))))
