@@ -103,7 +103,7 @@ export const ARENA_BASE = Math.ceil(LAYOUT.bytes / 64) * 64;
 export const ARENA_TAIL = 64;
 export const align64 = (n: number) => Math.ceil(n / 64) * 64;
 /** The largest tensor (bytes) an arena can hold. */
-export const MAX_ARENA_BYTES = MAX_PAGES * PAGE - ARENA_BASE - ARENA_TAIL;
+const MAX_ARENA_BYTES = MAX_PAGES * PAGE - ARENA_BASE - ARENA_TAIL;
 
 const modules = new Map<string, object>();
 
@@ -150,13 +150,13 @@ export function getKernels(): Kernels {
 
 /** Arenas this thread knows, by buffer, and their kernels once a kernel has run on one. */
 const arenas = new WeakMap<ArrayBufferLike, WasmMemory>();
+const arenaKernels = new WeakMap<WasmMemory, Kernels>();
 
 /** Sets where an arena's allocations start (see arenas.ts) and registers it in this thread. */
 export function resetArena(memory: WasmMemory, top: number): void {
   new Int32Array(memory.buffer, LAYOUT.top, 1)[0] = top;
   arenas.set(memory.buffer, memory);
 }
-const arenaKernels = new WeakMap<WasmMemory, Kernels>();
 
 /**
  * A new arena for a tensor of `bytes` bytes plus `spare` bytes for what is computed from it
