@@ -129,11 +129,11 @@ export function quantizeFusedKernel(x: Float32Array, params: QuantParams, shape:
   const sym = params.scheme === 'symmetric' ? 1 : 0;
   const qBytes = new Uint8Array(q.buffer, q.byteOffset, q.byteLength);
   const { x: X, k: K, acc: ACC } = LAYOUT;
-  const [P0, P1] = LAYOUT.p;
+  const [P0, P1, P2, P3] = LAYOUT.p;
   const { at: outAt, stageOut } = outputStaging(k, qBytes, out.width);
   forEachRunsCall(shape, CHUNK, (c) => {
     const xa = stage(k, x, c.start, c.count, X);
-    k.quantize.fused(mode, sym, xa, outAt(c.start), c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, params.qMin, params.qMax, out.bias, K, ACC);
+    k.quantize.fused(mode, sym, xa, outAt(c.start), c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, params.qMin, params.qMax, out.bias, K, ACC, P2, P3);
     params.scale.set(k.f32.subarray(P0 >> 2, (P0 >> 2) + c.params), c.p0);
     params.zeroPoint.set(k.i32.subarray(P1 >> 2, (P1 >> 2) + c.params), c.p0);
     stageOut(c.start, c.count);

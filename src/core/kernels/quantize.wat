@@ -15,7 +15,7 @@
 ;;
 ;; Constant block $k (96 bytes + 24): +0 scale, +16 lo, +32 hi, +48 mz = f32(M + zp - bias),
 ;; +64 mb = bits(M), +80 xor pattern, each splatted to 4 lanes; +96 zp (i32), +100 width (1|2),
-;; +112/+116 a run's min and max ("fused").
+;; (+112 to +127 unused).
 ;; Accumulator block $acc (144 bytes): +0 clipped i32x4, +16/+32 max |e| f64x2 (low/high
 ;; pairs), +48/+64 sum |e|, +80/+96 sum e^2, +112/+128 sum x^2. Kernels add to what is there.
 (module
@@ -300,8 +300,9 @@
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $row))))
 
-  ;; Min and max of one run (n >= 1 values at $x), as calibrate.wat computes them.
-  (func $runrange (param $x i32) (param $n i32) (param $k i32)
+  ;; Min and max of one run (n >= 1 values at $x), as calibrate.wat computes them, stored
+  ;; at $plo and $phi.
+  (func $runrange (param $x i32) (param $n i32) (param $plo i32) (param $phi i32)
     (local $end i32) (local $end4 i32) (local $end8 i32) (local $lo v128) (local $hi v128) (local $lo2 v128) (local $hi2 v128)
     (local $v v128) (local $m f32) (local $lane f32)
     (local.set $lo (v128.const f32x4 inf inf inf inf))
@@ -339,7 +340,7 @@
     (local.set $m (select (local.get $lane) (local.get $m) (f32.lt (local.get $lane) (local.get $m))))
     (local.set $lane (f32x4.extract_lane 3 (local.get $lo)))
     (local.set $m (select (local.get $lane) (local.get $m) (f32.lt (local.get $lane) (local.get $m))))
-    (f32.store offset=112 (local.get $k) (local.get $m))
+    (f32.store (local.get $plo) (local.get $m))
     (local.set $m (f32x4.extract_lane 0 (local.get $hi)))
     (local.set $lane (f32x4.extract_lane 1 (local.get $hi)))
     (local.set $m (select (local.get $lane) (local.get $m) (f32.gt (local.get $lane) (local.get $m))))
@@ -347,23 +348,21 @@
     (local.set $m (select (local.get $lane) (local.get $m) (f32.gt (local.get $lane) (local.get $m))))
     (local.set $lane (f32x4.extract_lane 3 (local.get $hi)))
     (local.set $m (select (local.get $lane) (local.get $m) (f32.gt (local.get $lane) (local.get $m))))
-    (f32.store offset=116 (local.get $k) (local.get $m))
+    (f32.store (local.get $phi) (local.get $m))
     (block $tdone (loop $t
       (br_if $tdone (i32.ge_u (local.get $x) (local.get $end)))
       (local.set $lane (f32.load (local.get $x)))
-      (if (f32.lt (local.get $lane) (f32.load offset=112 (local.get $k))) (then (f32.store offset=112 (local.get $k) (local.get $lane))))
-      (if (f32.gt (local.get $lane) (f32.load offset=116 (local.get $k))) (then (f32.store offset=116 (local.get $k) (local.get $lane))))
+      (if (f32.lt (local.get $lane) (f32.load (local.get $plo))) (then (f32.store (local.get $plo) (local.get $lane))))
+      (if (f32.gt (local.get $lane) (f32.load (local.get $phi))) (then (f32.store (local.get $phi) (local.get $lane))))
       (local.set $x (i32.add (local.get $x) (i32.const 4)))
       (br $t))))
 
-  ;; calibrate.ts paramsFromRange on the min-max range at $k+112/+116, operation for operation:
+  ;; calibrate.ts paramsFromRange on the min-max range [$lo, $hi], operation for operation:
   ;; each float32 step of the reference is one f32 instruction here (a float64 operation
   ;; rounded to float32 equals the float32 operation for + - * /), and its float64 fallback
   ;; for a range wider than float32 is done in f64. Writes the scale at $ps and zero point at $pz.
-  (func $params (param $ps i32) (param $pz i32) (param $k i32) (param $sym i32) (param $qmin f32) (param $qmax f32)
-    (local $lo f32) (local $hi f32) (local $scale f32) (local $steps f32) (local $zp f32)
-    (local.set $lo (f32.load offset=112 (local.get $k)))
-    (local.set $hi (f32.load offset=116 (local.get $k)))
+  (func $params (param $ps i32) (param $pz i32) (param $lo f32) (param $hi f32) (param $sym i32) (param $qmin f32) (param $qmax f32)
+    (local $scale f32) (local $steps f32) (local $zp f32)
     (if (local.get $sym)
       (then
         (local.set $scale (f32.div (f32.max (f32.abs (local.get $lo)) (f32.abs (local.get $hi))) (local.get $qmax)))
@@ -388,13 +387,14 @@
   ;; while the call's values (at most 256 KiB) are still in cache: one pass over memory. Valid
   ;; only where every parameter's values are exactly one run of one call (per group along the
   ;; last axis, per channel along the first). The scales and zero points are written to
-  ;; $ps / $pz at index r * $prow + j. All ranges come first: each run's range -> scale chain
-  ;; (a reduction, a division) is long but independent of the next run's, so the CPU overlaps
-  ;; them; interleaved with quantizing, small groups waited on it group by group.
+  ;; $ps / $pz at index r * $prow + j; $plo / $phi take the call's ranges (one float each per
+  ;; run). Three loops: the ranges (a stream of loads and min/max), then every run's scale and
+  ;; zero point (scalar work whose division chains overlap across runs), then quantization.
+  ;; Interleaving the scalar work with the stream made small groups wait on it group by group.
   (func (export "fused") (param $mode i32) (param $sym i32) (param $x i32) (param $q i32) (param $rows i32) (param $runs i32)
         (param $runLen i32) (param $lastLen i32) (param $ps i32) (param $pz i32) (param $prow i32)
-        (param $qmin f32) (param $qmax f32) (param $bias i32) (param $k i32) (param $acc i32)
-    (local $r i32) (local $j i32) (local $len i32) (local $p i32) (local $width i32) (local $x0 i32)
+        (param $qmin f32) (param $qmax f32) (param $bias i32) (param $k i32) (param $acc i32) (param $plo i32) (param $phi i32)
+    (local $r i32) (local $j i32) (local $len i32) (local $p i32) (local $width i32) (local $x0 i32) (local $i i32)
     (local.set $width (i32.load offset=100 (local.get $k)))
     (local.set $x0 (local.get $x))
     (block $rows_done (loop $row
@@ -404,15 +404,30 @@
         (br_if $runs_done (i32.ge_u (local.get $j) (local.get $runs)))
         (local.set $len (select (local.get $lastLen) (local.get $runLen)
           (i32.eq (local.get $j) (i32.sub (local.get $runs) (i32.const 1)))))
-        (local.set $p (i32.shl (i32.add (i32.mul (local.get $r) (local.get $prow)) (local.get $j)) (i32.const 2)))
-        (call $runrange (local.get $x) (local.get $len) (local.get $k))
-        (call $params (i32.add (local.get $ps) (local.get $p)) (i32.add (local.get $pz) (local.get $p)) (local.get $k)
-          (local.get $sym) (local.get $qmin) (local.get $qmax))
+        (call $runrange (local.get $x) (local.get $len)
+          (i32.add (local.get $plo) (local.get $i)) (i32.add (local.get $phi) (local.get $i)))
         (local.set $x (i32.add (local.get $x) (i32.shl (local.get $len) (i32.const 2))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (local.set $j (i32.add (local.get $j) (i32.const 1)))
         (br $run)))
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $row)))
+    (local.set $i (i32.const 0))
+    (local.set $r (i32.const 0))
+    (block $rows_done1 (loop $row1
+      (br_if $rows_done1 (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $j (i32.const 0))
+      (block $runs_done1 (loop $run1
+        (br_if $runs_done1 (i32.ge_u (local.get $j) (local.get $runs)))
+        (local.set $p (i32.shl (i32.add (i32.mul (local.get $r) (local.get $prow)) (local.get $j)) (i32.const 2)))
+        (call $params (i32.add (local.get $ps) (local.get $p)) (i32.add (local.get $pz) (local.get $p))
+          (f32.load (i32.add (local.get $plo) (local.get $i))) (f32.load (i32.add (local.get $phi) (local.get $i)))
+          (local.get $sym) (local.get $qmin) (local.get $qmax))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $run1)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $row1)))
     (local.set $x (local.get $x0))
     (local.set $r (i32.const 0))
     (block $rows_done2 (loop $row2

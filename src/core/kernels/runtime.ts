@@ -40,7 +40,7 @@ export interface QuantizeExports {
   rows(mode: number, x: number, q: number, rows: number, len: number,
     ps: number, pz: number, plo: number, phi: number, pmz: number, k: number, acc: number): void;
   fused(mode: number, sym: number, x: number, q: number, rows: number, runs: number, runLen: number, lastLen: number,
-    ps: number, pz: number, prow: number, qMin: number, qMax: number, bias: number, k: number, acc: number): void;
+    ps: number, pz: number, prow: number, qMin: number, qMax: number, bias: number, k: number, acc: number, plo: number, phi: number): void;
 }
 
 export interface CalibrateExports {
