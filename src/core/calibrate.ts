@@ -143,7 +143,6 @@ const MSE_EXACT_LIMIT = 1 << 15;
 const HIST_BINS = 1 << 14;
 const COARSE_STEPS = 128;
 const FINE_STEPS = 64;
-const FINALISTS = 1;
 
 /**
  * Per-bin count, sum and sum of squares of x over [lo, hi]: enough to score any quantizer
@@ -240,11 +239,18 @@ export function mseRange(x: Float32Array, p: IntParams): Range {
   const to = Math.min(best.r + 1 / COARSE_STEPS, 1);
   const fine = Array.from({ length: FINE_STEPS + 1 }, (_, k) => from + ((to - from) * k) / FINE_STEPS);
   scored.push(...zipScores(fine, scoreAll(fine)));
-  scored.sort((a, b) => a.err - b.err || b.r - a.r);
-  if (!large) return shrinkRange(full, scored[0]!.r);
-  const finalists = [1, ...scored.slice(0, FINALISTS).map((s) => s.r)];
+  const top = lowest(scored);
+  if (!large) return shrinkRange(full, top.r);
+  const finalists = [1, top.r];
   const chosen = zipScores(finalists, exact(finalists)).reduce((a, b) => (b.err < a.err ? b : a));
   return shrinkRange(full, chosen.r);
+}
+
+/** The lowest error; between equal ones, the wider clip (larger r). */
+function lowest(scored: Array<{ r: number; err: number }>): { r: number; err: number } {
+  let best = scored[0]!;
+  for (const s of scored) if (s.err < best.err || (s.err === best.err && s.r > best.r)) best = s;
+  return best;
 }
 
 function zipScores(rs: number[], errs: number[]): Array<{ r: number; err: number }> {

@@ -11,12 +11,20 @@ export interface Candidate {
 /** Room for the accumulators of this many candidates scored in one pass (2 x f64x2 each). */
 export const MAX_BATCH = CHUNK / 8;
 
-function setCandidate(k: Kernels, c: Candidate, qMin: number, qMax: number): void {
-  const w = LAYOUT.k >> 2;
-  k.f32.fill(c.scale, w, w + 4);
-  k.f32.fill(qMin - c.zeroPoint, w + 4, w + 8);
-  k.f32.fill(qMax - c.zeroPoint, w + 8, w + 12);
+/** A candidate's constant block (mse.wat) at byte offset `at`. */
+function setCandidate(k: Kernels, c: Candidate, qMin: number, qMax: number, at: number = LAYOUT.k): void {
+  // Element stores, not three fill()s: this runs for every candidate of every small group.
+  const f = k.f32;
+  const w = at >> 2;
+  const lo = qMin - c.zeroPoint;
+  const hi = qMax - c.zeroPoint;
+  f[w] = f[w + 1] = f[w + 2] = f[w + 3] = c.scale;
+  f[w + 4] = f[w + 5] = f[w + 6] = f[w + 7] = lo;
+  f[w + 8] = f[w + 9] = f[w + 10] = f[w + 11] = hi;
 }
+
+/** Where squaredErrors puts its candidates' blocks: 48 bytes each, over p[1] and p[2]. */
+const CANDS = LAYOUT.p[1];
 
 /**
  * Sum of squared dequantization errors of x under each candidate, in one pass over x (each
@@ -28,13 +36,10 @@ export function squaredErrors(x: Float32Array, candidates: Candidate[], qMin: nu
   const k = kernelsFor(x);
   const acc = LAYOUT.p[4];
   k.f64.fill(0, acc >> 3, (acc >> 3) + 4 * candidates.length);
+  candidates.forEach((c, i) => setCandidate(k, c, qMin, qMax, CANDS + 48 * i));
   for (let start = 0; start < x.length; start += CHUNK) {
     const count = Math.min(CHUNK, x.length - start);
-    const xa = stage(k, x, start, count, LAYOUT.x);
-    candidates.forEach((c, i) => {
-      setCandidate(k, c, qMin, qMax);
-      k.mse.sse(xa, count, LAYOUT.k, acc + 32 * i);
-    });
+    k.mse.sseMany(stage(k, x, start, count, LAYOUT.x), count, CANDS, candidates.length, acc);
   }
   return candidates.map((_, i) => {
     const d = (acc >> 3) + 4 * i;

@@ -7,7 +7,7 @@
 
   ;; sum of (x - x_hat)^2 over n values at $x, added to the f64x2 pair at $acc (+0, +16).
   ;; Terms exactly as quantize.wat's (float64 of float32 values); only the order of the sum differs.
-  (func (export "sse") (param $x i32) (param $n i32) (param $k i32) (param $acc i32)
+  (func $sse (export "sse") (param $x i32) (param $n i32) (param $k i32) (param $acc i32)
     (local $end i32) (local $v v128) (local $xh v128) (local $e v128) (local $s1 v128) (local $s2 v128)
     (local $f f32) (local $c f32) (local $d f64)
     (local.set $s1 (v128.load (local.get $acc)))
@@ -41,6 +41,18 @@
       (br $t)))
     (v128.store (local.get $acc) (local.get $s1))
     (v128.store offset=16 (local.get $acc) (local.get $s2)))
+
+  ;; sse for $count candidates over the same values: candidate c's block at $cands + 48 c, its
+  ;; pair of sums at $acc + 32 c. One call per staged piece instead of one per candidate: for
+  ;; small groups the calls cost more than the arithmetic.
+  (func (export "sseMany") (param $x i32) (param $n i32) (param $cands i32) (param $count i32) (param $acc i32)
+    (local $c i32)
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $c) (local.get $count)))
+      (call $sse (local.get $x) (local.get $n) (i32.add (local.get $cands) (i32.mul (local.get $c) (i32.const 48)))
+        (i32.add (local.get $acc) (i32.shl (local.get $c) (i32.const 5))))
+      (local.set $c (i32.add (local.get $c) (i32.const 1)))
+      (br $l))))
 
   ;; Counts of n values at $x in $bins equal bins from $lo, bin = trunc((v - lo) * inv), the
   ;; top value folded into the last bin. Counts are uint32 at $counts.

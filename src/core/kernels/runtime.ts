@@ -64,6 +64,7 @@ export interface PackExports {
 
 export interface MseExports {
   sse(x: number, n: number, k: number, acc: number): void;
+  sseMany(x: number, n: number, cands: number, count: number, acc: number): void;
   hist(x: number, n: number, lo: number, inv: number, bins: number, counts: number): void;
   hscore(counts: number, bins: number, lo: number, w: number, k: number): number;
 }
