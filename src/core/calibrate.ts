@@ -215,14 +215,14 @@ export function mseRange(x: Float32Array, p: IntParams): Range {
   const full = p.scheme === 'symmetric' ? { lo: -alpha, hi: alpha } : span;
   if (full.lo === full.hi) return full;
   const candidate = (r: number) => paramsFromRange(shrinkRange(full, r), p);
-  const exact = (rs: number[]) => squaredErrors(x, rs.map(candidate), p.qMin, p.qMax);
+  const exact = (rs: number[]) => squaredErrors(x, { full, rs, p });
   let scoreAll: (rs: number[]) => number[] = exact;
   if (large) {
     const inv = Math.fround(HIST_BINS / (span.hi - span.lo));
     const width = (span.hi - span.lo) / HIST_BINS;
     if (Number.isFinite(inv) && Math.fround(width) > 0) {
       const h = histogram(x, span.lo, span.hi, HIST_BINS);
-      scoreAll = (rs) => histogramErrors(h, rs.map(candidate), p.qMin, p.qMax);
+      scoreAll = (rs) => histogramErrors(h, { full, rs, p });
     } else {
       // A range so narrow (subnormal) that float32 bins cannot resolve it: float64 bins in JS.
       const h = histogramOf(x, span.lo, span.hi);

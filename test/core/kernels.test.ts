@@ -17,7 +17,8 @@ import {
   type QuantParams,
   type QuantSpec,
 } from '../../src/core/quantize.js';
-import { paramsFromRange, type Scheme } from '../../src/core/calibrate.js';
+import { paramsFromRange, shrinkRange, sumSquaredError, type Scheme } from '../../src/core/calibrate.js';
+import { squaredErrors } from '../../src/core/kernels/mse.js';
 import { INT_DTYPE_INFO, containerFor, intRange, type IntDType } from '../../src/core/dtypes.js';
 import { pack, unpack } from '../../src/core/pack.js';
 import { dequantizeWithReference, minmaxRangesReference, quantizeWithReference } from '../../src/core/reference/quantize.js';
@@ -388,4 +389,28 @@ test('outputs go beside an arena tensor while there is room, then into ordinary 
   assert.equal(arenaAlloc(x, room)?.length, room);
   assert.ok(quantize(x, [1000], spec).q.buffer !== arena.buffer, 'no room left: q outside');
   resetArena();
+});
+
+test('MSE candidates made by the kernel are paramsFromRange(shrinkRange(full, r)) exactly', () => {
+  // One value per pass: the kernel's sum is then its single term, equal to sumSquaredError's
+  // bit for bit, and any difference in a candidate's scale or zero point shows in it.
+  const u = random(99);
+  for (let t = 0; t < 300; t++) {
+    const bits = 2 + Math.floor(u() * 15);
+    const scheme: Scheme = u() < 0.5 ? 'symmetric' : 'asymmetric';
+    const p = { bits, scheme, ...intRange(bits, scheme === 'symmetric') };
+    const a = Math.fround((u() * 2 - 1) * 10 ** (u() * 8 - 4));
+    const b = Math.fround((u() * 2 - 1) * 10 ** (u() * 8 - 4));
+    const alpha = Math.max(Math.abs(a), Math.abs(b));
+    const full = scheme === 'symmetric' ? { lo: -alpha, hi: alpha } : { lo: Math.min(a, b), hi: Math.max(a, b) };
+    const rs = [(1 + Math.floor(u() * 128)) / 128, u(), 1, 1 / 8192];
+    for (const v of [Math.fround(full.hi * 0.999), Math.fround(full.lo * 0.7), Math.fround(full.hi * u())]) {
+      const x = Float32Array.of(v);
+      const want = rs.map((r) => {
+        const c = paramsFromRange(shrinkRange(full, r), p);
+        return sumSquaredError(x, c.scale, c.zeroPoint, p.qMin, p.qMax);
+      });
+      assert.deepEqual(squaredErrors(x, { full, rs, p }), want, `${JSON.stringify(p)} ${JSON.stringify(full)} v=${v}`);
+    }
+  }
 });

@@ -1,47 +1,50 @@
+import type { IntParams, Range } from '../calibrate.js';
 import { CHUNK, kernelsFor, LAYOUT, stage, type Kernels } from './runtime.js';
 
-// The expensive parts of the MSE clip search (calibrate.ts mseRange) on the kernels: exact
-// squared errors of a batch of candidates, and a histogram that scores candidates cheaply.
+// The expensive parts of the MSE clip search (calibrate.ts mseRange) on the kernels: the
+// candidates' scales and zero points, their exact squared errors, and a histogram that
+// scores candidates cheaply.
 
-export interface Candidate {
-  scale: number;
-  zeroPoint: number;
+/**
+ * The candidates of one search: clip ratio r of the range `full` (calibrate.ts shrinkRange),
+ * made into a scale and zero point as paramsFromRange does, by the kernel.
+ */
+export interface Candidates {
+  full: Range;
+  rs: number[];
+  p: IntParams;
 }
 
 /** Room for the accumulators of this many candidates scored in one pass (2 x f64x2 each). */
 export const MAX_BATCH = CHUNK / 8;
 
-/** A candidate's constant block (mse.wat) at byte offset `at`. */
-function setCandidate(k: Kernels, c: Candidate, qMin: number, qMax: number, at: number = LAYOUT.k): void {
-  // Element stores, not three fill()s: this runs for every candidate of every small group.
-  const f = k.f32;
-  const w = at >> 2;
-  const lo = qMin - c.zeroPoint;
-  const hi = qMax - c.zeroPoint;
-  f[w] = f[w + 1] = f[w + 2] = f[w + 3] = c.scale;
-  f[w + 4] = f[w + 5] = f[w + 6] = f[w + 7] = lo;
-  f[w + 8] = f[w + 9] = f[w + 10] = f[w + 11] = hi;
-}
-
-/** Where squaredErrors puts its candidates' blocks: 48 bytes each, over p[1] and p[2]. */
+/** Where the candidates go: their ratios (f64) in p[0], their 48-byte blocks over p[1] and p[2]. */
+const RS = LAYOUT.p[0];
 const CANDS = LAYOUT.p[1];
+/** 8 bytes of scratch in the constant block's unused tail. */
+const TMP = LAYOUT.k + 112;
+
+function writeCandidates(k: Kernels, c: Candidates): void {
+  if (c.rs.length > MAX_BATCH) throw new RangeError(`at most ${MAX_BATCH} candidates per pass, got ${c.rs.length}`);
+  k.f64.set(c.rs, RS >> 3);
+  k.mse.candidates(RS, c.rs.length, c.full.lo, c.full.hi, c.p.scheme === 'symmetric' ? 1 : 0, c.p.qMin, c.p.qMax, CANDS, TMP);
+}
 
 /**
  * Sum of squared dequantization errors of x under each candidate, in one pass over x (each
  * staged chunk is scored by every candidate while it is in cache). Terms are the reference's
  * (sumSquaredError); the order of the float64 sum differs.
  */
-export function squaredErrors(x: Float32Array, candidates: Candidate[], qMin: number, qMax: number): number[] {
-  if (candidates.length > MAX_BATCH) throw new RangeError(`at most ${MAX_BATCH} candidates per pass, got ${candidates.length}`);
+export function squaredErrors(x: Float32Array, c: Candidates): number[] {
   const k = kernelsFor(x);
+  writeCandidates(k, c);
   const acc = LAYOUT.p[4];
-  k.f64.fill(0, acc >> 3, (acc >> 3) + 4 * candidates.length);
-  candidates.forEach((c, i) => setCandidate(k, c, qMin, qMax, CANDS + 48 * i));
+  k.f64.fill(0, acc >> 3, (acc >> 3) + 4 * c.rs.length);
   for (let start = 0; start < x.length; start += CHUNK) {
     const count = Math.min(CHUNK, x.length - start);
-    k.mse.sseMany(stage(k, x, start, count, LAYOUT.x), count, CANDS, candidates.length, acc);
+    k.mse.sseMany(stage(k, x, start, count, LAYOUT.x), count, CANDS, c.rs.length, acc);
   }
-  return candidates.map((_, i) => {
+  return c.rs.map((_, i) => {
     const d = (acc >> 3) + 4 * i;
     return k.f64[d]! + k.f64[d + 1]! + (k.f64[d + 2]! + k.f64[d + 3]!);
   });
@@ -71,10 +74,8 @@ export function histogram(x: Float32Array, lo: number, hi: number, bins: number)
 }
 
 /** Estimated squared error of each candidate from the histogram just built. */
-export function histogramErrors(h: Histogram, candidates: Candidate[], qMin: number, qMax: number): number[] {
+export function histogramErrors(h: Histogram, c: Candidates): number[] {
   const k = h.kernels;
-  return candidates.map((c) => {
-    setCandidate(k, c, qMin, qMax);
-    return k.mse.hscore(LAYOUT.p[3], h.bins, h.lo, h.width, LAYOUT.k);
-  });
+  writeCandidates(k, c);
+  return c.rs.map((_, i) => k.mse.hscore(LAYOUT.p[3], h.bins, h.lo, h.width, CANDS + 48 * i));
 }

@@ -1,9 +1,33 @@
-;; The MSE clip search: the exact squared error of one candidate over staged values, a
-;; histogram of counts, and a candidate's error estimated from that histogram.
+;; The MSE clip search: candidates' constants from clip ratios, the exact squared error of
+;; candidates over staged values, a histogram of counts, and a candidate's error estimated
+;; from that histogram.
 ;; Candidate block $k (as quantize.wat): +0 scale, +16 lo = q_min - zp, +32 hi = q_max - zp
 ;; (4 lanes each). Constants are re-read inside loops for the reason given in quantize.wat.
 (module
   (import "env" "memory" (memory 1))
+  ;; quantize.wat's $params (paramsFromRange): a range -> scale at $ps, zero point at $pz.
+  (import "env" "params" (func $params (param i32 i32 f32 f32 i32 f32 f32)))
+
+  ;; The blocks of $count candidates at the clip ratios at $rs (float64 each): candidate c is
+  ;; the range [f32(lo * r), f32(hi * r)] (calibrate.ts shrinkRange) made into a scale and
+  ;; zero point by $params, its block at $cands + 48 c. $tmp: 8 bytes of scratch.
+  (func (export "candidates") (param $rs i32) (param $count i32) (param $lo f32) (param $hi f32) (param $sym i32)
+        (param $qmin f32) (param $qmax f32) (param $cands i32) (param $tmp i32)
+    (local $c i32) (local $r f64) (local $zp f32) (local $at i32)
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $c) (local.get $count)))
+      (local.set $r (f64.load (i32.add (local.get $rs) (i32.shl (local.get $c) (i32.const 3)))))
+      (call $params (local.get $tmp) (i32.add (local.get $tmp) (i32.const 4))
+        (f32.demote_f64 (f64.mul (f64.promote_f32 (local.get $lo)) (local.get $r)))
+        (f32.demote_f64 (f64.mul (f64.promote_f32 (local.get $hi)) (local.get $r)))
+        (local.get $sym) (local.get $qmin) (local.get $qmax))
+      (local.set $at (i32.add (local.get $cands) (i32.mul (local.get $c) (i32.const 48))))
+      (local.set $zp (f32.convert_i32_s (i32.load offset=4 (local.get $tmp))))
+      (v128.store (local.get $at) (f32x4.splat (f32.load (local.get $tmp))))
+      (v128.store offset=16 (local.get $at) (f32x4.splat (f32.sub (local.get $qmin) (local.get $zp))))
+      (v128.store offset=32 (local.get $at) (f32x4.splat (f32.sub (local.get $qmax) (local.get $zp))))
+      (local.set $c (i32.add (local.get $c) (i32.const 1)))
+      (br $l))))
 
   ;; sum of (x - x_hat)^2 over n values at $x, added to the f64x2 pair at $acc (+0, +16).
   ;; Terms exactly as quantize.wat's (float64 of float32 values); only the order of the sum differs.

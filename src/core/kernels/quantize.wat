@@ -361,7 +361,7 @@
   ;; each float32 step of the reference is one f32 instruction here (a float64 operation
   ;; rounded to float32 equals the float32 operation for + - * /), and its float64 fallback
   ;; for a range wider than float32 is done in f64. Writes the scale at $ps and zero point at $pz.
-  (func $params (param $ps i32) (param $pz i32) (param $lo f32) (param $hi f32) (param $sym i32) (param $qmin f32) (param $qmax f32)
+  (func $params (export "params") (param $ps i32) (param $pz i32) (param $lo f32) (param $hi f32) (param $sym i32) (param $qmin f32) (param $qmax f32)
     (local $scale f32) (local $steps f32) (local $zp f32)
     (if (local.get $sym)
       (then

@@ -39,6 +39,7 @@ export interface QuantizeExports {
   prep(pz: number, plo: number, phi: number, pmz: number, n: number, qMin: number, qMax: number, bias: number): void;
   rows(mode: number, x: number, q: number, rows: number, len: number,
     ps: number, pz: number, plo: number, phi: number, pmz: number, k: number, acc: number): void;
+  params(ps: number, pz: number, lo: number, hi: number, sym: number, qMin: number, qMax: number): void;
   fused(mode: number, sym: number, x: number, q: number, rows: number, runs: number, runLen: number, lastLen: number,
     ps: number, pz: number, prow: number, qMin: number, qMax: number, bias: number, k: number, acc: number, plo: number, phi: number): void;
 }
@@ -65,6 +66,7 @@ export interface PackExports {
 export interface MseExports {
   sse(x: number, n: number, k: number, acc: number): void;
   sseMany(x: number, n: number, cands: number, count: number, acc: number): void;
+  candidates(rs: number, count: number, lo: number, hi: number, sym: number, qMin: number, qMax: number, cands: number, tmp: number): void;
   hist(x: number, n: number, lo: number, inv: number, bins: number, counts: number): void;
   hscore(counts: number, bins: number, lo: number, w: number, k: number): number;
 }
@@ -125,15 +127,18 @@ function compiled(name: string): object {
 }
 
 function kernelsOn(memory: WasmMemory, shared: boolean): Kernels {
-  const instantiate = <T>(name: string): T => new wasm.Instance(compiled(shared ? `${name}.shared` : name), { env: { memory } }).exports as T;
+  const instantiate = <T>(name: string, env: object = {}): T =>
+    new wasm.Instance(compiled(shared ? `${name}.shared` : name), { env: { memory, ...env } }).exports as T;
   const buf = memory.buffer;
+  const quantize = instantiate<QuantizeExports>('quantize');
   return {
     buffer: buf,
-    quantize: instantiate<QuantizeExports>('quantize'),
+    quantize,
     calibrate: instantiate<CalibrateExports>('calibrate'),
     dequantize: instantiate<DequantizeExports>('dequantize'),
     pack: instantiate<PackExports>('pack'),
-    mse: instantiate<MseExports>('mse'),
+    // mse.wat makes its candidates with quantize.wat's paramsFromRange.
+    mse: instantiate<MseExports>('mse', { params: quantize.params }),
     u8: new Uint8Array(buf),
     i32: new Int32Array(buf),
     f32: new Float32Array(buf),
