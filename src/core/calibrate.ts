@@ -214,7 +214,6 @@ export function mseRange(x: Float32Array, p: IntParams): Range {
   const alpha = Math.max(Math.abs(span.lo), Math.abs(span.hi));
   const full = p.scheme === 'symmetric' ? { lo: -alpha, hi: alpha } : span;
   if (full.lo === full.hi) return full;
-  const candidate = (r: number) => paramsFromRange(shrinkRange(full, r), p);
   const exact = (rs: number[]) => squaredErrors(x, { full, rs, p });
   let scoreAll: (rs: number[]) => number[] = exact;
   if (large) {
@@ -227,7 +226,7 @@ export function mseRange(x: Float32Array, p: IntParams): Range {
       // A range so narrow (subnormal) that float32 bins cannot resolve it: float64 bins in JS.
       const h = histogramOf(x, span.lo, span.hi);
       scoreAll = (rs) => rs.map((r) => {
-        const { scale, zeroPoint } = candidate(r);
+        const { scale, zeroPoint } = paramsFromRange(shrinkRange(full, r), p);
         return histogramError(h, scale, zeroPoint, p);
       });
     }

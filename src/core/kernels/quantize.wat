@@ -15,7 +15,7 @@
 ;;
 ;; Constant block $k (96 bytes + 24): +0 scale, +16 lo, +32 hi, +48 mz = f32(M + zp - bias),
 ;; +64 mb = bits(M), +80 xor pattern, each splatted to 4 lanes; +96 zp (i32), +100 width (1|2),
-;; (+112 to +127 unused).
+;; +112 8 bytes of scratch (mse.ts, for mse.wat "candidates").
 ;; Accumulator block $acc (144 bytes): +0 clipped i32x4, +16/+32 max |e| f64x2 (low/high
 ;; pairs), +48/+64 sum |e|, +80/+96 sum e^2, +112/+128 sum x^2. Kernels add to what is there.
 (module
