@@ -4,9 +4,9 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { graph, model, node, valueInfo } from '../src/core/onnx/build.js';
-import { encodeModelBytes } from '../src/core/onnx/encode.js';
-import { DataType, type OnnxTensor } from '../src/core/onnx/model.js';
+import { graph, model, node, valueInfo } from '../src/onnx/graph/build.js';
+import { encodeModelBytes } from '../src/onnx/proto/encode.js';
+import { DataType, type OnnxTensor } from '../src/onnx/proto/model.js';
 import { runQuantizeModelFiles } from '../src/pool/tasks/quantize-model-files.js';
 
 // A model past protobuf's 2 GiB limit through the jobs path (files in, files out), in a

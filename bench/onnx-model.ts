@@ -1,6 +1,6 @@
-import { graph, model, node, valueInfo, floatTensor } from '../src/core/onnx/build.js';
-import { encodeModelBytes } from '../src/core/onnx/encode.js';
-import { DataType } from '../src/core/onnx/model.js';
+import { graph, model, node, valueInfo, floatTensor } from '../src/onnx/graph/build.js';
+import { encodeModelBytes } from '../src/onnx/proto/encode.js';
+import { DataType } from '../src/onnx/proto/model.js';
 import { send } from './lib/http-client.js';
 import { row, type BenchOptions, type ScenarioResult } from './lib/rows.js';
 import { startServer } from './lib/server.js';

@@ -1,4 +1,4 @@
-import { npyHeaderBytes } from '../../src/core/codecs/npy.js';
+import { npyHeaderBytes } from '../../src/codecs/npy.js';
 import { mulberry32 } from '../../src/core/random.js';
 
 /** Gaussian float32 values from a seeded generator (the same tensor on every run). */

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { checkLocation } from '../core/onnx/tensor-data.js';
+import { checkLocation } from '../onnx/proto/tensor-data.js';
 import { Errors, isQuantError } from '../errors.js';
 import type { JobStore, StoredFile } from '../jobs/types.js';
 import type { ModelTaskOptions } from '../pool/messages.js';

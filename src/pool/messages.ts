@@ -3,7 +3,7 @@ import type { WasmMemory } from '../core/kernels/runtime.js';
 import type { CalibrationMethod, Scheme } from '../core/calibrate.js';
 import type { Granularity } from '../core/quantize.js';
 import type { Limits } from '../core/tensor.js';
-import type { ModelBits, ModelFormat, ModelOpType } from '../core/onnx/quantize/options.js';
+import type { ModelBits, ModelFormat, ModelOpType } from '../onnx/weights/options.js';
 import type { ErrorPayload } from '../errors.js';
 
 // The typed messages that cross the thread boundary. Byte buffers travel in transfer lists;

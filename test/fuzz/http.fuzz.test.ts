@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
-import { encodeNpy, readNpy } from '../../src/core/codecs/npy.js';
+import { encodeNpy, readNpy } from '../../src/codecs/npy.js';
 import { pack } from '../../src/core/pack.js';
 import { quantize } from '../../src/core/quantize.js';
 import { testApp } from '../http/helpers.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { encodeNpy, readNpy } from '../../src/core/codecs/npy.js';
+import { encodeNpy, readNpy } from '../../src/codecs/npy.js';
 import { FUZZ, okOr4xx } from './expect.js';
 
 const limits = { maxElements: 1 << 16, maxDims: 8 };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import request from 'supertest';
-import { encodeNpy } from '../../src/core/codecs/npy.js';
+import { encodeNpy } from '../../src/codecs/npy.js';
 import { f32Base64, portOf, testApp } from './helpers.js';
 import { openSocket, readResponse } from './raw-http.js';
 

@@ -6,13 +6,13 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import request from 'supertest';
-import { decodeNpz } from '../../src/core/codecs/npz.js';
-import { decodeModel } from '../../src/core/onnx/decode.js';
-import { isExternal } from '../../src/core/onnx/tensor-data.js';
+import { decodeNpz } from '../../src/codecs/npz.js';
+import { decodeModel } from '../../src/onnx/proto/decode.js';
+import { isExternal } from '../../src/onnx/proto/tensor-data.js';
 import { INITIAL_PROGRESS } from '../../src/jobs/runner.js';
 import type { JobRecord } from '../../src/jobs/types.js';
 import { ModelReport } from '../../src/http/schemas/models.js';
-import { gemmMlp, randn, withExternalData } from '../core/onnx/models.js';
+import { gemmMlp, randn, withExternalData } from '../onnx/models.js';
 import { binaryParser, testApp } from './helpers.js';
 
 const mlp: Buffer = Buffer.from(gemmMlp().bytes);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import request from 'supertest';
-import { encodeNpy } from '../../src/core/codecs/npy.js';
+import { encodeNpy } from '../../src/codecs/npy.js';
 import { eventually } from '../pool/faults.js';
 import { captureLogs, testApp } from './helpers.js';
 

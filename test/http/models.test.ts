@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import request from 'supertest';
-import { encodeNpy } from '../../src/core/codecs/npy.js';
-import { encodeNpz } from '../../src/core/codecs/npz.js';
-import { floatTensor, graph, model, node, valueInfo } from '../../src/core/onnx/build.js';
-import { decodeModel } from '../../src/core/onnx/decode.js';
-import { encodeModelBytes } from '../../src/core/onnx/encode.js';
-import { DataType } from '../../src/core/onnx/model.js';
-import { isExternal } from '../../src/core/onnx/tensor-data.js';
+import { encodeNpy } from '../../src/codecs/npy.js';
+import { encodeNpz } from '../../src/codecs/npz.js';
+import { floatTensor, graph, model, node, valueInfo } from '../../src/onnx/graph/build.js';
+import { decodeModel } from '../../src/onnx/proto/decode.js';
+import { encodeModelBytes } from '../../src/onnx/proto/encode.js';
+import { DataType } from '../../src/onnx/proto/model.js';
+import { isExternal } from '../../src/onnx/proto/tensor-data.js';
 import { ModelJsonResponse } from '../../src/http/schemas/models.js';
-import { gemmMlp, matmulNet, randn, withExternalData } from '../core/onnx/models.js';
+import { gemmMlp, matmulNet, randn, withExternalData } from '../onnx/models.js';
 import { binaryParser, testApp } from './helpers.js';
 
 const app = await testApp();

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import request from 'supertest';
-import { encodeNpy } from '../../src/core/codecs/npy.js';
-import { decodeNpz } from '../../src/core/codecs/npz.js';
+import { encodeNpy } from '../../src/codecs/npy.js';
+import { decodeNpz } from '../../src/codecs/npz.js';
 import { unpack } from '../../src/core/pack.js';
 import { calibrate, dequantizeWith, quantize } from '../../src/core/quantize.js';
 import { DequantizeResponse, QuantizeResponse } from '../../src/http/schemas/quantize.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import request from 'supertest';
-import { decodeNpz } from '../../src/core/codecs/npz.js';
+import { decodeNpz } from '../../src/codecs/npz.js';
 import { binaryParser, f32Base64, gaussian, testApp } from './helpers.js';
 
 // Replies are tensors too: a reply that would not fit one JavaScript string, or a product far

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import { test } from 'node:test';
-import { encodeNpy } from '../../src/core/codecs/npy.js';
+import { encodeNpy } from '../../src/codecs/npy.js';
 import { pack } from '../../src/core/pack.js';
 import { quantize } from '../../src/core/quantize.js';
 import { openSocket, readResponse } from './raw-http.js';

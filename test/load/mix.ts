@@ -1,4 +1,4 @@
-import { encodeNpy } from '../../src/core/codecs/npy.js';
+import { encodeNpy } from '../../src/codecs/npy.js';
 import { pack } from '../../src/core/pack.js';
 import { quantize, type QuantSpec } from '../../src/core/quantize.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { cancel, cancelFlag } from '../../src/pool/cancel.js';
 import { runQuantizeModel } from '../../src/pool/tasks/quantize-model.js';
-import { gemmMlp } from '../core/onnx/models.js';
+import { gemmMlp } from '../onnx/models.js';
 
 const options = { bits: 8 as const, scheme: 'symmetric' as const, calibration: 'minmax' as const, percentile: 99.99, format: 'auto' as const, op_types: ['MatMul' as const, 'Gemm' as const, 'Conv' as const], exclude: [], min_elements: 1024, validate: true };
 const limits = { maxElements: 1 << 24, maxDims: 8, maxMatmulMacs: 1 << 30, maxJsonReplyBytes: 1 << 28 };

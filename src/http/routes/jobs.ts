@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { Errors } from '../../errors.js';
 import type { JobEvent, JobRecord } from '../../jobs/types.js';
 import { INITIAL_PROGRESS } from '../../jobs/runner.js';
-import { zipStream } from '../../onnx-io/zip-stream.js';
+import { zipStream } from '../../onnx/io/zip-stream.js';
 import { receiveJobUpload } from '../job-upload.js';
 import { ErrorReply } from '../schemas/common.js';
 import { JobCreated, JobParams, JobView } from '../schemas/jobs.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MODEL_BITS, MODEL_FORMATS, MODEL_OP_TYPES } from '../../core/onnx/quantize/options.js';
+import { MODEL_BITS, MODEL_FORMATS, MODEL_OP_TYPES } from '../../onnx/weights/options.js';
 import { Calibration, Flag, Granularity, GroupSize, Percentile, Scheme } from './common.js';
 
 // Model quantization options: query-string parameters, or multipart fields of the same

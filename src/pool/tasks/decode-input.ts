@@ -1,4 +1,4 @@
-import { readNpy } from '../../core/codecs/npy.js';
+import { readNpy } from '../../codecs/npy.js';
 import { assertFinite, decodeBase64, decodeJsonData, decodeRaw, type Tensor } from '../../core/tensor.js';
 import { adoptArena, type WasmMemory } from '../../core/kernels/runtime.js';
 import type { TaskLimits, TensorSource } from '../messages.js';

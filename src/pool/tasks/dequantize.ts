@@ -1,4 +1,4 @@
-import { npyHeaderBytes } from '../../core/codecs/npy.js';
+import { npyHeaderBytes } from '../../codecs/npy.js';
 import { containerFor, INT_DTYPE_INFO, intRange, packedBytes, type IntDType } from '../../core/dtypes.js';
 import { unpack } from '../../core/pack.js';
 import { dequantizeWith, planParams } from '../../core/quantize.js';

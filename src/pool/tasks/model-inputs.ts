@@ -1,8 +1,8 @@
-import { readNpy } from '../../core/codecs/npy.js';
-import { decodeNpz } from '../../core/codecs/npz.js';
-import type { OnnxModel } from '../../core/onnx/model.js';
+import { readNpy } from '../../codecs/npy.js';
+import { decodeNpz } from '../../codecs/npz.js';
+import type { OnnxModel } from '../../onnx/proto/model.js';
 import { Errors } from '../../errors.js';
-import type { UserArray } from '../../onnx-runtime/inputs.js';
+import type { UserArray } from '../../onnx/runtime/inputs.js';
 import type { TaskLimits } from '../messages.js';
 
 /**

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { CalibrationMethod, Scheme } from '../../core/calibrate.js';
-import type { Skipped } from '../../core/onnx/quantize/find-weights.js';
-import type { ModelFormat } from '../../core/onnx/quantize/options.js';
+import type { Skipped } from '../../onnx/weights/find-weights.js';
+import type { ModelFormat } from '../../onnx/weights/options.js';
 import type { Granularity } from '../../core/quantize.js';
-import type { TensorRow } from '../../core/onnx/quantize/report.js';
-import type { ValidationReport } from '../../onnx-runtime/validate.js';
+import type { TensorRow } from '../../onnx/weights/report.js';
+import type { ValidationReport } from '../../onnx/runtime/validate.js';
 import type { Task, TaskReply } from '../messages.js';
 
 // The three shapes of a model reply, built in the worker so a big model is never

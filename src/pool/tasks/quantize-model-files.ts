@@ -1,8 +1,8 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import { join } from 'node:path';
-import { compareRun, referenceRun } from '../../onnx-runtime/validate.js';
-import { FileExternalData, readWholeFile } from '../../onnx-io/files.js';
-import { writeModelFiles } from '../../onnx-io/write-model.js';
+import { compareRun, referenceRun } from '../../onnx/runtime/validate.js';
+import { FileExternalData, readWholeFile } from '../../onnx/io/files.js';
+import { writeModelFiles } from '../../onnx/io/write-model.js';
 import { checkpoint } from '../cancel.js';
 import type { Task, TaskReply } from '../messages.js';
 import { buildReport, prepare, quantizeStage, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';

@@ -1,7 +1,7 @@
-import { memoryExternalData } from '../../core/onnx/external.js';
+import { memoryExternalData } from '../../onnx/io/external.js';
 import { Errors } from '../../errors.js';
-import { compareRun, referenceRun } from '../../onnx-runtime/validate.js';
-import { inlineModelParts, PROTOBUF_LIMIT } from '../../onnx-io/write-model.js';
+import { compareRun, referenceRun } from '../../onnx/runtime/validate.js';
+import { inlineModelParts, PROTOBUF_LIMIT } from '../../onnx/io/write-model.js';
 import { checkpoint } from '../cancel.js';
 import type { Task, TaskReply } from '../messages.js';
 import { buildReport, prepare, quantizeStage, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';

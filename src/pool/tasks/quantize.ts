@@ -1,5 +1,5 @@
-import { encodeNpy, npyHeaderBytes } from '../../core/codecs/npy.js';
-import { encodeNpz } from '../../core/codecs/npz.js';
+import { encodeNpy, npyHeaderBytes } from '../../codecs/npy.js';
+import { encodeNpz } from '../../codecs/npz.js';
 import { INT_DTYPE_INFO } from '../../core/dtypes.js';
 import { reportFromSums } from '../../core/metrics.js';
 import { pack } from '../../core/pack.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { MessageChannel } from 'node:worker_threads';
 
-import { encodeNpy } from '../../../src/core/codecs/npy.js';
+import { encodeNpy } from '../../../src/codecs/npy.js';
 import { ARENA_BASE, createArena, getKernels, kernelsFor } from '../../../src/core/kernels/runtime.js';
 import { decodeInput } from '../../../src/pool/tasks/decode-input.js';
 import type { TensorSource } from '../../../src/pool/messages.js';

@@ -1,0 +1,114 @@
+import { attrs, floatTensor, node, tensor } from '../graph/build.js';
+import { DataType, type OnnxNode, type OnnxTensor } from '../proto/model.js';
+import type { GraphEdit } from '../graph/edit.js';
+import type { WeightCandidate } from './find-weights.js';
+import type { WeightPlan } from './plan.js';
+import type { QuantizedWeight } from './quantize-weight.js';
+
+// com.microsoft MatMulNBits (layout in ONNX-NOTES): B is uint8 [N, kBlocks, bs*bits/8],
+// row n holding column n of W[K, N] packed LSB-first along K; scales [N, kBlocks];
+// zero points packed [N, ceil(kBlocks*bits/8)], or absent, meaning 2^(bits-1).
+
+export const MS_DOMAIN = 'com.microsoft';
+
+/**
+ * W is [K, N] for MatMul and Gemm(transB=0), [N, K] for Gemm(transB=1); blocks run along K.
+ * Strides of k and n in W, and of the block b and n in the tensor API's scale array.
+ */
+function layoutOf(c: WeightCandidate, bs: number) {
+  const [d0, d1] = c.tensor.dims as [number, number];
+  const kFirst = c.uses[0]!.blockAxis === 0;
+  const K = kFirst ? d0 : d1;
+  const N = kFirst ? d1 : d0;
+  const kBlocks = Math.ceil(K / bs);
+  return kFirst
+    ? { K, N, kBlocks, strideK: N, strideN: 1, pStrideB: N, pStrideN: 1 }
+    : { K, N, kBlocks, strideK: 1, strideN: K, pStrideB: 1, pStrideN: kBlocks };
+}
+
+/** ORs an unsigned value into out at a bit position, LSB first (fields never straddle bytes). */
+function packInto(out: Uint8Array, bitPos: number, value: number): void {
+  out[bitPos >> 3]! |= value << (bitPos & 7);
+}
+
+export function emitMatMulNBits(
+  edit: GraphEdit,
+  c: WeightCandidate,
+  plan: WeightPlan,
+  w: QuantizedWeight,
+  initializerDims: (name: string) => readonly number[] | undefined,
+): OnnxTensor[] {
+  const bits = plan.bits;
+  const bs = plan.groupSize;
+  const { K, N, kBlocks, strideK, strideN, pStrideB, pStrideN } = layoutOf(c, bs);
+  const blob = (bs * bits) / 8;
+  const rowBits = kBlocks * blob * 8;
+  const symmetric = w.params.scheme === 'symmetric';
+  // Symmetric values are signed; MatMulNBits stores them offset by its default zero point.
+  const offset = symmetric ? 2 ** (bits - 1) : 0;
+  const { q } = w;
+  const zpArr = w.params.zeroPoint;
+  const scaleArr = w.params.scale;
+
+  const B = new Uint8Array((N * rowBits) / 8);
+  const scales = new Float32Array(N * kBlocks);
+  const zpRow = Math.ceil((kBlocks * bits) / 8);
+  const zps = symmetric ? undefined : new Uint8Array(N * zpRow);
+  for (let n = 0; n < N; n++) {
+    const rowBit = n * rowBits;
+    for (let b = 0; b < kBlocks; b++) {
+      const p = b * pStrideB + n * pStrideN;
+      scales[n * kBlocks + b] = scaleArr[p]!;
+      const zp = symmetric ? offset : zpArr[p]!;
+      if (zps) packInto(zps, (n * zpRow) * 8 + b * bits, zp);
+      const kEnd = Math.min(K, (b + 1) * bs);
+      for (let k = b * bs; k < kEnd; k++) packInto(B, rowBit + k * bits, q[k * strideK + n * strideN]! + offset);
+      // Padding past K dequantizes to exactly 0.
+      for (let k = kEnd; k < (b + 1) * bs; k++) packInto(B, rowBit + k * bits, zp);
+    }
+  }
+
+  const bName = edit.unique(`${c.name}_Q${bits}`);
+  const sName = edit.unique(`${c.name}_scales`);
+  const tensors: OnnxTensor[] = [tensor(bName, DataType.uint8, [N, kBlocks, blob], B), floatTensor(sName, [N, kBlocks], scales)];
+  let zName = '';
+  if (zps) {
+    zName = edit.unique(`${c.name}_zero_points`);
+    tensors.push(tensor(zName, DataType.uint8, [N, zpRow], zps));
+  }
+
+  const attributes = () => [attrs.int('K', K), attrs.int('N', N), attrs.int('bits', bits), attrs.int('block_size', bs)];
+  for (const use of c.uses) {
+    edit.replaceNode(use.nodeIndex, rewriteUse(edit, use.node, [bName, sName, zName], attributes(), N, initializerDims));
+  }
+  edit.replaceWeight(c, tensors);
+  edit.forgetName(c.name);
+  edit.requireOpset(MS_DOMAIN, 1);
+  return tensors;
+}
+
+/** MatMul(A, W) or Gemm(A, W, C) → MatMulNBits(A, B, scales, zp, g_idx, bias) [+ Add(C)]. */
+function rewriteUse(
+  edit: GraphEdit,
+  n: OnnxNode,
+  [bName, sName, zName]: string[],
+  attributes: OnnxNode['attributes'],
+  N: number,
+  initializerDims: (name: string) => readonly number[] | undefined,
+): OnnxNode[] {
+  const bias = n.opType === 'Gemm' ? (n.inputs[2] ?? '') : '';
+  const biasDims = bias ? initializerDims(bias) : undefined;
+  // A [N] bias rides in MatMulNBits' bias input; any other C (broadcast [1, N], [M, N], a
+  // computed tensor) is added afterwards, as Gemm would.
+  const inSlot = biasDims !== undefined && biasDims.length === 1 && biasDims[0] === N;
+  const inputs = [n.inputs[0]!, bName!, sName!, zName!];
+  if (inSlot) inputs.push('', bias);
+  while (inputs[inputs.length - 1] === '') inputs.pop();
+  const name = n.name || edit.unique('MatMulNBits');
+  if (!bias || inSlot) return [node('MatMulNBits', inputs, n.outputs, { name, domain: MS_DOMAIN, attributes })];
+  const tmp = edit.unique(`${n.outputs[0]}_matmul`);
+  return [
+    node('MatMulNBits', inputs, [tmp], { name, domain: MS_DOMAIN, attributes }),
+    node('Add', [tmp, bias], n.outputs, { name: edit.unique(`${name}_bias`) }),
+  ];
+}

@@ -1,0 +1,66 @@
+import type { CalibrationMethod, Scheme } from '../../core/calibrate.js';
+import type { Granularity } from '../../core/quantize.js';
+
+export const MODEL_FORMATS = ['auto', 'qdq', 'matmulnbits', 'dynamic'] as const;
+export type ModelFormat = (typeof MODEL_FORMATS)[number];
+/** What a weight ends up as (auto resolves to one of these per weight). */
+export type WeightFormat = Exclude<ModelFormat, 'auto'>;
+
+export const MODEL_OP_TYPES = ['MatMul', 'Gemm', 'Conv'] as const;
+export type ModelOpType = (typeof MODEL_OP_TYPES)[number];
+
+export const MODEL_BITS = [2, 4, 8] as const;
+export type ModelBits = (typeof MODEL_BITS)[number];
+
+/** com.microsoft MatMulNBits accepts these block sizes only. */
+export const MATMULNBITS_BLOCK_SIZES = [16, 32, 64, 128, 256] as const;
+
+export interface ModelQuantOptions {
+  bits: ModelBits;
+  scheme: Scheme;
+  granularity: Granularity;
+  groupSize: number;
+  calibration: CalibrationMethod;
+  percentile: number;
+  format: ModelFormat;
+  opTypes: ModelOpType[];
+  /** Node or initializer names; `*` matches any run of characters. */
+  exclude: string[];
+  /** Weights with fewer elements stay float. */
+  minElements: number;
+}
+
+/**
+ * Defaults that depend on the bit width: 8-bit weights are quantized per output channel,
+ * 4- and 2-bit ones in blocks of 32 along the reduction axis (per channel loses too much
+ * at 4 bits, and both ONNX 4-bit forms are blocked).
+ */
+export function defaultsFor(bits: ModelBits): { granularity: Granularity; groupSize: number } {
+  return bits === 8 ? { granularity: 'per_channel', groupSize: 128 } : { granularity: 'per_group', groupSize: 32 };
+}
+
+export function modelQuantOptions(partial: Partial<ModelQuantOptions> = {}): ModelQuantOptions {
+  const bits = partial.bits ?? 8;
+  const d = defaultsFor(bits);
+  return {
+    bits,
+    scheme: partial.scheme ?? 'symmetric',
+    granularity: partial.granularity ?? d.granularity,
+    groupSize: partial.groupSize ?? d.groupSize,
+    calibration: partial.calibration ?? 'minmax',
+    percentile: partial.percentile ?? 99.99,
+    format: partial.format ?? 'auto',
+    opTypes: partial.opTypes ?? [...MODEL_OP_TYPES],
+    exclude: partial.exclude ?? [],
+    minElements: partial.minElements ?? 1024,
+  };
+}
+
+/** `*` wildcards → an anchored regular expression; every other character is literal. */
+export function wildcard(pattern: string): RegExp {
+  const body = pattern
+    .split('*')
+    .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+    .join('.*');
+  return new RegExp(`^${body}$`, 's');
+}

@@ -1,0 +1,61 @@
+import type { Granularity } from '../../core/quantize.js';
+import type { WeightCandidate } from './find-weights.js';
+import type { WeightFormat } from './options.js';
+import type { WeightPlan } from './plan.js';
+import type { QuantizedWeight } from './quantize-weight.js';
+
+// The per-tensor report, in the snake_case the HTTP API speaks. Error figures are the
+// tensor API's (reportFromSums over the same quantize pass).
+
+export interface TensorRow {
+  name: string;
+  /** The first consumer; `nodes` lists all of them when the weight is shared. */
+  node: string;
+  nodes: string[];
+  op_type: string;
+  shape: number[];
+  format: WeightFormat;
+  bits: number;
+  granularity: Granularity;
+  axis: number | null;
+  group_size: number | null;
+  scale_count: number;
+  original_bytes: number;
+  quantized_bytes: number;
+  max_error: number;
+  mean_error: number;
+  mse: number;
+  snr_db: number | null;
+  clipped: number;
+  note?: string;
+}
+
+export function tensorRow(c: WeightCandidate, plan: WeightPlan, w: QuantizedWeight, originalBytes: number, quantizedBytes: number): TensorRow {
+  const row: TensorRow = {
+    name: c.name,
+    node: c.uses[0]!.node.name,
+    nodes: c.uses.map((u) => u.node.name),
+    op_type: c.uses[0]!.opType,
+    shape: [...c.tensor.dims],
+    format: plan.format,
+    bits: plan.bits,
+    granularity: plan.granularity,
+    axis: plan.granularity === 'per_tensor' ? null : plan.axis,
+    group_size: plan.granularity === 'per_group' ? plan.groupSize : null,
+    scale_count: w.params.scale.length,
+    original_bytes: originalBytes,
+    quantized_bytes: quantizedBytes,
+    max_error: w.error.max_error,
+    mean_error: w.error.mean_error,
+    mse: w.error.mse,
+    snr_db: w.error.snr_db,
+    clipped: w.error.clipped,
+  };
+  if (plan.note) row.note = plan.note;
+  return row;
+}
+
+/** Worst first: lowest SNR at the top; all-zero weights (SNR null) last. */
+export function rankTensors(rows: TensorRow[]): TensorRow[] {
+  return [...rows].sort((a, b) => (a.snr_db ?? Infinity) - (b.snr_db ?? Infinity) || a.name.localeCompare(b.name));
+}
