@@ -6,7 +6,7 @@ import { tensorTypes } from './tensor-types.js';
 
 export interface Constant {
   tensor: OnnxTensor;
-  /** Index of the Constant node holding it, when it is not an initializer. */
+  /** Index of the Constant (or Identity-of-a-constant) node holding it, when it is not an initializer. */
   constantNode: number | undefined;
 }
 
@@ -39,6 +39,10 @@ export class GraphIndex {
       }
       const v = n.opType === 'Constant' && (n.domain === '' || n.domain === 'ai.onnx') ? attr(n, 'value')?.t : undefined;
       if (v && n.outputs.length === 1) this.constants.set(n.outputs[0]!, { tensor: v, constantNode: i });
+      // PyTorch's exporter shares equal initializers through Identity nodes: the alias is a
+      // constant too, held by that node (a rewrite replaces the node, as it would a Constant).
+      const aliased = n.opType === 'Identity' && n.domain === '' ? this.constants.get(n.inputs[0] ?? '') : undefined;
+      if (aliased && n.outputs.length === 1) this.constants.set(n.outputs[0]!, { tensor: aliased.tensor, constantNode: i });
     });
     const inits = new Set(g.initializers.map((t) => t.name));
     this.graphInputs = new Set(g.inputs.map((v) => v.name).filter((n) => !inits.has(n)));

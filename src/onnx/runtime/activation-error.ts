@@ -29,7 +29,7 @@ export interface OutputError {
   min_cosine_similarity: number;
   /** 10 log10(Σ ref² / Σ (ref − q)²) over all held-back samples. */
   snr_db: number | null;
-  /** Share of rows (last axis) whose argmax agrees, for outputs with a class axis. */
+  /** Share of rows whose argmax agrees, for [batch, classes] outputs (null for others). */
   top1_agreement: number | null;
 }
 
@@ -160,7 +160,7 @@ async function compareFusedOutputs(quantized: OnnxModel, ref: Record<string, Flo
         one.add(x, y);
         a.sums.add(x, y);
         a.cos.push(one.cosine);
-        const classes = a.dims.length >= 2 ? a.dims[a.dims.length - 1]! : 0;
+        const classes = a.dims.length === 2 ? a.dims[1]! : 0;
         if (classes > 1) {
           for (let r = 0; r + classes <= x.length; r += classes) {
             a.rows++;
