@@ -23,6 +23,8 @@ export interface EmitResult {
   /** Q/DQ pairs written for activations. */
   pairs: number;
   domainsUsed: string[];
+  /** Tensors without a producer (graph inputs): the name their dequantized copy has. */
+  dequantizedAs: Map<string, string>;
 }
 
 function storeInts(type: ActivationType, values: ArrayLike<number>): ArrayBufferView {
@@ -81,6 +83,7 @@ export function emitStatic(
   };
 
   let pairs = 0;
+  const dequantizedAs = new Map<string, string>();
   for (const m of plan.tensors.values()) {
     if (!params.has(m.root)) continue;
     const { s, z } = paramsOf(m.root);
@@ -98,6 +101,7 @@ export function emitStatic(
       for (const r of g.readers(m.name)) if (plan.excluded.has(r)) rewireIn(r, m.name, pre);
     } else {
       const dqOut = edit.unique(`${m.name}_DequantizeLinear_Output`);
+      dequantizedAs.set(m.name, dqOut);
       edit.prepend(node('QuantizeLinear', [m.name, s, z], [qOut], { name: qName, domain: d }));
       edit.prepend(node('DequantizeLinear', [qOut, s, z], [dqOut], { name: dqName, domain: d }));
       for (const r of g.readers(m.name)) if (!plan.excluded.has(r)) rewireIn(r, m.name, dqOut);
@@ -167,7 +171,7 @@ export function emitStatic(
     edit.replaceNode(i, [rewritten]);
   }
   for (const d of used) edit.requireOpset(d, 1);
-  return { model: edit.apply(), pairs, domainsUsed: [...used] };
+  return { model: edit.apply(), pairs, domainsUsed: [...used], dequantizedAs };
 }
 
 /** An output renamed twice (folded Relu, then its Q) ends at the last name. */

@@ -31,6 +31,7 @@ export interface StaticModel {
   biases: StaticBias[];
   pairs: number;
   domainsUsed: string[];
+  dequantizedAs: Map<string, string>;
   /** Tensors a rule asked for that have no range (never reached by calibration). */
   unranged: string[];
 }
@@ -60,7 +61,7 @@ export function staticQuantize(
   };
   const { weights, biases } = quantizeStaticWeights(g, plan, paramsOf, opts.weights, external);
   const emitted = emitStatic(g, plan, params, weights, biases, opts.activationType, external);
-  return { model: emitted.model, plan, params, weights, biases, pairs: emitted.pairs, domainsUsed: emitted.domainsUsed, unranged };
+  return { model: emitted.model, plan, params, weights, biases, pairs: emitted.pairs, domainsUsed: emitted.domainsUsed, dequantizedAs: emitted.dequantizedAs, unranged };
 }
 
 export { GraphIndex };

@@ -1,4 +1,6 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
+import { Errors } from '../../errors.js';
+import { checkpoint, type CancelFlag } from '../../pool/cancel.js';
 import { encodeModelBytes } from '../proto/encode.js';
 import type { OnnxModel } from '../proto/model.js';
 import { exposeTensors } from './intermediates.js';
@@ -42,6 +44,8 @@ export interface ActivationErrors {
 export interface MeasureOptions {
   threads?: number | undefined;
   signal?: AbortSignal | undefined;
+  /** The pool's cancellation flag, checked between samples. */
+  cancel?: CancelFlag | undefined;
   externalData?: { path: string; data: Uint8Array }[] | undefined;
 }
 
@@ -97,33 +101,40 @@ async function session(bytes: Uint8Array, level: InferenceSession.SessionOptions
   });
 }
 
-function checkAbort(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
+function checkAbort(o: MeasureOptions): void {
+  if (o.signal?.aborted) throw new Errors.Aborted('the task was cancelled');
+  checkpoint(o.cancel);
 }
 
+/**
+ * `tensors` are named as in the float model; `renamed` gives the quantized model's name
+ * where it differs (a quantized graph input is read through its DequantizeLinear's output).
+ */
 export async function measureActivationErrors(
   float: OnnxModel,
   quantized: OnnxModel,
   tensors: readonly string[],
   samples: SampleFeeds,
   o: MeasureOptions = {},
+  renamed: ReadonlyMap<string, string> = new Map(),
 ): Promise<ActivationErrors> {
   const outputNames = float.graph.outputs.map((v) => v.name);
   const exposed = tensors.filter((t) => !outputNames.includes(t));
+  const qName = (t: string) => renamed.get(t) ?? t;
   const sums = new Map(tensors.map((t) => [t, new Sums()]));
   const refOutputs: Record<string, Float32Array>[] = [];
   {
     const f = await session(encodeModelBytes(exposeTensors(float, exposed)), 'basic', o);
-    const q = await session(encodeModelBytes(exposeTensors(quantized, exposed)), 'disabled', o);
+    const q = await session(encodeModelBytes(exposeTensors(quantized, exposed.map(qName))), 'disabled', o);
     try {
       for (let i = 0; i < samples.count; i++) {
-        checkAbort(o.signal);
+        checkAbort(o);
         const feeds = samples.feeds(i);
         const a = await f.run(feeds);
         const b = await q.run(feeds);
         for (const [name, s] of sums) {
           const x = floats(a[name]);
-          const y = floats(b[name]);
+          const y = floats(b[qName(name)]);
           if (x && y && x.length === y.length) s.add(x, y);
         }
         const keep: Record<string, Float32Array> = {};
@@ -149,7 +160,7 @@ async function compareFusedOutputs(quantized: OnnxModel, ref: Record<string, Flo
   const acc = new Map<string, { sums: Sums; cos: number[]; agree: number; rows: number; dims: readonly number[] }>();
   try {
     for (let i = 0; i < samples.count; i++) {
-      checkAbort(o.signal);
+      checkAbort(o);
       const got = await q.run(samples.feeds(i));
       for (const [name, x] of Object.entries(ref[i]!)) {
         const t = got[name];
