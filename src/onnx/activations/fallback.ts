@@ -45,12 +45,14 @@ export const MAX_FALLBACK_ROUNDS = 8;
  */
 const FLOAT_INPUT_SNR = 40;
 
+/** Why the outputs miss the target (naming the worst output), or undefined when they meet it. */
 export function missesTarget(outputs: readonly OutputError[], t: FallbackTarget): string | undefined {
-  for (const o of outputs) {
-    if (t.snrDb !== undefined && (o.snr_db ?? Infinity) < t.snrDb) return `output '${o.name}' SNR ${o.snr_db?.toFixed(1)} dB < target_snr_db ${t.snrDb}`;
-    if (t.maxCosineDrop !== undefined && 1 - o.cosine_similarity > t.maxCosineDrop) {
-      return `output '${o.name}' cosine ${o.cosine_similarity.toFixed(5)} dropped more than max_cosine_drop ${t.maxCosineDrop}`;
-    }
+  const bySnr = [...outputs].sort((a, b) => (a.snr_db ?? Infinity) - (b.snr_db ?? Infinity));
+  const o = bySnr[0];
+  if (o && t.snrDb !== undefined && (o.snr_db ?? Infinity) < t.snrDb) return `output '${o.name}' SNR ${o.snr_db?.toFixed(1)} dB < target_snr_db ${t.snrDb}`;
+  const c = [...outputs].sort((a, b) => a.cosine_similarity - b.cosine_similarity)[0];
+  if (c && t.maxCosineDrop !== undefined && 1 - c.cosine_similarity > t.maxCosineDrop) {
+    return `output '${c.name}' cosine ${c.cosine_similarity.toFixed(5)} dropped more than max_cosine_drop ${t.maxCosineDrop}`;
   }
   return undefined;
 }

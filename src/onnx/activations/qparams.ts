@@ -41,7 +41,8 @@ export function computeScaleZp(rmin: number, rmax: number, type: ActivationType,
   const scale = (hi - lo) / (qMax - qMin);
   if (!(scale >= FLOAT32_TINY) || !Number.isFinite(scale)) return { type, scale: 1, zeroPoint: 0 };
   const zeroPoint = symmetric ? rint((qMin + qMax) / 2) : rint(qMin - lo / scale);
-  return { type, scale: Math.fround(scale), zeroPoint: Math.min(qMax, Math.max(qMin, zeroPoint)) };
+  // + 0: rint(-0.4) is -0, and a zero point is an integer.
+  return { type, scale: Math.fround(scale), zeroPoint: Math.min(qMax, Math.max(qMin, zeroPoint)) + 0 };
 }
 
 /** What QuantizeLinear then DequantizeLinear give for one value (ONNX-NOTES: x / scale, ties to even, saturate). */
