@@ -1,7 +1,7 @@
 import { rint } from '../../core/round.js';
 import { attrs, floatTensor, node, tensor } from '../graph/build.js';
 import { GraphEdit } from '../graph/edit.js';
-import { DataType, type OnnxModel, type OnnxNode } from '../proto/model.js';
+import { AttrType, DataType, type OnnxModel, type OnnxNode } from '../proto/model.js';
 import { readFloat32, type ExternalData } from '../proto/tensor-data.js';
 import { emitQdq } from '../weights/emit-qdq.js';
 import type { GraphIndex } from './graph-index.js';
@@ -171,7 +171,22 @@ export function emitStatic(
     edit.replaceNode(i, [rewritten]);
   }
   for (const d of used) edit.requireOpset(d, 1);
-  return { model: edit.apply(), pairs, domainsUsed: [...used], dequantizedAs };
+  const sources = new Set(biases.map((b) => g.constants.get(b.mark.name)!.tensor.name));
+  return { model: pruneInitializers(edit.apply(), sources), pairs, domainsUsed: [...used], dequantizedAs };
+}
+
+/**
+ * PyTorch shares equal biases through Identity nodes; once every alias reads its int32 copy,
+ * the float initializer behind them is read by nothing and is dropped (not when subgraphs
+ * might still read it by name).
+ */
+function pruneInitializers(m: OnnxModel, candidates: ReadonlySet<string>): OnnxModel {
+  const g = m.graph;
+  if (g.nodes.some((n) => n.attributes.some((a) => a.type === AttrType.graph || a.type === AttrType.graphs))) return m;
+  const read = new Set([...g.nodes.flatMap((n) => n.inputs), ...g.outputs.map((o) => o.name)]);
+  const drop = new Set([...candidates].filter((name) => !read.has(name)));
+  if (!drop.size) return m;
+  return { ...m, graph: { ...g, initializers: g.initializers.filter((t) => !drop.has(t.name)), inputs: g.inputs.filter((v) => !drop.has(v.name)) } };
 }
 
 /** An output renamed twice (folded Relu, then its Q) ends at the last name. */
