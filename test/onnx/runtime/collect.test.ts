@@ -9,6 +9,9 @@ import { graph, model, node, valueInfo } from '../../../src/onnx/graph/build.js'
 import { encodeModelBytes } from '../../../src/onnx/proto/encode.js';
 import { DataType } from '../../../src/onnx/proto/model.js';
 import { runWithIntermediates } from '../../../src/onnx/runtime/collect.js';
+import { entropyThreshold, mseThreshold, percentileThreshold } from '../../../src/core/activation-thresholds.js';
+import { AbsHistogram, SignedHistogram } from '../../../src/core/histogram.js';
+import { intParamsOf } from '../../../src/core/quantize.js';
 import { cancel, cancelFlag } from '../../../src/pool/cancel.js';
 import { randn } from '../models.js';
 import { CALIB_TENSORS, calibNet, calibNetWithOutputs, valuesOf } from '../activations/calib-models.js';
@@ -77,6 +80,47 @@ describe('runWithIntermediates and minmax calibration', () => {
     const c1 = ranges.get('c1')!;
     const m = Math.max(-c1.min, c1.max);
     assert.deepEqual([sym.get('c1')!.min, sym.get('c1')!.max], [-m, m]);
+  });
+
+  it('percentile, entropy and mse reduce each sample into the histograms an independent run\'s values give', async () => {
+    const samples = calibrationSamplesFromNpz(npz(), calibNet(), LIMITS);
+    // The reference: the same net with 'r' and 'p' as declared outputs, default optimization, histograms fed here.
+    const s = await ort.InferenceSession.create(encodeModelBytes(calibNetWithOutputs()), { logSeverityLevel: 3 });
+    const hist = { abs: new AbsHistogram(2048), signed: new SignedHistogram(2048), entropy: new SignedHistogram(128) };
+    try {
+      for (let i = 0; i < samples.count; i++) {
+        const r = Float32Array.from(valuesOf((await s.run(samples.feeds(i))).r!));
+        hist.abs.add(r);
+        hist.signed.add(r);
+        hist.entropy.add(r);
+      }
+    } finally {
+      await s.release();
+    }
+    const got = async (method: 'percentile' | 'entropy' | 'mse', extra: object = {}) => {
+      const m = await calibrateActivations(calibNet(), ['r'], samples, { method, ...extra });
+      const r = m.get('r')!;
+      return [r.min, r.max];
+    };
+    const near = (a: number[], b: number[], what: string) => {
+      // Conv sums may differ in the last bit between the optimized and the unoptimized run: a value can sit one bin over.
+      const bin = (hist.signed.max * 2) / 1024;
+      assert.ok(Math.abs(a[0]! - b[0]!) <= bin && Math.abs(a[1]! - b[1]!) <= bin, `${what}: ${a} vs ${b}`);
+    };
+    const pct = percentileThreshold(hist.abs, 99.9, true);
+    near(await got('percentile', { percentile: 99.9 }), [pct.lo, pct.hi], 'percentile');
+    const asym = percentileThreshold(hist.signed, 99.9, false);
+    near(await got('percentile', { percentile: 99.9, symmetric: false }), [asym.lo, asym.hi], 'asymmetric percentile');
+    const ent = entropyThreshold(hist.entropy, 128);
+    near(await got('entropy'), [ent.lo, ent.hi], 'entropy');
+    const mse = mseThreshold(hist.signed, intParamsOf(8, 'asymmetric'));
+    near(await got('mse'), [mse.lo, mse.hi], 'mse');
+    // ReLU output: percentile clips below the max and never below the observed 0.
+    const [lo, hi] = await got('percentile', { percentile: 99.9 });
+    assert.ok(lo === 0 && hi < hist.abs.max, `${lo} ${hi}`);
+    await assert.rejects(got('entropy', { numBins: 7 }), /num_bins must be an even integer/);
+    await assert.rejects(got('percentile', { percentile: 0 }), /percentile must be in \(0, 100\]/);
+    await assert.rejects(got('mse', { bits: 4 }), /bits must be 8 or 16/);
   });
 
   it('hands over one sample at a time, converted to float32, with the dims of that sample', async () => {
