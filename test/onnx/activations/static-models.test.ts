@@ -118,6 +118,15 @@ describe('static quantization of PyTorch exports', () => {
     });
   }
 
+  for (const calibration of ['percentile', 'entropy', 'mse'] as const) {
+    it(`resnet-style with activation_calibration=${calibration}: every Conv fused, cosine ≥ 0.99`, async () => {
+      const m = load('resnet-mini.opset13.onnx');
+      const { outcome, fused } = await quantize(m, { calibration, percentile: 99.99 });
+      assert.equal(fused.fused.QLinearConv, count(m, 'Conv'));
+      assert.ok(minCosine(outcome.fallback.errors.outputs) >= 0.99, JSON.stringify(outcome.fallback.errors.outputs));
+    });
+  }
+
   it('BERT-style encoder: MatMuls fused, LayerNormalization and Erf left float, cosine ≥ 0.99', async () => {
     const m = load('bert-tiny.opset17.onnx');
     const { outcome, q, fused } = await quantize(m);
