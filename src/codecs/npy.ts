@@ -256,6 +256,24 @@ function decodeHeaderText(bytes: Uint8Array, version: 1 | 2 | 3): string {
 }
 
 export function parseNpyHeader(buf: Uint8Array, limits: Limits): NpyHeader {
+  return parseHeaderWith(buf, limits, parseDescr, (d) => ITEM_BYTES[d]);
+}
+
+interface HeaderOf<D> {
+  dtype: D;
+  littleEndian: boolean;
+  fortranOrder: boolean;
+  shape: number[];
+  dataOffset: number;
+  version: 1 | 2 | 3;
+}
+
+function parseHeaderWith<D>(
+  buf: Uint8Array,
+  limits: Limits,
+  descrOf: (descr: string) => { dtype: D; littleEndian: boolean },
+  itemBytes: (dtype: D) => number,
+): HeaderOf<D> {
   if (buf.length < 8) throw new Errors.Npy(`NPY file is too short: ${buf.length} bytes, but the magic string and version alone take 8`);
   if (!MAGIC.every((b, i) => buf[i] === b)) {
     throw new Errors.Npy('not an NPY file: it does not start with the magic string \\x93NUMPY');
@@ -296,7 +314,7 @@ export function parseNpyHeader(buf: Uint8Array, limits: Limits): NpyHeader {
     throw new Errors.Npy(`NPY header: structured dtypes (a list of fields in 'descr') are not supported; ${ACCEPTED}`);
   }
   if (descr.t !== 'str') throw new Errors.Npy(`NPY header: 'descr' must be a dtype string, got ${describe(descr)}`);
-  const { dtype, littleEndian } = parseDescr(descr.v);
+  const { dtype, littleEndian } = descrOf(descr.v);
   const fortran = dict.entries.get('fortran_order')!;
   if (fortran.t !== 'bool') {
     throw new Errors.Npy(`NPY header: 'fortran_order' must be True or False, got ${describe(fortran)}`);
@@ -305,7 +323,7 @@ export function parseNpyHeader(buf: Uint8Array, limits: Limits): NpyHeader {
 
   const dataOffset = prefix + headerLen;
   const n = elementCount(shape);
-  const need = n * ITEM_BYTES[dtype];
+  const need = n * itemBytes(dtype);
   const have = buf.length - dataOffset;
   if (have < need) {
     throw new Errors.Npy(`NPY data is truncated: header declares ${n} elements (${need} bytes) but ${have} bytes follow`);
@@ -342,7 +360,7 @@ function decodeLinear(buf: Uint8Array, h: NpyHeader, out: Float32Array): void {
 }
 
 /** Scatters Fortran-order src into C-order dst, walking src linearly with an odometer. */
-function fortranToC(src: Float32Array, shape: readonly number[], dst: Float32Array): void {
+function fortranToC(src: Float32Array | Float64Array, shape: readonly number[], dst: Float32Array | Float64Array): void {
   const rank = shape.length;
   const cStride = new Array<number>(rank);
   for (let k = rank - 1, s = 1; k >= 0; k--) {
@@ -455,4 +473,69 @@ export function encodeNpy(data: ArrayBufferView, descr: string, shape: readonly 
   writeHeader(out, layout);
   out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), layout.size);
   return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Numeric arrays of any element type (scale and zero-point members, model inputs)
+
+export const NPY_NUMERIC_DTYPES = ['float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64', 'bool'] as const;
+export type NpyNumericDType = (typeof NPY_NUMERIC_DTYPES)[number];
+
+const NUMERIC_ACCEPTED = 'accepted: float16/32/64, int8/16/32/64, uint8/16/32/64 and bool';
+
+function parseNumericDescr(descr: string): { dtype: NpyNumericDType; littleEndian: boolean } {
+  const m = /^([<>|=]?)([A-Za-z?])(\d*)$/.exec(descr);
+  if (m) {
+    const [, order, kind, size] = m;
+    const bits = Number(size) * 8;
+    const name = kind === 'f' ? `float${bits}` : kind === 'i' ? `int${bits}` : kind === 'u' ? `uint${bits}` : kind === 'b' && size === '1' ? 'bool' : kind === '?' && (size === '' || size === '1') ? 'bool' : '';
+    if ((NPY_NUMERIC_DTYPES as readonly string[]).includes(name)) return { dtype: name as NpyNumericDType, littleEndian: order !== '>' };
+  }
+  throw new Errors.Npy(`NPY header: unsupported dtype '${show(descr)}'; ${NUMERIC_ACCEPTED}`);
+}
+
+function numericBytes(d: NpyNumericDType): number {
+  if (d === 'bool') return 1;
+  return Number(/\d+/.exec(d)![0]) / 8;
+}
+
+/**
+ * Any numeric .npy as float64 values in C order, with its element type. 64-bit integers
+ * past 2^53 (which a double cannot hold exactly) are refused, naming the first.
+ */
+export function readNpyNumeric(buf: Uint8Array, limits: Limits, field = 'array'): { dtype: NpyNumericDType; shape: number[]; data: Float64Array } {
+  const h = parseHeaderWith(buf, limits, parseNumericDescr, numericBytes);
+  const n = elementCount(h.shape);
+  const size = numericBytes(h.dtype);
+  const view = new DataView(buf.buffer, buf.byteOffset + h.dataOffset, n * size);
+  const le = h.littleEndian;
+  const linear = new Float64Array(n);
+  const read: (i: number) => number = (() => {
+    switch (h.dtype) {
+      case 'float16': return (i) => halfToFloat(view.getUint16(i * 2, le));
+      case 'float32': return (i) => view.getFloat32(i * 4, le);
+      case 'float64': return (i) => view.getFloat64(i * 8, le);
+      case 'int8': return (i) => view.getInt8(i);
+      case 'uint8': return (i) => view.getUint8(i);
+      case 'bool': return (i) => (view.getUint8(i) !== 0 ? 1 : 0);
+      case 'int16': return (i) => view.getInt16(i * 2, le);
+      case 'uint16': return (i) => view.getUint16(i * 2, le);
+      case 'int32': return (i) => view.getInt32(i * 4, le);
+      case 'uint32': return (i) => view.getUint32(i * 4, le);
+      case 'int64': return (i) => exact(view.getBigInt64(i * 8, le), i);
+      case 'uint64': return (i) => exact(view.getBigUint64(i * 8, le), i);
+    }
+  })();
+  function exact(v: bigint, i: number): number {
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new Errors.Npy(`${field}: element ${i} is ${show(String(v))}, past the 2^53 a value may have here`);
+    }
+    return Number(v);
+  }
+  for (let i = 0; i < n; i++) linear[i] = read(i);
+  const fortran = h.fortranOrder && h.shape.filter((d) => d > 1).length > 1;
+  if (!fortran) return { dtype: h.dtype, shape: h.shape, data: linear };
+  const data = new Float64Array(n);
+  fortranToC(linear, h.shape, data);
+  return { dtype: h.dtype, shape: h.shape, data };
 }

@@ -13,7 +13,12 @@ export type TensorSource =
   | { kind: 'json'; data: unknown[]; shape?: number[] | undefined }
   | { kind: 'b64'; b64: string; dtype: FloatDType; shape: number[] }
   | { kind: 'raw'; bytes: Uint8Array; dtype: FloatDType; shape: number[]; arena?: WasmMemory | undefined }
-  | { kind: 'npy'; bytes: Uint8Array; arena?: WasmMemory | undefined };
+  | { kind: 'npy'; bytes: Uint8Array; arena?: WasmMemory | undefined }
+  /** An .npz whose member `tensor` is the tensor (and `scale`, `zero_point` given parameters). */
+  | { kind: 'npz'; bytes: Uint8Array; arena?: WasmMemory | undefined };
+
+/** A given scale or zero point as sent: a JSON number or nested arrays, or query text "0.1,0.2" (flat, C order). */
+export type GivenParamInput = number | unknown[] | string;
 
 export interface QuantizeOptions {
   bits: number;
@@ -25,6 +30,9 @@ export interface QuantizeOptions {
   calibration: CalibrationMethod;
   percentile: number;
   include_values: boolean;
+  /** Given parameters: no calibration, QuantizeLinear with exactly these. */
+  scale?: GivenParamInput | undefined;
+  zero_point?: GivenParamInput | undefined;
 }
 
 export interface AnalyzeOptions {
@@ -49,14 +57,22 @@ export interface MatmulTaskOptions {
 /** The /v1/quantize response as the client sent it back (validated at the edge). */
 export interface DequantizePayload {
   shape: number[];
-  bits: number;
-  scheme: Scheme;
+  /** Defaults from quantized.dtype: its storage bits, symmetric for int types, asymmetric for uint. */
+  bits?: number | undefined;
+  scheme?: Scheme | undefined;
   granularity: Granularity;
   axis: number | null;
   group_size: number | null;
-  quantized: { dtype: string; data: string };
-  scale: unknown;
-  zero_point: unknown;
+  /** Packed base64 `data`, or the integers as flat `values`. */
+  quantized: { dtype: string; data?: string | undefined; values?: number[] | undefined };
+  scale: GivenParamInput;
+  zero_point?: GivenParamInput | undefined;
+}
+
+/** An .npz with quantized, scale and zero_point members (what /v1/quantize returns), options from the query or its report.json. */
+export interface DequantizeNpz {
+  bytes: Uint8Array;
+  query: { bits?: number | undefined; scheme?: Scheme | undefined; granularity?: Granularity | undefined; axis?: number | undefined; group_size?: number | undefined };
 }
 
 export interface ModelTaskOptions {
@@ -87,7 +103,7 @@ export interface TaskLimits extends Limits {
 
 export type Task =
   | { op: 'quantize'; input: TensorSource; options: QuantizeOptions; accept: 'json' | 'npz'; limits: TaskLimits }
-  | { op: 'dequantize'; payload: DequantizePayload; accept: 'json' | 'npy'; limits: TaskLimits }
+  | { op: 'dequantize'; payload?: DequantizePayload; npz?: DequantizeNpz; accept: 'json' | 'npy'; limits: TaskLimits }
   | { op: 'analyze'; input: TensorSource; options: AnalyzeOptions; limits: TaskLimits }
   | { op: 'matmul'; a: TensorSource; b: TensorSource; options: MatmulTaskOptions; limits: TaskLimits }
   | {
