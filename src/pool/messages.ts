@@ -88,6 +88,8 @@ export interface ModelTaskOptions {
   exclude: string[];
   min_elements: number;
   validate: boolean;
+  /** Symbolic dimension values for the generated validation inputs. */
+  dims?: Record<string, number> | undefined;
 }
 
 /** An uploaded file: an external data file (named by its location) or the inputs .npz. */

@@ -33,7 +33,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
       return { model, prepared: prepare({ model, external, externalSizes: sizes, inputs, options: task.options, limits: task.limits }) };
     });
     if (task.options.validate) post({ phase: 'reference' });
-    const reference = task.options.validate ? await timed(times, 'validation', () => referenceRun({ path: modelPath }, { user: prepared.user })) : VALIDATION_OFF;
+    const reference = task.options.validate ? await timed(times, 'validation', () => referenceRun({ path: modelPath }, { user: prepared.user, dims: task.options.dims, maxElements: task.limits.maxElements })) : VALIDATION_OFF;
     checkpoint(task.cancel);
     const q = quantizeStage(prepared, (p) => {
       checkpoint(task.cancel);

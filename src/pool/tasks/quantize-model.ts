@@ -23,7 +23,7 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
     prepare({ model: task.model, external, externalSizes: sizes, inputs: task.inputs, options: task.options, limits: task.limits }),
   );
   const original = { bytes: task.model, externalData: task.external.length ? task.external.map((f) => ({ path: f.name, data: f.bytes })) : undefined };
-  const reference = task.options.validate ? await timed(times, 'validation', () => referenceRun(original, { user: prepared.user })) : VALIDATION_OFF;
+  const reference = task.options.validate ? await timed(times, 'validation', () => referenceRun(original, { user: prepared.user, dims: task.options.dims, maxElements: task.limits.maxElements })) : VALIDATION_OFF;
   checkpoint(task.cancel);
   const q = quantizeStage(prepared, () => checkpoint(task.cancel));
   const model = await timed(times, 'encode', () => {

@@ -186,6 +186,26 @@ describe('graph checks', () => {
     onnxError(() => checkGraph(decodeModel(encodeModelBytes(model(g)))), /node 0 'mm' \(MatMul\) input 1 'W_missing'/);
   });
 
+  it('refuses what onnx.checker refuses: a name defined twice (initializers, node outputs, an output over an input), naming it', () => {
+    const x = valueInfo('x', DataType.float32, [1, 4]);
+    const y = valueInfo('y', DataType.float32, [1, 4]);
+    const w = (name: string) => floatTensor(name, [4, 4], new Float32Array(16));
+    const check = (g: ReturnType<typeof graph>) => () => checkGraph(decodeModel(encodeModelBytes(model(g))));
+    onnxError(check(graph({ nodes: [node('MatMul', ['x', 'W'], ['y'])], initializers: [w('W'), w('W')], inputs: [x], outputs: [y] })), /two initializers are named 'W'/);
+    onnxError(
+      check(graph({ nodes: [node('Relu', ['x'], ['h'], { name: 'a' }), node('Neg', ['x'], ['h'], { name: 'b' }), node('Add', ['h', 'h'], ['y'])], inputs: [x], outputs: [y] })),
+      /'h' is defined twice, as output of node 0 'a' \(Relu\) and as output of node 1 'b' \(Neg\)/,
+    );
+    onnxError(check(graph({ nodes: [node('Split', ['x'], ['y', 'y'], { name: 's' })], inputs: [x], outputs: [y] })), /'y' is defined twice, as output of node 0 's'/);
+    onnxError(check(graph({ nodes: [node('Relu', ['x'], ['x'], { name: 'r' })], inputs: [x], outputs: [x] })), /'x' is defined twice, as graph input and as output of node 0 'r'/);
+    onnxError(check(graph({ nodes: [node('Relu', ['x'], ['W'], { name: 'r' }), node('Add', ['W', 'x'], ['y'])], initializers: [w('W')], inputs: [x], outputs: [y] })), /'W' is defined twice, as an initializer and as output of node 0 'r'/);
+    onnxError(check(graph({ nodes: [node('Relu', ['x'], ['y'])], inputs: [x, x], outputs: [y] })), /'x' is listed twice as a graph input/);
+    onnxError(check(graph({ nodes: [node('Relu', ['x'], ['h'])], inputs: [x], outputs: [y] })), /output 'y' is not produced/);
+    // An initializer that is also a graph input (IR < 4) is legal, and empty optional outputs may repeat.
+    checkGraph(decodeModel(matmulNet(17, 3).bytes));
+    check(graph({ nodes: [node('Dropout', ['x'], ['y', ''])], inputs: [x], outputs: [y] }))();
+  });
+
   it('accepts optional empty inputs and outputs fed by initializers', () => {
     const g = graph({
       nodes: [node('Clip', ['x', '', 'hi'], ['y'], { attributes: [attrs.int('unused', 0)] })],
