@@ -6,6 +6,9 @@ import { describe, it } from 'node:test';
 import request from 'supertest';
 import { encodeNpy } from '../../src/codecs/npy.js';
 import { encodeNpz } from '../../src/codecs/npz.js';
+import { floatTensor, graph, model, node, valueInfo } from '../../src/onnx/graph/build.js';
+import { encodeModelBytes } from '../../src/onnx/proto/encode.js';
+import { DataType } from '../../src/onnx/proto/model.js';
 import { ModelJsonResponse, ModelReport } from '../../src/http/schemas/models.js';
 import { embeddingNet, meanRemovedConv, randn, reflectPadConv } from '../onnx/models.js';
 import { testApp } from './helpers.js';
@@ -98,6 +101,26 @@ describe('validation inputs', () => {
     assert.match(res.body.message, /inputs: 'ids' holds 2.5 at flat index 1, which input 'ids' \(int64\) cannot take/);
   });
 
+  it('boolean inputs take bool arrays from the inputs .npz', async () => {
+    const g = graph({
+      nodes: [node('MatMul', ['x', 'W'], ['h'], { name: 'mm' }), node('Where', ['keep', 'h', 'zero'], ['y'], { name: 'mask' })],
+      initializers: [floatTensor('W', [64, 64], randn(64 * 64, 9, 0.125)), floatTensor('zero', [1], Float32Array.of(0))],
+      inputs: [valueInfo('x', DataType.float32, ['n', 64]), valueInfo('keep', DataType.bool, ['n', 64])],
+      outputs: [valueInfo('y', DataType.float32, ['n', 64])],
+    });
+    const keep = Uint8Array.from({ length: 3 * 64 }, (_, i) => (i % 3 === 0 ? 0 : 1));
+    const inputs = Buffer.from(encodeNpz([
+      { name: 'x.npy', data: encodeNpy(randn(3 * 64, 4), '<f4', [3, 64]) },
+      { name: 'keep.npy', data: encodeNpy(keep, '|b1', [3, 64]) },
+    ]));
+    const r = await report(Buffer.from(encodeModelBytes(model(g))), '', inputs);
+    assert.equal(r.validation.status, 'ok');
+    if (r.validation.status === 'ok') {
+      assert.deepEqual(r.validation.inputs.map((i) => [i.name, i.dtype, i.source]), [['x', 'float32', 'user'], ['keep', 'bool', 'user']]);
+      assert.ok(r.validation.weights_only.outputs[0]!.cosine_similarity > 0.999);
+    }
+  });
+
   it('POST /v1/jobs takes dims as well, and its report says the same', async () => {
     const sub = await server().post('/v1/jobs?dims=sequence:8').set('content-type', 'application/octet-stream').send(streaming).expect(202);
     const id = sub.body.id as string;
@@ -111,6 +134,5 @@ describe('validation inputs', () => {
     assert.equal(rep.validation.status, 'ok');
     if (rep.validation.status === 'ok') assert.deepEqual(rep.validation.dims, { sequence: 8 });
     await server().delete(`/v1/jobs/${id}`).expect(204);
-    void randn;
   });
 });
