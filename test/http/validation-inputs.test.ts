@@ -2,6 +2,7 @@
 // dimensions (sync and jobs), `inconclusive` for outputs that are constant on both models,
 // skipped validations that say what to send, integer and boolean arrays in `inputs`.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import request from 'supertest';
 import { encodeNpy } from '../../src/codecs/npy.js';
@@ -99,6 +100,31 @@ describe('validation inputs', () => {
     const res = await server().post('/v1/models/quantize').attach('model', embedding, 'm.onnx').attach('inputs', npz(Float32Array.of(1, 2.5, 3, 4, 5, 6), '<f4'), 'inputs.npz');
     assert.equal(res.status, 400);
     assert.match(res.body.message, /inputs: 'ids' holds 2.5 at flat index 1, which input 'ids' \(int64\) cannot take/);
+  });
+
+  it('PyTorch exports (test/fixtures/models): a detector at 1×1 is inconclusive, a reflect-padded Conv1d at length 1 skipped; with dims both are compared', async () => {
+    const detector = readFileSync('test/fixtures/models/detector.onnx');
+    const stream = readFileSync('test/fixtures/models/streaming.onnx');
+    const d1 = await report(detector, '');
+    assert.equal(d1.validation.status, 'inconclusive');
+    if (d1.validation.status === 'inconclusive') {
+      assert.match(d1.validation.reason, /prob: a single value/);
+      assert.match(d1.validation.what_to_send, /dims=height:<size>,width:<size>/);
+    }
+    const d2 = await report(detector, '?dims=height:64,width:48');
+    assert.equal(d2.validation.status, 'ok');
+    if (d2.validation.status === 'ok') {
+      const out = d2.validation.weights_only.outputs[0]!;
+      assert.deepEqual(out.shape, [1, 1, 64, 48]);
+      assert.ok(out.cosine_similarity > 0.999, String(out.cosine_similarity));
+    }
+    const s1 = await report(stream, '');
+    assert.equal(s1.validation.status, 'skipped');
+    if (s1.validation.status === 'skipped') assert.match(s1.validation.what_to_send ?? '', /dims=time:<size>/);
+    assert.equal(s1.tensors.length, 2, 'both Conv1d weights are quantized all the same');
+    const s2 = await report(stream, '?dims=time:100');
+    assert.equal(s2.validation.status, 'ok');
+    if (s2.validation.status === 'ok') assert.ok(s2.validation.weights_only.outputs[0]!.cosine_similarity > 0.999);
   });
 
   it('boolean inputs take bool arrays from the inputs .npz', async () => {
