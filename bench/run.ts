@@ -8,6 +8,7 @@ import { run as poolScaling } from './pool-scaling.js';
 import { run as memory } from './memory.js';
 import { run as onnxModel } from './onnx-model.js';
 import { run as modelCalibration } from './model-calibration.js';
+import { run as staticQuant } from './static.js';
 
 // npm run bench [-- --quick] [-- --only=kernels,http]: every scenario, a table of medians and
 // ratios against baselines measured in the same run, and bench/results.json.
@@ -19,6 +20,7 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   memory,
   'onnx-model': onnxModel,
   'model-calibration': modelCalibration,
+  static: staticQuant,
 };
 
 const quick = process.argv.includes('--quick');
