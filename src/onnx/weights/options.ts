@@ -6,7 +6,8 @@ export type ModelFormat = (typeof MODEL_FORMATS)[number];
 /** What a weight ends up as (auto resolves to one of these per weight). */
 export type WeightFormat = Exclude<ModelFormat, 'auto'>;
 
-export const MODEL_OP_TYPES = ['MatMul', 'Gemm', 'Conv'] as const;
+/** Ops whose weight inputs are quantized (MatMul/Gemm B, Conv/ConvTranspose W, Gather data, recurrent W and R). */
+export const MODEL_OP_TYPES = ['MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'Gather', 'LSTM', 'GRU', 'RNN'] as const;
 export type ModelOpType = (typeof MODEL_OP_TYPES)[number];
 
 export const MODEL_BITS = [2, 4, 8] as const;

@@ -1,12 +1,15 @@
 import { Errors } from '../../errors.js';
+import { DataType, dataTypeName } from '../proto/model.js';
 import type { Granularity } from '../../core/quantize.js';
 import { gemmAttrs, type WeightCandidate } from './find-weights.js';
 import { MATMULNBITS_BLOCK_SIZES, type ModelBits, type ModelQuantOptions, type WeightFormat } from './options.js';
 
 // The form each weight takes. The opsets below are the ones onnxruntime 1.30 checks
 // (ONNX-NOTES): DequantizeLinear exists from opset 10, takes `axis` from 13, and
-// `block_size` and int4 from 21. A model's opset is never raised: a weight that needs a
-// newer one gets another form (auto) or is refused (an explicit format).
+// `block_size` and int4 from 21. A model's opset is never raised: below 13 the weight gets
+// the com.microsoft DequantizeLinear (axis at any opset, see dq-form.ts), a 4-bit weight
+// below 21 gets MatMulNBits or falls back to int8 (auto), or the option is refused (an
+// explicit format=qdq with 4 bits or blocks).
 
 export const OPSET = { qdq: 10, qdqAxis: 13, qdqBlocked: 21, dynamic: 11 } as const;
 
@@ -30,15 +33,11 @@ export function checkOptionsForModel(opts: ModelQuantOptions, opset: number | un
     throw new Errors.Option(msg);
   };
   if (opts.format === 'qdq') {
-    if (o < OPSET.qdq) bad(`format=qdq needs opset ≥ ${OPSET.qdq}; this model has opset ${o}`);
     if (opts.bits < 8 && o < OPSET.qdqBlocked) {
       bad(`format=qdq with bits=${opts.bits} needs opset ≥ ${OPSET.qdqBlocked} (int4 DequantizeLinear); this model has opset ${o}: use format=matmulnbits or format=auto`);
     }
     if (opts.granularity === 'per_group' && o < OPSET.qdqBlocked) {
       bad(`format=qdq with granularity=per_group needs opset ≥ ${OPSET.qdqBlocked} (blocked DequantizeLinear); this model has opset ${o}`);
-    }
-    if (opts.granularity === 'per_channel' && o < OPSET.qdqAxis) {
-      bad(`format=qdq with granularity=per_channel needs opset ≥ ${OPSET.qdqAxis}; this model has opset ${o}: use granularity=per_tensor`);
     }
   }
   if (opts.format === 'matmulnbits') {
@@ -50,7 +49,6 @@ export function checkOptionsForModel(opts: ModelQuantOptions, opset: number | un
   if (opts.format === 'dynamic') {
     if (opts.bits !== 8) bad(`format=dynamic is int8 only; got bits=${opts.bits}`);
     if (opts.granularity === 'per_group') bad('format=dynamic needs granularity=per_tensor or per_channel');
-    if (o < OPSET.dynamic) bad(`format=dynamic needs opset ≥ ${OPSET.dynamic}; this model has opset ${o}`);
   }
 }
 
@@ -64,8 +62,12 @@ function common(c: WeightCandidate, key: 'channelAxis' | 'blockAxis'): number | 
 export function matmulNBitsProblem(c: WeightCandidate, opts: Pick<ModelQuantOptions, 'granularity' | 'groupSize'>): string | undefined {
   if (opts.granularity !== 'per_group') return `MatMulNBits is blocked, and granularity is ${opts.granularity}`;
   if (!(MATMULNBITS_BLOCK_SIZES as readonly number[]).includes(opts.groupSize)) return `MatMulNBits takes block sizes ${MATMULNBITS_BLOCK_SIZES.join('/')}, not ${opts.groupSize}`;
-  if (c.uses.some((u) => u.opType === 'Conv')) return 'MatMulNBits replaces MatMul and Gemm only, and a Conv reads this weight';
-  if (c.otherUses > 0) return 'the float weight is also read elsewhere (another op, a graph output or a subgraph)';
+  const notMatMul = c.uses.find((u) => u.opType !== 'MatMul' && u.opType !== 'Gemm');
+  if (notMatMul) return `MatMulNBits replaces MatMul and Gemm only, and a ${notMatMul.opType} reads this weight`;
+  const through = c.uses.find((u) => u.via.length > 0);
+  if (through) return `a ${through.opType} reads it through ${through.via.join(' → ')}, which MatMulNBits cannot replace`;
+  if (c.otherUses > 0) return 'the float weight is also read elsewhere (another op or a graph output)';
+  if (c.tensor.dataType === DataType.bfloat16) return 'a bfloat16 weight (onnxruntime has no bfloat16 MatMulNBits on CPU)';
   if (c.tensor.dims.length !== 2) return `MatMulNBits needs a 2-D weight; this one has rank ${c.tensor.dims.length}`;
   if (common(c, 'blockAxis') === undefined) return 'its consumers read it along different axes';
   for (const u of c.uses) {
@@ -78,8 +80,12 @@ export function matmulNBitsProblem(c: WeightCandidate, opts: Pick<ModelQuantOpti
 }
 
 function dynamicProblem(c: WeightCandidate): string | undefined {
-  if (c.uses.some((u) => u.opType === 'Conv')) return 'dynamic quantization covers MatMul and Gemm; Conv weights need format=qdq';
-  if (c.otherUses > 0) return 'the float weight is also read elsewhere (another op, a graph output or a subgraph)';
+  const notMatMul = c.uses.find((u) => u.opType !== 'MatMul' && u.opType !== 'Gemm');
+  if (notMatMul) return `dynamic quantization covers MatMul and Gemm; ${notMatMul.opType} weights need format=qdq`;
+  const through = c.uses.find((u) => u.via.length > 0);
+  if (through) return `a ${through.opType} reads it through ${through.via.join(' → ')}: format=qdq carries it`;
+  if (c.otherUses > 0) return 'the float weight is also read elsewhere (another op or a graph output)';
+  if (c.tensor.dataType !== DataType.float32) return `a ${dataTypeName(c.tensor.dataType)} weight: DynamicQuantizeLinear takes float32 activations; use format=qdq`;
   if (c.tensor.dims.length !== 2) return `dynamic quantization needs a 2-D weight; this one has rank ${c.tensor.dims.length}`;
   if (common(c, 'blockAxis') === undefined) return 'its consumers read it along different axes';
   for (const u of c.uses) {
@@ -93,7 +99,6 @@ function dynamicProblem(c: WeightCandidate): string | undefined {
 
 /** int8 QDQ at the finest granularity the opset allows: auto's fallback. */
 function int8Qdq(c: WeightCandidate, opts: ModelQuantOptions, opset: number, why: string | undefined): PlanResult {
-  if (opset < OPSET.qdq) return { skip: `DequantizeLinear needs opset ≥ ${OPSET.qdq}; this model has opset ${opset}` };
   const want = opts.bits === 8 ? opts.granularity : 'per_channel';
   return qdq(c, { ...opts, bits: 8, granularity: want, groupSize: opts.bits === 8 ? opts.groupSize : 128 }, opset, why);
 }
@@ -105,10 +110,6 @@ function qdq(c: WeightCandidate, opts: ModelQuantOptions, opset: number, why: st
   if (granularity === 'per_group' && opset < OPSET.qdqBlocked) {
     notes.push(`blocked DequantizeLinear needs opset ≥ ${OPSET.qdqBlocked} (model: ${opset}): per channel instead`);
     granularity = 'per_channel';
-  }
-  if (granularity === 'per_channel' && opset < OPSET.qdqAxis) {
-    notes.push(`per-channel DequantizeLinear needs opset ≥ ${OPSET.qdqAxis} (model: ${opset}): per tensor instead`);
-    granularity = 'per_tensor';
   }
   const axisKey = granularity === 'per_group' ? 'blockAxis' : 'channelAxis';
   let axis = granularity === 'per_tensor' ? 0 : common(c, axisKey);

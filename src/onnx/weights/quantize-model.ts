@@ -1,13 +1,14 @@
 import { checkGraph } from '../graph/check.js';
 import { defaultOpset, type OnnxModel, type OnnxTensor } from '../proto/model.js';
-import { readFloat32, storedBytes, type ExternalData } from '../proto/tensor-data.js';
+import { readFloat, storedBytes, WEIGHT_FLOAT_TYPES, type ExternalData } from '../proto/tensor-data.js';
 import { GraphEdit } from '../graph/edit.js';
-import { emitDynamic, type ActivationQuant } from './emit-dynamic.js';
+import { ModelScopes } from '../graph/scopes.js';
+import { DYNAMIC_OPSET, emitDynamic, type ActivationQuant } from './emit-dynamic.js';
 import { emitMatMulNBits } from './emit-matmulnbits.js';
 import { emitQdq } from './emit-qdq.js';
-import { findWeights, type Skipped } from './find-weights.js';
+import { findWeights, type Skipped, type WeightCandidate } from './find-weights.js';
 import type { ModelQuantOptions } from './options.js';
-import { checkOptionsForModel, planWeight } from './plan.js';
+import { checkOptionsForModel, planWeight, type WeightPlan } from './plan.js';
 import { quantizeWeight } from './quantize-weight.js';
 import { rankTensors, tensorRow, type TensorRow } from './report.js';
 
@@ -24,6 +25,9 @@ export interface ModelQuantResult {
   skipped: Skipped[];
   opset: number | undefined;
   addedOpsets: { domain: string; version: number }[];
+  /** Bytes of every float initializer and Constant, in all graphs, and how many of them were quantized. */
+  floatWeightBytes: number;
+  quantizedWeightBytes: number;
 }
 
 export interface QuantizeModelHooks {
@@ -41,38 +45,67 @@ export function preflight(model: OnnxModel, opts: ModelQuantOptions): void {
   checkOptionsForModel(opts, defaultOpset(model));
 }
 
+function originalBytes(c: WeightCandidate): number {
+  return (WEIGHT_FLOAT_TYPES.get(c.tensor.dataType) ?? 4) * c.elements;
+}
+
+function dynamicForm(opset: number, plan: WeightPlan): string {
+  const per = plan.granularity === 'per_channel' ? 'per output channel' : 'per tensor';
+  return opset < DYNAMIC_OPSET
+    ? `com.microsoft DynamicQuantizeMatMul, ${per}: the default domain has DynamicQuantizeLinear from opset ${DYNAMIC_OPSET} and this model has opset ${opset} (never raised)`
+    : `DynamicQuantizeLinear → MatMulInteger → rescale, ${per}`;
+}
+
 /**
- * Quantizes the weights of a model, one at a time (only one weight's float copy is alive
- * at once). The input model is not modified; the result shares every untouched node and
- * initializer with it.
+ * Quantizes the weights of a model, in every graph, one at a time (only one weight's float
+ * copy is alive at once). The input model is not modified; the result shares every
+ * untouched node and initializer with it.
  */
 export function quantizeModel(model: OnnxModel, opts: ModelQuantOptions, hooks: QuantizeModelHooks = {}): ModelQuantResult {
   preflight(model, opts);
   const opset = defaultOpset(model);
-  const { candidates, skipped } = findWeights(model, opts);
-  const edit = new GraphEdit(model);
-  const dims = new Map(model.graph.initializers.map((t) => [t.name, t.dims] as const));
+  const o = opset ?? 0;
+  const scopes = new ModelScopes(model);
+  const { candidates, skipped, floatBytes } = findWeights(model, opts, scopes);
+  const edit = new GraphEdit(model, scopes);
+  const dims = new Map<string, readonly number[]>();
+  for (const s of scopes.scopes) for (const t of s.graph.initializers) if (!dims.has(t.name)) dims.set(t.name, t.dims);
   const activations: ActivationQuant = new Map();
   const tensors: TensorRow[] = [];
-  const bytesTotal = candidates.reduce((s, c) => s + 4 * c.elements, 0);
+  const bytesTotal = candidates.reduce((s, c) => s + originalBytes(c), 0);
   let bytesDone = 0;
   hooks.onProgress?.({ tensorsDone: 0, tensorsTotal: candidates.length, bytesDone, bytesTotal });
   candidates.forEach((c, i) => {
     const plan = planWeight(c, opts, opset);
     if ('skip' in plan) skipped.push({ name: c.name, reason: plan.skip });
     else {
-      const values = readFloat32(c.tensor, hooks.external);
+      const values = readFloat(c.tensor, hooks.external);
       const w = quantizeWeight(values, c.tensor.dims, plan, opts);
-      const written =
-        plan.format === 'qdq'
-          ? emitQdq(edit, c, plan, w)
-          : plan.format === 'matmulnbits'
-            ? emitMatMulNBits(edit, c, plan, w, (name) => dims.get(name))
-            : emitDynamic(edit, model.graph.nodes, c, w, activations);
-      tensors.push(tensorRow(c, plan, w, 4 * c.elements, bytesOf(written)));
+      let written: OnnxTensor[];
+      let form: string;
+      if (plan.format === 'qdq') {
+        const r = emitQdq(edit, c, plan, w, o);
+        written = r.tensors;
+        form = r.form.text;
+      } else if (plan.format === 'matmulnbits') {
+        written = emitMatMulNBits(edit, c, plan, w, (name) => dims.get(name));
+        form = `com.microsoft MatMulNBits, bits ${plan.bits}, block_size ${plan.groupSize}`;
+      } else {
+        written = emitDynamic(edit, c, w, activations, o);
+        form = dynamicForm(o, plan);
+      }
+      tensors.push(tensorRow(c, plan, w, originalBytes(c), bytesOf(written), form));
     }
-    bytesDone += 4 * c.elements;
+    bytesDone += originalBytes(c);
     hooks.onProgress?.({ tensorsDone: i + 1, tensorsTotal: candidates.length, bytesDone, bytesTotal });
   });
-  return { model: edit.apply(), tensors: rankTensors(tensors), skipped, opset, addedOpsets: edit.addedOpsets };
+  return {
+    model: edit.apply(),
+    tensors: rankTensors(tensors),
+    skipped,
+    opset,
+    addedOpsets: edit.addedOpsets,
+    floatWeightBytes: floatBytes,
+    quantizedWeightBytes: tensors.reduce((s, t) => s + t.original_bytes, 0),
+  };
 }

@@ -108,6 +108,8 @@ export function buildReport(q: Quantized, inBytes: number, outBytes: number, val
       compression_ratio: inBytes / outBytes,
       weights_original_bytes: r.tensors.reduce((s, t) => s + t.original_bytes, 0),
       weights_quantized_bytes: r.tensors.reduce((s, t) => s + t.quantized_bytes, 0),
+      weights_float_bytes: r.floatWeightBytes,
+      weights_quantized_fraction: r.floatWeightBytes > 0 ? r.quantizedWeightBytes / r.floatWeightBytes : 0,
       worst_tensor: worst ? { name: worst.name, snr_db: worst.snr_db } : null,
       quantize_ms: Math.round(q.quantizeMs),
       timings_ms: {
