@@ -3,6 +3,7 @@ import { attrs, floatTensor, node, tensor } from '../graph/build.js';
 import { DataType, type OnnxGraph, type OnnxNode, type OnnxTensor } from '../proto/model.js';
 import type { GraphEdit } from '../graph/edit.js';
 import { MS_DOMAIN } from './dq-form.js';
+import { dropIdentities } from './emit-matmulnbits.js';
 import type { WeightCandidate } from './find-weights.js';
 import type { QuantizedWeight } from './quantize-weight.js';
 
@@ -87,6 +88,7 @@ export function emitDynamic(edit: GraphEdit, c: WeightCandidate, w: QuantizedWei
   }
   edit.replaceWeight(c, tensors);
   edit.forgetName(c.name);
+  dropIdentities(edit, c);
   return tensors;
 }
 

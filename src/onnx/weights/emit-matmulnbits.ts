@@ -73,7 +73,7 @@ export function emitMatMulNBits(
   const bName = edit.unique(`${c.name}_Q${bits}`);
   const sName = edit.unique(`${c.name}_scales`);
   // float16 weights get float16 scales: MatMulNBits computes in its input's type.
-  const tensors: OnnxTensor[] = [tensor(bName, DataType.uint8, [N, kBlocks, blob], B), scaleTensor(sName, [N, kBlocks], scales, c.tensor.dataType)];
+  const tensors: OnnxTensor[] = [tensor(bName, DataType.uint8, [N, kBlocks, blob], B), scaleTensor(sName, [N, kBlocks], scales, c.uses[0]!.valueType)];
   let zName = '';
   if (zps) {
     zName = edit.unique(`${c.name}_zero_points`);
@@ -86,12 +86,13 @@ export function emitMatMulNBits(
   }
   edit.replaceWeight(c, tensors);
   edit.forgetName(c.name);
+  dropIdentities(edit, c);
   edit.requireOpset(MS_DOMAIN, 1);
   return tensors;
 }
 
 /** MatMul(A, W) or Gemm(A, W, C) → MatMulNBits(A, B, scales, zp, g_idx, bias) [+ Add(C)]. */
-function rewriteUse(
+export function rewriteUse(
   edit: GraphEdit,
   n: OnnxNode,
   [bName, sName, zName]: string[],
@@ -114,4 +115,19 @@ function rewriteUse(
     node('MatMulNBits', inputs, [tmp], { name, domain: MS_DOMAIN, attributes }),
     node('Add', [tmp, bias], n.outputs, { name: edit.unique(`${name}_bias`) }),
   ];
+}
+
+/**
+ * The Identity, Transpose and Cast nodes between the weight and a consumer that was
+ * replaced read a name that no longer exists: they go too (plan.ts allows this only when
+ * nothing else reads them). The weight was quantized in its own layout, with the axes the
+ * consumer sees mapped back through the Transposes.
+ */
+export function dropIdentities(edit: GraphEdit, c: WeightCandidate): void {
+  for (const u of c.uses) {
+    for (const v of u.viaNodes) {
+      edit.replaceNode(v.nodeIndex, [], v.scope);
+      edit.forgetName(v.output);
+    }
+  }
 }

@@ -34,17 +34,20 @@ export function emitQdq(edit: GraphEdit, c: WeightCandidate, plan: WeightPlan, w
 
   const qName = edit.unique(`${c.name}_quantized`);
   const sName = edit.unique(`${c.name}_scale`);
-  const zName = edit.unique(`${c.name}_zero_point`);
-  const tensors = [
-    tensor(qName, elemType, c.tensor.dims, pack(w.q, container)),
-    scaleTensor(sName, paramShape, w.params.scale, form.scaleType),
-    tensor(zName, elemType, paramShape, pack(zp, container)),
-  ];
+  const tensors = [tensor(qName, elemType, c.tensor.dims, pack(w.q, container)), scaleTensor(sName, paramShape, w.params.scale, form.scaleType)];
+  // Symmetric zero points are all 0, DequantizeLinear's default for an absent zero point
+  // (the input's type then decides signedness): one byte per scale saved on small layers.
+  const inputs = [qName, sName];
+  if (!signed) {
+    const zName = edit.unique(`${c.name}_zero_point`);
+    tensors.push(tensor(zName, elemType, paramShape, pack(zp, container)));
+    inputs.push(zName);
+  }
   const attributes = [];
   if (plan.granularity !== 'per_tensor') attributes.push(attrs.int('axis', plan.axis));
   if (plan.granularity === 'per_group') attributes.push(attrs.int('block_size', plan.groupSize));
   const dqOut = form.castTo === undefined ? c.name : edit.unique(`${c.name}_dequantized`);
-  const dq = node('DequantizeLinear', [qName, sName, zName], [dqOut], { name: edit.unique(`${c.name}_DequantizeLinear`), domain: form.domain, attributes });
+  const dq = node('DequantizeLinear', inputs, [dqOut], { name: edit.unique(`${c.name}_DequantizeLinear`), domain: form.domain, attributes });
   edit.prepend(dq, c.scope);
   if (form.castTo !== undefined) {
     edit.prepend(node('Cast', [dqOut], [c.name], { name: edit.unique(`${c.name}_Cast`), attributes: [attrs.int('to', form.castTo)] }), c.scope);

@@ -5,9 +5,10 @@ import { wildcard, type ModelOpType, type ModelQuantOptions } from './options.js
 
 // Which constants are weights worth quantizing, and how each consumer reads them. A weight
 // is a float initializer or Constant value, in the main graph or any subgraph, read as the
-// weight input of a MatMul (B), Gemm (B), Conv or ConvTranspose (W), Gather (data) or
-// LSTM/GRU/RNN (W, R), directly or through Transpose, Identity or Cast (as PyTorch and
-// paddle2onnx export them); biases (Gemm C, Conv B, recurrent B) are never weights.
+// weight input of a MatMul (B), Gemm (B), Conv or ConvTranspose (W), Gather (data),
+// LSTM/GRU/RNN (W, R) or Add (a rank ≥ 2 position embedding), directly or through
+// Transpose, Identity, Cast or Slice (as PyTorch and paddle2onnx export them); biases
+// (Gemm C, Conv B, recurrent B, rank-1 Add inputs) are never weights.
 // Every float constant of min_elements or more that is not a weight is listed in `skipped`
 // with the reason, so nothing is passed over in silence.
 
@@ -24,6 +25,10 @@ export interface WeightUse {
   blockAxis: number;
   /** Ops between the weight and the consumer (Transpose, Identity, Cast), first to last. */
   via: string[];
+  /** Those nodes, where they are (a rewrite that replaces the consumer removes Identity ones). */
+  viaNodes: { scope: OnnxGraph; nodeIndex: number; output: string }[];
+  /** The element type the consumer reads (the weight's, or the last Cast's). */
+  valueType: number;
 }
 
 export interface WeightCandidate {
@@ -56,8 +61,8 @@ export interface FoundWeights {
 
 const isDefaultDomain = (n: OnnxNode) => n.domain === '' || n.domain === 'ai.onnx';
 const FLOAT_TYPES = new Set<number>([DataType.float32, DataType.float16, DataType.bfloat16, DataType.float64]);
-/** Ops a weight is followed through: they hand the same values on, maybe transposed or cast. */
-const PASS_THROUGH = new Set(['Transpose', 'Identity', 'Cast']);
+/** Ops a weight is followed through: they hand the same values on, maybe transposed, cast or sliced (axes kept). */
+const PASS_THROUGH = new Set(['Transpose', 'Identity', 'Cast', 'Slice']);
 const MAX_CHAIN = 8;
 
 /** Gemm attributes that decide which rewrites are exact. */
@@ -75,6 +80,8 @@ function weightSlot(opType: string, slot: number): boolean {
   switch (opType) {
     case 'Gather':
       return slot === 0;
+    case 'Add':
+      return slot === 0 || slot === 1;
     case 'LSTM':
     case 'GRU':
     case 'RNN':
@@ -112,6 +119,9 @@ function layout(opType: ModelOpType, node: OnnxNode, rank: number): { channelAxi
       const axis = a < 0 ? a + rank : a;
       return { channelAxis: axis, blockAxis: axis === rank - 1 ? rank - 2 : rank - 1 };
     }
+    case 'Add':
+      // A position embedding [..., positions, features]: one scale per position, as a Gather row.
+      return rank >= 2 ? { channelAxis: rank - 2, blockAxis: rank - 1 } : `Add of a rank-${rank} constant (a bias) is left as it is`;
     case 'LSTM':
     case 'GRU':
     case 'RNN':
@@ -139,7 +149,16 @@ interface Walk {
  * Follows one definition's reads. `perm[j]` is the weight's own axis that axis j of the
  * value being read comes from (through Transposes).
  */
-function follow(scopes: ModelScopes, def: Definition, perm: number[], via: string[], targets: Set<string>, out: Walk): void {
+function follow(
+  scopes: ModelScopes,
+  def: Definition,
+  perm: number[],
+  via: string[],
+  viaNodes: WeightUse['viaNodes'],
+  valueType: number,
+  targets: Set<string>,
+  out: Walk,
+): void {
   for (const read of def.reads) {
     const n = read.node;
     if (!n) {
@@ -160,7 +179,7 @@ function follow(scopes: ModelScopes, def: Definition, perm: number[], via: strin
         out.problems.push(l);
         continue;
       }
-      out.uses.push({ node: n, nodeIndex: read.nodeIndex, scope: read.scope.graph, opType: op as ModelOpType, slot: read.slot, channelAxis: perm[l.channelAxis]!, blockAxis: perm[l.blockAxis]!, via });
+      out.uses.push({ node: n, nodeIndex: read.nodeIndex, scope: read.scope.graph, opType: op as ModelOpType, slot: read.slot, channelAxis: perm[l.channelAxis]!, blockAxis: perm[l.blockAxis]!, via, viaNodes, valueType });
       continue;
     }
     if (isDefaultDomain(n) && PASS_THROUGH.has(op) && read.slot === 0 && n.outputs.length === 1 && via.length < MAX_CHAIN) {
@@ -180,7 +199,9 @@ function follow(scopes: ModelScopes, def: Definition, perm: number[], via: strin
         continue;
       }
       const outDef = scopes.resolve(read.scope, n.outputs[0]!);
-      if (outDef) follow(scopes, outDef, next, [...via, op], targets, out);
+      const at = { scope: read.scope.graph, nodeIndex: read.nodeIndex, output: n.outputs[0]! };
+      const type = op === 'Cast' ? attrInt(n, 'to', 0) : valueType;
+      if (outDef) follow(scopes, outDef, next, [...via, op], [...viaNodes, at], type, targets, out);
       continue;
     }
     out.other++;
@@ -215,7 +236,7 @@ export function findWeights(model: OnnxModel, opts: ModelQuantOptions, scopes: M
     }
     floatBytes += elements * bytesPerElement(tensor.dataType);
     const walk: Walk = { uses: [], other: 0, readers: new Set(), problems: [] };
-    follow(scopes, def, tensor.dims.map((_, i) => i), [], targets, walk);
+    follow(scopes, def, tensor.dims.map((_, i) => i), [], [], tensor.dataType, targets, walk);
     const skip = (reason: string) => skipped.push({ name, reason: reason + where });
     const big = elements >= opts.minElements;
     if (walk.uses.length === 0) {
@@ -227,7 +248,7 @@ export function findWeights(model: OnnxModel, opts: ModelQuantOptions, scopes: M
       else if (def.reads.length === 0) skip('not read by any node');
       else {
         skip(
-          `read by ${[...walk.readers].join(', ')}, not as a weight (MatMul/Gemm B, Conv/ConvTranspose W, Gather data, LSTM/GRU/RNN W and R): left float`,
+          `read by ${[...walk.readers].join(', ')}, not as a weight (MatMul/Gemm B, Conv/ConvTranspose W, Gather data, LSTM/GRU/RNN W and R, Add of rank ≥ 2): left float`,
         );
       }
       continue;

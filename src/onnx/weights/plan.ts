@@ -58,16 +58,47 @@ function common(c: WeightCandidate, key: 'channelAxis' | 'blockAxis'): number | 
   return c.uses.every((u) => u[key] === first) ? first : undefined;
 }
 
-/** Why MatMulNBits cannot carry this weight, or undefined when it can. */
-export function matmulNBitsProblem(c: WeightCandidate, opts: Pick<ModelQuantOptions, 'granularity' | 'groupSize'>): string | undefined {
+/**
+ * Why com.microsoft GatherBlockQuantized cannot carry this embedding (all of whose readers
+ * are Gathers), or undefined. Its contract, as onnxruntime-node 1.30 runs it: uint8 data
+ * [V, D/2] packed LSB-first along D, scales [V, D/block] in the output's float type, zero
+ * points packed the same way or absent (meaning 8), gather_axis 0, quantize_axis 1.
+ */
+function gatherBlockProblem(c: WeightCandidate, opts: Pick<ModelQuantOptions, 'groupSize'> & { bits?: number }): string | undefined {
+  if (opts.bits !== undefined && opts.bits !== 4) return `GatherBlockQuantized stores 4-bit embeddings here, not ${opts.bits}-bit`;
+  if (c.tensor.dims.length !== 2) return `GatherBlockQuantized is used for 2-D embeddings; this one has rank ${c.tensor.dims.length}`;
+  const bad = c.uses.find((u) => u.opType === 'Gather' && (u.channelAxis !== 0 || u.via.some((op) => op !== 'Identity')));
+  if (bad) return `a Gather reads it ${bad.via.length ? `through ${bad.via.join(' → ')}` : 'along an axis other than 0'}`;
+  // A tied output projection reads the same packed rows as MatMulNBits' B: its K must run along the rows.
+  const other = c.uses.find((u) => u.opType !== 'Gather' && (u.blockAxis !== 1 || u.via.includes('Slice')));
+  if (other) return `the ${other.opType} that shares the embedding reads it with K along axis ${other.blockAxis}, not along the rows`;
+  if (c.otherUses > 0) return 'the float embedding is also read elsewhere (another op or a graph output)';
+  const type = c.uses[0]!.valueType;
+  if (c.uses.some((u) => u.valueType !== type)) return 'its consumers read it in different float types';
+  if (type !== DataType.float32 && type !== DataType.float16) return `read as ${dataTypeName(type)} (GatherBlockQuantized runs float32 and float16 here)`;
+  if (c.tensor.dims[1]! % opts.groupSize !== 0) return `GatherBlockQuantized needs the row length ${c.tensor.dims[1]} to be a multiple of group_size ${opts.groupSize}`;
+  return undefined;
+}
+
+/** Why MatMulNBits (or GatherBlockQuantized, for embeddings) cannot carry this weight, or undefined when it can. */
+export function matmulNBitsProblem(c: WeightCandidate, opts: Pick<ModelQuantOptions, 'granularity' | 'groupSize'> & { bits?: number }): string | undefined {
   if (opts.granularity !== 'per_group') return `MatMulNBits is blocked, and granularity is ${opts.granularity}`;
   if (!(MATMULNBITS_BLOCK_SIZES as readonly number[]).includes(opts.groupSize)) return `MatMulNBits takes block sizes ${MATMULNBITS_BLOCK_SIZES.join('/')}, not ${opts.groupSize}`;
-  const notMatMul = c.uses.find((u) => u.opType !== 'MatMul' && u.opType !== 'Gemm');
+  const gathers = c.uses.filter((u) => u.opType === 'Gather').length;
+  if (gathers > 0 && c.uses.every((u) => u.opType === 'Gather' || u.opType === 'MatMul' || u.opType === 'Gemm')) {
+    const problem = gatherBlockProblem(c, opts);
+    if (problem || gathers === c.uses.length) return problem;
+    // Tied: the MatMul/Gemm readers go on to the MatMulNBits checks below.
+  }
+  const notMatMul = c.uses.find((u) => u.opType !== 'MatMul' && u.opType !== 'Gemm' && !(gathers > 0 && u.opType === 'Gather'));
   if (notMatMul) return `MatMulNBits replaces MatMul and Gemm only, and a ${notMatMul.opType} reads this weight`;
-  const through = c.uses.find((u) => u.via.length > 0);
-  if (through) return `a ${through.opType} reads it through ${through.via.join(' → ')}, which MatMulNBits cannot replace`;
+  const through = c.uses.find((u) => u.via.includes('Slice'));
+  if (through) return `a ${through.opType} reads a slice of it (through ${through.via.join(' → ')})`;
   if (c.otherUses > 0) return 'the float weight is also read elsewhere (another op or a graph output)';
-  if (c.tensor.dataType === DataType.bfloat16) return 'a bfloat16 weight (onnxruntime has no bfloat16 MatMulNBits on CPU)';
+  const type = c.uses[0]!.valueType;
+  if (c.uses.some((u) => u.valueType !== type)) return 'its consumers read it in different float types';
+  if (type === DataType.bfloat16) return 'read as bfloat16 (onnxruntime has no bfloat16 MatMulNBits on CPU)';
+  if (type !== DataType.float32 && type !== DataType.float16) return `read as ${dataTypeName(type)}`;
   if (c.tensor.dims.length !== 2) return `MatMulNBits needs a 2-D weight; this one has rank ${c.tensor.dims.length}`;
   if (common(c, 'blockAxis') === undefined) return 'its consumers read it along different axes';
   for (const u of c.uses) {
@@ -82,10 +113,11 @@ export function matmulNBitsProblem(c: WeightCandidate, opts: Pick<ModelQuantOpti
 function dynamicProblem(c: WeightCandidate): string | undefined {
   const notMatMul = c.uses.find((u) => u.opType !== 'MatMul' && u.opType !== 'Gemm');
   if (notMatMul) return `dynamic quantization covers MatMul and Gemm; ${notMatMul.opType} weights need format=qdq`;
-  const through = c.uses.find((u) => u.via.length > 0);
-  if (through) return `a ${through.opType} reads it through ${through.via.join(' → ')}: format=qdq carries it`;
+  const through = c.uses.find((u) => u.via.includes('Slice'));
+  if (through) return `a ${through.opType} reads a slice of it (through ${through.via.join(' → ')}): format=qdq carries it`;
   if (c.otherUses > 0) return 'the float weight is also read elsewhere (another op or a graph output)';
-  if (c.tensor.dataType !== DataType.float32) return `a ${dataTypeName(c.tensor.dataType)} weight: DynamicQuantizeLinear takes float32 activations; use format=qdq`;
+  const seen = c.uses.find((u) => u.valueType !== DataType.float32);
+  if (seen) return `read as ${dataTypeName(seen.valueType)}: DynamicQuantizeLinear takes float32 activations; use format=qdq`;
   if (c.tensor.dims.length !== 2) return `dynamic quantization needs a 2-D weight; this one has rank ${c.tensor.dims.length}`;
   if (common(c, 'blockAxis') === undefined) return 'its consumers read it along different axes';
   for (const u of c.uses) {

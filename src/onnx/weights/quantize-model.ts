@@ -4,6 +4,7 @@ import { readFloat, storedBytes, WEIGHT_FLOAT_TYPES, type ExternalData } from '.
 import { GraphEdit } from '../graph/edit.js';
 import { ModelScopes } from '../graph/scopes.js';
 import { DYNAMIC_OPSET, emitDynamic, type ActivationQuant } from './emit-dynamic.js';
+import { emitGatherBlockQuantized } from './emit-gather.js';
 import { emitMatMulNBits } from './emit-matmulnbits.js';
 import { emitQdq } from './emit-qdq.js';
 import { findWeights, type Skipped, type WeightCandidate } from './find-weights.js';
@@ -77,9 +78,11 @@ export function quantizeModel(model: OnnxModel, opts: ModelQuantOptions, hooks: 
   hooks.onProgress?.({ tensorsDone: 0, tensorsTotal: candidates.length, bytesDone, bytesTotal });
   candidates.forEach((c, i) => {
     const plan = planWeight(c, opts, opset);
+    const values = 'skip' in plan ? undefined : readFloat(c.tensor, hooks.external);
+    const bad = values?.findIndex((v) => !Number.isFinite(v)) ?? -1;
     if ('skip' in plan) skipped.push({ name: c.name, reason: plan.skip });
-    else {
-      const values = readFloat(c.tensor, hooks.external);
+    else if (bad >= 0) skipped.push({ name: c.name, reason: `holds ${values![bad]} at element ${bad}: a tensor with Inf or NaN (a mask?) is left float` });
+    else if (values) {
       const w = quantizeWeight(values, c.tensor.dims, plan, opts);
       let written: OnnxTensor[];
       let form: string;
@@ -87,6 +90,10 @@ export function quantizeModel(model: OnnxModel, opts: ModelQuantOptions, hooks: 
         const r = emitQdq(edit, c, plan, w, o);
         written = r.tensors;
         form = r.form.text;
+      } else if (plan.format === 'matmulnbits' && c.uses.some((u) => u.opType === 'Gather')) {
+        written = emitGatherBlockQuantized(edit, c, plan, w, (name) => dims.get(name));
+        const tied = c.uses.some((u) => u.opType !== 'Gather');
+        form = `com.microsoft GatherBlockQuantized${tied ? ' + MatMulNBits (one 4-bit copy, tied)' : ''}, bits 4, block_size ${plan.groupSize}`;
       } else if (plan.format === 'matmulnbits') {
         written = emitMatMulNBits(edit, c, plan, w, (name) => dims.get(name));
         form = `com.microsoft MatMulNBits, bits ${plan.bits}, block_size ${plan.groupSize}`;

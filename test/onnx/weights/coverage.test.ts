@@ -155,10 +155,14 @@ describe('recurrent layers, embeddings, ConvTranspose', () => {
     const t = r.tensors[0]!;
     assert.deepEqual([t.name, t.axis, t.nodes], ['E', 0, ['embed', 'lm_head']]);
     assert.ok((await worstCosine(b.bytes, r.bytes, { ids })) >= 0.999);
-    // 4-bit: two consumers of different kinds, so int8 with the reason.
+    // 4-bit: one packed copy read by GatherBlockQuantized and, through a Reshape, by MatMulNBits.
     const r4 = quantize(b, { bits: 4 });
-    assert.equal(r4.tensors[0]!.bits, 8);
-    assert.match(r4.tensors[0]!.note ?? '', /Gather/);
+    assert.equal(r4.tensors[0]!.bits, 4);
+    assert.match(r4.tensors[0]!.form, /GatherBlockQuantized \+ MatMulNBits/);
+    assert.deepEqual(r4.out.graph.nodes.map((n) => n.opType), ['Reshape', 'GatherBlockQuantized', 'Tanh', 'MatMulNBits']);
+    assert.equal(r4.out.graph.initializers.filter((t) => t.dataType === DataType.uint8).length, 1);
+    assert.ok(r4.bytes.length <= 0.2 * b.bytes.length, `size ${r4.bytes.length / b.bytes.length}`);
+    assert.ok((await worstCosine(b.bytes, r4.bytes, { ids })) >= 0.98);
   });
 
   it('ConvTranspose on channel axis 1; grouped and depthwise Conv on axis 0', async () => {
@@ -212,17 +216,30 @@ describe('float16 and bfloat16 weights', () => {
 describe('the report invariant', () => {
   it('lists every float constant of min_elements or more: quantized, or skipped with the reason', () => {
     const g = graph({
-      nodes: [node('MatMul', ['x', 'W'], ['h'], { name: 'mm' }), node('Add', ['h', 'P'], ['y'], { name: 'add_pos' }), node('Identity', ['U'], ['u_out'])],
-      initializers: [floatTensor('W', [64, 64], randn(4096, 1)), floatTensor('P', [8, 64], randn(512, 2)), floatTensor('U', [4096], randn(4096, 3)), floatTensor('b', [16], randn(16, 4))],
+      nodes: [
+        node('MatMul', ['x', 'W'], ['h'], { name: 'mm' }),
+        node('Add', ['h', 'P'], ['a'], { name: 'add_pos' }),
+        node('Mul', ['a', 'M'], ['y'], { name: 'mul' }),
+        node('Identity', ['U'], ['u_out']),
+      ],
+      initializers: [
+        floatTensor('W', [64, 64], randn(4096, 1)),
+        floatTensor('P', [8, 64], randn(512, 2)),
+        floatTensor('M', [8, 64], randn(512, 5)),
+        floatTensor('U', [4096], randn(4096, 3)),
+        floatTensor('b', [16], randn(16, 4)),
+      ],
       inputs: [valueInfo('x', DataType.float32, [8, 64])],
       outputs: [valueInfo('y', DataType.float32, [8, 64]), valueInfo('u_out', DataType.float32, [4096])],
     });
     const r = quantize({ model: model(g), bytes: encodeModelBytes(model(g)) }, { minElements: 500 });
-    assert.deepEqual(r.tensors.map((t) => t.name), ['W']);
-    assert.deepEqual(r.skipped.map((s) => s.name).sort(), ['P', 'U']);
-    assert.match(r.skipped.find((s) => s.name === 'P')!.reason, /read by Add input 1, not as a weight/);
+    // P, a rank-2 tensor added to activations, is a position embedding: quantized per row.
+    assert.deepEqual(r.tensors.map((t) => `${t.name}/${t.op_type}`).sort(), ['P/Add', 'W/MatMul']);
+    assert.deepEqual(r.skipped.map((s) => s.name).sort(), ['M', 'U']);
+    assert.match(r.skipped.find((s) => s.name === 'M')!.reason, /read by Mul input 1, not as a weight/);
     assert.match(r.skipped.find((s) => s.name === 'U')!.reason, /a graph output/);
-    assert.equal(r.floatWeightBytes, 4 * (4096 + 512 + 4096 + 16));
+    assert.equal(r.floatWeightBytes, 4 * (4096 + 512 + 512 + 4096 + 16));
+    assert.equal(r.quantizedWeightBytes, 4 * (4096 + 512));
   });
 
   it('never says 0 quantized and 0 skipped for a model with weights', () => {
