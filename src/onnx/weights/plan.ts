@@ -1,5 +1,5 @@
 import { Errors } from '../../errors.js';
-import { DataType, dataTypeName } from '../proto/model.js';
+import { attrInt, DataType, dataTypeName } from '../proto/model.js';
 import type { Granularity } from '../../core/quantize.js';
 import { gemmAttrs, type WeightCandidate } from './find-weights.js';
 import { MATMULNBITS_BLOCK_SIZES, type ModelBits, type ModelQuantOptions, type WeightFormat } from './options.js';
@@ -110,9 +110,21 @@ export function matmulNBitsProblem(c: WeightCandidate, opts: Pick<ModelQuantOpti
   return undefined;
 }
 
-function dynamicProblem(c: WeightCandidate): string | undefined {
+/** Why com.microsoft DynamicQuantizeLSTM cannot carry this LSTM weight (W or R), or undefined. */
+function dynamicLstmProblem(c: WeightCandidate, scheme: string): string | undefined {
+  if (c.uses.some((u) => u.opType !== 'LSTM' || u.via.length > 0)) return 'a weight read by an LSTM and by something else';
+  if (c.otherUses > 0) return 'the float weight is also read elsewhere (another op or a graph output)';
+  if (c.tensor.dataType !== DataType.float32) return `a ${dataTypeName(c.tensor.dataType)} weight: DynamicQuantizeLSTM takes float32; use format=qdq`;
+  if (scheme !== 'symmetric') return 'DynamicQuantizeLSTM is used with symmetric int8 weights here: use scheme=symmetric or format=qdq';
+  const layout = c.uses.find((u) => attrInt(u.node, 'layout', 0) !== 0);
+  if (layout) return `LSTM '${layout.node.name}' has layout=1 (batch first), which DynamicQuantizeLSTM does not take`;
+  return undefined;
+}
+
+function dynamicProblem(c: WeightCandidate, scheme: string): string | undefined {
+  if (c.uses.length > 0 && c.uses.every((u) => u.opType === 'LSTM')) return dynamicLstmProblem(c, scheme);
   const notMatMul = c.uses.find((u) => u.opType !== 'MatMul' && u.opType !== 'Gemm');
-  if (notMatMul) return `dynamic quantization covers MatMul and Gemm; ${notMatMul.opType} weights need format=qdq`;
+  if (notMatMul) return `dynamic quantization covers MatMul, Gemm and LSTM; ${notMatMul.opType} weights need format=qdq`;
   const through = c.uses.find((u) => u.via.includes('Slice'));
   if (through) return `a ${through.opType} reads a slice of it (through ${through.via.join(' → ')}): format=qdq carries it`;
   if (c.otherUses > 0) return 'the float weight is also read elsewhere (another op or a graph output)';
@@ -167,7 +179,7 @@ export function planWeight(c: WeightCandidate, opts: ModelQuantOptions, opset: n
       return problem ? { skip: problem } : matmulNBits(c, opts);
     }
     case 'dynamic': {
-      const problem = dynamicProblem(c);
+      const problem = dynamicProblem(c, opts.scheme);
       if (problem) return { skip: problem };
       const axis = opts.granularity === 'per_channel' ? c.uses[0]!.channelAxis : 0;
       return { format: 'dynamic', bits: 8, granularity: opts.granularity, groupSize: opts.groupSize, axis };

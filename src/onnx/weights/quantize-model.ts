@@ -1,5 +1,5 @@
 import { checkGraph } from '../graph/check.js';
-import { defaultOpset, type OnnxModel, type OnnxTensor } from '../proto/model.js';
+import { defaultOpset, type OnnxGraph, type OnnxModel, type OnnxNode, type OnnxTensor } from '../proto/model.js';
 import { readFloat, storedBytes, WEIGHT_FLOAT_TYPES, type ExternalData } from '../proto/tensor-data.js';
 import { GraphEdit } from '../graph/edit.js';
 import { ModelScopes } from '../graph/scopes.js';
@@ -9,7 +9,8 @@ import { emitMatMulNBits } from './emit-matmulnbits.js';
 import { emitQdq } from './emit-qdq.js';
 import { findWeights, type Skipped, type WeightCandidate } from './find-weights.js';
 import type { ModelQuantOptions } from './options.js';
-import { checkOptionsForModel, planWeight, type WeightPlan } from './plan.js';
+import { checkOptionsForModel, planWeight, type PlanResult, type WeightPlan } from './plan.js';
+import { emitLstmWeight, rewriteLstm, type LstmWeight } from './emit-dynamic-lstm.js';
 import { quantizeWeight } from './quantize-weight.js';
 import { rankTensors, tensorRow, type TensorRow } from './report.js';
 
@@ -58,6 +59,30 @@ function dynamicForm(opset: number, plan: WeightPlan): string {
 }
 
 /**
+ * DynamicQuantizeLSTM takes W and R both quantized: an LSTM weight planned for it whose
+ * partner is not (too small, excluded, ...) stays float, with the reason.
+ */
+function pairLstmWeights(candidates: WeightCandidate[], plans: PlanResult[]): void {
+  const dynamicLstm = (i: number) => {
+    const p = plans[i]!;
+    return !('skip' in p) && p.format === 'dynamic' && candidates[i]!.uses[0]!.opType === 'LSTM';
+  };
+  const ready = new Map<OnnxNode, Set<number>>();
+  candidates.forEach((c, i) => {
+    if (!dynamicLstm(i)) return;
+    for (const u of c.uses) ready.set(u.node, (ready.get(u.node) ?? new Set()).add(u.slot));
+  });
+  candidates.forEach((c, i) => {
+    if (!dynamicLstm(i)) return;
+    const lone = c.uses.find((u) => ready.get(u.node)!.size < 2);
+    if (lone) {
+      const partner = lone.slot === 1 ? 'R' : 'W';
+      plans[i] = { skip: `DynamicQuantizeLSTM needs W and R both quantized, and LSTM '${lone.node.name}' keeps ${partner} ('${lone.node.inputs[lone.slot === 1 ? 2 : 1]}') float: see its entry, or use format=qdq` };
+    }
+  });
+}
+
+/**
  * Quantizes the weights of a model, in every graph, one at a time (only one weight's float
  * copy is alive at once). The input model is not modified; the result shares every
  * untouched node and initializer with it.
@@ -76,8 +101,11 @@ export function quantizeModel(model: OnnxModel, opts: ModelQuantOptions, hooks: 
   const bytesTotal = candidates.reduce((s, c) => s + originalBytes(c), 0);
   let bytesDone = 0;
   hooks.onProgress?.({ tensorsDone: 0, tensorsTotal: candidates.length, bytesDone, bytesTotal });
+  const plans = candidates.map((c) => planWeight(c, opts, opset));
+  pairLstmWeights(candidates, plans);
+  const lstms = new Map<OnnxNode, { nodeIndex: number; scope: OnnxGraph; W?: LstmWeight; R?: LstmWeight }>();
   candidates.forEach((c, i) => {
-    const plan = planWeight(c, opts, opset);
+    const plan = plans[i]!;
     const values = 'skip' in plan ? undefined : readFloat(c.tensor, hooks.external);
     const bad = values?.findIndex((v) => !Number.isFinite(v)) ?? -1;
     if ('skip' in plan) skipped.push({ name: c.name, reason: plan.skip });
@@ -97,6 +125,15 @@ export function quantizeModel(model: OnnxModel, opts: ModelQuantOptions, hooks: 
       } else if (plan.format === 'matmulnbits') {
         written = emitMatMulNBits(edit, c, plan, w, (name) => dims.get(name));
         form = `com.microsoft MatMulNBits, bits ${plan.bits}, block_size ${plan.groupSize}`;
+      } else if (c.uses[0]!.opType === 'LSTM') {
+        const r = emitLstmWeight(edit, c, w);
+        written = r.tensors;
+        for (const u of c.uses) {
+          const entry = lstms.get(u.node) ?? { nodeIndex: u.nodeIndex, scope: u.scope };
+          entry[u.slot === 1 ? 'W' : 'R'] = r.names;
+          lstms.set(u.node, entry);
+        }
+        form = `com.microsoft DynamicQuantizeLSTM, ${plan.granularity === 'per_channel' ? 'per gate row' : 'per tensor'}`;
       } else {
         written = emitDynamic(edit, c, w, activations, o);
         form = dynamicForm(o, plan);
@@ -106,6 +143,7 @@ export function quantizeModel(model: OnnxModel, opts: ModelQuantOptions, hooks: 
     bytesDone += originalBytes(c);
     hooks.onProgress?.({ tensorsDone: i + 1, tensorsTotal: candidates.length, bytesDone, bytesTotal });
   });
+  for (const [n, e] of lstms) if (e.W && e.R) rewriteLstm(edit, n, e.nodeIndex, e.scope, e.W, e.R);
   return {
     model: edit.apply(),
     tensors: rankTensors(tensors),

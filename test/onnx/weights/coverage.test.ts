@@ -147,6 +147,22 @@ describe('recurrent layers, embeddings, ConvTranspose', () => {
     assert.ok((await worstCosine(b.bytes, r.bytes, { X: f32([4, 1, 32], 5) })) >= 0.999);
   });
 
+  it('format=dynamic: LSTM → com.microsoft DynamicQuantizeLSTM (W and R transposed, per gate row); GRU skipped with the reason', async () => {
+    const b = recurrentModel();
+    const r = quantize(b, { format: 'dynamic' });
+    assert.deepEqual(r.tensors.map((t) => t.name).sort(), ['R', 'W']);
+    assert.ok(r.tensors.every((t) => /DynamicQuantizeLSTM/.test(t.form)));
+    assert.deepEqual(r.skipped.map((s) => s.name).sort(), ['Rg', 'Wg']);
+    assert.ok(r.skipped.every((s) => /covers MatMul, Gemm and LSTM/.test(s.reason)));
+    const lstm = r.out.graph.nodes.find((n) => n.opType === 'DynamicQuantizeLSTM')!;
+    assert.equal(lstm.domain, 'com.microsoft');
+    assert.deepEqual(r.out.graph.initializers.find((t) => t.name === lstm.inputs[1])!.dims, [1, 32, 256]);
+    assert.ok((await worstCosine(b.bytes, r.bytes, { X: f32([4, 1, 32], 5) })) >= 0.999);
+    // R too small to quantize: W stays float as well, and says why.
+    const lone = quantize(b, { format: 'dynamic', exclude: ['R'] });
+    assert.match(lone.skipped.find((s) => s.name === 'W')!.reason, /needs W and R both quantized/);
+  });
+
   it('a tied embedding is quantized once, for the Gather and the MatMul behind a Transpose', async () => {
     const b = tiedEmbedding();
     const ids = new ort.Tensor('int64', BigInt64Array.from({ length: 8 }, (_, i) => BigInt((i * 97) % 512)), [1, 8]);
