@@ -44,6 +44,8 @@ const ConfigSchema = z.object({
   MAX_HEAP_USED_BYTES: int(Math.floor(getHeapStatistics().heap_size_limit * 0.9), 0),
   API_KEYS: apiKeys,
   RATE_LIMIT_MAX: int(0, 0),
+  CALIBRATION_MAX_BYTES: int(GiB, 1),
+  CALIBRATION_MAX_SAMPLES: int(4096, 1),
 });
 
 export type EnvConfig = z.infer<typeof ConfigSchema>;
@@ -81,6 +83,10 @@ export interface Config {
   apiKeys: string[];
   /** Requests per minute per API key (or per client IP without keys); 0 = off. */
   rateLimitMax: number;
+  /** Most bytes the arrays of one calibration .npz may hold, uncompressed. */
+  calibrationMaxBytes: number;
+  /** Most samples (the arrays' leading axis) one calibration .npz may hold. */
+  calibrationMaxSamples: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -115,6 +121,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxHeapUsedBytes: c.MAX_HEAP_USED_BYTES,
     apiKeys: c.API_KEYS,
     rateLimitMax: c.RATE_LIMIT_MAX,
+    calibrationMaxBytes: c.CALIBRATION_MAX_BYTES,
+    calibrationMaxSamples: c.CALIBRATION_MAX_SAMPLES,
   };
 }
 

@@ -2,7 +2,7 @@ import { INT_DTYPE_INFO } from '../../core/dtypes.js';
 import { floatToHalf } from '../../core/float16.js';
 import { pack } from '../../core/pack.js';
 import { attrs, floatTensor, node, tensor } from '../graph/build.js';
-import { DataType, type OnnxTensor } from '../proto/model.js';
+import { DataType, type OnnxGraph, type OnnxTensor } from '../proto/model.js';
 import type { GraphEdit } from '../graph/edit.js';
 import { dqForm, MS_DOMAIN, type DqForm } from './dq-form.js';
 import type { WeightCandidate } from './find-weights.js';
@@ -22,8 +22,18 @@ export function scaleTensor(name: string, dims: readonly number[], scale: Float3
  * unchanged and a shared weight is stored once. The DequantizeLinear goes in the graph that
  * defines the weight, where every nested graph sees it.
  */
-export function emitQdq(edit: GraphEdit, c: WeightCandidate, plan: WeightPlan, w: QuantizedWeight, opset: number): { tensors: OnnxTensor[]; form: DqForm } {
-  const form = dqForm(plan, c.tensor.dataType, opset);
+export function emitQdq(
+  edit: GraphEdit,
+  c: Pick<WeightCandidate, 'name' | 'tensor' | 'constantNode'> & { scope?: OnnxGraph | undefined },
+  plan: WeightPlan,
+  w: QuantizedWeight,
+  // The model's default opset (the form follows from it, dq-form.ts), or, for static
+  // quantization's float32 weights, the domain it chose (the zero point is then kept).
+  where: number | string,
+): { tensors: OnnxTensor[]; form: DqForm } {
+  const form: DqForm =
+    typeof where === 'number' ? dqForm(plan, c.tensor.dataType, where) : { domain: where === MS_DOMAIN ? MS_DOMAIN : '', scaleType: DataType.float32, castTo: undefined, text: '' };
+  const keepZeroPoint = typeof where === 'string';
   const signed = w.params.scheme === 'symmetric';
   const container = qdqContainer(plan.bits, signed);
   const elemType = DataType[container as keyof typeof DataType];
@@ -38,7 +48,7 @@ export function emitQdq(edit: GraphEdit, c: WeightCandidate, plan: WeightPlan, w
   // Symmetric zero points are all 0, DequantizeLinear's default for an absent zero point
   // (the input's type then decides signedness): one byte per scale saved on small layers.
   const inputs = [qName, sName];
-  if (!signed) {
+  if (!signed || keepZeroPoint) {
     const zName = edit.unique(`${c.name}_zero_point`);
     tensors.push(tensor(zName, elemType, paramShape, pack(zp, container)));
     inputs.push(zName);

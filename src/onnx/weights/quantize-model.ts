@@ -27,9 +27,9 @@ export interface ModelQuantResult {
   skipped: Skipped[];
   opset: number | undefined;
   addedOpsets: { domain: string; version: number }[];
-  /** Bytes of every float initializer and Constant, in all graphs, and how many of them were quantized. */
-  floatWeightBytes: number;
-  quantizedWeightBytes: number;
+  /** Bytes of every float initializer and Constant, in all graphs, and how many of them were quantized (absent: the rows' totals). */
+  floatWeightBytes?: number | undefined;
+  quantizedWeightBytes?: number | undefined;
 }
 
 export interface QuantizeModelHooks {

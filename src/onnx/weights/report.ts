@@ -37,7 +37,10 @@ export interface TensorRow {
   note?: string;
 }
 
-export function tensorRow(c: WeightCandidate, plan: WeightPlan, w: QuantizedWeight, originalBytes: number, quantizedBytes: number, form = ''): TensorRow {
+/** What a row is made from: a found weight, or static quantization's own record of one. */
+export type RowSource = Pick<WeightCandidate, 'name' | 'tensor'> & { uses: Pick<WeightCandidate['uses'][number], 'node' | 'opType'>[]; scopeLabel?: string };
+
+export function tensorRow(c: RowSource, plan: WeightPlan, w: QuantizedWeight, originalBytes: number, quantizedBytes: number, form = ''): TensorRow {
   const row: TensorRow = {
     name: c.name,
     node: c.uses[0]!.node.name,
@@ -45,7 +48,7 @@ export function tensorRow(c: WeightCandidate, plan: WeightPlan, w: QuantizedWeig
     op_type: c.uses[0]!.opType,
     shape: [...c.tensor.dims],
     dtype: dataTypeName(c.tensor.dataType),
-    ...(c.scopeLabel !== 'main graph' ? { graph: c.scopeLabel } : {}),
+    ...(c.scopeLabel !== undefined && c.scopeLabel !== 'main graph' ? { graph: c.scopeLabel } : {}),
     format: plan.format,
     form,
     bits: plan.bits,
