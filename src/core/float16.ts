@@ -16,3 +16,40 @@ export function bfloat16ToFloat(b: number): number {
   u32buf[0] = (b & 0xffff) << 16;
   return f32buf[0]!;
 }
+
+/** float32 → IEEE binary16 bits, round to nearest even (overflow → ±Inf, NaN stays NaN). */
+export function floatToHalf(x: number): number {
+  f32buf[0] = x;
+  const u = u32buf[0]!;
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff;
+  let frac = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (frac ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    // Subnormal half (or zero): shift the implicit 1 in and round on the dropped bits.
+    if (e < -10) return sign;
+    frac |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    const rest = frac & ((1 << shift) - 1);
+    let h = frac >>> shift;
+    if (rest > half || (rest === half && (h & 1) === 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (frac >>> 13);
+  const rest = frac & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && (h & 1) === 1)) h++;
+  // A carry out of the fraction bumps the exponent, up to Inf: still the right rounding.
+  return sign | h;
+}
+
+/** float32 → bfloat16 bits, round to nearest even (NaN stays NaN). */
+export function floatToBfloat16(x: number): number {
+  f32buf[0] = x;
+  const u = u32buf[0]!;
+  if ((u & 0x7f800000) === 0x7f800000 && (u & 0x7fffff) !== 0) return ((u >>> 16) & 0xffff) | 0x40;
+  const rounded = u + 0x7fff + ((u >>> 16) & 1);
+  return (rounded >>> 16) & 0xffff;
+}

@@ -1,4 +1,5 @@
-import { attrs, floatTensor, graph, int64Tensor, model, node, valueInfo } from '../../src/onnx/graph/build.js';
+import { floatToBfloat16, floatToHalf } from '../../src/core/float16.js';
+import { attrs, floatTensor, graph, int64Tensor, model, node, tensor, valueInfo } from '../../src/onnx/graph/build.js';
 import { encodeModelBytes } from '../../src/onnx/proto/encode.js';
 import { DataType, type OnnxModel, type OnnxNode, type OnnxTensor } from '../../src/onnx/proto/model.js';
 
@@ -204,6 +205,203 @@ export function embeddingNet(opset = 17): BuiltModel {
         initializers: [weight('E', [100, 64], 1, 23), weight('W', [64, 64], 64, 24)],
         inputs: [valueInfo('ids', DataType.int64, [1, 'sequence'])],
         outputs: [valueInfo('y', F, [1, 'sequence', 64])],
+      }),
+      { opset },
+    ),
+  );
+}
+
+// Models for the coverage of real graphs: subgraphs, recurrent layers, embeddings,
+// ConvTranspose, float16 and bfloat16 weights, and weights behind Transpose/Identity/Cast.
+
+const subgraphAttr = (name: string, g: ReturnType<typeof graph>) => ({ name, type: 5, g });
+
+/**
+ * If(cond): both branches read the outer W_shared [64, 64]; then_branch also has its own
+ * initializer W_then [64, 64]. x[2, 64] → y[2, 64].
+ */
+export function ifModel(opset = 17): BuiltModel {
+  const thenBranch = graph({
+    name: 'then',
+    nodes: [node('MatMul', ['x', 'W_shared'], ['t1'], { name: 'then_mm1' }), node('MatMul', ['t1', 'W_then'], ['y_then'], { name: 'then_mm2' })],
+    initializers: [weight('W_then', [64, 64], 64, 61)],
+    inputs: [],
+    outputs: [valueInfo('y_then', F, [2, 64])],
+  });
+  const elseBranch = graph({
+    name: 'else',
+    nodes: [node('MatMul', ['x', 'W_shared'], ['e1'], { name: 'else_mm' }), node('Relu', ['e1'], ['y_else'], { name: 'else_relu' })],
+    inputs: [],
+    outputs: [valueInfo('y_else', F, [2, 64])],
+  });
+  return built(
+    model(
+      graph({
+        nodes: [node('If', ['cond'], ['y'], { name: 'branch', attributes: [subgraphAttr('then_branch', thenBranch), subgraphAttr('else_branch', elseBranch)] })],
+        initializers: [weight('W_shared', [64, 64], 64, 62)],
+        inputs: [valueInfo('x', F, [2, 64]), valueInfo('cond', DataType.bool, [])],
+        outputs: [valueInfo('y', F, [2, 64])],
+      }),
+      { opset },
+    ),
+  );
+}
+
+/** Loop 3 times: v ← Tanh(MatMul(v, W_outer) + MatMul(v, W_body)), W_body an initializer of the body. v[1, 64]. */
+export function loopModel(opset = 17): BuiltModel {
+  const body = graph({
+    name: 'body',
+    nodes: [
+      node('MatMul', ['v_in', 'W_outer'], ['p1'], { name: 'body_mm1' }),
+      node('MatMul', ['v_in', 'W_body'], ['p2'], { name: 'body_mm2' }),
+      node('Add', ['p1', 'p2'], ['s'], { name: 'body_add' }),
+      node('Tanh', ['s'], ['v_out'], { name: 'body_tanh' }),
+      node('Identity', ['cond_in'], ['cond_out'], { name: 'body_cond' }),
+    ],
+    initializers: [weight('W_body', [64, 64], 64, 71)],
+    inputs: [valueInfo('iter', DataType.int64, []), valueInfo('cond_in', DataType.bool, []), valueInfo('v_in', F, [1, 64])],
+    outputs: [valueInfo('cond_out', DataType.bool, []), valueInfo('v_out', F, [1, 64])],
+  });
+  return built(
+    model(
+      graph({
+        nodes: [node('Loop', ['M', 'keep_going', 'v0'], ['v'], { name: 'loop', attributes: [subgraphAttr('body', body)] })],
+        initializers: [
+          weight('W_outer', [64, 64], 64, 72),
+          { ...int64Scalar('M', 3) },
+          { name: 'keep_going', dims: [], dataType: DataType.bool, rawData: Uint8Array.of(1), dataLocation: 0, externalData: [] },
+        ],
+        inputs: [valueInfo('v0', F, [1, 64])],
+        outputs: [valueInfo('v', F, [1, 64])],
+      }),
+      { opset },
+    ),
+  );
+}
+
+function int64Scalar(name: string, v: number): OnnxTensor {
+  return { name, dims: [], dataType: DataType.int64, rawData: new Uint8Array(BigInt64Array.of(BigInt(v)).buffer), dataLocation: 0, externalData: [] };
+}
+
+/** X[4, 1, 32] → LSTM(hidden 64) → Y, and → GRU(hidden 48) → Y2; W and R are weights, B stays float. */
+export function recurrentModel(opset = 17): BuiltModel {
+  return built(
+    model(
+      graph({
+        nodes: [
+          node('LSTM', ['X', 'W', 'R', 'B'], ['Y'], { name: 'lstm', attributes: [attrs.int('hidden_size', 64)] }),
+          node('GRU', ['X', 'Wg', 'Rg', 'Bg'], ['Y2'], { name: 'gru', attributes: [attrs.int('hidden_size', 48), attrs.int('linear_before_reset', 1)] }),
+        ],
+        initializers: [
+          weight('W', [1, 256, 32], 32, 81),
+          weight('R', [1, 256, 64], 64, 82),
+          floatTensor('B', [1, 512], randn(512, 83, 0.1)),
+          weight('Wg', [1, 144, 32], 32, 84),
+          weight('Rg', [1, 144, 48], 48, 85),
+          floatTensor('Bg', [1, 288], randn(288, 86, 0.1)),
+        ],
+        inputs: [valueInfo('X', F, [4, 1, 32])],
+        outputs: [valueInfo('Y', F, [4, 1, 1, 64]), valueInfo('Y2', F, [4, 1, 1, 48])],
+      }),
+      { opset },
+    ),
+  );
+}
+
+/** ids[1, 8] → Gather(E [512, 64]) → MatMul(Transpose(E)) → logits[1, 8, 512]: an embedding tied to the output projection. */
+export function tiedEmbedding(opset = 17): BuiltModel {
+  return built(
+    model(
+      graph({
+        nodes: [
+          node('Gather', ['E', 'ids'], ['h'], { name: 'embed' }),
+          node('Tanh', ['h'], ['t'], { name: 'tanh' }),
+          node('Transpose', ['E'], ['Et'], { name: 'tie', attributes: [attrs.ints('perm', [1, 0])] }),
+          node('MatMul', ['t', 'Et'], ['logits'], { name: 'lm_head' }),
+        ],
+        initializers: [weight('E', [512, 64], 1, 91)],
+        inputs: [valueInfo('ids', DataType.int64, [1, 8])],
+        outputs: [valueInfo('logits', F, [1, 8, 512])],
+      }),
+      { opset },
+    ),
+  );
+}
+
+/** x[1, 32, 6, 6] → ConvTranspose(W [32, 8, 3, 3], group 2) → depthwise Conv(Wd [16, 1, 3, 3], group 16) → grouped Conv(Wg [32, 8, 3, 3], group 2). */
+export function convTransposeNet(opset = 17): BuiltModel {
+  const k = attrs.ints('kernel_shape', [3, 3]);
+  const pads = attrs.ints('pads', [1, 1, 1, 1]);
+  return built(
+    model(
+      graph({
+        nodes: [
+          node('ConvTranspose', ['x', 'W'], ['u'], { name: 'up', attributes: [k, attrs.int('group', 2), attrs.ints('strides', [2, 2])] }),
+          node('Conv', ['u', 'Wd'], ['d'], { name: 'depthwise', attributes: [k, pads, attrs.int('group', 16)] }),
+          node('Conv', ['d', 'Wg'], ['y'], { name: 'grouped', attributes: [k, pads, attrs.int('group', 2)] }),
+        ],
+        initializers: [weight('W', [32, 8, 3, 3], 144, 101), weight('Wd', [16, 1, 3, 3], 9, 102), weight('Wg', [32, 8, 3, 3], 72, 103)],
+        inputs: [valueInfo('x', F, [1, 32, 6, 6])],
+        outputs: [valueInfo('y', F, [1, 32, 13, 13])],
+      }),
+      { opset },
+    ),
+  );
+}
+
+/** float16 values of a float32 array, as raw bits. */
+export function halfBits(a: Float32Array): Uint16Array {
+  return Uint16Array.from(a, floatToHalf);
+}
+
+/** x[2, 128] float16 → MatMul(W [128, 256] fp16) → Relu → Gemm(W2 [64, 256] fp16, transB=1) → y float16. */
+export function halfMlp(opset = 17): BuiltModel {
+  const H = DataType.float16;
+  return built(
+    model(
+      graph({
+        nodes: [
+          node('MatMul', ['x', 'W1'], ['h'], { name: 'fc1' }),
+          node('Relu', ['h'], ['r'], { name: 'relu' }),
+          node('Gemm', ['r', 'W2'], ['y'], { name: 'fc2', attributes: [attrs.int('transB', 1)] }),
+        ],
+        initializers: [
+          tensor('W1', H, [128, 256], halfBits(randn(128 * 256, 111, 1 / Math.sqrt(128)))),
+          tensor('W2', H, [64, 256], halfBits(randn(64 * 256, 112, 1 / Math.sqrt(256)))),
+        ],
+        inputs: [valueInfo('x', H, [2, 128])],
+        outputs: [valueInfo('y', H, [2, 64])],
+      }),
+      { opset },
+    ),
+  );
+}
+
+/**
+ * Weights as exporters compute them: a float16 Constant → Cast(float) → Transpose → MatMul,
+ * an initializer → Identity → MatMul, a bfloat16 initializer → Cast(float) → MatMul. x[2, 128] → y[2, 64].
+ */
+export function computedWeights(opset = 17): BuiltModel {
+  const c16 = tensor('', DataType.float16, [256, 128], halfBits(randn(256 * 128, 121, 1 / Math.sqrt(128))));
+  return built(
+    model(
+      graph({
+        nodes: [
+          node('Constant', [], ['Wc'], { name: 'Wc_const', attributes: [attrs.tensor('value', c16)] }),
+          node('Cast', ['Wc'], ['Wc_f'], { name: 'cast', attributes: [attrs.int('to', DataType.float32)] }),
+          node('Transpose', ['Wc_f'], ['Wc_t'], { name: 'transpose', attributes: [attrs.ints('perm', [1, 0])] }),
+          node('MatMul', ['x', 'Wc_t'], ['h1'], { name: 'mm1' }),
+          node('Identity', ['Wi'], ['Wi_id'], { name: 'identity' }),
+          node('MatMul', ['h1', 'Wi_id'], ['h2'], { name: 'mm2' }),
+          node('Cast', ['Wb'], ['Wb_f'], { name: 'cast_bf16', attributes: [attrs.int('to', DataType.float32)] }),
+          node('MatMul', ['h2', 'Wb_f'], ['y'], { name: 'mm3' }),
+        ],
+        initializers: [
+          weight('Wi', [256, 128], 256, 122),
+          tensor('Wb', DataType.bfloat16, [128, 64], Uint16Array.from(randn(128 * 64, 123, 1 / Math.sqrt(128)), floatToBfloat16)),
+        ],
+        inputs: [valueInfo('x', F, [2, 128])],
+        outputs: [valueInfo('y', F, [2, 64])],
       }),
       { opset },
     ),

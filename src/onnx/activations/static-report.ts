@@ -1,6 +1,5 @@
 import type { OutputError } from '../runtime/activation-error.js';
 import type { FusedOpsReport } from '../runtime/fused-ops.js';
-import type { WeightCandidate } from '../weights/find-weights.js';
 import { rankTensors, tensorRow, type TensorRow } from '../weights/report.js';
 import { rawBytes } from '../proto/model.js';
 import type { ExcludedNode } from './fallback.js';
@@ -58,7 +57,7 @@ export function staticWeightRows(o: StaticOutcome): TensorRow[] {
     const t = o.index.constants.get(sw.mark.name)!.tensor;
     const uses = sw.mark.nodes.map((i) => ({ node: o.index.nodes[i]!, nodeIndex: i, opType: o.index.nodes[i]!.opType as 'Conv', channelAxis: sw.plan.axis, blockAxis: 0 }));
     const n = t.dims.reduce((a, b) => a * b, 1);
-    const c: WeightCandidate = { name: sw.mark.name, tensor: t, constantNode: undefined, uses, otherUses: 0, elements: n };
+    const c = { name: sw.mark.name, tensor: t, constantNode: undefined, uses, otherUses: 0, elements: n };
     const quantizedBytes = n + 8 * sw.w.params.scale.length;
     const row = tensorRow(c, sw.plan, sw.w, rawBytes(t.dataType, n) ?? 4 * n, quantizedBytes);
     if (sw.raised) row.note = `${sw.raised} channel scale(s) raised so the int32 bias fits`;

@@ -1,35 +1,47 @@
-import type { OnnxModel, OnnxNode, OnnxTensor } from '../proto/model.js';
+import type { OnnxAttribute, OnnxGraph, OnnxModel, OnnxNode, OnnxTensor } from '../proto/model.js';
+import { ModelScopes } from './scopes.js';
 
 // Collects the rewrites of one quantization pass and applies them at once, leaving the
 // input model untouched (validation still runs it). Nodes and initializers that are not
-// rewritten are the very same objects, so they are written back byte for byte.
+// rewritten are the very same objects, so they are written back byte for byte; a node
+// whose subgraph changed is re-encoded, its other attributes still from their bytes.
+//
+// Every edit names the graph it applies to (`scope`, default the main graph): a weight's
+// DequantizeLinear goes in the scope that defines the weight, a rewritten consumer stays in
+// its own scope. Names are unique over all scopes, so nothing new shadows an outer name.
+
+class ScopeEdits {
+  readonly front: OnnxNode[] = [];
+  readonly nodeReplacements = new Map<number, OnnxNode[]>();
+  readonly after = new Map<number, OnnxNode[]>();
+  readonly initReplacements = new Map<string, OnnxTensor[]>();
+  readonly added: OnnxTensor[] = [];
+  readonly droppedInputs = new Set<string>();
+  readonly droppedValueInfo = new Set<string>();
+}
 
 export class GraphEdit {
   readonly #model: OnnxModel;
-  readonly #names = new Set<string>();
-  readonly #front: OnnxNode[] = [];
-  readonly #nodeReplacements = new Map<number, OnnxNode[]>();
-  readonly #after = new Map<number, OnnxNode[]>();
-  readonly #initReplacements = new Map<string, OnnxTensor[]>();
-  readonly #added: OnnxTensor[] = [];
-  readonly #droppedInputs = new Set<string>();
-  readonly #droppedValueInfo = new Set<string>();
+  readonly #names: Set<string>;
+  readonly #scopes = new Map<OnnxGraph, ScopeEdits>();
+  readonly #forgotten = new Set<string>();
   readonly #opsets = new Map<string, number>();
   #irVersion: number;
 
-  constructor(model: OnnxModel) {
+  constructor(model: OnnxModel, scopes: ModelScopes = new ModelScopes(model)) {
     this.#model = model;
     this.#irVersion = model.irVersion;
-    const g = model.graph;
-    for (const t of g.initializers) this.#names.add(t.name);
-    for (const v of [...g.inputs, ...g.outputs, ...g.valueInfo]) this.#names.add(v.name);
-    for (const n of g.nodes) {
-      if (n.name) this.#names.add(n.name);
-      for (const o of n.outputs) this.#names.add(o);
-    }
+    this.#names = scopes.allNames();
   }
 
-  /** base, or base_1, base_2, ... whichever no tensor or node of the graph uses yet. */
+  #at(scope: OnnxGraph | undefined): ScopeEdits {
+    const g = scope ?? this.#model.graph;
+    let e = this.#scopes.get(g);
+    if (!e) this.#scopes.set(g, (e = new ScopeEdits()));
+    return e;
+  }
+
+  /** base, or base_1, base_2, ... whichever no tensor or node of any graph uses yet. */
   unique(base: string): string {
     let name = base;
     for (let i = 1; this.#names.has(name); i++) name = `${base}_${i}`;
@@ -37,58 +49,59 @@ export class GraphEdit {
     return name;
   }
 
-  /** Nodes whose inputs are all initializers go first: that keeps the order topological. */
-  prepend(node: OnnxNode): void {
-    this.#front.push(node);
+  /** Nodes whose inputs are all initializers (or outer-scope names) go first: that keeps the order topological. */
+  prepend(node: OnnxNode, scope?: OnnxGraph): void {
+    this.#at(scope).front.push(node);
   }
 
   /** Nodes that read the output of node `index` go right after it. */
-  insertAfter(index: number, node: OnnxNode): void {
-    const list = this.#after.get(index) ?? [];
+  insertAfter(index: number, node: OnnxNode, scope?: OnnxGraph): void {
+    const e = this.#at(scope);
+    const list = e.after.get(index) ?? [];
     list.push(node);
-    this.#after.set(index, list);
+    e.after.set(index, list);
   }
 
-  replaceNode(index: number, nodes: OnnxNode[]): void {
-    this.#nodeReplacements.set(index, nodes);
+  replaceNode(index: number, nodes: OnnxNode[], scope?: OnnxGraph): void {
+    this.#at(scope).nodeReplacements.set(index, nodes);
   }
 
   /** The weight's initializer is replaced, in place, by these tensors ([] removes it). */
-  replaceInitializer(name: string, tensors: OnnxTensor[]): void {
-    this.#initReplacements.set(name, tensors);
+  replaceInitializer(name: string, tensors: OnnxTensor[], scope?: OnnxGraph): void {
+    this.#at(scope).initReplacements.set(name, tensors);
   }
 
-  addInitializers(tensors: OnnxTensor[]): void {
-    this.#added.push(...tensors);
+  addInitializers(tensors: OnnxTensor[], scope?: OnnxGraph): void {
+    this.#at(scope).added.push(...tensors);
   }
 
   /**
-   * A weight's replacement tensors take its place: its initializer is replaced in place, or
-   * its Constant node removed and the tensors added as initializers.
+   * A weight's replacement tensors take its place in the scope that defines it: its
+   * initializer is replaced in place, or its Constant node removed and the tensors added as
+   * initializers.
    */
-  replaceWeight(weight: { name: string; constantNode: number | undefined }, tensors: OnnxTensor[]): void {
+  replaceWeight(weight: { name: string; constantNode: number | undefined; scope?: OnnxGraph | undefined }, tensors: OnnxTensor[]): void {
     if (weight.constantNode !== undefined) {
-      this.replaceNode(weight.constantNode, []);
-      this.addInitializers(tensors);
+      this.replaceNode(weight.constantNode, [], weight.scope);
+      this.addInitializers(tensors, weight.scope);
     } else {
-      this.replaceInitializer(weight.name, tensors);
+      this.replaceInitializer(weight.name, tensors, weight.scope);
     }
   }
 
   /** The weight's name no longer exists anywhere (no node produces it any more). */
   forgetName(name: string): void {
-    this.dropInput(name);
-    this.dropValueInfo(name);
+    this.#forgotten.add(name);
   }
 
   /** name stops being an initializer: it must leave graph.input (IR < 4 lists them there). */
-  dropInput(name: string): void {
-    this.#droppedInputs.add(name);
+  dropInput(name: string, scope?: OnnxGraph): void {
+    this.#at(scope).droppedInputs.add(name);
   }
 
   /** name no longer exists at all: its value_info entry would be stale. */
-  dropValueInfo(name: string): void {
-    this.#droppedValueInfo.add(name);
+  dropValueInfo(name: string, scope?: OnnxGraph): void {
+    this.#at(scope).droppedValueInfo.add(name);
   }
 
   requireOpset(domain: string, version: number): void {
@@ -106,25 +119,59 @@ export class GraphEdit {
   }
 
   apply(): OnnxModel {
-    const g = this.#model.graph;
-    const nodes = [...this.#front];
-    g.nodes.forEach((n, i) => nodes.push(...(this.#nodeReplacements.get(i) ?? [n]), ...(this.#after.get(i) ?? [])));
-    const initializers = g.initializers.flatMap((t) => this.#initReplacements.get(t.name) ?? [t]);
-    initializers.push(...this.#added);
     const opsetImports = this.#model.opsetImports
       .filter((o) => !this.#opsets.has(o.domain))
       .concat([...this.#opsets].map(([domain, version]) => ({ domain, version })));
-    return {
-      ...this.#model,
-      irVersion: this.#irVersion,
-      opsetImports,
-      graph: {
-        ...g,
-        nodes,
-        initializers,
-        inputs: g.inputs.filter((v) => !this.#droppedInputs.has(v.name)),
-        valueInfo: g.valueInfo.filter((v) => !this.#droppedValueInfo.has(v.name)),
-      },
+    return { ...this.#model, irVersion: this.#irVersion, opsetImports, graph: this.#graph(this.#model.graph) };
+  }
+
+  /** The graph with its edits and its nested graphs' edits; the same object when nothing changed. */
+  #graph(g: OnnxGraph): OnnxGraph {
+    const e = this.#scopes.get(g);
+    let changed = e !== undefined || g.valueInfo.some((v) => this.#forgotten.has(v.name)) || g.inputs.some((v) => this.#forgotten.has(v.name));
+    const withSubgraphs = (n: OnnxNode): OnnxNode => {
+      const next = this.#node(n);
+      if (next !== n) changed = true;
+      return next;
     };
+    const nodes: OnnxNode[] = [];
+    if (e) nodes.push(...e.front.map(withSubgraphs));
+    g.nodes.forEach((n, i) => {
+      const replaced = e?.nodeReplacements.get(i);
+      nodes.push(...(replaced ?? [withSubgraphs(n)]), ...(e?.after.get(i) ?? []));
+    });
+    if (!changed) return g;
+    const initializers = g.initializers.flatMap((t) => e?.initReplacements.get(t.name) ?? [t]);
+    if (e) initializers.push(...e.added);
+    const dropInput = (name: string) => (e?.droppedInputs.has(name) ?? false) || this.#forgotten.has(name);
+    const dropInfo = (name: string) => (e?.droppedValueInfo.has(name) ?? false) || this.#forgotten.has(name);
+    return {
+      ...g,
+      nodes,
+      initializers,
+      inputs: g.inputs.filter((v) => !dropInput(v.name)),
+      valueInfo: g.valueInfo.filter((v) => !dropInfo(v.name)),
+    };
+  }
+
+  /** A node whose subgraphs changed gets new attributes (and loses its stored bytes). */
+  #node(n: OnnxNode): OnnxNode {
+    let changed = false;
+    const attributes = n.attributes.map((a): OnnxAttribute => {
+      if (a.g) {
+        const g = this.#graph(a.g);
+        if (g === a.g) return a;
+        changed = true;
+        return { name: a.name, type: a.type, g };
+      }
+      if (a.graphs) {
+        const graphs = a.graphs.map((x) => this.#graph(x));
+        if (graphs.every((x, i) => x === a.graphs![i])) return a;
+        changed = true;
+        return { name: a.name, type: a.type, graphs };
+      }
+      return a;
+    });
+    return changed ? { ...n, attributes, src: undefined } : n;
   }
 }

@@ -1,17 +1,26 @@
 import type { KeyValue, OnnxAttribute, OnnxGraph, OnnxModel, OnnxNode, OnnxTensor, OnnxValueInfo, OpsetId, Span } from './model.js';
 import { fail, Reader, WIRE_FIXED32, WIRE_LEN, WIRE_VARINT } from './wire.js';
 
-// ModelProto → OnnxModel. Typed decoders go at most six messages deep (model, graph, node,
-// attribute, tensor, key/value); subgraphs (If/Loop bodies) and types are kept encoded, so a
-// hostile file nested thousands of levels deep costs nothing. Every node, initializer and
-// value_info keeps its encoded bytes for a byte-identical write-back.
+// ModelProto → OnnxModel. Typed decoders go six messages deep per graph (model, graph, node,
+// attribute, tensor, key/value); subgraphs (If/Loop/Scan bodies, attributes of type GRAPH or
+// GRAPHS) are decoded too, at most `maxDepth` graphs deep, so their weights can be found.
+// Types are kept encoded. Every node, attribute, initializer and value_info keeps its
+// encoded bytes for a byte-identical write-back.
 
 export interface DecodeLimits {
-  /** Most nodes + initializers + value_info entries in the main graph (each costs an object). */
+  /** Most nodes + initializers + value_info entries over all graphs (each costs an object). */
   maxItems: number;
+  /** Most nested subgraph levels (the main graph is level 0); 32 when not given. */
+  maxDepth?: number | undefined;
 }
 
-export const DEFAULT_DECODE_LIMITS: DecodeLimits = { maxItems: 2_000_000 };
+export const DEFAULT_DECODE_LIMITS: DecodeLimits = { maxItems: 2_000_000, maxDepth: 32 };
+
+/** What one decode shares across its graphs: the item budget. */
+interface GraphContext {
+  limits: DecodeLimits;
+  items: number;
+}
 
 function keyValue(r: Reader): KeyValue {
   const kv: KeyValue = { key: '', value: '' };
@@ -91,8 +100,13 @@ function sub(r: Reader, path: string): Reader {
   return new Reader(bytes, path);
 }
 
-function decodeAttribute(src: Uint8Array, path: string): OnnxAttribute {
+function decodeAttribute(src: Uint8Array, path: string, ctx: GraphContext, depth: number): OnnxAttribute {
   const r = new Reader(src, path);
+  const subgraph = (bytes: Uint8Array, at: string): OnnxGraph => {
+    const maxDepth = ctx.limits.maxDepth ?? 32;
+    if (depth + 1 > maxDepth) fail(`${at}: subgraphs nest more than ${maxDepth} levels deep`);
+    return decodeGraph(bytes, ctx, at, depth + 1);
+  };
   const a: OnnxAttribute = { name: '', type: 0, src };
   while (!r.done) {
     const [f, w] = r.tag();
@@ -137,6 +151,14 @@ function decodeAttribute(src: Uint8Array, path: string): OnnxAttribute {
           while (!p.done) (a.ints ??= []).push(p.int64());
         }
         break;
+      case 6:
+        r.expect(w, WIRE_LEN, f, 'g');
+        a.g = subgraph(r.bytes(), `${path}.g`);
+        break;
+      case 11:
+        r.expect(w, WIRE_LEN, f, 'graphs');
+        (a.graphs ??= []).push(subgraph(r.bytes(), `${path}.graphs[${a.graphs?.length ?? 0}]`));
+        break;
       default:
         r.skip(w, f);
     }
@@ -144,7 +166,7 @@ function decodeAttribute(src: Uint8Array, path: string): OnnxAttribute {
   return a;
 }
 
-function decodeNode(src: Uint8Array, path: string): OnnxNode {
+function decodeNode(src: Uint8Array, path: string, ctx: GraphContext, depth: number): OnnxNode {
   const r = new Reader(src, path);
   const n: OnnxNode = { name: '', opType: '', domain: '', inputs: [], outputs: [], attributes: [], src };
   while (!r.done) {
@@ -172,7 +194,7 @@ function decodeNode(src: Uint8Array, path: string): OnnxNode {
         break;
       case 5:
         r.expect(w, WIRE_LEN, f, 'attribute');
-        n.attributes.push(decodeAttribute(r.bytes(), `${path}.attribute[${n.attributes.length}]`));
+        n.attributes.push(decodeAttribute(r.bytes(), `${path}.attribute[${n.attributes.length}]`, ctx, depth));
         break;
       default:
         r.skip(w, f);
@@ -207,13 +229,11 @@ function sparseName(src: Uint8Array, path: string): string {
   return name;
 }
 
-function decodeGraph(src: Uint8Array, limits: DecodeLimits): OnnxGraph {
-  const path = 'ModelProto.graph';
+function decodeGraph(src: Uint8Array, ctx: GraphContext, path: string, depth: number): OnnxGraph {
   const r = new Reader(src, path);
   const g: OnnxGraph = { name: '', nodes: [], initializers: [], sparseInitializerNames: [], inputs: [], outputs: [], valueInfo: [], other: [] };
-  let items = 0;
   const count = () => {
-    if (++items > limits.maxItems) fail(`graph has more than ${limits.maxItems} nodes, initializers and value_info entries`);
+    if (++ctx.items > ctx.limits.maxItems) fail(`graph has more than ${ctx.limits.maxItems} nodes, initializers and value_info entries`);
   };
   while (!r.done) {
     const start = r.pos;
@@ -222,7 +242,7 @@ function decodeGraph(src: Uint8Array, limits: DecodeLimits): OnnxGraph {
       case 1:
         r.expect(w, WIRE_LEN, f, 'node');
         count();
-        g.nodes.push(decodeNode(r.bytes(), `${path}.node[${g.nodes.length}]`));
+        g.nodes.push(decodeNode(r.bytes(), `${path}.node[${g.nodes.length}]`, ctx, depth));
         break;
       case 2:
         r.expect(w, WIRE_LEN, f, 'name');
@@ -295,7 +315,8 @@ export function decodeModel(buf: Uint8Array, limits: DecodeLimits = DEFAULT_DECO
   }
   if (graphs.length === 0) fail('is not a model: ModelProto.graph (field 7) is missing');
   // Protobuf merges a message field that occurs twice: the same as one concatenated payload.
-  const graph = decodeGraph(graphs.length === 1 ? graphs[0]! : Buffer.concat(graphs), limits);
+  const ctx: GraphContext = { limits, items: 0 };
+  const graph = decodeGraph(graphs.length === 1 ? graphs[0]! : Buffer.concat(graphs), ctx, 'ModelProto.graph', 0);
   if (irVersion === undefined || irVersion < 1) fail('is not a model: ModelProto.ir_version (field 1) is missing or not positive');
   if (opsetImports.length === 0) fail('model imports no opset (ModelProto.opset_import is empty)');
   return { irVersion, opsetImports, graph, other };

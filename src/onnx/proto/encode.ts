@@ -47,6 +47,8 @@ function encodeAttribute(a: OnnxAttribute): Parts {
     for (const v of a.ints) body.int64(v);
     p.messageField(8, body);
   }
+  if (a.g !== undefined) p.messageField(6, encodeGraph(a.g));
+  for (const g of a.graphs ?? []) p.messageField(11, encodeGraph(g));
   p.uintField(20, a.type);
   return p;
 }

@@ -90,6 +90,9 @@ export interface OnnxAttribute {
   t?: OnnxTensor | undefined;
   floats?: number[] | undefined;
   ints?: bigint[] | undefined;
+  /** A subgraph body (If branches, Loop and Scan bodies): decoded, its bytes kept in `src`. */
+  g?: OnnxGraph | undefined;
+  graphs?: OnnxGraph[] | undefined;
   src?: Uint8Array | undefined;
 }
 

@@ -1,9 +1,10 @@
 import { Errors } from '../../errors.js';
+import { bfloat16ToFloat, halfToFloat } from '../../core/float16.js';
 import { DATA_LOCATION_EXTERNAL, DataType, dataTypeName, type OnnxTensor } from './model.js';
 
-// Reading a float32 initializer's values wherever the model keeps them: raw_data (a view
+// Reading a float initializer's values wherever the model keeps them: raw_data (a view
 // into the upload at any byte offset, so it is copied into an aligned array), float_data,
-// or an external data file.
+// or an external data file. float16 and bfloat16 values are widened to float32 (exactly).
 
 /** Reads byte ranges of the external data files a model refers to. */
 export interface ExternalData {
@@ -64,21 +65,31 @@ export function elementCount(t: OnnxTensor): number {
   return n;
 }
 
-/** The bytes of a float32 tensor's values, wherever they live (not yet aligned). */
-function floatBytes(t: OnnxTensor, n: number, external: ExternalData | undefined): Uint8Array {
-  const need = 4 * n;
+/** The float types whose weights are quantized, and the bytes per element each takes. */
+export const WEIGHT_FLOAT_TYPES: ReadonlyMap<number, number> = new Map([
+  [DataType.float32, 4],
+  [DataType.float16, 2],
+  [DataType.bfloat16, 2],
+]);
+
+/** The bytes of a float tensor's values, wherever they live (not yet aligned). */
+function floatBytes(t: OnnxTensor, n: number, external: ExternalData | undefined, size = 4): Uint8Array {
+  const need = size * n;
+  const type = dataTypeName(t.dataType);
   if (isExternal(t)) {
     const ref = externalRef(t);
     if (ref.length !== undefined && ref.length !== need) {
-      onnxError(`initializer '${t.name}': external data length ${ref.length} does not match ${n} float32 values (${need} bytes)`);
+      onnxError(`initializer '${t.name}': external data length ${ref.length} does not match ${n} ${type} values (${need} bytes)`);
     }
     if (!external) onnxError(`initializer '${t.name}' lives in external file '${ref.location}', which was not uploaded`);
     return external.read(ref.location, ref.offset, need);
   }
   if (t.rawData && t.rawData.length > 0) {
-    if (t.rawData.length !== need) onnxError(`tensor '${t.name}': raw_data holds ${t.rawData.length} bytes; ${n} float32 values need ${need}`);
+    if (t.rawData.length !== need) onnxError(`tensor '${t.name}': raw_data holds ${t.rawData.length} bytes; ${n} ${type} values need ${need}`);
     return t.rawData;
   }
+  // float16/bfloat16 outside raw_data live in int32_data, one value per varint: not read.
+  if (size !== 4) onnxError(`tensor '${t.name}': ${type} values outside raw_data (int32_data) are not read`);
   const runs = t.floatData ?? [];
   const have = runs.reduce((s, r) => s + r.length, 0);
   if (have !== need) onnxError(`tensor '${t.name}': float_data holds ${have / 4} values; its dims [${t.dims.join(', ')}] need ${n}`);
@@ -100,6 +111,25 @@ export function readFloat32(t: OnnxTensor, external?: ExternalData): Float32Arra
   const out = new Float32Array(n);
   new Uint8Array(out.buffer).set(bytes.subarray(0, 4 * n));
   return out;
+}
+
+/** A float32, float16 or bfloat16 tensor's values as float32 (the narrow types widen exactly). */
+export function readFloat(t: OnnxTensor, external?: ExternalData): Float32Array {
+  if (t.dataType === DataType.float32) return readFloat32(t, external);
+  const size = WEIGHT_FLOAT_TYPES.get(t.dataType);
+  if (size === undefined) onnxError(`tensor '${t.name}' is ${dataTypeName(t.dataType)}, not a float type that is quantized`);
+  const n = elementCount(t);
+  const bytes = floatBytes(t, n, external, size);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const widen = t.dataType === DataType.float16 ? halfToFloat : bfloat16ToFloat;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = widen(view.getUint16(2 * i, true));
+  return out;
+}
+
+/** Whether the values can be read (float16/bfloat16 need raw_data or external data). */
+export function floatReadable(t: OnnxTensor): boolean {
+  return t.dataType === DataType.float32 || isExternal(t) || (t.rawData !== undefined && t.rawData.length > 0) || elementCount(t) === 0;
 }
 
 /** Bytes the tensor's data takes in the model (inline or external), for size reports. */

@@ -1,6 +1,8 @@
-import { attrs, floatTensor, node, tensor } from '../graph/build.js';
+import { attrs, node, tensor } from '../graph/build.js';
 import { DataType, type OnnxNode, type OnnxTensor } from '../proto/model.js';
 import type { GraphEdit } from '../graph/edit.js';
+import { MS_DOMAIN } from './dq-form.js';
+import { scaleTensor } from './emit-qdq.js';
 import type { WeightCandidate } from './find-weights.js';
 import type { WeightPlan } from './plan.js';
 import type { QuantizedWeight } from './quantize-weight.js';
@@ -9,7 +11,7 @@ import type { QuantizedWeight } from './quantize-weight.js';
 // row n holding column n of W[K, N] packed LSB-first along K; scales [N, kBlocks];
 // zero points packed [N, ceil(kBlocks*bits/8)], or absent, meaning 2^(bits-1).
 
-export const MS_DOMAIN = 'com.microsoft';
+export { MS_DOMAIN } from './dq-form.js';
 
 /**
  * W is [K, N] for MatMul and Gemm(transB=0), [N, K] for Gemm(transB=1); blocks run along K.
@@ -70,7 +72,8 @@ export function emitMatMulNBits(
 
   const bName = edit.unique(`${c.name}_Q${bits}`);
   const sName = edit.unique(`${c.name}_scales`);
-  const tensors: OnnxTensor[] = [tensor(bName, DataType.uint8, [N, kBlocks, blob], B), floatTensor(sName, [N, kBlocks], scales)];
+  // float16 weights get float16 scales: MatMulNBits computes in its input's type.
+  const tensors: OnnxTensor[] = [tensor(bName, DataType.uint8, [N, kBlocks, blob], B), scaleTensor(sName, [N, kBlocks], scales, c.uses[0]!.valueType)];
   let zName = '';
   if (zps) {
     zName = edit.unique(`${c.name}_zero_points`);
@@ -79,16 +82,17 @@ export function emitMatMulNBits(
 
   const attributes = () => [attrs.int('K', K), attrs.int('N', N), attrs.int('bits', bits), attrs.int('block_size', bs)];
   for (const use of c.uses) {
-    edit.replaceNode(use.nodeIndex, rewriteUse(edit, use.node, [bName, sName, zName], attributes(), N, initializerDims));
+    edit.replaceNode(use.nodeIndex, rewriteUse(edit, use.node, [bName, sName, zName], attributes(), N, initializerDims), use.scope);
   }
   edit.replaceWeight(c, tensors);
   edit.forgetName(c.name);
+  dropIdentities(edit, c);
   edit.requireOpset(MS_DOMAIN, 1);
   return tensors;
 }
 
 /** MatMul(A, W) or Gemm(A, W, C) → MatMulNBits(A, B, scales, zp, g_idx, bias) [+ Add(C)]. */
-function rewriteUse(
+export function rewriteUse(
   edit: GraphEdit,
   n: OnnxNode,
   [bName, sName, zName]: string[],
@@ -111,4 +115,19 @@ function rewriteUse(
     node('MatMulNBits', inputs, [tmp], { name, domain: MS_DOMAIN, attributes }),
     node('Add', [tmp, bias], n.outputs, { name: edit.unique(`${name}_bias`) }),
   ];
+}
+
+/**
+ * The Identity, Transpose and Cast nodes between the weight and a consumer that was
+ * replaced read a name that no longer exists: they go too (plan.ts allows this only when
+ * nothing else reads them). The weight was quantized in its own layout, with the axes the
+ * consumer sees mapped back through the Transposes.
+ */
+export function dropIdentities(edit: GraphEdit, c: WeightCandidate): void {
+  for (const u of c.uses) {
+    for (const v of u.viaNodes) {
+      edit.replaceNode(v.nodeIndex, [], v.scope);
+      edit.forgetName(v.output);
+    }
+  }
 }

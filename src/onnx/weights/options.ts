@@ -6,7 +6,12 @@ export type ModelFormat = (typeof MODEL_FORMATS)[number];
 /** What a weight ends up as (auto resolves to one of these per weight). */
 export type WeightFormat = Exclude<ModelFormat, 'auto'>;
 
-export const MODEL_OP_TYPES = ['MatMul', 'Gemm', 'Conv'] as const;
+/**
+ * Ops whose weight inputs are quantized: MatMul/Gemm B, Conv/ConvTranspose W, Gather data
+ * (embeddings), LSTM/GRU/RNN W and R, and Add of a constant of rank ≥ 2 (learned position
+ * embeddings added to activations; biases are rank 1).
+ */
+export const MODEL_OP_TYPES = ['MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'Gather', 'LSTM', 'GRU', 'RNN', 'Add'] as const;
 export type ModelOpType = (typeof MODEL_OP_TYPES)[number];
 
 export const MODEL_BITS = [2, 4, 8] as const;

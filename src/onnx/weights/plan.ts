@@ -1,12 +1,15 @@
 import { Errors } from '../../errors.js';
+import { attrInt, DataType, dataTypeName } from '../proto/model.js';
 import type { Granularity } from '../../core/quantize.js';
 import { gemmAttrs, type WeightCandidate } from './find-weights.js';
 import { MATMULNBITS_BLOCK_SIZES, type ModelBits, type ModelQuantOptions, type WeightFormat } from './options.js';
 
 // The form each weight takes. The opsets below are the ones onnxruntime 1.30 checks
 // (ONNX-NOTES): DequantizeLinear exists from opset 10, takes `axis` from 13, and
-// `block_size` and int4 from 21. A model's opset is never raised: a weight that needs a
-// newer one gets another form (auto) or is refused (an explicit format).
+// `block_size` and int4 from 21. A model's opset is never raised: below 13 the weight gets
+// the com.microsoft DequantizeLinear (axis at any opset, see dq-form.ts), a 4-bit weight
+// below 21 gets MatMulNBits or falls back to int8 (auto), or the option is refused (an
+// explicit format=qdq with 4 bits or blocks).
 
 export const OPSET = { qdq: 10, qdqAxis: 13, qdqBlocked: 21, dynamic: 11 } as const;
 
@@ -30,15 +33,11 @@ export function checkOptionsForModel(opts: ModelQuantOptions, opset: number | un
     throw new Errors.Option(msg);
   };
   if (opts.format === 'qdq') {
-    if (o < OPSET.qdq) bad(`format=qdq needs opset ≥ ${OPSET.qdq}; this model has opset ${o}`);
     if (opts.bits < 8 && o < OPSET.qdqBlocked) {
       bad(`format=qdq with bits=${opts.bits} needs opset ≥ ${OPSET.qdqBlocked} (int4 DequantizeLinear); this model has opset ${o}: use format=matmulnbits or format=auto`);
     }
     if (opts.granularity === 'per_group' && o < OPSET.qdqBlocked) {
       bad(`format=qdq with granularity=per_group needs opset ≥ ${OPSET.qdqBlocked} (blocked DequantizeLinear); this model has opset ${o}`);
-    }
-    if (opts.granularity === 'per_channel' && o < OPSET.qdqAxis) {
-      bad(`format=qdq with granularity=per_channel needs opset ≥ ${OPSET.qdqAxis}; this model has opset ${o}: use granularity=per_tensor`);
     }
   }
   if (opts.format === 'matmulnbits') {
@@ -50,7 +49,6 @@ export function checkOptionsForModel(opts: ModelQuantOptions, opset: number | un
   if (opts.format === 'dynamic') {
     if (opts.bits !== 8) bad(`format=dynamic is int8 only; got bits=${opts.bits}`);
     if (opts.granularity === 'per_group') bad('format=dynamic needs granularity=per_tensor or per_channel');
-    if (o < OPSET.dynamic) bad(`format=dynamic needs opset ≥ ${OPSET.dynamic}; this model has opset ${o}`);
   }
 }
 
@@ -60,12 +58,47 @@ function common(c: WeightCandidate, key: 'channelAxis' | 'blockAxis'): number | 
   return c.uses.every((u) => u[key] === first) ? first : undefined;
 }
 
-/** Why MatMulNBits cannot carry this weight, or undefined when it can. */
-export function matmulNBitsProblem(c: WeightCandidate, opts: Pick<ModelQuantOptions, 'granularity' | 'groupSize'>): string | undefined {
+/**
+ * Why com.microsoft GatherBlockQuantized cannot carry this embedding (all of whose readers
+ * are Gathers), or undefined. Its contract, as onnxruntime-node 1.30 runs it: uint8 data
+ * [V, D/2] packed LSB-first along D, scales [V, D/block] in the output's float type, zero
+ * points packed the same way or absent (meaning 8), gather_axis 0, quantize_axis 1.
+ */
+function gatherBlockProblem(c: WeightCandidate, opts: Pick<ModelQuantOptions, 'groupSize'> & { bits?: number }): string | undefined {
+  if (opts.bits !== undefined && opts.bits !== 4) return `GatherBlockQuantized stores 4-bit embeddings here, not ${opts.bits}-bit`;
+  if (c.tensor.dims.length !== 2) return `GatherBlockQuantized is used for 2-D embeddings; this one has rank ${c.tensor.dims.length}`;
+  const bad = c.uses.find((u) => u.opType === 'Gather' && (u.channelAxis !== 0 || u.via.some((op) => op !== 'Identity')));
+  if (bad) return `a Gather reads it ${bad.via.length ? `through ${bad.via.join(' → ')}` : 'along an axis other than 0'}`;
+  // A tied output projection reads the same packed rows as MatMulNBits' B: its K must run along the rows.
+  const other = c.uses.find((u) => u.opType !== 'Gather' && (u.blockAxis !== 1 || u.via.includes('Slice')));
+  if (other) return `the ${other.opType} that shares the embedding reads it with K along axis ${other.blockAxis}, not along the rows`;
+  if (c.otherUses > 0) return 'the float embedding is also read elsewhere (another op or a graph output)';
+  const type = c.uses[0]!.valueType;
+  if (c.uses.some((u) => u.valueType !== type)) return 'its consumers read it in different float types';
+  if (type !== DataType.float32 && type !== DataType.float16) return `read as ${dataTypeName(type)} (GatherBlockQuantized runs float32 and float16 here)`;
+  if (c.tensor.dims[1]! % opts.groupSize !== 0) return `GatherBlockQuantized needs the row length ${c.tensor.dims[1]} to be a multiple of group_size ${opts.groupSize}`;
+  return undefined;
+}
+
+/** Why MatMulNBits (or GatherBlockQuantized, for embeddings) cannot carry this weight, or undefined when it can. */
+export function matmulNBitsProblem(c: WeightCandidate, opts: Pick<ModelQuantOptions, 'granularity' | 'groupSize'> & { bits?: number }): string | undefined {
   if (opts.granularity !== 'per_group') return `MatMulNBits is blocked, and granularity is ${opts.granularity}`;
   if (!(MATMULNBITS_BLOCK_SIZES as readonly number[]).includes(opts.groupSize)) return `MatMulNBits takes block sizes ${MATMULNBITS_BLOCK_SIZES.join('/')}, not ${opts.groupSize}`;
-  if (c.uses.some((u) => u.opType === 'Conv')) return 'MatMulNBits replaces MatMul and Gemm only, and a Conv reads this weight';
-  if (c.otherUses > 0) return 'the float weight is also read elsewhere (another op, a graph output or a subgraph)';
+  const gathers = c.uses.filter((u) => u.opType === 'Gather').length;
+  if (gathers > 0 && c.uses.every((u) => u.opType === 'Gather' || u.opType === 'MatMul' || u.opType === 'Gemm')) {
+    const problem = gatherBlockProblem(c, opts);
+    if (problem || gathers === c.uses.length) return problem;
+    // Tied: the MatMul/Gemm readers go on to the MatMulNBits checks below.
+  }
+  const notMatMul = c.uses.find((u) => u.opType !== 'MatMul' && u.opType !== 'Gemm' && !(gathers > 0 && u.opType === 'Gather'));
+  if (notMatMul) return `MatMulNBits replaces MatMul and Gemm only, and a ${notMatMul.opType} reads this weight`;
+  const through = c.uses.find((u) => u.via.includes('Slice'));
+  if (through) return `a ${through.opType} reads a slice of it (through ${through.via.join(' → ')})`;
+  if (c.otherUses > 0) return 'the float weight is also read elsewhere (another op or a graph output)';
+  const type = c.uses[0]!.valueType;
+  if (c.uses.some((u) => u.valueType !== type)) return 'its consumers read it in different float types';
+  if (type === DataType.bfloat16) return 'read as bfloat16 (onnxruntime has no bfloat16 MatMulNBits on CPU)';
+  if (type !== DataType.float32 && type !== DataType.float16) return `read as ${dataTypeName(type)}`;
   if (c.tensor.dims.length !== 2) return `MatMulNBits needs a 2-D weight; this one has rank ${c.tensor.dims.length}`;
   if (common(c, 'blockAxis') === undefined) return 'its consumers read it along different axes';
   for (const u of c.uses) {
@@ -77,9 +110,26 @@ export function matmulNBitsProblem(c: WeightCandidate, opts: Pick<ModelQuantOpti
   return undefined;
 }
 
-function dynamicProblem(c: WeightCandidate): string | undefined {
-  if (c.uses.some((u) => u.opType === 'Conv')) return 'dynamic quantization covers MatMul and Gemm; Conv weights need format=qdq';
-  if (c.otherUses > 0) return 'the float weight is also read elsewhere (another op, a graph output or a subgraph)';
+/** Why com.microsoft DynamicQuantizeLSTM cannot carry this LSTM weight (W or R), or undefined. */
+function dynamicLstmProblem(c: WeightCandidate, scheme: string): string | undefined {
+  if (c.uses.some((u) => u.opType !== 'LSTM' || u.via.length > 0)) return 'a weight read by an LSTM and by something else';
+  if (c.otherUses > 0) return 'the float weight is also read elsewhere (another op or a graph output)';
+  if (c.tensor.dataType !== DataType.float32) return `a ${dataTypeName(c.tensor.dataType)} weight: DynamicQuantizeLSTM takes float32; use format=qdq`;
+  if (scheme !== 'symmetric') return 'DynamicQuantizeLSTM is used with symmetric int8 weights here: use scheme=symmetric or format=qdq';
+  const layout = c.uses.find((u) => attrInt(u.node, 'layout', 0) !== 0);
+  if (layout) return `LSTM '${layout.node.name}' has layout=1 (batch first), which DynamicQuantizeLSTM does not take`;
+  return undefined;
+}
+
+function dynamicProblem(c: WeightCandidate, scheme: string): string | undefined {
+  if (c.uses.length > 0 && c.uses.every((u) => u.opType === 'LSTM')) return dynamicLstmProblem(c, scheme);
+  const notMatMul = c.uses.find((u) => u.opType !== 'MatMul' && u.opType !== 'Gemm');
+  if (notMatMul) return `dynamic quantization covers MatMul, Gemm and LSTM; ${notMatMul.opType} weights need format=qdq`;
+  const through = c.uses.find((u) => u.via.includes('Slice'));
+  if (through) return `a ${through.opType} reads a slice of it (through ${through.via.join(' → ')}): format=qdq carries it`;
+  if (c.otherUses > 0) return 'the float weight is also read elsewhere (another op or a graph output)';
+  const seen = c.uses.find((u) => u.valueType !== DataType.float32);
+  if (seen) return `read as ${dataTypeName(seen.valueType)}: DynamicQuantizeLinear takes float32 activations; use format=qdq`;
   if (c.tensor.dims.length !== 2) return `dynamic quantization needs a 2-D weight; this one has rank ${c.tensor.dims.length}`;
   if (common(c, 'blockAxis') === undefined) return 'its consumers read it along different axes';
   for (const u of c.uses) {
@@ -93,7 +143,6 @@ function dynamicProblem(c: WeightCandidate): string | undefined {
 
 /** int8 QDQ at the finest granularity the opset allows: auto's fallback. */
 function int8Qdq(c: WeightCandidate, opts: ModelQuantOptions, opset: number, why: string | undefined): PlanResult {
-  if (opset < OPSET.qdq) return { skip: `DequantizeLinear needs opset ≥ ${OPSET.qdq}; this model has opset ${opset}` };
   const want = opts.bits === 8 ? opts.granularity : 'per_channel';
   return qdq(c, { ...opts, bits: 8, granularity: want, groupSize: opts.bits === 8 ? opts.groupSize : 128 }, opset, why);
 }
@@ -105,10 +154,6 @@ function qdq(c: WeightCandidate, opts: ModelQuantOptions, opset: number, why: st
   if (granularity === 'per_group' && opset < OPSET.qdqBlocked) {
     notes.push(`blocked DequantizeLinear needs opset ≥ ${OPSET.qdqBlocked} (model: ${opset}): per channel instead`);
     granularity = 'per_channel';
-  }
-  if (granularity === 'per_channel' && opset < OPSET.qdqAxis) {
-    notes.push(`per-channel DequantizeLinear needs opset ≥ ${OPSET.qdqAxis} (model: ${opset}): per tensor instead`);
-    granularity = 'per_tensor';
   }
   const axisKey = granularity === 'per_group' ? 'blockAxis' : 'channelAxis';
   let axis = granularity === 'per_tensor' ? 0 : common(c, axisKey);
@@ -134,7 +179,7 @@ export function planWeight(c: WeightCandidate, opts: ModelQuantOptions, opset: n
       return problem ? { skip: problem } : matmulNBits(c, opts);
     }
     case 'dynamic': {
-      const problem = dynamicProblem(c);
+      const problem = dynamicProblem(c, opts.scheme);
       if (problem) return { skip: problem };
       const axis = opts.granularity === 'per_channel' ? c.uses[0]!.channelAxis : 0;
       return { format: 'dynamic', bits: 8, granularity: opts.granularity, groupSize: opts.groupSize, axis };

@@ -1,4 +1,5 @@
 import type { Granularity } from '../../core/quantize.js';
+import { dataTypeName } from '../proto/model.js';
 import type { WeightCandidate } from './find-weights.js';
 import type { WeightFormat } from './options.js';
 import type { WeightPlan } from './plan.js';
@@ -14,7 +15,13 @@ export interface TensorRow {
   nodes: string[];
   op_type: string;
   shape: number[];
+  /** The weight's float type (float32, float16, bfloat16): the quantized graph keeps it. */
+  dtype: string;
+  /** Set for weights defined in a subgraph: where ("If 'cond' then_branch"). */
+  graph?: string;
   format: WeightFormat;
+  /** The exact op that carries the weight (domain, axis, scale type) and why that one. */
+  form: string;
   bits: number;
   granularity: Granularity;
   axis: number | null;
@@ -30,14 +37,20 @@ export interface TensorRow {
   note?: string;
 }
 
-export function tensorRow(c: WeightCandidate, plan: WeightPlan, w: QuantizedWeight, originalBytes: number, quantizedBytes: number): TensorRow {
+/** What a row is made from: a found weight, or static quantization's own record of one. */
+export type RowSource = Pick<WeightCandidate, 'name' | 'tensor'> & { uses: Pick<WeightCandidate['uses'][number], 'node' | 'opType'>[]; scopeLabel?: string };
+
+export function tensorRow(c: RowSource, plan: WeightPlan, w: QuantizedWeight, originalBytes: number, quantizedBytes: number, form = ''): TensorRow {
   const row: TensorRow = {
     name: c.name,
     node: c.uses[0]!.node.name,
     nodes: c.uses.map((u) => u.node.name),
     op_type: c.uses[0]!.opType,
     shape: [...c.tensor.dims],
+    dtype: dataTypeName(c.tensor.dataType),
+    ...(c.scopeLabel !== undefined && c.scopeLabel !== 'main graph' ? { graph: c.scopeLabel } : {}),
     format: plan.format,
+    form,
     bits: plan.bits,
     granularity: plan.granularity,
     axis: plan.granularity === 'per_tensor' ? null : plan.axis,

@@ -106,6 +106,8 @@ export function buildReport(q: Quantized, inBytes: number, outBytes: number, val
   const formats: Record<string, number> = {};
   for (const t of r.tensors) formats[t.format] = (formats[t.format] ?? 0) + 1;
   const worst = r.tensors.find((t) => t.snr_db !== null);
+  const quantizedBytes = r.quantizedWeightBytes ?? r.tensors.reduce((s, t) => s + t.original_bytes, 0);
+  const floatBytes = r.floatWeightBytes ?? quantizedBytes;
   return {
     summary: {
       bits: opts.bits,
@@ -124,6 +126,8 @@ export function buildReport(q: Quantized, inBytes: number, outBytes: number, val
       compression_ratio: inBytes / outBytes,
       weights_original_bytes: r.tensors.reduce((s, t) => s + t.original_bytes, 0),
       weights_quantized_bytes: r.tensors.reduce((s, t) => s + t.quantized_bytes, 0),
+      weights_float_bytes: floatBytes,
+      weights_quantized_fraction: floatBytes > 0 ? quantizedBytes / floatBytes : 0,
       worst_tensor: worst ? { name: worst.name, snr_db: worst.snr_db } : null,
       quantize_ms: Math.round(q.quantizeMs),
       timings_ms: {

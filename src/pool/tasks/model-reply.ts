@@ -29,6 +29,8 @@ export interface ModelSummary {
   compression_ratio: number;
   weights_original_bytes: number;
   weights_quantized_bytes: number;
+  weights_float_bytes: number;
+  weights_quantized_fraction: number;
   worst_tensor: { name: string; snr_db: number | null } | null;
   quantize_ms: number;
   /** Where the task's time went: decode and checks, quantization, writing the model, both onnxruntime runs. */

@@ -114,7 +114,7 @@ describe('ONNX reader against hostile input', () => {
     assert.ok(performance.now() - t0 < 50);
   });
 
-  it('skips 3000 levels of nested subgraphs without recursion', () => {
+  it('refuses 3000 levels of nested subgraphs with a clear error, and decodes 32', () => {
     // If(then_branch = If(then_branch = ...)): each level is a graph inside an attribute.
     let inner = new Parts().stringField(2, 'leaf');
     for (let i = 0; i < 3000; i++) {
@@ -124,8 +124,18 @@ describe('ONNX reader against hostile input', () => {
     const g = new Parts().messageField(1, new Parts().stringField(1, 'c').stringField(2, 'y').stringField(4, 'If').messageField(5, new Parts().stringField(1, 'then_branch').messageField(6, inner).uintField(20, 5)));
     g.messageField(11, new Parts().stringField(1, 'c'));
     const bytes = new Parts().uintField(1, 8).messageField(8, new Parts().uintField(2, 17)).messageField(7, g).concat();
-    const m = decodeModel(bytes);
-    assert.equal(m.graph.nodes.length, 1);
+    onnxError(() => decodeModel(bytes), /subgraphs nest more than 32 levels deep/);
+    // 32 levels (the limit) decode, and write back byte for byte.
+    let ok = new Parts().stringField(2, 'leaf');
+    for (let i = 0; i < 32; i++) {
+      const ifNode = new Parts().stringField(4, 'If').messageField(5, new Parts().stringField(1, 'then_branch').messageField(6, ok).uintField(20, 5));
+      ok = new Parts().messageField(1, ifNode);
+    }
+    const okBytes = new Parts().uintField(1, 8).messageField(8, new Parts().uintField(2, 17)).messageField(7, ok).concat();
+    let depth = 0;
+    for (let g2 = decodeModel(okBytes).graph; g2.nodes[0]?.attributes[0]?.g; g2 = g2.nodes[0].attributes[0].g) depth++;
+    assert.equal(depth, 32);
+    assert.deepEqual(Buffer.from(encodeModelBytes(decodeModel(okBytes))), Buffer.from(okBytes));
     // Also 3000 levels of nested length-delimited garbage in an unknown field.
     let garbage = new Parts().stringField(1, 'x');
     for (let i = 0; i < 3000; i++) garbage = new Parts().messageField(3, garbage);

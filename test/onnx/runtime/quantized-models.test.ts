@@ -96,6 +96,8 @@ const cases: Case[] = [
   { what: 'MatMul net 4-bit MatMulNBits', built: mm17, dims: x8, opts: { bits: 4 }, form: 'matmulnbits/4', minCosine: 0.98, maxSize: 0.2 },
   { what: 'MatMul net 4-bit g128 MatMulNBits, mse calibration', built: mm17, dims: x8, opts: { bits: 4, groupSize: 128, calibration: 'mse' }, form: 'matmulnbits/4', minCosine: 0.98, maxSize: 0.2 },
   { what: 'Conv net int8 QDQ', built: convNet(17), dims: { x: [1, 8, 12, 12] }, opts: { bits: 8 }, form: 'qdq/8', minCosine: 0.999 },
+  { what: 'Conv net int8 per channel at opset 11 (com.microsoft DequantizeLinear)', built: convNet(11), dims: { x: [1, 8, 12, 12] }, opts: { bits: 8 }, form: 'qdq/8', minCosine: 0.999 },
+  { what: 'MatMul net int8 per channel at opset 9 (com.microsoft DequantizeLinear)', built: matmulNet(9), dims: x8, opts: { bits: 8 }, form: 'qdq/8', minCosine: 0.999, maxSize: 0.3 },
   { what: 'Conv net 4-bit blocked QDQ (opset 21)', built: convNet(21), dims: { x: [1, 8, 12, 12] }, opts: { bits: 4 }, form: 'qdq/4', minCosine: 0.98 },
   { what: 'shared weight 4-bit MatMulNBits', built: sharedWeight(), dims: x2, opts: { bits: 4 }, form: 'matmulnbits/4', minCosine: 0.98 },
   { what: 'shared weight int8 QDQ', built: sharedWeight(), dims: x2, opts: { bits: 8 }, form: 'qdq/8', minCosine: 0.999 },
@@ -109,6 +111,7 @@ const dynamicCases: Case[] = [
   { what: 'MLP dynamic int8 per channel', built: mlp17, dims: x2, opts: { format: 'dynamic' }, form: 'dynamic/8', minCosine: 0.999, maxSize: 0.3 },
   { what: 'MLP dynamic uint8 per tensor', built: mlp17, dims: x2, opts: { format: 'dynamic', scheme: 'asymmetric', granularity: 'per_tensor' }, form: 'dynamic/8', minCosine: 0.999, maxSize: 0.3 },
   { what: 'MatMul net dynamic int8', built: mm17, dims: x8, opts: { format: 'dynamic' }, form: 'dynamic/8', minCosine: 0.999, maxSize: 0.3 },
+  { what: 'MatMul net dynamic int8 at opset 9 (DynamicQuantizeMatMul)', built: matmulNet(9), dims: x8, opts: { format: 'dynamic' }, form: 'dynamic/8', minCosine: 0.999, maxSize: 0.3 },
 ];
 
 describe('quantized models in onnxruntime', () => {

@@ -71,7 +71,8 @@ describe('model quantization: which weights', () => {
       assert.equal(r.tensors.length, 1);
       assert.deepEqual(r.tensors[0]!.nodes, ['first', 'second']);
       const ints = r.out.graph.initializers.filter((t) => t.dataType !== DataType.float32);
-      assert.equal(ints.length, bits === 8 ? 2 : 1, 'one quantized copy (plus its zero point for QDQ)');
+      // Symmetric QDQ leaves out the zero point (all 0, DequantizeLinear's default).
+      assert.equal(ints.length, 1, 'one quantized copy');
     }
   });
 
@@ -113,7 +114,9 @@ describe('model quantization: formats chosen', () => {
     { what: '4-bit Conv at opset 17 → int8 with the reason', bytes: convNet(17).bytes, opts: { bits: 4 }, want: ['qdq/8/per_channel'], fallback: true },
     { what: '4-bit Conv at opset 21 → blocked QDQ', bytes: convNet(21).bytes, opts: { bits: 4 }, want: ['qdq/4/per_group'] },
     { what: 'per_group int8 at opset 17 → per channel', bytes: matmulNet(17).bytes, opts: { bits: 8, granularity: 'per_group' }, want: ['qdq/8/per_channel'], fallback: true },
-    { what: 'per_channel at opset 12 → per tensor', bytes: matmulNet(12).bytes, opts: { bits: 8 }, want: ['qdq/8/per_tensor'], fallback: true },
+    { what: 'per_channel at opset 12 → per channel (com.microsoft DequantizeLinear)', bytes: matmulNet(12).bytes, opts: { bits: 8 }, want: ['qdq/8/per_channel'] },
+    { what: 'per_channel at opset 9 → per channel (com.microsoft DequantizeLinear)', bytes: convNet(9).bytes, opts: { bits: 8 }, want: ['qdq/8/per_channel'] },
+    { what: 'dynamic at opset 9 → DynamicQuantizeMatMul', bytes: matmulNet(9).bytes, opts: { format: 'dynamic' }, want: ['dynamic/8/per_channel'] },
     { what: 'dynamic', bytes: gemmMlp().bytes, opts: { format: 'dynamic' }, want: ['dynamic/8/per_channel'] },
   ];
   for (const c of cases) {
@@ -132,7 +135,6 @@ describe('model quantization: formats chosen', () => {
     refuse(gemmMlp(17).bytes, { format: 'matmulnbits', bits: 4, groupSize: 48 }, /group_size in 16, 32, 64, 128, 256/);
     refuse(gemmMlp(17).bytes, { format: 'matmulnbits', bits: 4, granularity: 'per_channel' }, /per_group/);
     refuse(gemmMlp(17).bytes, { format: 'dynamic', bits: 4 }, /int8 only/);
-    refuse(matmulNet(9).bytes, { format: 'dynamic' }, /opset ≥ 11/);
   });
 
   it('an explicit format skips the weights it cannot carry, with the reason', () => {
