@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MODEL_BITS, MODEL_FORMATS, MODEL_OP_TYPES } from '../../onnx/weights/options.js';
-import { Calibration, Flag, Granularity, GroupSize, Percentile, Scheme } from './common.js';
+import { Calibration, Flag, Granularity, GroupSize, Method, Percentile, Scheme } from './common.js';
 
 // Model quantization options: query-string parameters, or multipart fields of the same
 // names. Lists are comma-separated text.
@@ -14,13 +14,19 @@ export const ModelOptions = z
       .number()
       .pipe(z.literal(MODEL_BITS, { error: `must be one of ${MODEL_BITS.join(', ')}` }))
       .default(8)
-      .describe('Weight bit width: 8, 4 or 2'),
+      .describe('Weight bit width: 8, 4, 3 or 2 (3-bit values are stored in int4 QDQ: onnxruntime 1.30 MatMulNBits refuses bits=3); nf4 and fp8 formats have their own'),
     scheme: Scheme.default('symmetric'),
     granularity: Granularity.optional().describe('Default per_channel for 8-bit, per_group for 4- and 2-bit'),
     group_size: GroupSize.optional().describe('Block length along the reduction axis for per_group; default 32 (4/2-bit), 128 (8-bit)'),
     calibration: Calibration.default('minmax'),
     percentile: Percentile.default(99.99),
-    format: z.enum(MODEL_FORMATS).default('auto').describe('auto, qdq (DequantizeLinear), matmulnbits (com.microsoft MatMulNBits) or dynamic (int8 activations at run time)'),
+    method: Method.default('rtn'),
+    format: z
+      .enum(MODEL_FORMATS)
+      .default('auto')
+      .describe(
+        'auto, qdq (DequantizeLinear), matmulnbits (com.microsoft MatMulNBits), dynamic (int8 activations at run time), nf4 (com.microsoft MatMulBnb4), fp8e4m3 / fp8e5m2 (float8 DequantizeLinear, opset ≥ 19)',
+      ),
     op_types: csv(z.enum(MODEL_OP_TYPES), MODEL_OP_TYPES.length)
       .default([...MODEL_OP_TYPES])
       .describe('Comma-separated ops whose weights are quantized'),
@@ -40,7 +46,7 @@ const Tensor = z.object({
   nodes: z.array(z.string()),
   op_type: z.string(),
   shape: z.array(z.number().int()),
-  format: z.enum(['qdq', 'matmulnbits', 'dynamic']),
+  format: z.enum(MODEL_FORMATS).exclude(['auto']),
   bits: z.number().int(),
   granularity: Granularity,
   axis: z.number().int().nullable(),
@@ -53,7 +59,8 @@ const Tensor = z.object({
   mse: z.number(),
   snr_db: z.number().nullable(),
   clipped: z.number().int(),
-  note: z.string().optional().describe('Why the form differs from what was asked'),
+  int8_snr_db: z.number().nullable().optional().describe('FP8 rows: the snr_db int8 reaches on the same weight'),
+  note: z.string().optional().describe('Why the form differs from what was asked, or what it costs at run time'),
 });
 
 const Output = z.object({
@@ -85,6 +92,7 @@ export const ModelSummary = z.object({
   granularity: Granularity,
   group_size: z.number().int().nullable(),
   calibration: Calibration,
+  method: Method,
   format: z.enum(MODEL_FORMATS),
   formats: z.record(z.string(), z.number().int()),
   opset: z.number().int().nullable(),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Axis, Bits, Calibration, Dims, DimsText, ErrorReport, Flag, FloatDtype, Granularity, GroupSize, IntDtype, ParamValue, Percentile, Scheme, SizeReport, Tensor } from './common.js';
+import { Axis, Bits, Calibration, Method, Dims, DimsText, ErrorReport, Flag, FloatDtype, Granularity, GroupSize, IntDtype, ParamValue, Percentile, Scheme, SizeReport, Tensor } from './common.js';
 
 export const QuantizeOptions = z.object({
   bits: Bits.default(8),
@@ -9,6 +9,8 @@ export const QuantizeOptions = z.object({
   group_size: GroupSize.default(128),
   calibration: Calibration.default('minmax'),
   percentile: Percentile.default(99.99),
+  method: Method.default('rtn'),
+  compare_methods: Flag.default(false).describe('Also report the SNR every method reaches with these options (methods: {rtn, lsq, hqq})'),
   include_values: Flag.default(false).describe('Also list the quantized integers as a flat JSON array'),
 });
 
@@ -30,6 +32,8 @@ export const QuantizeResponse = z.object({
   axis: z.number().int().nullable(),
   group_size: z.number().int().nullable(),
   calibration: CalibrationEcho,
+  method: Method,
+  methods: z.record(z.string(), z.number().nullable()).optional().describe('With compare_methods: the snr_db of each method, these options otherwise'),
   q_min: z.number().int(),
   q_max: z.number().int(),
   quantized: z.object({
@@ -47,6 +51,7 @@ export const QuantizeResponse = z.object({
 export const DequantizeBody = QuantizeResponse.extend({
   quantized: z.object({ dtype: IntDtype, encoding: z.literal('base64').optional(), data: z.string(), values: z.array(z.number()).optional() }),
   calibration: CalibrationEcho.optional(),
+  method: Method.optional(),
   q_min: z.number().int().optional(),
   q_max: z.number().int().optional(),
   error: ErrorReport.optional(),

@@ -5,10 +5,14 @@ import { GraphEdit } from '../graph/edit.js';
 import { emitDynamic, type ActivationQuant } from './emit-dynamic.js';
 import { emitMatMulNBits } from './emit-matmulnbits.js';
 import { emitQdq } from './emit-qdq.js';
+import { emitFp8, fp8TypeOf, quantizeFp8Weight } from './emit-fp8.js';
+import { emitNf4, NF4_NOTE, quantizeNf4Weight } from './emit-nf4.js';
+import { reportFromSums } from '../../core/metrics.js';
+import { quantize } from '../../core/quantize.js';
 import { findWeights, type Skipped } from './find-weights.js';
 import type { ModelQuantOptions } from './options.js';
 import { checkOptionsForModel, planWeight } from './plan.js';
-import { quantizeWeight } from './quantize-weight.js';
+import { quantizeWeight, specFor } from './quantize-weight.js';
 import { rankTensors, tensorRow, type TensorRow } from './report.js';
 
 export interface ModelProgress {
@@ -62,14 +66,30 @@ export function quantizeModel(model: OnnxModel, opts: ModelQuantOptions, hooks: 
     if ('skip' in plan) skipped.push({ name: c.name, reason: plan.skip });
     else {
       const values = readFloat32(c.tensor, hooks.external);
-      const w = quantizeWeight(values, c.tensor.dims, plan, opts);
-      const written =
-        plan.format === 'qdq'
-          ? emitQdq(edit, c, plan, w)
-          : plan.format === 'matmulnbits'
-            ? emitMatMulNBits(edit, c, plan, w, (name) => dims.get(name))
-            : emitDynamic(edit, model.graph.nodes, c, w, activations);
-      tensors.push(tensorRow(c, plan, w, 4 * c.elements, bytesOf(written)));
+      if (plan.format === 'nf4') {
+        const w = quantizeNf4Weight(values, c, plan);
+        const written = emitNf4(edit, c, plan, w);
+        const row = tensorRow(c, plan, { params: { scale: w.absmax }, error: w.error }, 4 * c.elements, bytesOf(written));
+        row.note = row.note ? `${row.note}; ${NF4_NOTE}` : NF4_NOTE;
+        tensors.push(row);
+      } else if (plan.format === 'fp8e4m3' || plan.format === 'fp8e5m2') {
+        const w = quantizeFp8Weight(values, c.tensor.dims, plan, fp8TypeOf(plan.format));
+        const written = emitFp8(edit, c, plan, w);
+        const row = tensorRow(c, plan, { params: { scale: w.scale }, error: w.error }, 4 * c.elements, bytesOf(written));
+        // Beside it, what int8 reaches on the same weight with the same granularity.
+        const int8 = quantize(values, c.tensor.dims, specFor({ ...plan, bits: 8 }, { scheme: 'symmetric', calibration: 'minmax', percentile: opts.percentile }));
+        row.int8_snr_db = reportFromSums(int8.sums).snr_db;
+        tensors.push(row);
+      } else {
+        const w = quantizeWeight(values, c.tensor.dims, plan, opts);
+        const written =
+          plan.format === 'qdq'
+            ? emitQdq(edit, c, plan, w)
+            : plan.format === 'matmulnbits'
+              ? emitMatMulNBits(edit, c, plan, w, (name) => dims.get(name))
+              : emitDynamic(edit, model.graph.nodes, c, w, activations);
+        tensors.push(tensorRow(c, plan, w, 4 * c.elements, bytesOf(written)));
+      }
     }
     bytesDone += 4 * c.elements;
     hooks.onProgress?.({ tensorsDone: i + 1, tensorsTotal: candidates.length, bytesDone, bytesTotal });

@@ -27,10 +27,18 @@ export interface TensorRow {
   mse: number;
   snr_db: number | null;
   clipped: number;
+  /** FP8 rows: what int8 (symmetric, same granularity) reaches on the same weight. */
+  int8_snr_db?: number | null;
   note?: string;
 }
 
-export function tensorRow(c: WeightCandidate, plan: WeightPlan, w: QuantizedWeight, originalBytes: number, quantizedBytes: number): TensorRow {
+export function tensorRow(
+  c: WeightCandidate,
+  plan: WeightPlan,
+  w: Pick<QuantizedWeight, 'error'> & { params: { scale: ArrayLike<number> } },
+  originalBytes: number,
+  quantizedBytes: number,
+): TensorRow {
   const row: TensorRow = {
     name: c.name,
     node: c.uses[0]!.node.name,

@@ -3,7 +3,8 @@ import { encodeNpz } from '../../codecs/npz.js';
 import { INT_DTYPE_INFO } from '../../core/dtypes.js';
 import { reportFromSums } from '../../core/metrics.js';
 import { pack } from '../../core/pack.js';
-import { intParamsOf, planParams, quantize, type QuantSpec } from '../../core/quantize.js';
+import { calibrate, intParamsOf, planParams, quantize, quantizeWith, type QuantSpec } from '../../core/quantize.js';
+import { METHODS } from '../../core/methods/index.js';
 import type { Task, TaskReply } from '../messages.js';
 import { decodeInput } from './decode-input.js';
 import { Errors } from '../../errors.js';
@@ -26,6 +27,23 @@ function checkJsonReply(task: Extract<Task, { op: 'quantize' }>, shape: number[]
   );
 }
 
+/** The snr_db every method reaches with the same options (the requested one is already known). */
+function compareMethods(data: Float32Array, shape: number[], spec: QuantSpec, own: number | null): Record<string, number | null> {
+  const out: Record<string, number | null> = {};
+  let scratch: ReturnType<typeof quantize>['q'] | undefined;
+  for (const method of METHODS) {
+    if (method === (spec.method ?? 'rtn')) {
+      out[method] = own;
+      continue;
+    }
+    const params = calibrate(data, shape, { ...spec, method });
+    const r = quantizeWith(data, params, scratch);
+    scratch = r.q;
+    out[method] = reportFromSums(r.sums).snr_db;
+  }
+  return out;
+}
+
 export function runQuantize(task: Extract<Task, { op: 'quantize' }>): TaskReply {
   const { data, shape } = decodeInput(task.input, task.limits);
   const spec = specOf(task.options);
@@ -35,13 +53,16 @@ export function runQuantize(task: Extract<Task, { op: 'quantize' }>): TaskReply 
   const paramChars = paramsJsonChars(params.scale.length);
   // report.json in an .npz leaves huge parameter arrays to scale.npy and zero_point.npy.
   const params4json: Partial<ReturnType<typeof paramsJson>> = task.accept === 'json' || paramChars <= task.limits.maxJsonReplyBytes / 2 ? paramsJson(params) : {};
+  const errorReport = reportFromSums(sums);
+  const methods = task.options.compare_methods ? compareMethods(data, shape, spec, errorReport.snr_db) : undefined;
   const report = {
     shape,
     ...optionsEcho(spec, params),
+    ...(methods ? { methods } : {}),
     q_min: params.qMin,
     q_max: params.qMax,
     ...params4json,
-    error: reportFromSums(sums),
+    error: errorReport,
     size: sizeReport(params, data.length),
   };
   const log = { shape, elements: data.length };
