@@ -1,6 +1,6 @@
 import { paramsFromRange, type IntParams, type Range } from '../calibrate.js';
 import { clamp, f32, mulSat, rint } from '../round.js';
-import type { GroupParams } from './stored.js';
+import { roundClamp, type GroupParams } from './stored.js';
 
 // Half-quadratic quantization (HQQ, mobiusml/hqq hqq/core/optimize.py): the scale and zero
 // point are refined by alternating a proximal step on the error (the generalised soft
@@ -15,6 +15,14 @@ export function shrinkLp(e: number, beta: number, p: number): number {
   if (a === 0) return 0;
   const r = a - a ** (p - 1) / beta;
   return r > 0 ? Math.sign(e) * r : 0;
+}
+
+/**
+ * Below |e| = β^(−1/(2−p)) shrinkLp is 0 (|e| − |e|^(p−1)/β > 0 ⇔ |e|^(2−p) > 1/β), and most
+ * rounding errors are: the power is computed only above (a margin keeps the boundary exact).
+ */
+function zeroBelow(beta: number, p: number): number {
+  return beta ** (-1 / (2 - p)) * (1 - 1e-9);
 }
 
 /**
@@ -40,6 +48,7 @@ export function hqqGroup(x: Float32Array, range: Range, p: IntParams, opts: type
   let best: GroupParams = rtn;
   let bestErr = Infinity;
   for (let it = 0; it < opts.iters; it++) {
+    const tiny = zeroBelow(beta, opts.lpNorm);
     const zp = symmetric ? 0 : clamp(rint(z), p.qMin, p.qMax);
     let err = 0;
     let sq = 0;
@@ -48,11 +57,11 @@ export function hqqGroup(x: Float32Array, range: Range, p: IntParams, opts: type
     let stt = 0;
     for (let i = 0; i < n; i++) {
       const v = x[i]!;
-      const q = clamp(rint(f32(v / scale)) + zp, p.qMin, p.qMax);
+      const q = roundClamp(f32(v / scale), p.qMin - zp, p.qMax - zp) + zp;
       const r = mulSat(q - zp, scale);
       const e = v - r;
       err += e * e;
-      const t = v - shrinkLp(e, beta, opts.lpNorm);
+      const t = Math.abs(e) < tiny ? v : v - shrinkLp(e, beta, opts.lpNorm);
       sq += q;
       st += t;
       sqt += q * t;

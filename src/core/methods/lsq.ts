@@ -1,6 +1,6 @@
 import { paramsFromRange, type IntParams, type Range } from '../calibrate.js';
 import { clamp, f32, rint } from '../round.js';
-import { refitScale, storedError, type GroupParams, type Weights } from './stored.js';
+import { refitScale, roundClamp, storedError, type GroupParams, type Weights } from './stored.js';
 
 // Closed-form weighted least-squares refit of scale and minimum, searched as llama.cpp's
 // make_qkx2_quants (asymmetric) and make_qx_quants (symmetric) do (ggml-quants.c), adapted
@@ -69,7 +69,7 @@ function searchAsymmetric(x: Float32Array, range: Range, p: IntParams, w: Weight
     let swlx = 0;
     for (let i = 0; i < x.length; i++) {
       const v = x[i]!;
-      const l = clamp(rint(iscale * (v - min)), 0, nmax);
+      const l = roundClamp(iscale * (v - min), 0, nmax);
       const wi = w ? w[i]! : 1;
       swl += wi * l;
       swl2 += wi * l * l;
@@ -121,7 +121,7 @@ function searchSymmetric(x: Float32Array, range: Range, p: IntParams, w: Weights
     let suml2 = 0;
     for (let i = 0; i < x.length; i++) {
       const v = x[i]!;
-      const l = clamp(rint(iscale * v), p.qMin, p.qMax);
+      const l = roundClamp(iscale * v, p.qMin, p.qMax);
       const wi = w ? w[i]! : 1;
       sumlx += wi * v * l;
       suml2 += wi * l * l;

@@ -1,4 +1,4 @@
-import { clamp, f32, mulSat, rint } from '../round.js';
+import { f32, mulSat } from '../round.js';
 
 // The stored form every method's result is judged in: what QuantizeLinear and the tensor
 // API compute from a scale and an integer zero point (x / scale in float32, ties to even,
@@ -7,6 +7,19 @@ import { clamp, f32, mulSat, rint } from '../round.js';
 export interface GroupParams {
   scale: number;
   zeroPoint: number;
+}
+
+const MAGIC = 6755399441055744;
+
+/**
+ * clamp(rint(t), lo, hi) for integer bounds: t is clamped first (to within 1 of the bounds,
+ * which changes no result), then rounded half to even by adding and subtracting 1.5·2^52
+ * (exact for |t| < 2^51); the hot loops' version of round.ts rint, without its branches.
+ */
+export function roundClamp(t: number, lo: number, hi: number): number {
+  const c = t < lo - 1 ? lo - 1 : t > hi + 1 ? hi + 1 : t;
+  const r = c + MAGIC - MAGIC;
+  return r < lo ? lo : r > hi ? hi : r;
 }
 
 /** Per-element weights of the squared error; undefined means all 1 (plain MSE). */
@@ -22,7 +35,7 @@ export function storedError(x: Float32Array, w: Weights, scale: number, zeroPoin
   let ll = 0;
   for (let i = 0; i < x.length; i++) {
     const v = x[i]!;
-    const l = clamp(rint(f32(v / scale)) + zeroPoint, qMin, qMax) - zeroPoint;
+    const l = roundClamp(f32(v / scale), qMin - zeroPoint, qMax - zeroPoint);
     const e = v - mulSat(l, scale);
     const wi = w ? w[i]! : 1;
     err += wi * e * e;
