@@ -24,7 +24,17 @@ export function lsqGroup(x: Float32Array, range: Range, p: IntParams, w?: Weight
   if (x.length === 0) return rtn;
   const start = { ...rtn, err: storedError(x, w, rtn.scale, rtn.zeroPoint, p.qMin, p.qMax).err };
   const searched = p.scheme === 'asymmetric' ? searchAsymmetric(x, range, p, w, start) : searchSymmetric(x, range, p, w, start);
-  const best = refitScale(x, w, searched, p.qMin, p.qMax, LSQ_REFITS);
+  let best = refitScale(x, w, searched, p.qMin, p.qMax, LSQ_REFITS);
+  if (p.scheme === 'asymmetric') {
+    // The rounded zero point may be one step off the best: each neighbour gets the same refit.
+    const centre = best.zeroPoint;
+    for (const zp of [centre - 1, centre + 1]) {
+      if (zp < p.qMin || zp > p.qMax) continue;
+      const start = { scale: best.scale, zeroPoint: zp, err: storedError(x, w, best.scale, zp, p.qMin, p.qMax).err };
+      const next = refitScale(x, w, start, p.qMin, p.qMax, LSQ_REFITS);
+      if (next.err < best.err) best = next;
+    }
+  }
   return { scale: best.scale, zeroPoint: best.zeroPoint };
 }
 
