@@ -91,3 +91,30 @@ test('the model path takes method and the new formats, and reports them', async 
   assert.deepEqual(fp8.summary.formats, { fp8e4m3: 2 });
   for (const t of fp8.tensors) assert.ok(t.int8_snr_db! > t.snr_db!);
 });
+
+test('a job takes method and format like the synchronous endpoint, and its report says so', async () => {
+  const mlp = Buffer.from(gemmMlp(17).bytes);
+  const sub = await server().post('/v1/jobs?bits=4&method=hqq').set('content-type', 'application/octet-stream').send(mlp).expect(202);
+  let status = '';
+  for (let i = 0; i < 600 && status !== 'succeeded' && status !== 'failed'; i++) {
+    status = (await server().get(`/v1/jobs/${sub.body.id}`).expect(200)).body.status;
+    if (status !== 'succeeded') await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(status, 'succeeded');
+  const report = (await server().get(`/v1/jobs/${sub.body.id}/report`).expect(200)).body;
+  assert.equal(report.summary.method, 'hqq');
+  const sync = ModelJsonResponse.parse(
+    (await server().post('/v1/models/quantize?bits=4&method=hqq').set('accept', 'application/json').set('content-type', 'application/octet-stream').send(mlp).expect(200)).body,
+  );
+  assert.deepEqual(report.tensors.map((t: { snr_db: number }) => t.snr_db), sync.tensors.map((t) => t.snr_db));
+  // Option conflicts that need the model are found by the job, which fails with the 400's code and message.
+  const bad = await server().post('/v1/jobs?format=nf4&method=lsq').set('content-type', 'application/octet-stream').send(mlp).expect(202);
+  let job: { status: string; error?: { code: string; message: string } } = { status: '' };
+  for (let i = 0; i < 600 && job.status !== 'succeeded' && job.status !== 'failed'; i++) {
+    job = (await server().get(`/v1/jobs/${bad.body.id}`).expect(200)).body;
+    if (job.status !== 'failed') await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(job.status, 'failed');
+  assert.equal(job.error?.code, 'QUANT_ERR_OPTION');
+  assert.match(job.error?.message ?? '', /use method=rtn/);
+});
