@@ -9,6 +9,7 @@ import { run as memory } from './memory.js';
 import { run as onnxModel } from './onnx-model.js';
 import { run as modelCalibration } from './model-calibration.js';
 import { run as staticQuant } from './static.js';
+import { run as methods } from './methods.js';
 
 // npm run bench [-- --quick] [-- --only=kernels,http]: every scenario, a table of medians and
 // ratios against baselines measured in the same run, and bench/results.json.
@@ -21,6 +22,7 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   'onnx-model': onnxModel,
   'model-calibration': modelCalibration,
   static: staticQuant,
+  methods,
 };
 
 const quick = process.argv.includes('--quick');

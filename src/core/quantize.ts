@@ -14,6 +14,7 @@ import { dequantizeKernel, isKernelInts } from './kernels/dequantize.js';
 import { fusableShape, quantizeFusedKernel, quantizeKernel } from './kernels/quantize.js';
 import { arenaAlloc } from './kernels/arenas.js';
 import { groupValues } from './groups.js';
+import { refineGroup, type QuantMethod } from './methods/index.js';
 import { dequantizeWithReference, quantizeWithReference } from './reference/quantize.js';
 import { axisLayout, normalizeAxis, type Shape } from './shape.js';
 import { Errors } from '../errors.js';
@@ -30,6 +31,8 @@ export interface QuantSpec {
   groupSize: number;
   calibration: CalibrationMethod;
   percentile: number;
+  /** How each group's scale and zero point are fitted to its calibrated range (methods/); rtn when absent. */
+  method?: QuantMethod | undefined;
 }
 
 /**
@@ -119,6 +122,25 @@ export function calibrate(x: Float32Array, shape: Shape, spec: QuantSpec): Quant
     scale[p] = sz.scale;
     zeroPoint[p] = sz.zeroPoint;
   };
+  const method = spec.method ?? 'rtn';
+  if (method !== 'rtn') {
+    const { values, offsets } = groupValues(x, plan);
+    const ranges = spec.calibration === 'minmax' ? minmaxRanges(x, plan) : undefined;
+    for (let p = 0; p < plan.count; p++) {
+      const slice = values.subarray(offsets[p]!, offsets[p + 1]!);
+      let range: Range;
+      if (ranges) {
+        const lo = ranges.lo[p]!;
+        const hi = ranges.hi[p]!;
+        const alpha = Math.max(Math.abs(lo), Math.abs(hi));
+        range = spec.scheme === 'asymmetric' ? { lo, hi } : { lo: -alpha, hi: alpha };
+      } else range = calibrateSlice(slice, spec, ip);
+      const sz = refineGroup(method, slice, range, ip);
+      scale[p] = sz.scale;
+      zeroPoint[p] = sz.zeroPoint;
+    }
+    return { ...ip, plan, scale, zeroPoint };
+  }
   if (spec.calibration === 'minmax') {
     // One fused min/max pass (the kernels); minmaxRange's symmetric range from it.
     const { lo, hi } = minmaxRanges(x, plan);
@@ -215,7 +237,7 @@ function finite(s: ErrorSums): boolean {
  * memory (one pass instead of two); null where that layout does not apply.
  */
 function quantizeFused(x: Float32Array, shape: Shape, spec: QuantSpec, sums: boolean, out?: UnpackedArray) {
-  if (spec.calibration !== 'minmax') return null;
+  if (spec.calibration !== 'minmax' || (spec.method ?? 'rtn') !== 'rtn') return null;
   const plan = planParams(shape, spec.granularity, spec.axis, spec.groupSize);
   const runs = fusableShape(plan);
   if (!runs) return null;

@@ -2,6 +2,7 @@ import type { FloatDType } from '../core/dtypes.js';
 import type { WasmMemory } from '../core/kernels/runtime.js';
 import type { CalibrationMethod, Scheme } from '../core/calibrate.js';
 import type { Granularity } from '../core/quantize.js';
+import type { QuantMethod } from '../core/methods/index.js';
 import type { Limits } from '../core/tensor.js';
 import type { ModelBits, ModelFormat, ModelOpType } from '../onnx/weights/options.js';
 import type { ErrorPayload } from '../errors.js';
@@ -31,6 +32,9 @@ export interface QuantizeOptions {
   group_size: number;
   calibration: CalibrationMethod;
   percentile: number;
+  /** rtn when absent. */
+  method?: QuantMethod | undefined;
+  compare_methods?: boolean | undefined;
   include_values: boolean;
   /** Given parameters: no calibration, QuantizeLinear with exactly these. */
   scale?: GivenParamInput | undefined;
@@ -42,6 +46,8 @@ export interface AnalyzeOptions {
   schemes: Scheme[];
   granularities: Granularity[];
   calibrations: CalibrationMethod[];
+  /** ['rtn'] when absent. */
+  methods?: QuantMethod[] | undefined;
   axis?: number | undefined;
   group_size: number;
   percentile: number;
@@ -85,6 +91,8 @@ export interface ModelTaskOptions {
   group_size?: number | undefined;
   calibration: CalibrationMethod;
   percentile: number;
+  /** rtn when absent. */
+  method?: QuantMethod | undefined;
   format: ModelFormat | 'static';
   op_types: ModelOpType[];
   exclude: string[];

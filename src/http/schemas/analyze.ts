@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { Axis, Bits, Calibration, Dims, DimsText, ErrorReport, FloatDtype, Granularity, GroupSize, Percentile, Scheme, SizeReport, Tensor } from './common.js';
+import { Axis, Bits, Calibration, Method, Dims, DimsText, ErrorReport, FloatDtype, Granularity, GroupSize, Percentile, Scheme, SizeReport, Tensor } from './common.js';
 import { CALIBRATIONS, SCHEMES } from '../../core/calibrate.js';
+import type { QuantMethod } from '../../core/methods/index.js';
 import { GRANULARITIES } from '../../core/quantize.js';
 
 /** A list given as a JSON array or as comma-separated query text. */
@@ -12,6 +13,9 @@ export const AnalyzeOptions = z.object({
   schemes: listOf(Scheme).default([...SCHEMES]),
   granularities: listOf(Granularity).default([...GRANULARITIES]),
   calibrations: listOf(Calibration).default([...CALIBRATIONS]),
+  methods: listOf(Method)
+    .default(['rtn'] as QuantMethod[])
+    .describe('Methods to compare (rtn, lsq, hqq); lsq and hqq cost about 25 and up to 20 passes over the tensor each'),
   axis: Axis.optional(),
   group_size: GroupSize.default(128),
   percentile: Percentile.default(99.99),
@@ -24,6 +28,6 @@ export const AnalyzeQuery = AnalyzeOptions.extend({
   dtype: FloatDtype.default('float32'),
 }).strict();
 
-const Row = z.object({ bits: z.number().int(), scheme: Scheme, granularity: Granularity, calibration: Calibration, error: ErrorReport, size: SizeReport });
+const Row = z.object({ bits: z.number().int(), scheme: Scheme, granularity: Granularity, calibration: Calibration, method: Method, error: ErrorReport, size: SizeReport });
 
 export const AnalyzeResponse = z.object({ shape: Dims, rows: z.array(Row), recommended: Row.nullable() });

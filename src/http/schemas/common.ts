@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { CALIBRATIONS, SCHEMES } from '../../core/calibrate.js';
 import { FLOAT_DTYPES, INT_DTYPES, MAX_BITS, MIN_BITS } from '../../core/dtypes.js';
 import { GRANULARITIES } from '../../core/quantize.js';
+import { METHODS } from '../../core/methods/index.js';
 
 // Options arrive as JSON fields or as query-string text; numbers and booleans are coerced
 // from text so both spellings share one schema.
@@ -10,6 +11,7 @@ export const Bits = z.coerce.number().int().min(MIN_BITS).max(MAX_BITS).describe
 export const Scheme = z.enum(SCHEMES);
 export const Granularity = z.enum(GRANULARITIES);
 export const Calibration = z.enum(CALIBRATIONS);
+export const Method = z.enum(METHODS).describe('How each group\'s scale and zero point are fitted to its calibrated range: rtn (round to nearest), lsq (least-squares refit), hqq (half-quadratic)');
 export const FloatDtype = z.enum(FLOAT_DTYPES);
 export const IntDtype = z.enum(INT_DTYPES);
 export const Axis = z.coerce.number().int().describe('Channel axis (per_channel, default 0) or grouped axis (per_group, default -1); negative counts from the end');

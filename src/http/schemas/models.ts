@@ -6,7 +6,7 @@ import { StaticReport } from './static-report.js';
 
 /** What `format` takes: the weight formats, and `static` (weights and activations, calibrated). */
 export const REQUEST_FORMATS = [...MODEL_FORMATS, 'static'] as const;
-import { Calibration, Flag, Granularity, GroupSize, Percentile, Scheme } from './common.js';
+import { Calibration, Flag, Granularity, GroupSize, Method, Percentile, Scheme } from './common.js';
 
 // Model quantization options: query-string parameters, or multipart fields of the same
 // names. Lists are comma-separated text.
@@ -40,16 +40,19 @@ export const ModelOptions = z
       .number()
       .pipe(z.literal(MODEL_BITS, { error: `must be one of ${MODEL_BITS.join(', ')}` }))
       .default(8)
-      .describe('Weight bit width: 8, 4 or 2'),
+      .describe('Weight bit width: 8, 4, 3 or 2 (3-bit values are stored in int4 QDQ: onnxruntime 1.30 MatMulNBits refuses bits=3); nf4 and fp8 formats have their own'),
     scheme: Scheme.default('symmetric'),
     granularity: Granularity.optional().describe('Default per_channel for 8-bit, per_group for 4- and 2-bit'),
     group_size: GroupSize.optional().describe('Block length along the reduction axis for per_group; default 32 (4/2-bit), 128 (8-bit)'),
     calibration: Calibration.default('minmax'),
     percentile: Percentile.default(99.99),
+    method: Method.default('rtn'),
     format: z
       .enum(REQUEST_FORMATS)
       .default('auto')
-      .describe('auto, qdq (DequantizeLinear), matmulnbits (com.microsoft MatMulNBits), dynamic (int8 activations at run time) or static (int8 weights and activations calibrated on your data)'),
+      .describe(
+        'auto, qdq (DequantizeLinear), matmulnbits (com.microsoft MatMulNBits), dynamic (int8 activations at run time), nf4 (com.microsoft MatMulBnb4), fp8e4m3 / fp8e5m2 (float8 DequantizeLinear, opset ≥ 19) or static (int8 weights and activations calibrated on your data)',
+      ),
     op_types: csv(z.enum(MODEL_OP_TYPES), MODEL_OP_TYPES.length)
       .default([...MODEL_OP_TYPES])
       .describe('Comma-separated ops whose weights are quantized'),
@@ -83,7 +86,7 @@ const Tensor = z.object({
   shape: z.array(z.number().int()),
   dtype: z.string().describe("The weight's float type (float32, float16, bfloat16); the quantized graph keeps it"),
   graph: z.string().optional().describe('Set for a weight defined in a subgraph: which one'),
-  format: z.enum(['qdq', 'matmulnbits', 'dynamic']),
+  format: z.enum(MODEL_FORMATS).exclude(['auto']),
   form: z.string().describe('The op that carries the weight (domain, axis, scale type) and why that one'),
   bits: z.number().int(),
   granularity: Granularity,
@@ -97,7 +100,8 @@ const Tensor = z.object({
   mse: z.number(),
   snr_db: z.number().nullable(),
   clipped: z.number().int(),
-  note: z.string().optional().describe('Why the form differs from what was asked'),
+  int8_snr_db: z.number().nullable().optional().describe('FP8 rows: the snr_db int8 reaches on the same weight'),
+  note: z.string().optional().describe('Why the form differs from what was asked, or what it costs at run time'),
 });
 
 const Output = z.object({
@@ -158,6 +162,7 @@ export const ModelSummary = z.object({
   granularity: Granularity,
   group_size: z.number().int().nullable(),
   calibration: Calibration,
+  method: Method,
   format: z.enum(REQUEST_FORMATS),
   formats: z.record(z.string(), z.number().int()),
   opset: z.number().int().nullable(),

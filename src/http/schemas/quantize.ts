@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Axis, Bits, Calibration, Dims, DimsText, ErrorReport, Flag, FloatDtype, GivenParam, Granularity, GroupSize, IntDtype, ParamValue, Percentile, Scheme, SizeReport, Tensor } from './common.js';
+import { Axis, Bits, Calibration, Method, Dims, DimsText, ErrorReport, Flag, FloatDtype, GivenParam, Granularity, GroupSize, IntDtype, ParamValue, Percentile, Scheme, SizeReport, Tensor } from './common.js';
 
 export const QuantizeOptions = z.object({
   bits: Bits.default(8),
@@ -9,6 +9,8 @@ export const QuantizeOptions = z.object({
   group_size: GroupSize.default(128),
   calibration: Calibration.default('minmax'),
   percentile: Percentile.default(99.99),
+  method: Method.default('rtn'),
+  compare_methods: Flag.default(false).describe('Also report the SNR every method reaches with these options (methods: {rtn, lsq, hqq})'),
   include_values: Flag.default(false).describe('Also list the quantized integers as a flat JSON array'),
   scale: GivenParam.optional().describe('Given scale(s): no calibration, ONNX QuantizeLinear with exactly these (shape as granularity gives it)'),
   zero_point: GivenParam.optional().describe('Given zero point(s) with scale, integers in the type\'s range (default 0)'),
@@ -35,6 +37,8 @@ export const QuantizeResponse = z.object({
   axis: z.number().int().nullable(),
   group_size: z.number().int().nullable(),
   calibration: CalibrationEcho,
+  method: Method,
+  methods: z.record(z.string(), z.number().nullable()).optional().describe('With compare_methods: the snr_db of each method, these options otherwise'),
   q_min: z.number().int(),
   q_max: z.number().int(),
   quantized: z.object({
@@ -64,6 +68,7 @@ export const DequantizeBody = QuantizeResponse.extend({
   scale: GivenParam,
   zero_point: GivenParam.optional().describe('Default 0'),
   calibration: CalibrationEcho.optional(),
+  method: Method.optional(),
   q_min: z.number().int().optional(),
   q_max: z.number().int().optional(),
   error: ErrorReport.optional(),

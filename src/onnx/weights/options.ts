@@ -1,7 +1,8 @@
 import type { CalibrationMethod, Scheme } from '../../core/calibrate.js';
 import type { Granularity } from '../../core/quantize.js';
+import type { QuantMethod } from '../../core/methods/index.js';
 
-export const MODEL_FORMATS = ['auto', 'qdq', 'matmulnbits', 'dynamic'] as const;
+export const MODEL_FORMATS = ['auto', 'qdq', 'matmulnbits', 'dynamic', 'nf4', 'fp8e4m3', 'fp8e5m2'] as const;
 export type ModelFormat = (typeof MODEL_FORMATS)[number];
 /** What a weight ends up as (auto resolves to one of these per weight). */
 export type WeightFormat = Exclude<ModelFormat, 'auto'>;
@@ -14,10 +15,16 @@ export type WeightFormat = Exclude<ModelFormat, 'auto'>;
 export const MODEL_OP_TYPES = ['MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'Gather', 'LSTM', 'GRU', 'RNN', 'Add'] as const;
 export type ModelOpType = (typeof MODEL_OP_TYPES)[number];
 
-export const MODEL_BITS = [2, 4, 8] as const;
+export const MODEL_BITS = [2, 3, 4, 8] as const;
 export type ModelBits = (typeof MODEL_BITS)[number];
 
-/** com.microsoft MatMulNBits accepts these block sizes only. */
+/** Formats whose values are not integers on a uniform grid: the bit width is theirs, and method must be rtn. */
+export const CODEBOOK_FORMATS = ['nf4', 'fp8e4m3', 'fp8e5m2'] as const;
+export function isCodebookFormat(f: ModelFormat): f is (typeof CODEBOOK_FORMATS)[number] {
+  return (CODEBOOK_FORMATS as readonly string[]).includes(f);
+}
+
+/** com.microsoft MatMulNBits accepts these block sizes only (MatMulBnb4 the same). */
 export const MATMULNBITS_BLOCK_SIZES = [16, 32, 64, 128, 256] as const;
 
 export interface ModelQuantOptions {
@@ -27,6 +34,8 @@ export interface ModelQuantOptions {
   groupSize: number;
   calibration: CalibrationMethod;
   percentile: number;
+  /** How each group's scale and zero point are fitted (core/methods). */
+  method: QuantMethod;
   format: ModelFormat;
   opTypes: ModelOpType[];
   /** Node or initializer names; `*` matches any run of characters. */
@@ -45,8 +54,11 @@ export function defaultsFor(bits: ModelBits): { granularity: Granularity; groupS
 }
 
 export function modelQuantOptions(partial: Partial<ModelQuantOptions> = {}): ModelQuantOptions {
-  const bits = partial.bits ?? 8;
-  const d = defaultsFor(bits);
+  const format = partial.format ?? 'auto';
+  // nf4 stores 4-bit codes in blocks (64 by default, bitsandbytes' and onnxruntime's tool's
+  // choice); fp8 is 8 bits: their own width, whatever bits says.
+  const bits = format === 'nf4' ? 4 : format === 'fp8e4m3' || format === 'fp8e5m2' ? 8 : (partial.bits ?? 8);
+  const d = format === 'nf4' ? { granularity: 'per_group' as const, groupSize: 64 } : defaultsFor(bits);
   return {
     bits,
     scheme: partial.scheme ?? 'symmetric',
@@ -54,7 +66,8 @@ export function modelQuantOptions(partial: Partial<ModelQuantOptions> = {}): Mod
     groupSize: partial.groupSize ?? d.groupSize,
     calibration: partial.calibration ?? 'minmax',
     percentile: partial.percentile ?? 99.99,
-    format: partial.format ?? 'auto',
+    method: partial.method ?? 'rtn',
+    format,
     opTypes: partial.opTypes ?? [...MODEL_OP_TYPES],
     exclude: partial.exclude ?? [],
     minElements: partial.minElements ?? 1024,

@@ -2,7 +2,7 @@ import { Errors } from '../../errors.js';
 import { attrInt, DataType, dataTypeName } from '../proto/model.js';
 import type { Granularity } from '../../core/quantize.js';
 import { gemmAttrs, type WeightCandidate } from './find-weights.js';
-import { MATMULNBITS_BLOCK_SIZES, type ModelBits, type ModelQuantOptions, type WeightFormat } from './options.js';
+import { isCodebookFormat, MATMULNBITS_BLOCK_SIZES, type ModelBits, type ModelQuantOptions, type WeightFormat } from './options.js';
 
 // The form each weight takes. The opsets below are the ones onnxruntime 1.30 checks
 // (ONNX-NOTES): DequantizeLinear exists from opset 10, takes `axis` from 13, and
@@ -11,7 +11,14 @@ import { MATMULNBITS_BLOCK_SIZES, type ModelBits, type ModelQuantOptions, type W
 // below 21 gets MatMulNBits or falls back to int8 (auto), or the option is refused (an
 // explicit format=qdq with 4 bits or blocks).
 
-export const OPSET = { qdq: 10, qdqAxis: 13, qdqBlocked: 21, dynamic: 11 } as const;
+export const OPSET = { qdq: 10, qdqAxis: 13, qdqBlocked: 21, dynamic: 11, fp8: 19 } as const;
+
+/**
+ * onnxruntime 1.30's MatMulNBits refuses bits=3 when the session is created ("Only 2b, 4b and
+ * 8b quantization is supported for MatMulNBits op, additional bits support is planned"),
+ * and its com.microsoft DequantizeLinear refuses float8 inputs; both probed, see README.
+ */
+export const MATMULNBITS_BITS = [2, 4, 8] as const;
 
 export interface WeightPlan {
   format: WeightFormat;
@@ -39,6 +46,31 @@ export function checkOptionsForModel(opts: ModelQuantOptions, opset: number | un
     if (opts.granularity === 'per_group' && o < OPSET.qdqBlocked) {
       bad(`format=qdq with granularity=per_group needs opset ≥ ${OPSET.qdqBlocked} (blocked DequantizeLinear); this model has opset ${o}`);
     }
+  }
+  if (isCodebookFormat(opts.format) && opts.method !== 'rtn') {
+    bad(`method=${opts.method} fits a scale and zero point to a uniform integer grid; format=${opts.format} has a codebook of its own: use method=rtn`);
+  }
+  if (opts.format === 'fp8e4m3' || opts.format === 'fp8e5m2') {
+    if (o < OPSET.fp8) {
+      bad(
+        `format=${opts.format} needs opset ≥ ${OPSET.fp8} (DequantizeLinear with float8 input); this model has opset ${o}, and onnxruntime 1.30 does not run float8 in the com.microsoft DequantizeLinear`,
+      );
+    }
+    if (opts.granularity === 'per_group' && o < OPSET.qdqBlocked) {
+      bad(`format=${opts.format} with granularity=per_group needs opset ≥ ${OPSET.qdqBlocked} (blocked DequantizeLinear); this model has opset ${o}`);
+    }
+  }
+  if (opts.format === 'nf4') {
+    if (opts.granularity !== 'per_group') bad(`format=nf4 quantizes in blocks: it needs granularity=per_group, got ${opts.granularity}`);
+    if (!(MATMULNBITS_BLOCK_SIZES as readonly number[]).includes(opts.groupSize)) {
+      bad(`format=nf4 (MatMulBnb4) needs group_size in ${MATMULNBITS_BLOCK_SIZES.join(', ')}; got ${opts.groupSize}`);
+    }
+  }
+  if (opts.bits === 3 && (opts.format === 'matmulnbits' || opts.format === 'dynamic')) {
+    bad(
+      `bits=3 with format=${opts.format}: onnxruntime 1.30's MatMulNBits takes bits ${MATMULNBITS_BITS.join(', ')} only (it refuses 3 when the model loads); ` +
+        `use format=qdq at opset ≥ ${OPSET.qdqBlocked} (3-bit values stored in int4) or bits=4`,
+    );
   }
   if (opts.format === 'matmulnbits') {
     if (opts.granularity !== 'per_group') bad(`format=matmulnbits quantizes in blocks: it needs granularity=per_group, got ${opts.granularity}`);
@@ -80,31 +112,35 @@ function gatherBlockProblem(c: WeightCandidate, opts: Pick<ModelQuantOptions, 'g
   return undefined;
 }
 
-/** Why MatMulNBits (or GatherBlockQuantized, for embeddings) cannot carry this weight, or undefined when it can. */
-export function matmulNBitsProblem(c: WeightCandidate, opts: Pick<ModelQuantOptions, 'granularity' | 'groupSize'> & { bits?: number }): string | undefined {
-  if (opts.granularity !== 'per_group') return `MatMulNBits is blocked, and granularity is ${opts.granularity}`;
-  if (!(MATMULNBITS_BLOCK_SIZES as readonly number[]).includes(opts.groupSize)) return `MatMulNBits takes block sizes ${MATMULNBITS_BLOCK_SIZES.join('/')}, not ${opts.groupSize}`;
+/**
+ * Why MatMulNBits (or GatherBlockQuantized, for embeddings; or MatMulBnb4, which has the same
+ * rules but no Gather form) cannot carry this weight, or undefined when it can.
+ */
+export function matmulNBitsProblem(c: WeightCandidate, opts: Pick<ModelQuantOptions, 'granularity' | 'groupSize'> & { bits?: number }, op = 'MatMulNBits'): string | undefined {
+  if (opts.granularity !== 'per_group') return `${op} is blocked, and granularity is ${opts.granularity}`;
+  if (!(MATMULNBITS_BLOCK_SIZES as readonly number[]).includes(opts.groupSize)) return `${op} takes block sizes ${MATMULNBITS_BLOCK_SIZES.join('/')}, not ${opts.groupSize}`;
   const gathers = c.uses.filter((u) => u.opType === 'Gather').length;
+  if (gathers > 0 && op !== 'MatMulNBits') return `${op} replaces MatMul and Gemm only, and a Gather reads this weight`;
   if (gathers > 0 && c.uses.every((u) => u.opType === 'Gather' || u.opType === 'MatMul' || u.opType === 'Gemm')) {
     const problem = gatherBlockProblem(c, opts);
     if (problem || gathers === c.uses.length) return problem;
     // Tied: the MatMul/Gemm readers go on to the MatMulNBits checks below.
   }
   const notMatMul = c.uses.find((u) => u.opType !== 'MatMul' && u.opType !== 'Gemm' && !(gathers > 0 && u.opType === 'Gather'));
-  if (notMatMul) return `MatMulNBits replaces MatMul and Gemm only, and a ${notMatMul.opType} reads this weight`;
+  if (notMatMul) return `${op} replaces MatMul and Gemm only, and a ${notMatMul.opType} reads this weight`;
   const through = c.uses.find((u) => u.via.includes('Slice'));
   if (through) return `a ${through.opType} reads a slice of it (through ${through.via.join(' → ')})`;
   if (c.otherUses > 0) return 'the float weight is also read elsewhere (another op or a graph output)';
   const type = c.uses[0]!.valueType;
   if (c.uses.some((u) => u.valueType !== type)) return 'its consumers read it in different float types';
-  if (type === DataType.bfloat16) return 'read as bfloat16 (onnxruntime has no bfloat16 MatMulNBits on CPU)';
+  if (type === DataType.bfloat16) return `read as bfloat16 (onnxruntime has no bfloat16 ${op} on CPU)`;
   if (type !== DataType.float32 && type !== DataType.float16) return `read as ${dataTypeName(type)}`;
-  if (c.tensor.dims.length !== 2) return `MatMulNBits needs a 2-D weight; this one has rank ${c.tensor.dims.length}`;
+  if (c.tensor.dims.length !== 2) return `${op} needs a 2-D weight; this one has rank ${c.tensor.dims.length}`;
   if (common(c, 'blockAxis') === undefined) return 'its consumers read it along different axes';
   for (const u of c.uses) {
     if (u.opType === 'Gemm') {
       const g = gemmAttrs(u.node);
-      if (g.alpha !== 1 || g.beta !== 1 || g.transA !== 0) return `Gemm '${u.node.name}' has alpha=${g.alpha}, beta=${g.beta}, transA=${g.transA} (MatMulNBits needs 1, 1, 0)`;
+      if (g.alpha !== 1 || g.beta !== 1 || g.transA !== 0) return `Gemm '${u.node.name}' has alpha=${g.alpha}, beta=${g.beta}, transA=${g.transA} (${op} needs 1, 1, 0)`;
     }
   }
   return undefined;
@@ -184,6 +220,14 @@ export function planWeight(c: WeightCandidate, opts: ModelQuantOptions, opset: n
       const axis = opts.granularity === 'per_channel' ? c.uses[0]!.channelAxis : 0;
       return { format: 'dynamic', bits: 8, granularity: opts.granularity, groupSize: opts.groupSize, axis };
     }
+    case 'nf4': {
+      const problem = matmulNBitsProblem(c, opts, 'MatMulBnb4');
+      return problem ? { skip: problem } : { format: 'nf4', bits: 4, granularity: 'per_group', groupSize: opts.groupSize, axis: c.uses[0]!.blockAxis };
+    }
+    case 'fp8e4m3':
+    case 'fp8e5m2':
+      // The QDQ layout rules (axis per consumer, blocked from opset 21) with float8 values.
+      return { ...qdq(c, opts, o, undefined), format: opts.format, bits: 8 };
     case 'auto':
       return planAuto(c, opts, o);
   }
@@ -196,6 +240,11 @@ export function planWeight(c: WeightCandidate, opts: ModelQuantOptions, opset: n
  */
 function planAuto(c: WeightCandidate, opts: ModelQuantOptions, opset: number): PlanResult {
   if (opts.bits === 8) return int8Qdq(c, opts, opset, undefined);
+  if (opts.bits === 3) {
+    const why = `onnxruntime 1.30's MatMulNBits refuses bits=3`;
+    if (opset >= OPSET.qdqBlocked) return qdq(c, opts, opset, `3-bit values stored as int4 (${why})`);
+    return int8Qdq(c, opts, opset, `int8 instead of 3-bit: ${why}, and 4-bit QDQ needs opset ≥ ${OPSET.qdqBlocked} (model: ${opset})`);
+  }
   const nbits = matmulNBitsProblem(c, opts);
   if (opts.bits === 2 && !nbits) return matmulNBits(c, opts);
   if (opset >= OPSET.qdqBlocked) return qdq(c, opts, opset, opts.bits === 2 ? `2-bit values stored as int4: ${nbits}` : undefined);

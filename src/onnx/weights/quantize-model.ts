@@ -1,5 +1,5 @@
 import { checkGraph } from '../graph/check.js';
-import { defaultOpset, type OnnxGraph, type OnnxModel, type OnnxNode, type OnnxTensor } from '../proto/model.js';
+import { DataType, dataTypeName, defaultOpset, type OnnxGraph, type OnnxModel, type OnnxNode, type OnnxTensor } from '../proto/model.js';
 import { readFloat, storedBytes, WEIGHT_FLOAT_TYPES, type ExternalData } from '../proto/tensor-data.js';
 import { GraphEdit } from '../graph/edit.js';
 import { ModelScopes } from '../graph/scopes.js';
@@ -11,7 +11,11 @@ import { findWeights, type Skipped, type WeightCandidate } from './find-weights.
 import type { ModelQuantOptions } from './options.js';
 import { checkOptionsForModel, planWeight, type PlanResult, type WeightPlan } from './plan.js';
 import { emitLstmWeight, rewriteLstm, type LstmWeight } from './emit-dynamic-lstm.js';
-import { quantizeWeight } from './quantize-weight.js';
+import { quantizeWeight, specFor } from './quantize-weight.js';
+import { emitFp8, fp8TypeOf, quantizeFp8Weight } from './emit-fp8.js';
+import { emitNf4, NF4_NOTE, quantizeNf4Weight } from './emit-nf4.js';
+import { reportFromSums } from '../../core/metrics.js';
+import { quantize } from '../../core/quantize.js';
 import { rankTensors, tensorRow, type TensorRow } from './report.js';
 
 export interface ModelProgress {
@@ -83,6 +87,17 @@ function pairLstmWeights(candidates: WeightCandidate[], plans: PlanResult[]): vo
 }
 
 /**
+ * The NF4 and FP8 emitters write float32 weights read directly (or through ops that keep
+ * their name) by main-graph nodes; anything else is explained rather than written wrong.
+ */
+function floatFormatProblem(c: WeightCandidate, format: 'nf4' | 'fp8e4m3' | 'fp8e5m2'): string | undefined {
+  if (c.tensor.dataType !== DataType.float32) return `format=${format} quantizes float32 weights; this one is ${dataTypeName(c.tensor.dataType)} (use format=qdq or matmulnbits)`;
+  if (c.scopeLabel !== 'main graph') return `format=${format} quantizes weights of the main graph; this one is in ${c.scopeLabel} (use format=qdq)`;
+  if (format === 'nf4' && c.uses.some((u) => u.via.length > 0)) return `MatMulBnb4 reads the weight directly, and a ${c.uses.find((u) => u.via.length > 0)!.via.join(' → ')} stands between (use format=matmulnbits)`;
+  return undefined;
+}
+
+/**
  * Quantizes the weights of a model, in every graph, one at a time (only one weight's float
  * copy is alive at once). The input model is not modified; the result shares every
  * untouched node and initializer with it.
@@ -110,7 +125,25 @@ export function quantizeModel(model: OnnxModel, opts: ModelQuantOptions, hooks: 
     const bad = values?.findIndex((v) => !Number.isFinite(v)) ?? -1;
     if ('skip' in plan) skipped.push({ name: c.name, reason: plan.skip });
     else if (bad >= 0) skipped.push({ name: c.name, reason: `holds ${values![bad]} at element ${bad}: a tensor with Inf or NaN (a mask?) is left float` });
-    else if (values) {
+    else if (values && (plan.format === 'nf4' || plan.format === 'fp8e4m3' || plan.format === 'fp8e5m2')) {
+      const problem = floatFormatProblem(c, plan.format);
+      if (problem) skipped.push({ name: c.name, reason: problem });
+      else if (plan.format === 'nf4') {
+        const w = quantizeNf4Weight(values, c, plan);
+        const written = emitNf4(edit, c, plan, w);
+        const row = tensorRow(c, plan, { params: { scale: w.absmax }, error: w.error }, originalBytes(c), bytesOf(written), 'com.microsoft MatMulBnb4, quant_type NF4');
+        row.note = row.note ? `${row.note}; ${NF4_NOTE}` : NF4_NOTE;
+        tensors.push(row);
+      } else {
+        const w = quantizeFp8Weight(values, c.tensor.dims, plan, fp8TypeOf(plan.format));
+        const written = emitFp8(edit, c, plan, w);
+        const row = tensorRow(c, plan, { params: { scale: w.scale }, error: w.error }, originalBytes(c), bytesOf(written), `DequantizeLinear (${w.type}, opset ${o})`);
+        // Beside it, what int8 reaches on the same weight with the same granularity.
+        const int8 = quantize(values, c.tensor.dims, specFor({ ...plan, bits: 8 }, { scheme: 'symmetric', calibration: 'minmax', percentile: opts.percentile }));
+        row.int8_snr_db = reportFromSums(int8.sums).snr_db;
+        tensors.push(row);
+      }
+    } else if (values) {
       const w = quantizeWeight(values, c.tensor.dims, plan, opts);
       let written: OnnxTensor[];
       let form: string;

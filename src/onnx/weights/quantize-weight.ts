@@ -13,7 +13,7 @@ export interface QuantizedWeight {
   error: ErrorReport;
 }
 
-export function specFor(plan: WeightPlan, opts: Pick<ModelQuantOptions, 'scheme' | 'calibration' | 'percentile'>): QuantSpec {
+export function specFor(plan: WeightPlan, opts: Pick<ModelQuantOptions, 'scheme' | 'calibration' | 'percentile'> & Partial<Pick<ModelQuantOptions, 'method'>>): QuantSpec {
   return {
     bits: plan.bits,
     scheme: opts.scheme,
@@ -22,6 +22,7 @@ export function specFor(plan: WeightPlan, opts: Pick<ModelQuantOptions, 'scheme'
     groupSize: plan.groupSize,
     calibration: opts.calibration,
     percentile: opts.percentile,
+    method: opts.method,
   };
 }
 

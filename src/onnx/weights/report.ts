@@ -34,13 +34,22 @@ export interface TensorRow {
   mse: number;
   snr_db: number | null;
   clipped: number;
+  /** FP8 rows: what int8 (symmetric, same granularity) reaches on the same weight. */
+  int8_snr_db?: number | null;
   note?: string;
 }
 
 /** What a row is made from: a found weight, or static quantization's own record of one. */
 export type RowSource = Pick<WeightCandidate, 'name' | 'tensor'> & { uses: Pick<WeightCandidate['uses'][number], 'node' | 'opType'>[]; scopeLabel?: string };
 
-export function tensorRow(c: RowSource, plan: WeightPlan, w: QuantizedWeight, originalBytes: number, quantizedBytes: number, form = ''): TensorRow {
+export function tensorRow(
+  c: RowSource,
+  plan: WeightPlan,
+  w: Pick<QuantizedWeight, 'error'> & { params: { scale: ArrayLike<number> } },
+  originalBytes: number,
+  quantizedBytes: number,
+  form = '',
+): TensorRow {
   const row: TensorRow = {
     name: c.name,
     node: c.uses[0]!.node.name,

@@ -2,6 +2,7 @@ import { INT_DTYPE_INFO, type IntDType, type UnpackedArray } from '../../core/dt
 import { reportFromSums } from '../../core/metrics.js';
 import { calibrate, quantizeWith, type Granularity } from '../../core/quantize.js';
 import type { CalibrationMethod, Scheme } from '../../core/calibrate.js';
+import type { QuantMethod } from '../../core/methods/index.js';
 import type { Task, TaskReply } from '../messages.js';
 import { decodeInput } from './decode-input.js';
 import { jsonBody, sizeReport, specOf } from './report.js';
@@ -15,6 +16,7 @@ export function runAnalyze(task: Extract<Task, { op: 'analyze' }>): TaskReply {
     scheme: Scheme;
     granularity: Granularity;
     calibration: CalibrationMethod;
+    method: QuantMethod;
     error: ReturnType<typeof reportFromSums>;
     size: ReturnType<typeof sizeReport>;
   }> = [];
@@ -24,12 +26,14 @@ export function runAnalyze(task: Extract<Task, { op: 'analyze' }>): TaskReply {
     for (const scheme of o.schemes) {
       for (const granularity of o.granularities) {
         for (const calibration of o.calibrations) {
-          const spec = specOf({ bits, scheme, granularity, calibration, axis: o.axis, group_size: o.group_size, percentile: o.percentile });
-          const params = calibrate(data, shape, spec);
-          const out = scratch.get(params.dtype) ?? INT_DTYPE_INFO[params.dtype].create(data.length);
-          scratch.set(params.dtype, out);
-          const { sums } = quantizeWith(data, params, out);
-          rows.push({ bits, scheme, granularity, calibration, error: reportFromSums(sums), size: sizeReport(params, data.length) });
+          for (const method of o.methods ?? ['rtn']) {
+            const spec = specOf({ bits, scheme, granularity, calibration, method, axis: o.axis, group_size: o.group_size, percentile: o.percentile });
+            const params = calibrate(data, shape, spec);
+            const out = scratch.get(params.dtype) ?? INT_DTYPE_INFO[params.dtype].create(data.length);
+            scratch.set(params.dtype, out);
+            const { sums } = quantizeWith(data, params, out);
+            rows.push({ bits, scheme, granularity, calibration, method, error: reportFromSums(sums), size: sizeReport(params, data.length) });
+          }
         }
       }
     }
@@ -38,7 +42,10 @@ export function runAnalyze(task: Extract<Task, { op: 'analyze' }>): TaskReply {
   if (o.target_snr_db !== undefined) {
     for (const row of rows) {
       if (row.error.snr_db !== null && row.error.snr_db >= o.target_snr_db) {
-        if (!recommended || row.size.quantized_bytes < recommended.size.quantized_bytes) recommended = row;
+        // The smallest; between equal sizes (methods and calibrations cost no bytes), the higher SNR.
+        const smaller = !recommended || row.size.quantized_bytes < recommended.size.quantized_bytes;
+        const better = recommended && row.size.quantized_bytes === recommended.size.quantized_bytes && row.error.snr_db > recommended.error.snr_db!;
+        if (smaller || better) recommended = row;
       }
     }
   }

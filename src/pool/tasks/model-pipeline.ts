@@ -69,6 +69,7 @@ export function coreOptions(o: ModelTaskOptions): ModelQuantOptions {
     groupSize: o.group_size,
     calibration: o.calibration,
     percentile: o.percentile,
+    method: o.method,
     // Static quantization's weights are QDQ int8; the activations are its own (static-stage.ts).
     format: o.format === 'static' ? 'qdq' : o.format,
     opTypes: o.op_types,
@@ -115,6 +116,7 @@ export function buildReport(q: Quantized, inBytes: number, outBytes: number, val
       granularity: opts.granularity,
       group_size: opts.granularity === 'per_group' ? opts.groupSize : null,
       calibration: opts.calibration,
+      method: opts.method,
       format: q.options.format,
       formats,
       opset: r.opset ?? null,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { CalibrationMethod, Scheme } from '../../core/calibrate.js';
+import type { QuantMethod } from '../../core/methods/index.js';
 import type { Skipped } from '../../onnx/weights/find-weights.js';
 import type { ModelFormat } from '../../onnx/weights/options.js';
 import type { Granularity } from '../../core/quantize.js';
@@ -18,6 +19,7 @@ export interface ModelSummary {
   granularity: Granularity;
   group_size: number | null;
   calibration: CalibrationMethod;
+  method: QuantMethod;
   format: ModelFormat | 'static';
   formats: Record<string, number>;
   opset: number | null;

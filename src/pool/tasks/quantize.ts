@@ -4,7 +4,8 @@ import { INT_DTYPE_INFO } from '../../core/dtypes.js';
 import { reportFromSums } from '../../core/metrics.js';
 import { pack } from '../../core/pack.js';
 import { givenParams } from '../../core/given.js';
-import { intParamsOf, planParams, quantize, quantizeWith, type QuantSpec } from '../../core/quantize.js';
+import { calibrate, intParamsOf, planParams, quantize, quantizeWith, type QuantSpec } from '../../core/quantize.js';
+import { METHODS } from '../../core/methods/index.js';
 import type { Task, TaskReply } from '../messages.js';
 import { decodeInput, npyTensor, npzMembers } from './decode-input.js';
 import { givenArrayOf, givenArrayOfNpy } from './given-params.js';
@@ -51,6 +52,23 @@ function inputsOf(task: Extract<Task, { op: 'quantize' }>) {
   return { tensor: npyTensor(bytes, limits, 'tensor (tensor.npy)', !given), scale, zeroPoint };
 }
 
+/** The snr_db every method reaches with the same options (the requested one is already known). */
+function compareMethods(data: Float32Array, shape: number[], spec: QuantSpec, own: number | null): Record<string, number | null> {
+  const out: Record<string, number | null> = {};
+  let scratch: ReturnType<typeof quantize>['q'] | undefined;
+  for (const method of METHODS) {
+    if (method === (spec.method ?? 'rtn')) {
+      out[method] = own;
+      continue;
+    }
+    const params = calibrate(data, shape, { ...spec, method });
+    const r = quantizeWith(data, params, scratch);
+    scratch = r.q;
+    out[method] = reportFromSums(r.sums).snr_db;
+  }
+  return out;
+}
+
 export function runQuantize(task: Extract<Task, { op: 'quantize' }>): TaskReply {
   const { tensor, scale: givenScale, zeroPoint } = inputsOf(task);
   const { data, shape } = tensor;
@@ -65,14 +83,18 @@ export function runQuantize(task: Extract<Task, { op: 'quantize' }>): TaskReply 
   // report.json in an .npz leaves huge parameter arrays to scale.npy and zero_point.npy.
   const params4json: Partial<ReturnType<typeof paramsJson>> = task.accept === 'json' || paramChars <= task.limits.maxJsonReplyBytes / 2 ? paramsJson(params) : {};
   const echo = optionsEcho(spec, params);
+  const errorReport = reportFromSums(done.sums);
+  // Given parameters have no method to compare: they are used as they are.
+  const methods = task.options.compare_methods && !givenScale ? compareMethods(data, shape, spec, errorReport.snr_db) : undefined;
   const report = {
     shape,
     ...echo,
     calibration: givenScale ? { method: 'given' as const, percentile: null } : echo.calibration,
+    ...(methods ? { methods } : {}),
     q_min: params.qMin,
     q_max: params.qMax,
     ...params4json,
-    error: reportFromSums(done.sums),
+    error: errorReport,
     size: sizeReport(params, data.length, zeroPoint !== undefined),
   };
   const log = { shape, elements: data.length };

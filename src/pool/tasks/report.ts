@@ -4,7 +4,7 @@ import { nest } from '../../core/shape.js';
 import type { QuantizeOptions } from '../messages.js';
 
 /** The spec the core runs, with the axis default that depends on the granularity. */
-export function specOf(o: Omit<QuantizeOptions, 'include_values'>): QuantSpec {
+export function specOf(o: Omit<QuantizeOptions, 'include_values' | 'compare_methods'>): QuantSpec {
   return {
     bits: o.bits,
     scheme: o.scheme,
@@ -13,6 +13,7 @@ export function specOf(o: Omit<QuantizeOptions, 'include_values'>): QuantSpec {
     groupSize: o.group_size,
     calibration: o.calibration,
     percentile: o.percentile,
+    method: o.method,
   };
 }
 
@@ -32,6 +33,7 @@ export function optionsEcho(spec: QuantSpec, params: QuantParams) {
     axis: spec.granularity === 'per_tensor' ? null : params.plan.axis,
     group_size: spec.granularity === 'per_group' ? spec.groupSize : null,
     calibration: { method: spec.calibration, percentile: spec.calibration === 'percentile' ? spec.percentile : null },
+    method: spec.method ?? 'rtn',
   };
 }
 
