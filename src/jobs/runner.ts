@@ -8,6 +8,7 @@ import type { QuantPool } from '../pool/pool.js';
 import type { WorkerProgress } from '../pool/tasks/quantize-model-files.js';
 import type { ModelReport } from '../pool/tasks/model-reply.js';
 import { outputFilename } from '../pool/tasks/model-reply.js';
+import type { JobService } from './service.js';
 import type { Artifact, JobProgress, JobRecord, JobStore } from './types.js';
 
 // Runs queued jobs in the worker pool, a few at a time so synchronous requests keep
@@ -30,7 +31,7 @@ const RETRY_MS = 1000;
 
 export const INITIAL_PROGRESS: JobProgress = { phase: 'queued', tensors_done: 0, tensors_total: 0, bytes_done: 0, bytes_total: 0, fraction: 0 };
 
-function advance(old: JobProgress, p: WorkerProgress): JobProgress {
+export function advance(old: JobProgress, p: WorkerProgress): JobProgress {
   if (p.phase !== 'quantizing') return { ...old, phase: p.phase, fraction: Math.max(old.fraction, SHARE[p.phase]) };
   const share = p.bytesTotal > 0 ? p.bytesDone / p.bytesTotal : 1;
   return {
@@ -44,7 +45,7 @@ function advance(old: JobProgress, p: WorkerProgress): JobProgress {
   };
 }
 
-export class JobRunner {
+export class JobRunner implements JobService {
   readonly #store: JobStore;
   readonly #pool: QuantPool;
   readonly #opts: RunnerOptions;
@@ -80,6 +81,10 @@ export class JobRunner {
     this.#sweeper = setInterval(() => void this.sweep(), this.#opts.sweepMs ?? 60_000);
     this.#sweeper.unref();
     this.#pump();
+  }
+
+  ready(): boolean {
+    return !this.#closed;
   }
 
   expiry(): string {
