@@ -191,6 +191,7 @@ export class QueueJobRunner implements JobService {
   async #process(job: Job, token: string | undefined): Promise<string> {
     const id = job.id!;
     const store = this.#store;
+    this.#opts.log.debug({ job: id, attemptsStarted: job.attemptsStarted }, 'job taken');
     const first = await store.get(id);
     // Deleted (S3's record goes first), or already finished by an earlier attempt.
     if (!first || isFinished(first) || !(await store.s3.getJson(SharedJobStore.key(id, 'job.json')))) return 'gone';
@@ -228,6 +229,7 @@ export class QueueJobRunner implements JobService {
       const dirs = await store.workDirs(id);
       const running = await store.update(id, { status: 'running', attempts: first.attempts + 1 });
       if (!running) return 'gone';
+      this.#opts.log.info({ job: id, attempt: running.attempts }, 'job started');
       await job.updateProgress(running as unknown as object).catch(() => undefined);
       const result = await this.#pool.run({
         op: 'quantizeModelFiles',
@@ -259,6 +261,7 @@ export class QueueJobRunner implements JobService {
       });
       // Another attempt finished first, or the job was deleted: these results are not served.
       if (!done) await store.s3.deletePrefix(SharedJobStore.key(id, `${resultsDir}/`)).catch(() => undefined);
+      this.#opts.log.info({ job: id, served: done !== undefined }, 'job finished');
       return 'done';
     } catch (err) {
       await quiet();
@@ -266,9 +269,11 @@ export class QueueJobRunner implements JobService {
         if (entry.why === 'shutdown') {
           // Handed back now rather than after the stall check: another replica takes it.
           await job.moveToWait(token);
+          this.#opts.log.info({ job: id }, 'job handed back');
           throw new WaitingError();
         }
         await store.s3.deletePrefix(`jobs/${id}/`).catch(() => undefined);
+        this.#opts.log.info({ job: id }, 'job cancelled');
         return 'cancelled';
       }
       if (isQuantError(err) && err.code === 'QUANT_ERR_OVERLOADED') {
@@ -316,9 +321,13 @@ export class QueueJobRunner implements JobService {
           inS3.set(id, seen);
         }
         for (const [id, expires] of indexed) {
-          if (!inS3.get(id)?.record) {
+          if (!inS3.get(id)?.record || expires < now) {
             if (await this.#idle(id)) await store.delete(id);
-          } else if (expires < now && (await this.#idle(id))) await store.delete(id);
+            continue;
+          }
+          // A record whose queue entry Redis lost (read back from S3 since): queue it again.
+          const job = await store.get(id);
+          if (job && !isFinished(job) && !(await this.#queue.getJob(id))) await this.#requeue(id);
         }
         for (const [id, seen] of inS3) {
           if (indexed.has(id)) continue;
@@ -329,10 +338,7 @@ export class QueueJobRunner implements JobService {
           const job = await store.get(id);
           if (!job) continue;
           if (Date.parse(job.expires_at) < now) await store.delete(id);
-          else if (!isFinished(job)) {
-            this.#opts.log.warn({ job: id }, 're-queuing a job Redis had lost');
-            await this.enqueue(id);
-          }
+          else if (!isFinished(job)) await this.#requeue(id);
         }
       } finally {
         await store.redis.del(SWEEP_LOCK);
@@ -340,6 +346,11 @@ export class QueueJobRunner implements JobService {
     } catch (err) {
       this.#opts.log.warn({ err: (err as Error).message }, 'job sweep failed; it runs again later');
     }
+  }
+
+  async #requeue(id: string): Promise<void> {
+    this.#opts.log.warn({ job: id }, 're-queuing a job Redis had lost');
+    await this.enqueue(id);
   }
 
   /** Not waiting, delayed or running in the queue. */
