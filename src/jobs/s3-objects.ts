@@ -29,6 +29,8 @@ export class S3Objects {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 5,
+      // A store that stops answering must fail the transfer (then 503 or a retried job), not hang it.
+      requestHandler: { connectionTimeout: 5000, requestTimeout: 30_000 },
     };
     if (s3.endpoint) config.endpoint = s3.endpoint;
     if (s3.accessKeyId && s3.secretAccessKey) config.credentials = { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey };
