@@ -46,6 +46,8 @@ const ConfigSchema = z.object({
   MAX_HEAP_USED_BYTES: int(Math.floor(getHeapStatistics().heap_size_limit * 0.9), 0),
   API_KEYS: apiKeys,
   RATE_LIMIT_MAX: int(0, 0),
+  CALIBRATION_MAX_BYTES: int(GiB, 1),
+  CALIBRATION_MAX_SAMPLES: int(4096, 1),
   // Scale-out (README "Scaling out"): jobs in Redis (BullMQ) and S3 instead of JOBS_DIR.
   JOBS_STORE: z.enum(['local', 'redis']).default('local'),
   ROLE: z.enum(['all', 'api', 'worker']).default('all'),
@@ -100,6 +102,10 @@ export interface Config {
   /** Requests per minute per API key (or per client IP without keys); 0 = off. */
   rateLimitMax: number;
   scale: ScaleConfig;
+  /** Most bytes the arrays of one calibration .npz may hold, uncompressed. */
+  calibrationMaxBytes: number;
+  /** Most samples (the arrays' leading axis) one calibration .npz may hold. */
+  calibrationMaxSamples: number;
 }
 
 /** Where jobs live and what this replica does with them (README "Scaling out"). */
@@ -159,6 +165,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiKeys: c.API_KEYS,
     rateLimitMax: c.RATE_LIMIT_MAX,
     scale: scaleConfig(c),
+    calibrationMaxBytes: c.CALIBRATION_MAX_BYTES,
+    calibrationMaxSamples: c.CALIBRATION_MAX_SAMPLES,
   };
 }
 

@@ -237,6 +237,7 @@ export class QueueJobRunner implements JobService {
         model: first.model.file,
         external: first.external.map((f) => ({ name: f.name, file: f.file })),
         inputs: first.inputs?.file,
+        calibration: first.calibration?.file,
         outputDir: dirs.output,
         outputName: outputFilename(first.filename, first.options.bits),
         maxInlineBytes: this.#opts.maxInlineBytes,

@@ -156,7 +156,7 @@ export class SharedJobStore implements JobStore {
     const input = join(dir, 'in');
     const output = join(dir, 'out');
     await mkdir(output, { recursive: true });
-    for (const f of [job.model, ...job.external, ...(job.inputs ? [job.inputs] : [])]) {
+    for (const f of [job.model, ...job.external, ...(job.inputs ? [job.inputs] : []), ...(job.calibration ? [job.calibration] : [])]) {
       const path = join(input, f.file);
       await mkdir(dirname(path), { recursive: true });
       await pipeline(await this.s3.reader(SharedJobStore.key(id, `in/${f.file}`)), createWriteStream(path));

@@ -5,6 +5,8 @@ import type { Granularity } from '../core/quantize.js';
 import type { Limits } from '../core/tensor.js';
 import type { ModelBits, ModelFormat, ModelOpType } from '../onnx/weights/options.js';
 import type { ErrorPayload } from '../errors.js';
+import type { ActivationCalibration } from '../onnx/activations/calibrate.js';
+import type { ActivationType } from '../onnx/activations/qparams.js';
 
 // The typed messages that cross the thread boundary. Byte buffers travel in transfer lists;
 // a body read into a kernel arena travels as the arena (shared memory) and a view on it.
@@ -13,7 +15,12 @@ export type TensorSource =
   | { kind: 'json'; data: unknown[]; shape?: number[] | undefined }
   | { kind: 'b64'; b64: string; dtype: FloatDType; shape: number[] }
   | { kind: 'raw'; bytes: Uint8Array; dtype: FloatDType; shape: number[]; arena?: WasmMemory | undefined }
-  | { kind: 'npy'; bytes: Uint8Array; arena?: WasmMemory | undefined };
+  | { kind: 'npy'; bytes: Uint8Array; arena?: WasmMemory | undefined }
+  /** An .npz whose member `tensor` is the tensor (and `scale`, `zero_point` given parameters). */
+  | { kind: 'npz'; bytes: Uint8Array; arena?: WasmMemory | undefined };
+
+/** A given scale or zero point as sent: a JSON number or nested arrays, or query text "0.1,0.2" (flat, C order). */
+export type GivenParamInput = number | unknown[] | string;
 
 export interface QuantizeOptions {
   bits: number;
@@ -25,6 +32,9 @@ export interface QuantizeOptions {
   calibration: CalibrationMethod;
   percentile: number;
   include_values: boolean;
+  /** Given parameters: no calibration, QuantizeLinear with exactly these. */
+  scale?: GivenParamInput | undefined;
+  zero_point?: GivenParamInput | undefined;
 }
 
 export interface AnalyzeOptions {
@@ -49,14 +59,22 @@ export interface MatmulTaskOptions {
 /** The /v1/quantize response as the client sent it back (validated at the edge). */
 export interface DequantizePayload {
   shape: number[];
-  bits: number;
-  scheme: Scheme;
+  /** Defaults from quantized.dtype: its storage bits, symmetric for int types, asymmetric for uint. */
+  bits?: number | undefined;
+  scheme?: Scheme | undefined;
   granularity: Granularity;
   axis: number | null;
   group_size: number | null;
-  quantized: { dtype: string; data: string };
-  scale: unknown;
-  zero_point: unknown;
+  /** Packed base64 `data`, or the integers as flat `values`. */
+  quantized: { dtype: string; data?: string | undefined; values?: number[] | undefined };
+  scale: GivenParamInput;
+  zero_point?: GivenParamInput | undefined;
+}
+
+/** An .npz with quantized, scale and zero_point members (what /v1/quantize returns), options from the query or its report.json. */
+export interface DequantizeNpz {
+  bytes: Uint8Array;
+  query: { bits?: number | undefined; scheme?: Scheme | undefined; granularity?: Granularity | undefined; axis?: number | undefined; group_size?: number | undefined };
 }
 
 export interface ModelTaskOptions {
@@ -67,11 +85,24 @@ export interface ModelTaskOptions {
   group_size?: number | undefined;
   calibration: CalibrationMethod;
   percentile: number;
-  format: ModelFormat;
+  format: ModelFormat | 'static';
   op_types: ModelOpType[];
   exclude: string[];
   min_elements: number;
   validate: boolean;
+  /** The HTTP schema defaults it to true; tasks built without it measure nothing. */
+  measure_latency?: boolean | undefined;
+  /** format=static (src/onnx/activations); defaults as in the HTTP schema. */
+  activation_type?: ActivationType | undefined;
+  activation_calibration?: ActivationCalibration | undefined;
+  activation_percentile?: number | undefined;
+  calibration_data?: 'random' | undefined;
+  calibration_samples?: number | undefined;
+  held_back?: number | undefined;
+  target_snr_db?: number | undefined;
+  max_cosine_drop?: number | undefined;
+  /** Symbolic dimension values for the generated validation inputs. */
+  dims?: Record<string, number> | undefined;
 }
 
 /** An uploaded file: an external data file (named by its location) or the inputs .npz. */
@@ -83,11 +114,14 @@ export interface ModelFile {
 export interface TaskLimits extends Limits {
   maxMatmulMacs: number;
   maxJsonReplyBytes: number;
+  /** CALIBRATION_MAX_BYTES / CALIBRATION_MAX_SAMPLES (format=static). */
+  calibrationMaxBytes?: number | undefined;
+  calibrationMaxSamples?: number | undefined;
 }
 
 export type Task =
   | { op: 'quantize'; input: TensorSource; options: QuantizeOptions; accept: 'json' | 'npz'; limits: TaskLimits }
-  | { op: 'dequantize'; payload: DequantizePayload; accept: 'json' | 'npy'; limits: TaskLimits }
+  | { op: 'dequantize'; payload?: DequantizePayload; npz?: DequantizeNpz; accept: 'json' | 'npy'; limits: TaskLimits }
   | { op: 'analyze'; input: TensorSource; options: AnalyzeOptions; limits: TaskLimits }
   | { op: 'matmul'; a: TensorSource; b: TensorSource; options: MatmulTaskOptions; limits: TaskLimits }
   | {
@@ -97,6 +131,8 @@ export type Task =
       filename: string;
       external: ModelFile[];
       inputs?: Uint8Array | undefined;
+      /** format=static: the calibration .npz. */
+      calibration?: Uint8Array | undefined;
       options: ModelTaskOptions;
       accept: 'onnx' | 'json' | 'multipart';
       limits: TaskLimits;
@@ -111,6 +147,7 @@ export type Task =
       model: string;
       external: { name: string; file: string }[];
       inputs?: string | undefined;
+      calibration?: string | undefined;
       outputDir: string;
       outputName: string;
       /** Largest model written as one .onnx (default: protobuf's 2 GiB); tests lower it. */

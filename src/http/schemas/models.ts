@@ -1,5 +1,11 @@
 import { z } from 'zod';
 import { MODEL_BITS, MODEL_FORMATS, MODEL_OP_TYPES } from '../../onnx/weights/options.js';
+import { ACTIVATION_CALIBRATIONS } from '../../onnx/activations/calibrate.js';
+import { ACTIVATION_TYPES } from '../../onnx/activations/qparams.js';
+import { StaticReport } from './static-report.js';
+
+/** What `format` takes: the weight formats, and `static` (weights and activations, calibrated). */
+export const REQUEST_FORMATS = [...MODEL_FORMATS, 'static'] as const;
 import { Calibration, Flag, Granularity, GroupSize, Percentile, Scheme } from './common.js';
 
 // Model quantization options: query-string parameters, or multipart fields of the same
@@ -7,6 +13,26 @@ import { Calibration, Flag, Granularity, GroupSize, Percentile, Scheme } from '.
 
 const csv = <T extends z.ZodType>(item: T, max: number) =>
   z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : v), z.array(item).max(max));
+
+/** "sequence:512,height:640" → {sequence: 512, height: 640} (already parsed when the route's schema ran first). */
+const DimValues = z.preprocess((v, ctx) => {
+  if (typeof v !== 'string') return v;
+  const out: Record<string, number> = Object.create(null) as Record<string, number>;
+  for (const part of v.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const m = /^(.+?)\s*:\s*(\d+)$/.exec(part);
+    const value = m ? Number(m[2]) : NaN;
+    if (!m || !Number.isSafeInteger(value) || value < 1) {
+      ctx.addIssue({ code: 'custom', message: `'${part.slice(0, 60)}' is not name:size with a size ≥ 1 (e.g. dims=sequence:512,height:640)` });
+      return z.NEVER;
+    }
+    if (Object.hasOwn(out, m[1]!)) {
+      ctx.addIssue({ code: 'custom', message: `'${m[1]!.slice(0, 60)}' is given twice` });
+      return z.NEVER;
+    }
+    out[m[1]!] = value;
+  }
+  return out;
+}, z.record(z.string().max(256), z.number().int().min(1)));
 
 export const ModelOptions = z
   .object({
@@ -20,7 +46,10 @@ export const ModelOptions = z
     group_size: GroupSize.optional().describe('Block length along the reduction axis for per_group; default 32 (4/2-bit), 128 (8-bit)'),
     calibration: Calibration.default('minmax'),
     percentile: Percentile.default(99.99),
-    format: z.enum(MODEL_FORMATS).default('auto').describe('auto, qdq (DequantizeLinear), matmulnbits (com.microsoft MatMulNBits) or dynamic (int8 activations at run time)'),
+    format: z
+      .enum(REQUEST_FORMATS)
+      .default('auto')
+      .describe('auto, qdq (DequantizeLinear), matmulnbits (com.microsoft MatMulNBits), dynamic (int8 activations at run time) or static (int8 weights and activations calibrated on your data)'),
     op_types: csv(z.enum(MODEL_OP_TYPES), MODEL_OP_TYPES.length)
       .default([...MODEL_OP_TYPES])
       .describe('Comma-separated ops whose weights are quantized'),
@@ -29,6 +58,18 @@ export const ModelOptions = z
       .describe('Comma-separated node or initializer names to keep in float; * matches any run of characters'),
     min_elements: z.coerce.number().int().min(0).default(1024).describe('Weights with fewer elements stay float'),
     validate: Flag.default(true).describe('Run both models in onnxruntime and compare their outputs'),
+    measure_latency: Flag.default(true).describe('Time the original and the quantized model in onnxruntime (median of repeated runs, bounded) and report the speedup'),
+    activation_type: z.enum(ACTIVATION_TYPES).default('uint8').describe('format=static: activation integers (uint8 asymmetric is what x86 kernels fuse; int16 favours accuracy)'),
+    activation_calibration: z.enum(ACTIVATION_CALIBRATIONS).default('minmax').describe('format=static: how activation ranges are chosen from the calibration samples'),
+    activation_percentile: z.coerce.number().gt(0).max(100).default(99.999).describe('format=static, activation_calibration=percentile: the share of values kept'),
+    calibration_data: z.literal('random').optional().describe('format=static without a `calibration` part: random opts into N(0, 1) calibration inputs (the report warns)'),
+    calibration_samples: z.coerce.number().int().min(2).max(1024).default(32).describe('format=static with calibration_data=random: how many random samples'),
+    held_back: z.coerce.number().int().min(0).optional().describe('format=static: calibration samples kept out of calibration to measure errors on (default a quarter of N, at most 64)'),
+    target_snr_db: z.coerce.number().min(-100).max(200).optional().describe('format=static: return the worst layers to float until every output reaches this SNR on the held-back samples'),
+    max_cosine_drop: z.coerce.number().min(0).max(2).optional().describe('format=static: as target_snr_db, with 1 − cosine similarity of every output at most this'),
+    dims: DimValues.optional().describe(
+      'Values for the symbolic dimensions of the inputs validation generates, e.g. sequence:512,height:640,width:640 (default 1 each); an alternative to an inputs .npz',
+    ),
   })
   .strict();
 
@@ -63,20 +104,49 @@ const Output = z.object({
   mean_abs_error: z.number(),
   cosine_similarity: z.number(),
   snr_db: z.number().nullable(),
+  constant: z.literal(true).optional().describe('Present when the output is constant (or all zero) on both models: its figures say nothing'),
 });
 
 const Run = z.object({ session_options: z.string(), outputs: z.array(Output) });
 
+const Compared = {
+  seed: z.number().int(),
+  inputs: z.array(z.object({ name: z.string(), dtype: z.string(), shape: z.array(z.number().int()), source: z.enum(['random', 'zeros', 'user']) })),
+  dims: z.record(z.string(), z.number().int()).describe('The value each symbolic dimension of the generated inputs took'),
+  weights_only: Run.describe('onnxruntime with qdq_matmulnbits_accuracy_level=0: the error the weights alone cause'),
+  default_optimization: Run.describe("onnxruntime's defaults, as deployed (may also quantize activations)"),
+  elapsed_ms: z.number(),
+};
+
 export const Validation = z.union([
+  z.object({ status: z.literal('ok'), ...Compared }),
+  z.object({
+    status: z.literal('inconclusive').describe('Both models ran, but every output is constant or all zero on both: the figures say nothing about the weights'),
+    reason: z.string(),
+    what_to_send: z.string().describe('dims or inputs that would make the comparison mean something'),
+    ...Compared,
+  }),
+  z.object({ status: z.literal('skipped'), reason: z.string(), what_to_send: z.string().optional() }),
+  z.object({ status: z.literal('error'), reason: z.string() }),
+]);
+
+const Latency = z.union([
   z.object({
     status: z.literal('ok'),
-    seed: z.number().int(),
-    inputs: z.array(z.object({ name: z.string(), dtype: z.string(), shape: z.array(z.number().int()), source: z.enum(['random', 'zeros', 'user']) })),
-    weights_only: Run.describe('onnxruntime with qdq_matmulnbits_accuracy_level=0: the error the weights alone cause'),
-    default_optimization: Run.describe("onnxruntime's defaults, as deployed (may also quantize activations)"),
+    session_options: z.string(),
+    rows: z.array(
+      z.object({
+        intra_op_threads: z.number().int().describe("1, or 0 for onnxruntime's default"),
+        original_ms: z.number(),
+        quantized_ms: z.number(),
+        speedup: z.number().describe('original_ms / quantized_ms: above 1 the quantized model is faster'),
+        original_runs: z.number().int(),
+        quantized_runs: z.number().int(),
+      }),
+    ),
     elapsed_ms: z.number(),
   }),
-  z.object({ status: z.enum(['skipped', 'error']), reason: z.string() }),
+  z.object({ status: z.literal('skipped'), reason: z.string() }),
 ]);
 
 export const ModelSummary = z.object({
@@ -85,7 +155,7 @@ export const ModelSummary = z.object({
   granularity: Granularity,
   group_size: z.number().int().nullable(),
   calibration: Calibration,
-  format: z.enum(MODEL_FORMATS),
+  format: z.enum(REQUEST_FORMATS),
   formats: z.record(z.string(), z.number().int()),
   opset: z.number().int().nullable(),
   opset_imports_added: z.array(z.object({ domain: z.string(), version: z.number().int() })),
@@ -108,6 +178,8 @@ export const ModelReport = z.object({
   tensors: z.array(Tensor).describe('Worst first: ascending snr_db'),
   skipped: z.array(z.object({ name: z.string(), reason: z.string() })),
   validation: Validation,
+  latency: Latency.optional().describe('Both models timed in onnxruntime with the same options and inputs (measure_latency=true)'),
+  static: StaticReport.optional().describe('format=static: calibration, activation parameters and errors, fallback, fused node units'),
 });
 
 export const ModelJsonResponse = ModelReport.extend({

@@ -6,6 +6,8 @@ import type { Granularity } from '../../core/quantize.js';
 import type { TensorRow } from '../../onnx/weights/report.js';
 import type { ValidationReport } from '../../onnx/runtime/validate.js';
 import type { Task, TaskReply } from '../messages.js';
+import type { LatencyReport } from '../../onnx/runtime/latency.js';
+import type { StaticReport } from '../../onnx/activations/static-report.js';
 
 // The three shapes of a model reply, built in the worker so a big model is never
 // base64-encoded or copied on the event loop.
@@ -16,7 +18,7 @@ export interface ModelSummary {
   granularity: Granularity;
   group_size: number | null;
   calibration: CalibrationMethod;
-  format: ModelFormat;
+  format: ModelFormat | 'static';
   formats: Record<string, number>;
   opset: number | null;
   opset_imports_added: { domain: string; version: number }[];
@@ -38,6 +40,8 @@ export interface ModelReport {
   tensors: TensorRow[];
   skipped: Skipped[];
   validation: ValidationReport;
+  latency?: LatencyReport | undefined;
+  static?: StaticReport | undefined;
 }
 
 type ModelTask = Extract<Task, { op: 'quantizeModel' }>;
@@ -70,7 +74,13 @@ export function summaryHeader(report: ModelReport): string {
     validation:
       v.status === 'ok'
         ? { status: v.status, min_cosine_weights_only: minCosine(v.weights_only), min_cosine_default: minCosine(v.default_optimization) }
-        : { status: v.status, reason: v.reason },
+        : v.status === 'inconclusive' || v.status === 'skipped'
+          ? { status: v.status, reason: v.reason, ...(v.what_to_send ? { what_to_send: v.what_to_send } : {}) }
+          : { status: v.status, reason: v.reason },
+    ...(report.latency?.status === 'ok' ? { speedup_1_thread: report.latency.rows.find((r) => r.intra_op_threads === 1)?.speedup ?? null } : {}),
+    ...(report.static
+      ? { static: { target_met: report.static.target_met, min_output_cosine: minCosine(report.static), excluded: report.static.excluded.length } }
+      : {}),
   };
   return JSON.stringify(compact).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

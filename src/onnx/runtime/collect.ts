@@ -1,0 +1,262 @@
+import type { InferenceSession, Tensor } from 'onnxruntime-node';
+import { halfToFloat } from '../../core/float16.js';
+import { Errors } from '../../errors.js';
+import { attrs, node } from '../graph/build.js';
+import { encodeModelBytes } from '../proto/encode.js';
+import { DataType, type OnnxModel, type OnnxNode, type OnnxValueInfo } from '../proto/model.js';
+import { elementTypes } from '../graph/element-types.js';
+import { Parts } from '../proto/wire.js';
+import type { CalibrationSamples } from '../activations/calibration-data.js';
+import { checkpoint, type CancelFlag } from '../../pool/cancel.js';
+import { baseOptions, message, withSession } from './validate.js';
+
+// Runs the float model on calibration samples with chosen intermediate tensors exposed, and
+// hands each sample's values to a callback before the next sample runs: nothing is kept
+// between samples, so memory is the session plus one sample's activations, whatever N is
+// (onnxruntime's own calibrator keeps every batch's outputs: its users hit > 256 GB).
+//
+// The tensors become extra outputs of a copy of the main graph. Their type comes from the
+// model's value_info when it has one; otherwise the output is declared with a name only and
+// onnxruntime infers its type when it resolves the graph. Optimization is disabled, as in
+// onnxruntime's calibrator, so fusions cannot make the named tensors disappear. Tensors inside
+// subgraphs (If/Loop/Scan bodies) cannot be exposed this way and are refused.
+
+export interface IntermediateValue {
+  /** The values as float32 (float16, float64 and integer tensors are converted). */
+  data: Float32Array;
+  dims: readonly number[];
+}
+
+export type ExternalDataFiles = { path: string; data: Uint8Array }[];
+
+export interface CollectOptions {
+  signal?: AbortSignal | undefined;
+  /** The pool's cancellation flag (pool/cancel.ts), checked with `signal` between samples. */
+  cancel?: CancelFlag | undefined;
+  /** The model's external data files, by the location its tensors name. */
+  externalData?: ExternalDataFiles | undefined;
+  /** onnxruntime's intra-op threads; 1 by default, as every session of the pool. */
+  intraOpNumThreads?: number | undefined;
+}
+
+function stopIfCancelled(opts: CollectOptions): void {
+  if (opts.signal?.aborted) throw new Errors.Aborted('the task was cancelled');
+  checkpoint(opts.cancel);
+}
+
+/** A value_info with the name only: onnxruntime infers the type of such a graph output. */
+function untyped(name: string): OnnxValueInfo {
+  return { name, src: new Parts().stringField(1, name).concat() };
+}
+
+interface Plan {
+  /** Names to fetch from the session (intermediates and graph outputs). */
+  fetches: string[];
+  /** Names that are graph inputs: their values are the sample's feeds. */
+  fromFeeds: string[];
+  augmented: OnnxModel;
+}
+
+/** The main graph's facts the plans need, and the check that each name is an activation of it. */
+function graphFacts(model: OnnxModel, tensorNames: readonly string[]) {
+  const g = model.graph;
+  const initializers = new Set(g.initializers.map((t) => t.name));
+  const inputs = new Set(g.inputs.map((v) => v.name).filter((n) => !initializers.has(n)));
+  const outputs = new Set(g.outputs.map((v) => v.name));
+  const produced = new Set<string>();
+  for (const n of g.nodes) for (const o of n.outputs) if (o !== '') produced.add(o);
+  const typed = new Map<string, OnnxValueInfo>();
+  for (const v of [...g.valueInfo, ...g.inputs, ...g.outputs]) typed.set(v.name, v);
+  const names = [...new Set(tensorNames)];
+  for (const name of names) {
+    if (inputs.has(name)) continue;
+    if (initializers.has(name)) throw new Errors.Calibration(`calibration: tensor '${name}' is an initializer (a constant), not an activation`);
+    if (!produced.has(name)) throw new Errors.Calibration(`calibration: no node of the model's main graph produces a tensor '${name}'`);
+  }
+  return { g, names, inputs, outputs, produced, typed, initializers };
+}
+
+function plan(model: OnnxModel, tensorNames: readonly string[]): Plan {
+  const { g, names, inputs, outputs, typed } = graphFacts(model, tensorNames);
+  const fetches: string[] = [];
+  const fromFeeds: string[] = [];
+  const added: OnnxValueInfo[] = [];
+  for (const name of names) {
+    if (inputs.has(name)) fromFeeds.push(name);
+    else {
+      fetches.push(name);
+      if (!outputs.has(name)) added.push(typed.get(name) ?? untyped(name));
+    }
+  }
+  const augmented: OnnxModel = { ...model, graph: { ...g, outputs: [...g.outputs, ...added] } };
+  return { fetches, fromFeeds, augmented };
+}
+
+interface ExtremesPlan {
+  augmented: OnnxModel;
+  /** Per tensor, the graph outputs holding its min, max and element count. */
+  outputs: Map<string, { min: string; max: string; size: string }>;
+}
+
+/**
+ * ReduceMin / ReduceMax (all axes, keepdims 0) and Size of each tensor as new graph outputs, as
+ * onnxruntime's MinMax calibrator augments the graph: the session hands back three scalars per
+ * tensor instead of the tensor. Tensors not known to be float32 (value_info, or the type rules
+ * of graph/element-types.ts) are Cast to float32 first.
+ */
+function extremesPlan(model: OnnxModel, tensorNames: readonly string[]): ExtremesPlan {
+  const { g, names, produced, initializers } = graphFacts(model, tensorNames);
+  const types = elementTypes(model);
+  const taken = new Set<string>([...produced, ...initializers, ...g.inputs.map((v) => v.name), ...g.nodes.map((n) => n.name)]);
+  const fresh = (base: string) => {
+    let name = base;
+    for (let i = 1; taken.has(name); i++) name = `${base}_${i}`;
+    taken.add(name);
+    return name;
+  };
+  const nodes: OnnxNode[] = [];
+  const added: OnnxValueInfo[] = [];
+  const outputs = new Map<string, { min: string; max: string; size: string }>();
+  for (const name of names) {
+    let source = name;
+    if (types.get(name) !== DataType.float32) {
+      source = fresh(`${name}_calib_float`);
+      nodes.push(node('Cast', [name], [source], { name: source, attributes: [attrs.int('to', DataType.float32)] }));
+    }
+    const o = { min: fresh(`${name}_calib_min`), max: fresh(`${name}_calib_max`), size: fresh(`${name}_calib_size`) };
+    const keep0 = [attrs.int('keepdims', 0)];
+    nodes.push(
+      node('ReduceMin', [source], [o.min], { name: o.min, attributes: keep0 }),
+      node('ReduceMax', [source], [o.max], { name: o.max, attributes: keep0 }),
+      node('Size', [name], [o.size], { name: o.size }),
+    );
+    added.push(untyped(o.min), untyped(o.max), untyped(o.size));
+    outputs.set(name, o);
+  }
+  return { augmented: { ...model, graph: { ...g, nodes: [...g.nodes, ...nodes], outputs: [...g.outputs, ...added] } }, outputs };
+}
+
+function asFloat32(t: Tensor): Float32Array {
+  const d = t.data;
+  switch (t.type) {
+    case 'float32':
+      return d as Float32Array;
+    case 'float16': {
+      const h = d as Uint16Array;
+      const out = new Float32Array(h.length);
+      for (let i = 0; i < h.length; i++) out[i] = halfToFloat(h[i]!);
+      return out;
+    }
+    case 'int64':
+    case 'uint64':
+      return Float32Array.from(d as BigInt64Array, (v) => Number(v));
+    default:
+      if (typeof (d as ArrayLike<unknown>)[0] === 'string') throw new Errors.Calibration(`calibration: a string tensor cannot be calibrated`);
+      return Float32Array.from(d as ArrayLike<number>);
+  }
+}
+
+/**
+ * One session for the augmented model, every sample run in order; `handle` sees each sample's
+ * feeds and fetched values and is awaited before the next sample runs.
+ */
+async function runSamples(
+  augmented: OnnxModel,
+  fetches: string[],
+  samples: CalibrationSamples,
+  opts: CollectOptions,
+  handle: (index: number, feeds: Record<string, Tensor>, got: InferenceSession.ReturnType) => void | Promise<void>,
+): Promise<void> {
+  let bytes: Uint8Array | undefined = encodeModelBytes(augmented);
+  // The arena keeps one sample's activations allocated from sample to sample instead of
+  // allocating them again on every run; it is freed with the session.
+  const options: InferenceSession.SessionOptions = { ...baseOptions(opts.intraOpNumThreads ?? 1), graphOptimizationLevel: 'disabled', enableCpuMemArena: true };
+  let session: InferenceSession | undefined;
+  await withSession({ bytes, externalData: opts.externalData }, options, async (s) => {
+    session = s;
+    bytes = undefined; // onnxruntime holds its own copy now
+    for (let i = 0; i < samples.count; i++) {
+      stopIfCancelled(opts);
+      const feeds = samples.feeds(i);
+      let got: InferenceSession.ReturnType = {};
+      if (fetches.length) {
+        try {
+          got = await s.run(feeds, fetches);
+        } catch (err) {
+          throw new Errors.Onnx(`onnxruntime cannot run the model on calibration sample ${i}: ${message(err)}`);
+        }
+      }
+      for (const name of fetches) {
+        if (!got[name]) throw new Errors.Onnx(`onnxruntime returned no value for '${name}' on calibration sample ${i}`);
+      }
+      await handle(i, feeds, got);
+    }
+  }).catch((err: unknown) => {
+    if (session === undefined) throw new Errors.Onnx(`onnxruntime cannot load the model for calibration: ${message(err)}`);
+    throw err;
+  });
+}
+
+/**
+ * Runs every sample in order through ONE session and calls onSample with the named tensors'
+ * values; onSample's promise is awaited before the next sample runs. A model onnxruntime cannot
+ * load or run is a 400 with onnxruntime's reason; cancellation (signal or flag) is checked
+ * before each sample and throws QUANT_ERR_ABORTED.
+ */
+export async function runWithIntermediates(
+  model: OnnxModel,
+  tensorNames: readonly string[],
+  samples: CalibrationSamples,
+  onSample: (index: number, values: ReadonlyMap<string, IntermediateValue>) => void | Promise<void>,
+  opts: CollectOptions = {},
+): Promise<void> {
+  stopIfCancelled(opts);
+  const { fetches, fromFeeds, augmented } = plan(model, tensorNames);
+  await runSamples(augmented, fetches, samples, opts, async (i, feeds, got) => {
+    const values = new Map<string, IntermediateValue>();
+    for (const name of fetches) {
+      const t = got[name]!;
+      values.set(name, { data: asFloat32(t), dims: t.dims });
+    }
+    for (const name of fromFeeds) {
+      const t = feeds[name]!;
+      values.set(name, { data: asFloat32(t), dims: t.dims });
+    }
+    await onSample(i, values);
+  });
+}
+
+export interface Extremes {
+  min: number;
+  max: number;
+  /** Elements of the tensor on this sample. */
+  size: number;
+}
+
+/**
+ * Each named tensor's min, max and element count on each sample, reduced inside onnxruntime
+ * (ReduceMin/ReduceMax outputs, as onnxruntime's MinMax calibrator does), so no activation
+ * crosses into JavaScript: the cheap path for minmax calibration. Same session, errors and
+ * cancellation as runWithIntermediates. An empty tensor reports size 0 (its min and max are
+ * whatever onnxruntime's reduction of nothing gives, and should be ignored); NaN is treated as
+ * onnxruntime's ReduceMin/ReduceMax treat it.
+ */
+export async function runWithExtremes(
+  model: OnnxModel,
+  tensorNames: readonly string[],
+  samples: CalibrationSamples,
+  onSample: (index: number, extremes: ReadonlyMap<string, Extremes>) => void | Promise<void>,
+  opts: CollectOptions = {},
+): Promise<void> {
+  stopIfCancelled(opts);
+  const { augmented, outputs } = extremesPlan(model, tensorNames);
+  const fetches = [...outputs.values()].flatMap((o) => [o.min, o.max, o.size]);
+  await runSamples(augmented, fetches, samples, opts, async (i, _feeds, got) => {
+    const values = new Map<string, Extremes>();
+    for (const [name, o] of outputs) {
+      const scalar = (n: string) => Number((got[n]!.data as ArrayLike<number | bigint>)[0] ?? NaN);
+      values.set(name, { min: scalar(o.min), max: scalar(o.max), size: scalar(o.size) });
+    }
+    await onSample(i, values);
+  });
+}
