@@ -8,6 +8,8 @@ const GiB = 1024 * MiB;
 
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 
+const bool = (def: boolean) => z.enum(['true', 'false']).default(def ? 'true' : 'false').transform((v) => v === 'true');
+
 // Keys shorter than this are guessable by brute force over the network.
 const MIN_API_KEY_LENGTH = 16;
 
@@ -46,6 +48,22 @@ const ConfigSchema = z.object({
   RATE_LIMIT_MAX: int(0, 0),
   CALIBRATION_MAX_BYTES: int(GiB, 1),
   CALIBRATION_MAX_SAMPLES: int(4096, 1),
+  // Scale-out (README "Scaling out"): jobs in Redis (BullMQ) and S3 instead of JOBS_DIR.
+  JOBS_STORE: z.enum(['local', 'redis']).default('local'),
+  ROLE: z.enum(['all', 'api', 'worker']).default('all'),
+  REDIS_URL: z.string().min(1).default('redis://127.0.0.1:6379'),
+  S3_ENDPOINT: z.string().url().optional(),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_BUCKET: z.string().min(1).optional(),
+  S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+  S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  S3_FORCE_PATH_STYLE: bool(false),
+  S3_PART_SIZE: int(16 * MiB, 5 * MiB),
+  S3_UPLOAD_QUEUE: int(4, 1),
+  JOBS_LOCK_MS: int(30_000, 1000),
+  JOBS_STALLED_INTERVAL_MS: int(30_000, 1000),
+  JOBS_ATTEMPTS: int(3, 1),
+  JOBS_RESULT_REDIRECT: bool(false),
 });
 
 export type EnvConfig = z.infer<typeof ConfigSchema>;
@@ -83,10 +101,35 @@ export interface Config {
   apiKeys: string[];
   /** Requests per minute per API key (or per client IP without keys); 0 = off. */
   rateLimitMax: number;
+  scale: ScaleConfig;
   /** Most bytes the arrays of one calibration .npz may hold, uncompressed. */
   calibrationMaxBytes: number;
   /** Most samples (the arrays' leading axis) one calibration .npz may hold. */
   calibrationMaxSamples: number;
+}
+
+/** Where jobs live and what this replica does with them (README "Scaling out"). */
+export interface ScaleConfig {
+  jobsStore: 'local' | 'redis';
+  /** api: takes uploads and serves jobs, runs none; worker: runs jobs, serves only probes. */
+  role: 'all' | 'api' | 'worker';
+  /** Never log it whole: it may hold a password. */
+  redisUrl: string;
+  s3: {
+    endpoint: string | undefined;
+    region: string;
+    bucket: string;
+    accessKeyId: string | undefined;
+    secretAccessKey: string | undefined;
+    forcePathStyle: boolean;
+    /** Multipart part size; memory per transfer is at most partSize × uploadQueue. */
+    partSize: number;
+    uploadQueue: number;
+  };
+  lockMs: number;
+  stalledIntervalMs: number;
+  attempts: number;
+  resultRedirect: boolean;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -121,13 +164,41 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxHeapUsedBytes: c.MAX_HEAP_USED_BYTES,
     apiKeys: c.API_KEYS,
     rateLimitMax: c.RATE_LIMIT_MAX,
+    scale: scaleConfig(c),
     calibrationMaxBytes: c.CALIBRATION_MAX_BYTES,
     calibrationMaxSamples: c.CALIBRATION_MAX_SAMPLES,
   };
 }
 
+function scaleConfig(c: EnvConfig): ScaleConfig {
+  if (c.JOBS_STORE === 'local' && c.ROLE !== 'all') throw new Error(`invalid configuration: ROLE=${c.ROLE} needs JOBS_STORE=redis (a local store has one replica doing everything)`);
+  if (c.JOBS_STORE === 'redis' && !c.S3_BUCKET) throw new Error('invalid configuration: JOBS_STORE=redis needs S3_BUCKET');
+  return {
+    jobsStore: c.JOBS_STORE,
+    role: c.ROLE,
+    redisUrl: c.REDIS_URL,
+    s3: {
+      endpoint: c.S3_ENDPOINT,
+      region: c.S3_REGION,
+      bucket: c.S3_BUCKET ?? '',
+      accessKeyId: c.S3_ACCESS_KEY_ID,
+      secretAccessKey: c.S3_SECRET_ACCESS_KEY,
+      forcePathStyle: c.S3_FORCE_PATH_STYLE,
+      partSize: c.S3_PART_SIZE,
+      uploadQueue: c.S3_UPLOAD_QUEUE,
+    },
+    lockMs: c.JOBS_LOCK_MS,
+    stalledIntervalMs: c.JOBS_STALLED_INTERVAL_MS,
+    attempts: c.JOBS_ATTEMPTS,
+    resultRedirect: c.JOBS_RESULT_REDIRECT,
+  };
+}
+
 /** What the server logs at startup: every limit, and how many API keys (never the keys). */
 export function describeConfig(config: Config): Record<string, unknown> {
-  const { apiKeys, ...rest } = config;
-  return { ...rest, apiKeys: apiKeys.length };
+  const { apiKeys, scale, ...rest } = config;
+  // Credentials stay out of the logs: the Redis URL may hold a password.
+  const { redisUrl: _url, s3, ...jobs } = scale;
+  const { secretAccessKey: _secret, accessKeyId: _key, ...bucket } = s3;
+  return { ...rest, apiKeys: apiKeys.length, scale: jobs.jobsStore === 'local' ? { jobsStore: 'local' } : { ...jobs, s3: bucket } };
 }

@@ -28,6 +28,7 @@ export const Errors = {
   RateLimited: createError('QUANT_ERR_RATE_LIMITED', '%s', 429),
   Overloaded: createError('QUANT_ERR_OVERLOADED', '%s', 503),
   ShuttingDown: createError('QUANT_ERR_SHUTTING_DOWN', '%s', 503),
+  JobsUnavailable: createError('QUANT_ERR_JOBS_UNAVAILABLE', '%s', 503),
   Timeout: createError('QUANT_ERR_TIMEOUT', '%s', 504),
   Aborted: createError('QUANT_ERR_ABORTED', '%s', 499),
   Internal: createError('QUANT_ERR_INTERNAL', '%s', 500),

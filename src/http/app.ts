@@ -115,11 +115,14 @@ export const app = fp<AppOptions>(async (fastify, opts) => {
   await fastify.register(fastifySwaggerUi, { routePrefix: '/docs' });
   await fastify.register(poolPlugin, opts);
   await fastify.register(systemRoutes);
-  await fastify.register(quantizeRoutes);
-  await fastify.register(analyzeRoutes);
-  await fastify.register(modelRoutes);
   await fastify.register(jobsPlugin, opts.jobs ?? {});
-  await fastify.register(jobRoutes);
+  // A ROLE=worker replica runs jobs and answers probes only.
+  if (config.scale.role !== 'worker') {
+    await fastify.register(quantizeRoutes);
+    await fastify.register(analyzeRoutes);
+    await fastify.register(modelRoutes);
+    await fastify.register(jobRoutes);
+  }
 });
 
 /** A fastify instance with the service registered, configured as the server runs it. */

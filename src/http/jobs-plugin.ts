@@ -1,11 +1,12 @@
 import fp from 'fastify-plugin';
 import { LocalJobStore } from '../jobs/local-store.js';
 import { JobRunner } from '../jobs/runner.js';
+import type { JobService } from '../jobs/service.js';
 import type { JobStore } from '../jobs/types.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    jobs: JobRunner;
+    jobs: JobService;
   }
 }
 
@@ -23,6 +24,24 @@ export interface JobsPluginOptions {
  */
 export const jobsPlugin = fp<JobsPluginOptions>(async (app, opts) => {
   const { config } = app;
+  if (config.scale.jobsStore === 'redis' && !opts.store) {
+    // Loaded only when configured: the local store needs neither BullMQ nor the AWS SDK.
+    const { QueueJobRunner } = await import('../jobs/queue-runner.js');
+    const shared = new QueueJobRunner(app.pool, {
+      scale: config.scale,
+      scratchDir: config.jobsDir,
+      concurrency: config.jobsConcurrency,
+      ttlSeconds: config.jobsTtlS,
+      limits: app.limits,
+      log: app.log,
+      maxInlineBytes: opts.maxInlineBytes,
+      sweepMs: opts.sweepMs,
+    });
+    app.decorate('jobs', shared);
+    app.addHook('onListen', async () => shared.start());
+    app.addHook('preClose', async () => shared.close());
+    return;
+  }
   const store = opts.store ?? (await LocalJobStore.open(config.jobsDir));
   const runner = new JobRunner(store, app.pool, {
     concurrency: config.jobsConcurrency,

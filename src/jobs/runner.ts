@@ -8,6 +8,7 @@ import type { QuantPool } from '../pool/pool.js';
 import type { WorkerProgress } from '../pool/tasks/quantize-model-files.js';
 import type { ModelReport } from '../pool/tasks/model-reply.js';
 import { outputFilename } from '../pool/tasks/model-reply.js';
+import type { JobService } from './service.js';
 import type { Artifact, JobProgress, JobRecord, JobStore } from './types.js';
 
 // Runs queued jobs in the worker pool, a few at a time so synchronous requests keep
@@ -30,7 +31,7 @@ const RETRY_MS = 1000;
 
 export const INITIAL_PROGRESS: JobProgress = { phase: 'queued', tensors_done: 0, tensors_total: 0, bytes_done: 0, bytes_total: 0, fraction: 0 };
 
-function advance(old: JobProgress, p: WorkerProgress): JobProgress {
+export function advance(old: JobProgress, p: WorkerProgress): JobProgress {
   if (p.phase === 'calibrating') {
     const share = p.samplesTotal > 0 ? p.samplesDone / p.samplesTotal : 1;
     return {
@@ -55,7 +56,7 @@ function advance(old: JobProgress, p: WorkerProgress): JobProgress {
   };
 }
 
-export class JobRunner {
+export class JobRunner implements JobService {
   readonly #store: JobStore;
   readonly #pool: QuantPool;
   readonly #opts: RunnerOptions;
@@ -91,6 +92,10 @@ export class JobRunner {
     this.#sweeper = setInterval(() => void this.sweep(), this.#opts.sweepMs ?? 60_000);
     this.#sweeper.unref();
     this.#pump();
+  }
+
+  ready(): boolean {
+    return !this.#closed;
   }
 
   expiry(): string {

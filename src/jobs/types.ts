@@ -62,6 +62,8 @@ export interface JobRecord {
   error?: { code: string; message: string } | undefined;
   /** The result files: one .onnx, or the .onnx and its external data (served as a zip). */
   artifacts?: Artifact[] | undefined;
+  /** Where the shared store keeps this attempt's results (per attempt: never mixed). */
+  results_dir?: string | undefined;
   /** Bytes this job holds on disk (inputs and results). */
   bytes: number;
 }
@@ -81,6 +83,8 @@ export interface JobStore {
   /** Saves the report beside the artifacts the worker wrote into the output directory. */
   saveReport(id: string, report: unknown): Promise<void>;
   openArtifact(id: string, name: string): Promise<Readable>;
+  /** A time-limited URL to download an artifact directly (object stores only). */
+  artifactUrl?(id: string, name: string, expiresInS: number): Promise<string>;
   readReport(id: string): Promise<unknown>;
   delete(id: string): Promise<void>;
   list(): Promise<JobRecord[]>;

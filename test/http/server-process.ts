@@ -13,15 +13,21 @@ export interface ServerProcess {
 
 const SERVER = new URL('../../src/http/server.js', import.meta.url);
 
-/** Starts `node dist/src/http/server.js` on a free loopback port, as production runs it. */
-export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
+/**
+ * Starts `node dist/src/http/server.js` on a free loopback port, as production runs it. It is
+ * killed when the calling test ends, or with `outlive` when the test process does (a server
+ * started inside one test and used by the next).
+ */
+export async function startServer(env: Record<string, string>, outlive = false): Promise<ServerProcess> {
   const child = spawn(process.execPath, [SERVER.pathname], {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  after(() => {
+  const kill = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
+  };
+  if (outlive) process.once('exit', kill);
+  else after(kill);
   const lines: Array<Record<string, unknown>> = [];
   const waiters: Array<{ match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
   let partial = '';

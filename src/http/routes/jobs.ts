@@ -16,6 +16,8 @@ import { MULTIPART } from '../model-upload.js';
 
 const errors = { 400: ErrorReply, 404: ErrorReply, 409: ErrorReply, 413: ErrorReply, 415: ErrorReply, 507: ErrorReply };
 const HEARTBEAT_MS = 15_000;
+/** Lifetime of a JOBS_RESULT_REDIRECT URL. */
+const REDIRECT_EXPIRES_S = 900;
 
 export const JOB_UPLOAD_PATHS = ['/v1/jobs'];
 
@@ -78,7 +80,7 @@ export const jobRoutes: FastifyPluginAsync = async (app) => {
       try {
         upload = await receiveJobUpload(request, store, id, jobsMaxBytes - (await store.usage()), jobsMaxBytes);
       } catch (err) {
-        await store.delete(id);
+        await store.delete(id).catch(() => undefined);
         throw err;
       }
       const now = new Date().toISOString();
@@ -98,7 +100,12 @@ export const jobRoutes: FastifyPluginAsync = async (app) => {
         progress: INITIAL_PROGRESS,
         bytes: upload.bytes,
       });
-      runner.enqueue(id);
+      try {
+        await runner.enqueue(id);
+      } catch (err) {
+        await store.delete(id).catch(() => undefined);
+        throw err;
+      }
       return reply.code(202).header('location', links(id).self).send({ id, status: 'queued' as const, links: links(id) });
     },
   });
@@ -124,6 +131,10 @@ export const jobRoutes: FastifyPluginAsync = async (app) => {
       if (job.summary_header) reply.header('x-quantization-summary', job.summary_header);
       if (artifacts.length === 1) {
         const a = artifacts[0]!;
+        if (app.config.scale.resultRedirect && store.artifactUrl) {
+          // Straight from the object store: the replica does not carry the bytes.
+          return reply.redirect(await store.artifactUrl(job.id, a.name, REDIRECT_EXPIRES_S), 302);
+        }
         reply.header('content-disposition', `attachment; filename="${a.name}"`).header('content-length', a.size);
         return reply.type(OCTET).send(await store.openArtifact(job.id, a.name));
       }

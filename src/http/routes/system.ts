@@ -13,8 +13,9 @@ export const systemRoutes: FastifyPluginAsync = async (app) => {
     { schema: { summary: 'Readiness: the worker pool is up', tags: ['ops'], response: { 200: Ready, 503: Ready } } },
     async (_request, reply) => {
       const workers = app.pool.threads;
-      // Not ready while shutting down or shedding load, so a balancer sends work elsewhere.
-      const ready = workers > 0 && !app.closing && !app.isUnderPressure();
+      // Not ready while shutting down, shedding load or without the job queue (Redis), so a
+      // balancer sends work elsewhere.
+      const ready = workers > 0 && !app.closing && !app.isUnderPressure() && app.jobs.ready();
       return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', workers, queued: app.pool.queueSize });
     },
   );

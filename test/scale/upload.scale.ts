@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, it } from 'node:test';
+import { gemmMlp, withExternalData } from '../onnx/models.js';
+import { result, settle } from './client.js';
+import { rssBytes, sleep, topology } from './topology.js';
+
+// Big uploads through an API replica into S3: memory stays near S3_PART_SIZE × S3_UPLOAD_QUEUE
+// (8 MiB × 4 here) however big the upload. SCALE_UPLOAD_MIB sets the size (256 by default to keep CI short;
+// the issue's 1 GiB run: SCALE_UPLOAD_MIB=1024 npm run test:scale).
+
+const MiB = 1 << 20;
+const SIZE = Number(process.env.SCALE_UPLOAD_MIB ?? 256) * MiB;
+const t = await topology();
+await t.replica('w1');
+const api = await t.replica('api', { ROLE: 'api' });
+
+// A model whose W1 lives in an external data file padded to SIZE: the whole file crosses the
+// replica and S3 (both ways, the worker downloads it), the job itself stays small.
+const ext = withExternalData(gemmMlp(), ['W1'], 'weights.bin');
+const modelBytes = Buffer.from(ext.bytes);
+
+function* body(boundary: string, size: number): Generator<Buffer> {
+  yield Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="model"; filename="model.onnx"\r\ncontent-type: application/octet-stream\r\n\r\n`);
+  yield modelBytes;
+  yield Buffer.from(`\r\n--${boundary}\r\ncontent-disposition: form-data; name="weights.bin"; filename="weights.bin"\r\ncontent-type: application/octet-stream\r\n\r\n`);
+  yield Buffer.from(ext.data);
+  const zeros = Buffer.alloc(MiB);
+  for (let left = size - ext.data.length; left > 0; left -= MiB) yield left >= MiB ? zeros : zeros.subarray(0, left);
+  yield Buffer.from(`\r\n--${boundary}\r\ncontent-disposition: form-data; name="bits"\r\n\r\n4\r\n--${boundary}--\r\n`);
+}
+
+/** Streams the multipart upload. */
+async function upload(base: string, size: number): Promise<{ status: number; json: { id?: string; code?: string } }> {
+  const boundary = `b${Date.now()}`;
+  const url = new URL(`${base}/v1/jobs`);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(text) as { id?: string; code?: string } }));
+    });
+    req.on('error', reject);
+    req.setTimeout(90_000, () => req.destroy(new Error('no answer to the upload in 90 s')));
+    pipeline(Readable.from(body(boundary, size)), req).catch(() => undefined);
+  });
+}
+
+describe('big uploads', () => {
+  it(`takes a ${SIZE / MiB} MiB upload with the API replica's memory near part size × queue size`, async () => {
+    await sleep(1000);
+    const idle = rssBytes(api.pid);
+    let peak = idle;
+    const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(api.pid))), 50);
+    const res = await upload(api.base, SIZE);
+    clearInterval(sampler);
+    assert.equal(res.status, 202, JSON.stringify(res.json));
+    const grew = (peak - idle) / MiB;
+    console.log(`api replica RSS: idle ${(idle / MiB).toFixed(0)} MiB, peak ${(peak / MiB).toFixed(0)} MiB (+${grew.toFixed(0)} MiB) for ${SIZE / MiB} MiB`);
+    // 32 MiB of parts in flight plus stream buffers and the runtime; buffering the upload would pass SIZE.
+    assert.ok(grew < Math.min(160, SIZE / MiB / 2), `RSS grew ${grew.toFixed(0)} MiB during the upload`);
+    const job = await settle(api.base, res.json.id!, 300_000);
+    assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
+    // The same model with W1 inline quantizes to the same bytes as the unpadded upload would.
+    assert.ok((await result(api.base, res.json.id!)).length > 0);
+  });
+});
