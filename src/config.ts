@@ -44,6 +44,7 @@ const ConfigSchema = z.object({
   MAX_HEAP_USED_BYTES: int(Math.floor(getHeapStatistics().heap_size_limit * 0.9), 0),
   API_KEYS: apiKeys,
   RATE_LIMIT_MAX: int(0, 0),
+  METRICS_TOKEN: z.string().min(MIN_API_KEY_LENGTH, `must be at least ${MIN_API_KEY_LENGTH} characters`).optional(),
 });
 
 export type EnvConfig = z.infer<typeof ConfigSchema>;
@@ -81,6 +82,8 @@ export interface Config {
   apiKeys: string[];
   /** Requests per minute per API key (or per client IP without keys); 0 = off. */
   rateLimitMax: number;
+  /** When set, GET /metrics needs `Authorization: Bearer <it>`; unset, it is open like the probes. Never log it. */
+  metricsToken?: string | undefined;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -115,11 +118,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxHeapUsedBytes: c.MAX_HEAP_USED_BYTES,
     apiKeys: c.API_KEYS,
     rateLimitMax: c.RATE_LIMIT_MAX,
+    metricsToken: c.METRICS_TOKEN,
   };
 }
 
 /** What the server logs at startup: every limit, and how many API keys (never the keys). */
 export function describeConfig(config: Config): Record<string, unknown> {
-  const { apiKeys, ...rest } = config;
-  return { ...rest, apiKeys: apiKeys.length };
+  const { apiKeys, metricsToken, ...rest } = config;
+  return { ...rest, apiKeys: apiKeys.length, metricsToken: metricsToken !== undefined };
 }

@@ -130,6 +130,9 @@ export interface TaskReply {
   headers?: Record<string, string>;
   /** Structured facts beside the body (a model's report), for callers that store them. */
   meta?: unknown;
+  /** Milliseconds per stage of a model task (the report's timings_ms), for the metrics. */
+  stages?: Record<string, number> | undefined;
 }
 
-export type TaskResult = ({ ok: true } & TaskReply) | { ok: false; error: ErrorPayload };
+/** busyMs: how long the worker ran the task, stamped by worker-entry.cts (the metrics' worker busy time). */
+export type TaskResult = (({ ok: true } & TaskReply) | { ok: false; error: ErrorPayload }) & { busyMs?: number };

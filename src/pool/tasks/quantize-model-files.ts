@@ -5,7 +5,7 @@ import { FileExternalData, readWholeFile } from '../../onnx/io/files.js';
 import { writeModelFiles } from '../../onnx/io/write-model.js';
 import { checkpoint } from '../cancel.js';
 import type { Task, TaskReply } from '../messages.js';
-import { buildReport, prepare, quantizeStage, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
+import { buildReport, prepare, quantizeStage, stageTimes, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
 import { summaryHeader } from './model-reply.js';
 import { jsonBody } from './report.js';
 
@@ -48,7 +48,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
     const inBytes = model.length + [...sizes.values()].reduce((a, b) => a + b, 0);
     const report = buildReport(q, inBytes, artifacts.reduce((s, a) => s + a.size, 0), validation, times);
     const meta = { report, summaryHeader: summaryHeader(report), artifacts: artifacts.map(({ name, size, crc }) => ({ name, size, crc })) };
-    return { body: jsonBody({ ok: true }), contentType: 'application/json', log: {}, meta };
+    return { body: jsonBody({ ok: true }), contentType: 'application/json', log: {}, meta, stages: stageTimes(times, q.quantizeMs) };
   } finally {
     external.close();
     channel.close();

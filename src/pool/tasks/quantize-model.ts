@@ -4,7 +4,7 @@ import { compareRun, referenceRun } from '../../onnx/runtime/validate.js';
 import { inlineModelParts, PROTOBUF_LIMIT } from '../../onnx/io/write-model.js';
 import { checkpoint } from '../cancel.js';
 import type { Task, TaskReply } from '../messages.js';
-import { buildReport, prepare, quantizeStage, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
+import { buildReport, prepare, quantizeStage, stageTimes, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
 import { modelReply } from './model-reply.js';
 
 type ModelTask = Extract<Task, { op: 'quantizeModel' }>;
@@ -37,5 +37,6 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
   const validation =
     'status' in reference ? reference : await timed(times, 'validation', () => compareRun(reference, { bytes: model }, () => checkpoint(task.cancel)));
   const inBytes = task.model.length + task.external.reduce((s, f) => s + f.bytes.length, 0);
-  return modelReply(task, model, buildReport(q, inBytes, model.length, validation, times));
+  const report = buildReport(q, inBytes, model.length, validation, times);
+  return { ...modelReply(task, model, report), stages: stageTimes(times, q.quantizeMs) };
 }
