@@ -25,6 +25,8 @@ export interface QuantizeOptions {
   calibration: CalibrationMethod;
   percentile: number;
   include_values: boolean;
+  /** Bins of the error histogram in the report; 0 or absent leaves it out. */
+  histogram_bins?: number | undefined;
 }
 
 export interface AnalyzeOptions {

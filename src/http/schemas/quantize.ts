@@ -1,4 +1,7 @@
 import { z } from 'zod';
+
+/** Most bins an error histogram may have (its counts are JSON numbers). */
+export const MAX_HISTOGRAM_BINS = 4096;
 import { Axis, Bits, Calibration, Dims, DimsText, ErrorReport, Flag, FloatDtype, Granularity, GroupSize, IntDtype, ParamValue, Percentile, Scheme, SizeReport, Tensor } from './common.js';
 
 export const QuantizeOptions = z.object({
@@ -10,6 +13,20 @@ export const QuantizeOptions = z.object({
   calibration: Calibration.default('minmax'),
   percentile: Percentile.default(99.99),
   include_values: Flag.default(false).describe('Also list the quantized integers as a flat JSON array'),
+  histogram_bins: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_HISTOGRAM_BINS)
+    .default(0)
+    .describe(`Bins of an error histogram (dequantized minus original) in the report, 1..${MAX_HISTOGRAM_BINS}; 0 leaves it out`),
+});
+
+export const ErrorHistogram = z.object({
+  bins: z.number().int(),
+  min: z.number().describe('Smallest error (dequantized minus original)'),
+  max: z.number().describe('Largest error'),
+  counts: z.array(z.number().int()).describe('counts[i]: errors in [min + i·w, min + (i+1)·w), w = (max - min) / bins; the last bin includes max'),
 });
 
 export const QuantizeJsonBody = QuantizeOptions.extend({ tensor: Tensor }).strict();
@@ -41,6 +58,7 @@ export const QuantizeResponse = z.object({
   scale: ParamValue,
   zero_point: ParamValue,
   error: ErrorReport,
+  error_histogram: ErrorHistogram.optional().describe('With histogram_bins > 0'),
   size: SizeReport,
 });
 
@@ -50,6 +68,7 @@ export const DequantizeBody = QuantizeResponse.extend({
   q_min: z.number().int().optional(),
   q_max: z.number().int().optional(),
   error: ErrorReport.optional(),
+  error_histogram: ErrorHistogram.optional(),
   size: SizeReport.optional(),
 }).describe('The JSON that POST /v1/quantize returned, as is');
 
