@@ -49,6 +49,9 @@ const ConfigSchema = z.object({
 
 export type EnvConfig = z.infer<typeof ConfigSchema>;
 
+/** Every environment variable the service reads (the CLI's `serve` takes them as flags too). */
+export const CONFIG_VARIABLES = Object.keys(ConfigSchema.shape);
+
 export interface Config {
   port: number;
   host: string;
