@@ -22,7 +22,7 @@ test('on a terminal the bar is redrawn in place and ends with a newline', () => 
   p.done();
   const frames = s.text().split('\r').filter((f) => f !== '');
   assert.equal(frames.length, 2);
-  assert.match(frames[0]!, /^\[#{15}\.{15}\]  50% quantizing 3\/6 tensors/);
+  assert.match(frames[0]!, /^\[#{15}\.{15}\] {2}50% quantizing 3\/6 tensors/);
   assert.match(frames[1]!, /^\[#{30}\] 100% quantizing 6\/6 tensors \d+\.\ds *\n$/);
 });
 
