@@ -15,6 +15,7 @@ export const Errors = {
   BadRequest: createError('QUANT_ERR_BAD_REQUEST', '%s', 400),
   Unauthorized: createError('QUANT_ERR_UNAUTHORIZED', '%s', 401),
   Onnx: createError('QUANT_ERR_ONNX', '%s', 400),
+  Safetensors: createError('QUANT_ERR_SAFETENSORS', '%s', 400),
   TooManyElements: createError('QUANT_ERR_TOO_MANY_ELEMENTS', '%s', 413),
   BodyTooLarge: createError('QUANT_ERR_BODY_TOO_LARGE', '%s', 413),
   UnsupportedMediaType: createError('QUANT_ERR_UNSUPPORTED_MEDIA_TYPE', '%s', 415),

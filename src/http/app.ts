@@ -26,6 +26,7 @@ import { JOB_UPLOAD_PATHS, jobRoutes } from './routes/jobs.js';
 import { jobsPlugin, type JobsPluginOptions } from './jobs-plugin.js';
 import { quantizeRoutes } from './routes/quantize.js';
 import { systemRoutes } from './routes/system.js';
+import { weightsRoutes } from './routes/weights.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -120,6 +121,7 @@ export const app = fp<AppOptions>(async (fastify, opts) => {
   await fastify.register(quantizeRoutes);
   await fastify.register(analyzeRoutes);
   await fastify.register(modelRoutes);
+  await fastify.register(weightsRoutes);
   await fastify.register(jobsPlugin, opts.jobs ?? {});
   await fastify.register(jobRoutes);
 });

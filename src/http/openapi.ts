@@ -3,6 +3,7 @@ import type { OpenAPIV3_1 } from 'openapi-types';
 const BINARY_TYPES: Record<string, string> = {
   'application/x-npy': 'A NumPy .npy file (versions 1-3; float16/32/64, either byte order, C or Fortran order)',
   'application/octet-stream': 'Raw little-endian values; give ?shape= and ?dtype=',
+  'application/x-safetensors': 'A .safetensors file; ?tensor= names the tensor (optional when it holds one)',
 };
 
 /**

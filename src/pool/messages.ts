@@ -5,6 +5,7 @@ import type { Granularity } from '../core/quantize.js';
 import type { Limits } from '../core/tensor.js';
 import type { ModelBits, ModelFormat, ModelOpType } from '../onnx/weights/options.js';
 import type { ErrorPayload } from '../errors.js';
+import type { CheckpointOptions } from '../checkpoints/quantize-checkpoint.js';
 
 // The typed messages that cross the thread boundary. Byte buffers travel in transfer lists;
 // a body read into a kernel arena travels as the arena (shared memory) and a view on it.
@@ -13,7 +14,9 @@ export type TensorSource =
   | { kind: 'json'; data: unknown[]; shape?: number[] | undefined }
   | { kind: 'b64'; b64: string; dtype: FloatDType; shape: number[] }
   | { kind: 'raw'; bytes: Uint8Array; dtype: FloatDType; shape: number[]; arena?: WasmMemory | undefined }
-  | { kind: 'npy'; bytes: Uint8Array; arena?: WasmMemory | undefined };
+  | { kind: 'npy'; bytes: Uint8Array; arena?: WasmMemory | undefined }
+  /** One tensor of a .safetensors file; `tensor` may be left out when the file holds one. */
+  | { kind: 'safetensors'; bytes: Uint8Array; tensor?: string | undefined; arena?: WasmMemory | undefined };
 
 export interface QuantizeOptions {
   bits: number;
@@ -61,6 +64,8 @@ export interface DequantizePayload {
   zero_point: unknown;
 }
 
+export type WeightsTaskOptions = CheckpointOptions;
+
 export interface ModelTaskOptions {
   bits: ModelBits;
   scheme: Scheme;
@@ -103,6 +108,17 @@ export type Task =
       accept: 'onnx' | 'json' | 'multipart';
       limits: TaskLimits;
       /** Raised by the caller to stop the task at its next checkpoint (see cancel.ts). */
+      cancel?: Int32Array | undefined;
+    }
+  | {
+      /** A .safetensors checkpoint → the compressed-tensors pack-quantized layout. */
+      op: 'quantizeWeights';
+      file: Uint8Array;
+      /** The upload's file name, for the reply's file name. */
+      filename: string;
+      options: WeightsTaskOptions;
+      accept: 'safetensors' | 'json';
+      limits: TaskLimits;
       cancel?: Int32Array | undefined;
     }
   | {

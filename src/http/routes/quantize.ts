@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { BinaryQuery, DequantizeBody, DequantizeResponse, QuantizeJsonBody, QuantizeOptions, QuantizeResponse } from '../schemas/quantize.js';
 import { ErrorReply } from '../schemas/common.js';
-import { mergeQueryOptions, splitTensorRequest, NPY, NPZ, OCTET, negotiate } from '../tensor-source.js';
+import { mergeQueryOptions, splitTensorRequest, NPY, NPZ, OCTET, SAFETENSORS, negotiate } from '../tensor-source.js';
 import { sendReply } from '../send.js';
 
 const OPTION_KEYS = Object.keys(QuantizeOptions.shape);
@@ -19,7 +19,7 @@ export const quantizeRoutes: FastifyPluginAsync = async (app) => {
         'Body: JSON `{tensor, ...options}`, a NumPy .npy file (`application/x-npy`) or raw little-endian values (`application/octet-stream` with `?shape=`). ' +
         'Options go in the JSON body or the query string. `Accept: application/x-npz` returns an .npz with quantized, scale, zero_point and report.json.',
       tags: ['quantize'],
-      consumes: ['application/json', NPY, OCTET],
+      consumes: ['application/json', NPY, OCTET, SAFETENSORS],
       produces: ['application/json', NPZ],
       body: QuantizeJsonBody,
       querystring: BinaryQuery,

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 /** Most bins an error histogram may have (its counts are JSON numbers). */
 export const MAX_HISTOGRAM_BINS = 4096;
-import { Axis, Bits, Calibration, Dims, DimsText, ErrorReport, Flag, FloatDtype, Granularity, GroupSize, IntDtype, ParamValue, Percentile, Scheme, SizeReport, Tensor } from './common.js';
+import { TensorName, Axis, Bits, Calibration, Dims, DimsText, ErrorReport, Flag, FloatDtype, Granularity, GroupSize, IntDtype, ParamValue, Percentile, Scheme, SizeReport, Tensor } from './common.js';
 
 export const QuantizeOptions = z.object({
   bits: Bits.default(8),
@@ -35,6 +35,7 @@ export const QuantizeJsonBody = QuantizeOptions.extend({ tensor: Tensor }).stric
 export const BinaryQuery = QuantizeOptions.extend({
   shape: DimsText.optional().describe('Required for application/octet-stream: comma-separated dims, e.g. 256,512'),
   dtype: FloatDtype.default('float32').describe('Element type of a raw body'),
+  tensor: TensorName.optional(),
 }).strict();
 
 export const CalibrationEcho = z.object({ method: Calibration, percentile: z.number().nullable() });
