@@ -7,6 +7,7 @@ import { run as http } from './http.js';
 import { run as poolScaling } from './pool-scaling.js';
 import { run as memory } from './memory.js';
 import { run as onnxModel } from './onnx-model.js';
+import { run as staticQuant } from './static.js';
 
 // npm run bench [-- --quick] [-- --only=kernels,http]: every scenario, a table of medians and
 // ratios against baselines measured in the same run, and bench/results.json.
@@ -17,6 +18,7 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   'pool-scaling': poolScaling,
   memory,
   'onnx-model': onnxModel,
+  static: staticQuant,
 };
 
 const quick = process.argv.includes('--quick');

@@ -45,6 +45,8 @@ const ConfigSchema = z.object({
   API_KEYS: apiKeys,
   RATE_LIMIT_MAX: int(0, 0),
   METRICS_TOKEN: z.string().min(MIN_API_KEY_LENGTH, `must be at least ${MIN_API_KEY_LENGTH} characters`).optional(),
+  CALIBRATION_MAX_BYTES: int(GiB, 1),
+  CALIBRATION_MAX_SAMPLES: int(4096, 1),
 });
 
 export type EnvConfig = z.infer<typeof ConfigSchema>;
@@ -87,6 +89,10 @@ export interface Config {
   rateLimitMax: number;
   /** When set, GET /metrics needs `Authorization: Bearer <it>`; unset, it is open like the probes. Never log it. */
   metricsToken?: string | undefined;
+  /** Most bytes the arrays of one calibration .npz may hold, uncompressed. */
+  calibrationMaxBytes: number;
+  /** Most samples (the arrays' leading axis) one calibration .npz may hold. */
+  calibrationMaxSamples: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -122,6 +128,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiKeys: c.API_KEYS,
     rateLimitMax: c.RATE_LIMIT_MAX,
     metricsToken: c.METRICS_TOKEN,
+    calibrationMaxBytes: c.CALIBRATION_MAX_BYTES,
+    calibrationMaxSamples: c.CALIBRATION_MAX_SAMPLES,
   };
 }
 

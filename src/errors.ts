@@ -16,6 +16,8 @@ export const Errors = {
   Unauthorized: createError('QUANT_ERR_UNAUTHORIZED', '%s', 401),
   Onnx: createError('QUANT_ERR_ONNX', '%s', 400),
   Safetensors: createError('QUANT_ERR_SAFETENSORS', '%s', 400),
+  Calibration: createError('QUANT_ERR_CALIBRATION', '%s', 400),
+  CalibrationTooLarge: createError('QUANT_ERR_CALIBRATION_TOO_LARGE', '%s', 413),
   TooManyElements: createError('QUANT_ERR_TOO_MANY_ELEMENTS', '%s', 413),
   BodyTooLarge: createError('QUANT_ERR_BODY_TOO_LARGE', '%s', 413),
   UnsupportedMediaType: createError('QUANT_ERR_UNSUPPORTED_MEDIA_TYPE', '%s', 415),

@@ -15,6 +15,8 @@ test('the reliability settings have the documented defaults', () => {
   assert.deepEqual(c.apiKeys, []);
   assert.equal(c.rateLimitMax, 0);
   assert.equal(c.maxJsonReplyBytes, 256 * 2 ** 20);
+  assert.equal(c.calibrationMaxBytes, 2 ** 30);
+  assert.equal(c.calibrationMaxSamples, 4096);
 });
 
 test('each setting is read from its environment variable; 0 turns the guards off', () => {

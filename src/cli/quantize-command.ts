@@ -27,7 +27,7 @@ export const QUANTIZE_USAGE = 'quantd quantize <model.onnx> [-o out.onnx] [--rep
 export function quantizeHelp(): string {
   return helpText(
     QUANTIZE_USAGE,
-    'Quantizes the weights of an ONNX model, as POST /v1/models/quantize does, in this process. External data files are read from the model\'s directory.',
+    'Quantizes the weights of an ONNX model, as POST /v1/models/quantize does, in this process. External data files are read from the model\'s directory. --calibration samples.npz (with --format static) gives the calibration samples, the API\'s `calibration` part; a method name sets the weight calibration.',
     ModelOptions.shape,
     OWN,
   );
@@ -49,6 +49,7 @@ function externalFiles(modelPath: string): { name: string; file: string }[] {
 }
 
 function describe(p: WorkerProgress): { phase: string; fraction?: number; detail?: string } {
+  if (p.phase === 'calibrating') return { phase: 'calibrating', fraction: p.samplesTotal > 0 ? p.samplesDone / p.samplesTotal : 1, detail: `${p.samplesDone}/${p.samplesTotal} samples` };
   if (p.phase !== 'quantizing') return { phase: p.phase };
   return { phase: 'quantizing', fraction: p.bytesTotal > 0 ? p.bytesDone / p.bytesTotal : 1, detail: `${p.tensorsDone}/${p.tensorsTotal} tensors` };
 }
@@ -60,11 +61,13 @@ export async function quantizeCommand(argv: string[], ctx: CliContext, print: (s
     return 0;
   }
   if (parsed.positional.length !== 1) throw new Errors.Validation(`give one model file (got ${parsed.positional.length}); usage: ${QUANTIZE_USAGE}`);
-  const calibration = parsed.options.calibration;
-  if (calibration !== undefined && /\.npz$/i.test(calibration)) {
-    // The API's `calibration` is the weight calibration method; a file of samples is its own
-    // multipart part, which needs a static (activation-calibrated) format this build lacks.
-    throw new Errors.Validation(`--calibration ${calibration}: calibration data files need format=static, which this version of quantd does not have; --calibration takes minmax, percentile or mse`);
+  // --calibration is the weight calibration method, or (an .npz) the calibration samples of
+  // format=static, which the API takes as the multipart file part `calibration`.
+  let calibrationFile: string | undefined;
+  if (parsed.options.calibration !== undefined && /\.npz$/i.test(parsed.options.calibration)) {
+    calibrationFile = resolve(parsed.options.calibration);
+    delete parsed.options.calibration;
+    assertReadable(calibrationFile);
   }
   const options = validateOptions(ModelOptions, parsed.options);
   const modelPath = resolve(parsed.positional[0]!);
@@ -93,6 +96,7 @@ export async function quantizeCommand(argv: string[], ctx: CliContext, print: (s
       model: basename(modelPath),
       external,
       inputs,
+      calibration: calibrationFile === undefined ? undefined : relative(inputDir, calibrationFile),
       outputDir: dirname(output),
       outputName: basename(output),
       options,

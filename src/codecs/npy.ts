@@ -6,6 +6,8 @@ import { halfToFloat } from '../core/float16.js';
 // literal padded with spaces and '\n' to a multiple of 64 bytes, then the raw data.
 
 export type NpyFloatDescr = 'float16' | 'float32' | 'float64';
+/** The dtypes readNpyArray takes (onnxruntime's numeric tensor types), named as onnxruntime names them. */
+export type NpyNumericDescr = NpyFloatDescr | 'int8' | 'int16' | 'int32' | 'int64' | 'uint8' | 'uint16' | 'uint32' | 'uint64' | 'bool';
 
 export interface NpyHeader {
   dtype: NpyFloatDescr;
@@ -29,7 +31,10 @@ const GROWTH_AXIS_MAX_DIGITS = 21;
 const MAX_HEADER_BYTES = 10000;
 const MAX_NESTING = 16;
 const ACCEPTED = 'only float16, float32 and float64 are accepted';
-const ITEM_BYTES: Record<NpyFloatDescr, number> = { float16: 2, float32: 4, float64: 8 };
+const ITEM_BYTES: Record<NpyNumericDescr, number> = {
+  float16: 2, float32: 4, float64: 8, int8: 1, int16: 2, int32: 4, int64: 8, uint8: 1, uint16: 2, uint32: 4, uint64: 8, bool: 1,
+};
+const ACCEPTED_NUMERIC = 'only bool, int8/16/32/64, uint8/16/32/64 and float16/32/64 are accepted';
 const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 // ---------------------------------------------------------------------------------------
@@ -198,16 +203,24 @@ const KIND_NAMES: Record<string, string> = {
   m: 'timedelta',
 };
 
-function parseDescr(descr: string): { dtype: NpyFloatDescr; littleEndian: boolean } {
+function parseDescr(descr: string, numeric = false): { dtype: NpyNumericDescr; littleEndian: boolean } {
+  const accepted = numeric ? ACCEPTED_NUMERIC : ACCEPTED;
   const m = /^([<>|=]?)([A-Za-z?])(\d*)(\[\w+\])?$/.exec(descr);
-  if (!m) throw new Errors.Npy(`NPY header: '${show(descr)}' is not a valid dtype descriptor; ${ACCEPTED}`);
+  if (!m) throw new Errors.Npy(`NPY header: '${show(descr)}' is not a valid dtype descriptor; ${accepted}`);
   const [, order, kind, size] = m;
   if (kind === 'f' && (size === '2' || size === '4' || size === '8')) {
     const dtype = size === '2' ? 'float16' : size === '4' ? 'float32' : 'float64';
     return { dtype, littleEndian: order !== '>' };
   }
+  if (numeric && m[4] === undefined) {
+    const bits = Number(size) * 8;
+    if ((kind === 'i' || kind === 'u') && [8, 16, 32, 64].includes(bits)) {
+      return { dtype: `${kind === 'u' ? 'u' : ''}int${bits}` as NpyNumericDescr, littleEndian: order !== '>' };
+    }
+    if ((kind === 'b' || kind === '?') && (size === '1' || size === '')) return { dtype: 'bool', littleEndian: true };
+  }
   const what = kind === 'f' ? `a ${Number(size) * 8}-bit float` : (KIND_NAMES[kind!] ?? `unknown kind '${kind}'`);
-  throw new Errors.Npy(`NPY header: unsupported dtype '${show(descr)}' (${what}); ${ACCEPTED}`);
+  throw new Errors.Npy(`NPY header: unsupported dtype '${show(descr)}' (${what}); ${accepted}`);
 }
 
 function parseShape(value: PyValue, limits: Limits): number[] {
@@ -256,6 +269,18 @@ function decodeHeaderText(bytes: Uint8Array, version: 1 | 2 | 3): string {
 }
 
 export function parseNpyHeader(buf: Uint8Array, limits: Limits): NpyHeader {
+  return parseHeader(buf, limits, false) as NpyHeader;
+}
+
+/** NpyHeader with any of the numeric dtypes. */
+export type NpyArrayHeader = Omit<NpyHeader, 'dtype'> & { dtype: NpyNumericDescr };
+
+/** The header of an .npy of any numeric dtype (readNpyArray's), without touching the data. */
+export function parseNpyArrayHeader(buf: Uint8Array, limits: Limits): NpyArrayHeader {
+  return parseHeader(buf, limits, true);
+}
+
+function parseHeader(buf: Uint8Array, limits: Limits, numeric: boolean): NpyArrayHeader {
   if (buf.length < 8) throw new Errors.Npy(`NPY file is too short: ${buf.length} bytes, but the magic string and version alone take 8`);
   if (!MAGIC.every((b, i) => buf[i] === b)) {
     throw new Errors.Npy('not an NPY file: it does not start with the magic string \\x93NUMPY');
@@ -293,10 +318,10 @@ export function parseNpyHeader(buf: Uint8Array, limits: Limits): NpyHeader {
   }
   const descr = dict.entries.get('descr')!;
   if (descr.t === 'list') {
-    throw new Errors.Npy(`NPY header: structured dtypes (a list of fields in 'descr') are not supported; ${ACCEPTED}`);
+    throw new Errors.Npy(`NPY header: structured dtypes (a list of fields in 'descr') are not supported; ${numeric ? ACCEPTED_NUMERIC : ACCEPTED}`);
   }
   if (descr.t !== 'str') throw new Errors.Npy(`NPY header: 'descr' must be a dtype string, got ${describe(descr)}`);
-  const { dtype, littleEndian } = parseDescr(descr.v);
+  const { dtype, littleEndian } = parseDescr(descr.v, numeric);
   const fortran = dict.entries.get('fortran_order')!;
   if (fortran.t !== 'bool') {
     throw new Errors.Npy(`NPY header: 'fortran_order' must be True or False, got ${describe(fortran)}`);
@@ -386,6 +411,45 @@ export function readNpy(buf: Uint8Array, limits: Limits): { header: NpyHeader; d
     decodeLinear(buf, header, data);
   }
   return { header, data };
+}
+
+/**
+ * The array of an .npy file of any numeric dtype as its bytes in C order, little-endian, in a
+ * new buffer of its own (so typed views on it are aligned). bool is one byte per element, as
+ * numpy stores it and onnxruntime takes it.
+ */
+export function readNpyArray(buf: Uint8Array, limits: Limits, parsed?: NpyArrayHeader): { header: NpyArrayHeader; bytes: Uint8Array<ArrayBuffer> } {
+  const header = parsed ?? parseHeader(buf, limits, true);
+  const item = ITEM_BYTES[header.dtype];
+  const n = elementCount(header.shape);
+  const src = buf.subarray(header.dataOffset, header.dataOffset + n * item);
+  const linear = new Uint8Array(n * item);
+  linear.set(src);
+  if (item > 1 && header.littleEndian !== HOST_LITTLE_ENDIAN) {
+    for (let at = 0; at < linear.length; at += item) linear.subarray(at, at + item).reverse();
+  }
+  const fortran = header.fortranOrder && header.shape.filter((d) => d > 1).length > 1;
+  if (!fortran) return { header, bytes: linear };
+  // Scatter items by index: the float path's odometer, on element indices.
+  const out = new Uint8Array(linear.length);
+  const rank = header.shape.length;
+  const cStride = new Array<number>(rank);
+  for (let k = rank - 1, s = 1; k >= 0; k--) {
+    cStride[k] = s;
+    s *= header.shape[k]!;
+  }
+  const idx = new Array<number>(rank).fill(0);
+  let o = 0;
+  for (let i = 0; i < n; i++) {
+    out.set(linear.subarray(i * item, (i + 1) * item), o * item);
+    for (let k = 0; k < rank; k++) {
+      o += cStride[k]!;
+      if (++idx[k]! < header.shape[k]!) break;
+      o -= cStride[k]! * header.shape[k]!;
+      idx[k] = 0;
+    }
+  }
+  return { header, bytes: out };
 }
 
 // ---------------------------------------------------------------------------------------

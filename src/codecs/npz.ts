@@ -371,3 +371,21 @@ export function decodeNpz(buf: Uint8Array, maxEntryBytes = DEFAULT_MAX_ENTRY_BYT
 function hex(n: number): string {
   return `0x${n.toString(16).padStart(8, '0')}`;
 }
+
+/**
+ * The members' names and declared uncompressed sizes, read from the central directory alone
+ * (nothing is inflated): lets a caller refuse an archive whose members add up to more than it
+ * will hold before decodeNpz allocates any of them (decodeNpz then holds each member to its
+ * declared size).
+ */
+export function npzEntrySizes(buf: Uint8Array): { name: string; size: number }[] {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const { count, cdOffset, cdSize } = readDirectoryBounds(buf, view);
+  const out: { name: string; size: number }[] = [];
+  for (let i = 0, at = cdOffset; i < count; i++) {
+    const { entry, next } = readCentralEntry(buf, view, at, cdOffset + cdSize);
+    out.push({ name: entry.name, size: entry.size });
+    at = next;
+  }
+  return out;
+}

@@ -149,7 +149,7 @@ const FINE_STEPS = 64;
  * whose levels are wider than a bin exactly (sum (x - v)^2 = sq - 2 v s + c v^2) and the
  * others closely.
  */
-interface Histogram {
+export interface BinSums {
   lo: number;
   width: number;
   count: Float64Array;
@@ -157,7 +157,7 @@ interface Histogram {
   sq: Float64Array;
 }
 
-function histogramOf(x: Float32Array, lo: number, hi: number): Histogram {
+function histogramOf(x: Float32Array, lo: number, hi: number): BinSums {
   const width = (hi - lo) / HIST_BINS;
   const count = new Float64Array(HIST_BINS);
   const sum = new Float64Array(HIST_BINS);
@@ -178,10 +178,10 @@ function levelOf(v: number, scale: number, zeroPoint: number, qMin: number, qMax
   return clamp(rint(f32(v / scale)) + zeroPoint, qMin, qMax);
 }
 
-/** Estimated sum of squared errors from the histogram. */
-function histogramError(h: Histogram, scale: number, zeroPoint: number, p: IntParams): number {
+/** Estimated sum of squared errors from the histogram (also scores activation histograms). */
+export function histogramError(h: BinSums, scale: number, zeroPoint: number, p: IntParams): number {
   let total = 0;
-  for (let b = 0; b < HIST_BINS; b++) {
+  for (let b = 0; b < h.count.length; b++) {
     const c = h.count[b]!;
     if (c === 0) continue;
     const a = h.lo + b * h.width;

@@ -67,6 +67,8 @@ export const app = fp<AppOptions>(async (fastify, opts) => {
     maxDims: config.maxDims,
     maxMatmulMacs: config.maxMatmulMacs,
     maxJsonReplyBytes: config.maxJsonReplyBytes,
+    calibrationMaxBytes: config.calibrationMaxBytes,
+    calibrationMaxSamples: config.calibrationMaxSamples,
   });
   fastify.setValidatorCompiler((route) => {
     const validate = validatorCompiler(route as Parameters<typeof validatorCompiler>[0]);

@@ -12,12 +12,14 @@ import { parseModelOptions } from './model-upload.js';
 
 export const MODEL_FILE = '__model__.onnx';
 export const INPUTS_FILE = '__inputs__.npz';
+export const CALIBRATION_FILE = '__calibration__.npz';
 
 export interface JobUpload {
   filename: string;
   model: StoredFile;
   external: StoredFile[];
   inputs: StoredFile | undefined;
+  calibration: StoredFile | undefined;
   options: ModelTaskOptions;
   bytes: number;
 }
@@ -75,7 +77,7 @@ export async function receiveJobUpload(request: FastifyRequest, store: JobStore,
       const model = await save(store, id, 'model', MODEL_FILE, request.body as Readable, budget);
       if (model.size === 0) throw new Errors.Validation('send the model as the application/octet-stream body, or as the file part `model` of multipart/form-data');
       const options = parseModelOptions(request.query as Record<string, unknown>, 'querystring');
-      return { filename: 'model.onnx', model, external: [], inputs: undefined, options, bytes: budget.used };
+      return { filename: 'model.onnx', model, external: [], inputs: undefined, calibration: undefined, options, bytes: budget.used };
     }
     const fields: Record<string, unknown> = {};
     const files = new Map<string, StoredFile>();
@@ -93,17 +95,18 @@ export async function receiveJobUpload(request: FastifyRequest, store: JobStore,
         file = MODEL_FILE;
         filename = part.filename || filename;
       } else if (name === 'inputs') file = INPUTS_FILE;
+      else if (name === 'calibration') file = CALIBRATION_FILE;
       else {
         file = checkLocation(name, `(part '${name}')`);
-        if (file === MODEL_FILE || file === INPUTS_FILE) throw new Errors.Validation(`a file part may not be named '${file}'`);
+        if (file === MODEL_FILE || file === INPUTS_FILE || file === CALIBRATION_FILE) throw new Errors.Validation(`a file part may not be named '${file}'`);
       }
       files.set(name, await save(store, id, name, file, part.file, budget));
     }
     const model = files.get('model');
     if (!model) throw new Errors.Validation(`the multipart body has no file part named 'model' (parts: ${[...files.keys()].join(', ') || 'none'})`);
     const options = parseModelOptions({ ...(request.query as Record<string, unknown>), ...fields }, 'multipart');
-    const external = [...files.values()].filter((f) => f.name !== 'model' && f.name !== 'inputs');
-    return { filename, model, external, inputs: files.get('inputs'), options, bytes: budget.used };
+    const external = [...files.values()].filter((f) => f.name !== 'model' && f.name !== 'inputs' && f.name !== 'calibration');
+    return { filename, model, external, inputs: files.get('inputs'), calibration: files.get('calibration'), options, bytes: budget.used };
   } catch (err) {
     throw uploadError(err, budget);
   }

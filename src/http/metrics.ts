@@ -20,7 +20,7 @@ const STAGE_NAME: Record<string, (typeof MODEL_STAGES)[number]> = {
   validation: 'validate',
   validate: 'validate',
 };
-const JOB_PHASES = ['queued', 'decoding', 'reference', 'quantizing', 'writing', 'validating'] as const;
+const JOB_PHASES = ['queued', 'decoding', 'reference', 'calibrating', 'quantizing', 'writing', 'validating'] as const;
 
 const REQUEST_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 const LONG_BUCKETS = [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];

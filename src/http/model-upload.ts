@@ -15,6 +15,8 @@ export interface ModelUpload {
   filename: string;
   external: ModelFile[];
   inputs: Uint8Array | undefined;
+  /** format=static: the `calibration` .npz part. */
+  calibration: Uint8Array | undefined;
   options: ModelTaskOptions;
 }
 
@@ -72,12 +74,15 @@ async function readMultipart(request: FastifyRequest, limit: number): Promise<Mo
   files.delete('model');
   const inputs = files.get('inputs');
   files.delete('inputs');
+  const calibration = files.get('calibration');
+  files.delete('calibration');
   const options = parseModelOptions({ ...(request.query as Record<string, unknown>), ...fields }, 'multipart');
   return {
     model: model.bytes,
     filename: model.filename || 'model.onnx',
     external: [...files].map(([name, f]) => ({ name, bytes: f.bytes })),
     inputs: inputs?.bytes,
+    calibration: calibration?.bytes,
     options,
   };
 }
@@ -92,6 +97,7 @@ export async function readModelUpload(request: FastifyRequest, limit: number): P
     filename: 'model.onnx',
     external: [],
     inputs: undefined,
+    calibration: undefined,
     options: parseModelOptions(request.query as Record<string, unknown>, 'querystring'),
   };
 }
@@ -101,6 +107,6 @@ export async function readModelUpload(request: FastifyRequest, limit: number): P
  * (its unused tail is untouched address space), so moving it copies nothing.
  */
 export function uploadTransferList(u: ModelUpload): ArrayBuffer[] {
-  const all = [u.model, ...u.external.map((f) => f.bytes), ...(u.inputs ? [u.inputs] : [])];
+  const all = [u.model, ...u.external.map((f) => f.bytes), ...(u.inputs ? [u.inputs] : []), ...(u.calibration ? [u.calibration] : [])];
   return [...new Set(all.map((b) => b.buffer as ArrayBuffer))];
 }

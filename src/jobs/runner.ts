@@ -25,15 +25,26 @@ export interface RunnerOptions {
 }
 
 // Quantizing is most of the work; writing and validating share the rest.
-const SHARE = { reference: 0.02, quantizing: 0.85, writing: 0.9, validating: 0.95 } as const;
+const SHARE = { reference: 0.02, calibrating: 0.5, quantizing: 0.85, writing: 0.9, validating: 0.95 } as const;
 const RETRY_MS = 1000;
 
 export const INITIAL_PROGRESS: JobProgress = { phase: 'queued', tensors_done: 0, tensors_total: 0, bytes_done: 0, bytes_total: 0, fraction: 0 };
 
 function advance(old: JobProgress, p: WorkerProgress): JobProgress {
+  if (p.phase === 'calibrating') {
+    const share = p.samplesTotal > 0 ? p.samplesDone / p.samplesTotal : 1;
+    return {
+      ...old,
+      phase: 'calibrating',
+      samples_done: p.samplesDone,
+      samples_total: p.samplesTotal,
+      fraction: Math.max(old.fraction, SHARE.reference + (SHARE.calibrating - SHARE.reference) * share),
+    };
+  }
   if (p.phase !== 'quantizing') return { ...old, phase: p.phase, fraction: Math.max(old.fraction, SHARE[p.phase]) };
   const share = p.bytesTotal > 0 ? p.bytesDone / p.bytesTotal : 1;
   return {
+    ...old,
     phase: 'quantizing',
     tensors_done: p.tensorsDone,
     tensors_total: p.tensorsTotal,
@@ -186,6 +197,7 @@ export class JobRunner {
           model: job.model.file,
           external: job.external.map((f) => ({ name: f.name, file: f.file })),
           inputs: job.inputs?.file,
+          calibration: job.calibration?.file,
           outputDir: dirs.output,
           outputName: outputFilename(job.filename, job.options.bits),
           maxInlineBytes: this.#opts.maxInlineBytes,

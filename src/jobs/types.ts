@@ -8,8 +8,8 @@ import type { ModelSummary } from '../pool/tasks/model-reply.js';
 
 export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
-/** 'reference': the float model runs in onnxruntime first, for validation. */
-export const JOB_PHASES = ['queued', 'reference', 'quantizing', 'writing', 'validating', 'done'] as const;
+/** 'reference': the float model runs in onnxruntime first, for validation. 'calibrating': format=static, sample by sample. */
+export const JOB_PHASES = ['queued', 'reference', 'calibrating', 'quantizing', 'writing', 'validating', 'done'] as const;
 export type JobPhase = (typeof JOB_PHASES)[number];
 
 export interface JobProgress {
@@ -18,6 +18,9 @@ export interface JobProgress {
   tensors_total: number;
   bytes_done: number;
   bytes_total: number;
+  /** format=static: calibration samples run so far, of samples_total. */
+  samples_done?: number | undefined;
+  samples_total?: number | undefined;
   /** 0..1, never decreasing; 1 exactly when the job has succeeded. */
   fraction: number;
 }
@@ -49,6 +52,8 @@ export interface JobRecord {
   model: StoredFile;
   external: StoredFile[];
   inputs: StoredFile | undefined;
+  /** format=static: the calibration .npz. */
+  calibration?: StoredFile | undefined;
   progress: JobProgress;
   /** The report's summary once the job has succeeded. */
   summary?: ModelSummary | undefined;

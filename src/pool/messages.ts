@@ -6,6 +6,8 @@ import type { Limits } from '../core/tensor.js';
 import type { ModelBits, ModelFormat, ModelOpType } from '../onnx/weights/options.js';
 import type { ErrorPayload } from '../errors.js';
 import type { CheckpointOptions } from '../checkpoints/quantize-checkpoint.js';
+import type { ActivationCalibration } from '../onnx/activations/calibrate.js';
+import type { ActivationType } from '../onnx/activations/qparams.js';
 
 // The typed messages that cross the thread boundary. Byte buffers travel in transfer lists;
 // a body read into a kernel arena travels as the arena (shared memory) and a view on it.
@@ -74,11 +76,22 @@ export interface ModelTaskOptions {
   group_size?: number | undefined;
   calibration: CalibrationMethod;
   percentile: number;
-  format: ModelFormat;
+  format: ModelFormat | 'static';
   op_types: ModelOpType[];
   exclude: string[];
   min_elements: number;
   validate: boolean;
+  /** The HTTP schema defaults it to true; tasks built without it measure nothing. */
+  measure_latency?: boolean | undefined;
+  /** format=static (src/onnx/activations); defaults as in the HTTP schema. */
+  activation_type?: ActivationType | undefined;
+  activation_calibration?: ActivationCalibration | undefined;
+  activation_percentile?: number | undefined;
+  calibration_data?: 'random' | undefined;
+  calibration_samples?: number | undefined;
+  held_back?: number | undefined;
+  target_snr_db?: number | undefined;
+  max_cosine_drop?: number | undefined;
 }
 
 /** An uploaded file: an external data file (named by its location) or the inputs .npz. */
@@ -90,6 +103,9 @@ export interface ModelFile {
 export interface TaskLimits extends Limits {
   maxMatmulMacs: number;
   maxJsonReplyBytes: number;
+  /** CALIBRATION_MAX_BYTES / CALIBRATION_MAX_SAMPLES (format=static). */
+  calibrationMaxBytes?: number | undefined;
+  calibrationMaxSamples?: number | undefined;
 }
 
 export type Task =
@@ -104,6 +120,8 @@ export type Task =
       filename: string;
       external: ModelFile[];
       inputs?: Uint8Array | undefined;
+      /** format=static: the calibration .npz. */
+      calibration?: Uint8Array | undefined;
       options: ModelTaskOptions;
       accept: 'onnx' | 'json' | 'multipart';
       limits: TaskLimits;
@@ -129,6 +147,7 @@ export type Task =
       model: string;
       external: { name: string; file: string }[];
       inputs?: string | undefined;
+      calibration?: string | undefined;
       outputDir: string;
       outputName: string;
       /** Largest model written as one .onnx (default: protobuf's 2 GiB); tests lower it. */

@@ -146,7 +146,7 @@ describe('what went wrong, and the exit code', () => {
     ['options that do not fit the tensor', ['tensor', 'w.npy', '--granularity', 'per_channel', '--axis', '5'], 1, /QUANT_ERR_OPTION: /],
     ['a missing input file', ['quantize', 'nope.onnx'], 3, /cannot read .*nope\.onnx: no such file or directory/],
     ['an output directory that does not exist', ['tensor', 'w.npy', '-o', 'no/such/dir/x.npz'], 3, /cannot write .*x\.npz/],
-    ['calibration data without format=static', ['quantize', 'mlp.onnx', '--calibration', 'samples.npz'], 2, /calibration data files need format=static/],
+    ['a calibration file that is not there', ['quantize', 'mlp.onnx', '--format', 'static', '--calibration', 'samples.npz'], 3, /cannot read .*samples\.npz/],
   ];
   for (const [what, args, code, message] of cases) {
     it(`${what}: exit ${code}`, async () => {

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
-import { encodeNpy, npyHeaderBytes, parseNpyHeader, readNpy } from '../../src/codecs/npy.js';
+import { encodeNpy, npyHeaderBytes, parseNpyHeader, readNpy, readNpyArray } from '../../src/codecs/npy.js';
 
 // Compiled to dist/test/core/codecs; the fixtures stay in the source tree.
 const FIXTURES = new URL('../../../test/fixtures/npy/', import.meta.url);
@@ -373,5 +373,29 @@ describe('zero copy', () => {
     const copied = readNpy(shifted.subarray(1), LIMITS).data;
     assert.notEqual(copied.buffer, shifted.buffer);
     assert.deepEqual(Array.from(copied), Array.from(values));
+  });
+});
+
+describe('readNpyArray (every numeric dtype, for calibration data)', () => {
+  it('reads integer and bool arrays as little-endian C-order bytes, from either byte order and Fortran order', () => {
+    const le = readNpyArray(encodeNpy(BigInt64Array.from([1n, -2n, 3n]), '<i8', [3]), LIMITS);
+    assert.equal(le.header.dtype, 'int64');
+    assert.deepEqual(Array.from(new BigInt64Array(le.bytes.buffer)), [1n, -2n, 3n]);
+    const be = new Uint8Array(8);
+    new DataView(be.buffer).setInt32(0, -5, false);
+    new DataView(be.buffer).setInt32(4, 70000, false);
+    const got = readNpyArray(rawNpy("{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }", be), LIMITS);
+    assert.deepEqual(Array.from(new Int32Array(got.bytes.buffer)), [-5, 70000]);
+    // Fortran [[1, 2, 3], [4, 5, 6]] is stored column by column: 1 4 2 5 3 6.
+    const f = readNpyArray(rawNpy("{'descr': '<u2', 'fortran_order': True, 'shape': (2, 3), }", new Uint8Array(Uint16Array.from([1, 4, 2, 5, 3, 6]).buffer)), LIMITS);
+    assert.deepEqual(Array.from(new Uint16Array(f.bytes.buffer)), [1, 2, 3, 4, 5, 6]);
+    const b = readNpyArray(rawNpy("{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }", Uint8Array.from([1, 0, 1])), LIMITS);
+    assert.equal(b.header.dtype, 'bool');
+    assert.deepEqual(Array.from(b.bytes), [1, 0, 1]);
+  });
+
+  it('still refuses what onnxruntime cannot take, and readNpy still takes floats only', () => {
+    assert.throws(() => readNpyArray(rawNpy("{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", new Uint8Array(8)), LIMITS), /unsupported dtype '<c8'.*only bool, int8/);
+    assert.throws(() => readNpy(encodeNpy(new Int32Array(2), '<i4', [2]), LIMITS), /unsupported dtype '<i4'.*only float16, float32 and float64/);
   });
 });

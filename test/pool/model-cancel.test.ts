@@ -23,3 +23,25 @@ describe('model tasks stop cooperatively', () => {
     assert.equal(reply.contentType, 'application/octet-stream');
   });
 });
+
+describe('static quantization stops between calibration samples', () => {
+  it('when the flag is raised mid-calibration', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { randomCalibrationSamples } = await import('../../src/onnx/activations/calibration-data.js');
+    const { quantizeStatic } = await import('../../src/onnx/activations/quantize-static.js');
+    const { decodeModel } = await import('../../src/onnx/proto/decode.js');
+    const { modelQuantOptions } = await import('../../src/onnx/weights/options.js');
+    const m = decodeModel(readFileSync('test/fixtures/models/static/resnet-mini.opset13.onnx'));
+    const flag = cancelFlag();
+    const seen: number[] = [];
+    const run = quantizeStatic(m, randomCalibrationSamples(m, 12, {}), { activationType: 'uint8', calibration: 'minmax', weights: modelQuantOptions({ bits: 8, format: 'qdq' }) }, {
+      cancel: flag,
+      onCalibrating: (done) => {
+        seen.push(done);
+        if (done === 3) cancel(flag);
+      },
+    });
+    await assert.rejects(run, (e: { code: string }) => e.code === 'QUANT_ERR_ABORTED');
+    assert.deepEqual(seen, [1, 2, 3], 'no sample runs after the flag');
+  });
+});

@@ -94,6 +94,7 @@ export const jobRoutes: FastifyPluginAsync = async (app) => {
         model: upload.model,
         external: upload.external,
         inputs: upload.inputs,
+        calibration: upload.calibration,
         progress: INITIAL_PROGRESS,
         bytes: upload.bytes,
       });

@@ -54,6 +54,7 @@ export const modelRoutes: FastifyPluginAsync = async (app) => {
         filename: upload.filename,
         external: upload.external,
         inputs: upload.inputs,
+        calibration: upload.calibration,
         options: upload.options,
         accept: accept === OCTET ? ('onnx' as const) : accept === MULTIPART_MIXED ? ('multipart' as const) : ('json' as const),
         limits: app.limits,

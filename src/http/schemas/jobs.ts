@@ -12,6 +12,8 @@ export const JobProgress = z.object({
   tensors_total: z.number().int(),
   bytes_done: z.number().int().describe('Float bytes of the weights quantized so far'),
   bytes_total: z.number().int(),
+  samples_done: z.number().int().optional().describe('format=static: calibration samples run so far (phase calibrating)'),
+  samples_total: z.number().int().optional(),
   fraction: z.number().min(0).max(1).describe('Never decreases; 1 exactly when the job has succeeded'),
 });
 

@@ -1,5 +1,11 @@
 import { z } from 'zod';
 import { MODEL_BITS, MODEL_FORMATS, MODEL_OP_TYPES } from '../../onnx/weights/options.js';
+import { ACTIVATION_CALIBRATIONS } from '../../onnx/activations/calibrate.js';
+import { ACTIVATION_TYPES } from '../../onnx/activations/qparams.js';
+import { StaticReport } from './static-report.js';
+
+/** What `format` takes: the weight formats, and `static` (weights and activations, calibrated). */
+export const REQUEST_FORMATS = [...MODEL_FORMATS, 'static'] as const;
 import { Calibration, Flag, Granularity, GroupSize, Percentile, Scheme } from './common.js';
 
 // Model quantization options: query-string parameters, or multipart fields of the same
@@ -20,7 +26,10 @@ export const ModelOptions = z
     group_size: GroupSize.optional().describe('Block length along the reduction axis for per_group; default 32 (4/2-bit), 128 (8-bit)'),
     calibration: Calibration.default('minmax'),
     percentile: Percentile.default(99.99),
-    format: z.enum(MODEL_FORMATS).default('auto').describe('auto, qdq (DequantizeLinear), matmulnbits (com.microsoft MatMulNBits) or dynamic (int8 activations at run time)'),
+    format: z
+      .enum(REQUEST_FORMATS)
+      .default('auto')
+      .describe('auto, qdq (DequantizeLinear), matmulnbits (com.microsoft MatMulNBits), dynamic (int8 activations at run time) or static (int8 weights and activations calibrated on your data)'),
     op_types: csv(z.enum(MODEL_OP_TYPES), MODEL_OP_TYPES.length)
       .default([...MODEL_OP_TYPES])
       .describe('Comma-separated ops whose weights are quantized'),
@@ -29,6 +38,15 @@ export const ModelOptions = z
       .describe('Comma-separated node or initializer names to keep in float; * matches any run of characters'),
     min_elements: z.coerce.number().int().min(0).default(1024).describe('Weights with fewer elements stay float'),
     validate: Flag.default(true).describe('Run both models in onnxruntime and compare their outputs'),
+    measure_latency: Flag.default(true).describe('Time the original and the quantized model in onnxruntime (median of repeated runs, bounded) and report the speedup'),
+    activation_type: z.enum(ACTIVATION_TYPES).default('uint8').describe('format=static: activation integers (uint8 asymmetric is what x86 kernels fuse; int16 favours accuracy)'),
+    activation_calibration: z.enum(ACTIVATION_CALIBRATIONS).default('minmax').describe('format=static: how activation ranges are chosen from the calibration samples'),
+    activation_percentile: z.coerce.number().gt(0).max(100).default(99.999).describe('format=static, activation_calibration=percentile: the share of values kept'),
+    calibration_data: z.literal('random').optional().describe('format=static without a `calibration` part: random opts into N(0, 1) calibration inputs (the report warns)'),
+    calibration_samples: z.coerce.number().int().min(2).max(1024).default(32).describe('format=static with calibration_data=random: how many random samples'),
+    held_back: z.coerce.number().int().min(0).optional().describe('format=static: calibration samples kept out of calibration to measure errors on (default a quarter of N, at most 64)'),
+    target_snr_db: z.coerce.number().min(-100).max(200).optional().describe('format=static: return the worst layers to float until every output reaches this SNR on the held-back samples'),
+    max_cosine_drop: z.coerce.number().min(0).max(2).optional().describe('format=static: as target_snr_db, with 1 − cosine similarity of every output at most this'),
   })
   .strict();
 
@@ -79,13 +97,32 @@ export const Validation = z.union([
   z.object({ status: z.enum(['skipped', 'error']), reason: z.string() }),
 ]);
 
+const Latency = z.union([
+  z.object({
+    status: z.literal('ok'),
+    session_options: z.string(),
+    rows: z.array(
+      z.object({
+        intra_op_threads: z.number().int().describe("1, or 0 for onnxruntime's default"),
+        original_ms: z.number(),
+        quantized_ms: z.number(),
+        speedup: z.number().describe('original_ms / quantized_ms: above 1 the quantized model is faster'),
+        original_runs: z.number().int(),
+        quantized_runs: z.number().int(),
+      }),
+    ),
+    elapsed_ms: z.number(),
+  }),
+  z.object({ status: z.literal('skipped'), reason: z.string() }),
+]);
+
 export const ModelSummary = z.object({
   bits: z.number().int(),
   scheme: Scheme,
   granularity: Granularity,
   group_size: z.number().int().nullable(),
   calibration: Calibration,
-  format: z.enum(MODEL_FORMATS),
+  format: z.enum(REQUEST_FORMATS),
   formats: z.record(z.string(), z.number().int()),
   opset: z.number().int().nullable(),
   opset_imports_added: z.array(z.object({ domain: z.string(), version: z.number().int() })),
@@ -108,6 +145,8 @@ export const ModelReport = z.object({
   tensors: z.array(Tensor).describe('Worst first: ascending snr_db'),
   skipped: z.array(z.object({ name: z.string(), reason: z.string() })),
   validation: Validation,
+  latency: Latency.optional().describe('Both models timed in onnxruntime with the same options and inputs (measure_latency=true)'),
+  static: StaticReport.optional().describe('format=static: calibration, activation parameters and errors, fallback, fused node units'),
 });
 
 export const ModelJsonResponse = ModelReport.extend({

@@ -1,7 +1,7 @@
 import { mulberry32 } from '../../core/random.js';
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
 
-type TensorCtor = typeof import('onnxruntime-node').Tensor;
+export type TensorCtor = typeof import('onnxruntime-node').Tensor;
 
 // The inputs both models run on: the caller's arrays where given, else float inputs drawn
 // from N(0, 1) with a fixed seed, integer and boolean inputs zero, symbolic dims 1.
@@ -50,7 +50,7 @@ function floatToHalf(v: number): number {
 }
 
 /** A float32 array as an onnxruntime tensor of the input's element type. */
-function typed(Tensor: TensorCtor, dtype: string, values: Float32Array, dims: number[]): OrtTensor | undefined {
+export function typed(Tensor: TensorCtor, dtype: string, values: Float32Array, dims: number[]): OrtTensor | undefined {
   switch (dtype) {
     case 'float32':
       return new Tensor('float32', values, dims);

@@ -45,13 +45,13 @@ export type ModelBytes =
 
 type Outputs = InferenceSession.ReturnType;
 
-function baseOptions(threads: number): InferenceSession.SessionOptions {
+export function baseOptions(threads: number): InferenceSession.SessionOptions {
   // One thread per session: the worker pool already runs one task per core.
   // No arena: memory a validation run used goes back at once instead of staying reserved.
   return { intraOpNumThreads: threads, interOpNumThreads: 1, logSeverityLevel: 3, enableCpuMemArena: false };
 }
 
-async function withSession<T>(model: ModelBytes, options: InferenceSession.SessionOptions, fn: (s: InferenceSession) => Promise<T>): Promise<T> {
+export async function withSession<T>(model: ModelBytes, options: InferenceSession.SessionOptions, fn: (s: InferenceSession) => Promise<T>): Promise<T> {
   const ort = await loadOrt();
   // From a path onnxruntime finds external data beside the file itself.
   const session =
@@ -77,7 +77,7 @@ function compareAll(names: readonly string[], ref: Outputs, got: Outputs): Outpu
   return out;
 }
 
-function message(err: unknown): string {
+export function message(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 500);
 }
 

@@ -12,7 +12,14 @@ import { qdqContainer, type QuantizedWeight } from './quantize-weight.js';
  * keeps the weight's name, so every consumer (including ones we do not quantize for) reads
  * it unchanged and a shared weight is stored once.
  */
-export function emitQdq(edit: GraphEdit, c: WeightCandidate, plan: WeightPlan, w: QuantizedWeight): OnnxTensor[] {
+export function emitQdq(
+  edit: GraphEdit,
+  c: Pick<WeightCandidate, 'name' | 'tensor' | 'constantNode'>,
+  plan: WeightPlan,
+  w: QuantizedWeight,
+  // com.microsoft's DequantizeLinear takes `axis` at any default opset (static quantization of opset < 13 models).
+  domain = '',
+): OnnxTensor[] {
   const signed = w.params.scheme === 'symmetric';
   const container = qdqContainer(plan.bits, signed);
   const elemType = DataType[container as keyof typeof DataType];
@@ -32,7 +39,8 @@ export function emitQdq(edit: GraphEdit, c: WeightCandidate, plan: WeightPlan, w
   const attributes = [];
   if (plan.granularity !== 'per_tensor') attributes.push(attrs.int('axis', plan.axis));
   if (plan.granularity === 'per_group') attributes.push(attrs.int('block_size', plan.groupSize));
-  edit.prepend(node('DequantizeLinear', [qName, sName, zName], [c.name], { name: edit.unique(`${c.name}_DequantizeLinear`), attributes }));
+  edit.prepend(node('DequantizeLinear', [qName, sName, zName], [c.name], { name: edit.unique(`${c.name}_DequantizeLinear`), attributes, domain }));
+  if (domain) edit.requireOpset(domain, 1);
 
   edit.replaceWeight(c, tensors);
   // The DequantizeLinear output keeps the weight's name, but it is no initializer any more.

@@ -9,6 +9,10 @@ import type { UserArray } from '../../onnx/runtime/inputs.js';
 import type { ValidationReport } from '../../onnx/runtime/validate.js';
 import type { ModelTaskOptions, TaskLimits } from '../messages.js';
 import { userInputs } from './model-inputs.js';
+import { checkGraph } from '../../onnx/graph/check.js';
+import { checkCalibrationGiven } from './static-stage.js';
+import type { LatencyReport } from '../../onnx/runtime/latency.js';
+import type { StaticReport } from '../../onnx/activations/static-report.js';
 import type { ModelReport } from './model-reply.js';
 
 // What the synchronous endpoint and the jobs share: decode, check the uploads, quantize,
@@ -21,12 +25,15 @@ export interface PipelineInput {
   external: ExternalData;
   externalSizes: ReadonlyMap<string, number>;
   inputs?: Uint8Array | undefined;
+  /** format=static: whether a calibration .npz came (its bytes are read where the samples are made). */
+  hasCalibration?: boolean | undefined;
   options: ModelTaskOptions;
   limits: TaskLimits;
 }
 
 export interface Prepared {
   input: OnnxModel;
+  options: ModelTaskOptions;
   opts: ModelQuantOptions;
   user: Map<string, UserArray> | undefined;
   external: ExternalData;
@@ -71,7 +78,8 @@ export function coreOptions(o: ModelTaskOptions): ModelQuantOptions {
     groupSize: o.group_size,
     calibration: o.calibration,
     percentile: o.percentile,
-    format: o.format,
+    // Static quantization's weights are QDQ int8; the activations are its own (static-stage.ts).
+    format: o.format === 'static' ? 'qdq' : o.format,
     opTypes: o.op_types,
     exclude: o.exclude,
     minElements: o.min_elements,
@@ -84,8 +92,11 @@ export function prepare(p: PipelineInput): Prepared {
   checkExternalFiles(input, p.externalSizes);
   const user = p.inputs ? userInputs(p.inputs, input, p.limits) : undefined;
   const opts = coreOptions(p.options);
-  preflight(input, opts);
-  return { input, opts, user, external: p.external };
+  checkCalibrationGiven(p.options, p.hasCalibration ? true : undefined);
+  // Static quantization picks its own Q/DQ domains per opset (never refused for the opset).
+  if (p.options.format === 'static') checkGraph(input);
+  else preflight(input, opts);
+  return { input, options: p.options, opts, user, external: p.external };
 }
 
 export function quantizeStage(p: Prepared, onProgress?: (progress: ModelProgress) => void): Quantized {
@@ -94,7 +105,12 @@ export function quantizeStage(p: Prepared, onProgress?: (progress: ModelProgress
   return { ...p, result, quantizeMs: performance.now() - t0 };
 }
 
-export function buildReport(q: Quantized, inBytes: number, outBytes: number, validation: ValidationReport, times: StageTimes): ModelReport {
+export interface ReportExtras {
+  latency?: LatencyReport | undefined;
+  static?: StaticReport | undefined;
+}
+
+export function buildReport(q: Quantized, inBytes: number, outBytes: number, validation: ValidationReport, times: StageTimes, extras: ReportExtras = {}): ModelReport {
   const { opts, result: r } = q;
   const formats: Record<string, number> = {};
   for (const t of r.tensors) formats[t.format] = (formats[t.format] ?? 0) + 1;
@@ -106,7 +122,7 @@ export function buildReport(q: Quantized, inBytes: number, outBytes: number, val
       granularity: opts.granularity,
       group_size: opts.granularity === 'per_group' ? opts.groupSize : null,
       calibration: opts.calibration,
-      format: opts.format,
+      format: q.options.format,
       formats,
       opset: r.opset ?? null,
       opset_imports_added: r.addedOpsets,
@@ -129,6 +145,8 @@ export function buildReport(q: Quantized, inBytes: number, outBytes: number, val
     tensors: r.tensors,
     skipped: r.skipped,
     validation,
+    ...(extras.latency ? { latency: extras.latency } : {}),
+    ...(extras.static ? { static: extras.static } : {}),
   };
 }
 

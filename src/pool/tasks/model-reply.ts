@@ -6,6 +6,8 @@ import type { Granularity } from '../../core/quantize.js';
 import type { TensorRow } from '../../onnx/weights/report.js';
 import type { ValidationReport } from '../../onnx/runtime/validate.js';
 import type { Task, TaskReply } from '../messages.js';
+import type { LatencyReport } from '../../onnx/runtime/latency.js';
+import type { StaticReport } from '../../onnx/activations/static-report.js';
 
 // The three shapes of a model reply, built in the worker so a big model is never
 // base64-encoded or copied on the event loop.
@@ -16,7 +18,7 @@ export interface ModelSummary {
   granularity: Granularity;
   group_size: number | null;
   calibration: CalibrationMethod;
-  format: ModelFormat;
+  format: ModelFormat | 'static';
   formats: Record<string, number>;
   opset: number | null;
   opset_imports_added: { domain: string; version: number }[];
@@ -38,6 +40,8 @@ export interface ModelReport {
   tensors: TensorRow[];
   skipped: Skipped[];
   validation: ValidationReport;
+  latency?: LatencyReport | undefined;
+  static?: StaticReport | undefined;
 }
 
 type ModelTask = Extract<Task, { op: 'quantizeModel' }>;

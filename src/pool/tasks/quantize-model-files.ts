@@ -7,12 +7,15 @@ import { checkpoint } from '../cancel.js';
 import type { Task, TaskReply } from '../messages.js';
 import { buildReport, prepare, quantizeStage, stageTimes, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
 import { summaryHeader } from './model-reply.js';
+import { measureLatency } from '../../onnx/runtime/latency.js';
+import { calibrationSamples, isStatic, staticReportOf, staticStage } from './static-stage.js';
 import { jsonBody } from './report.js';
 
 type FilesTask = Extract<Task, { op: 'quantizeModelFiles' }>;
 
 export type WorkerProgress =
   | { phase: 'quantizing'; tensorsDone: number; tensorsTotal: number; bytesDone: number; bytesTotal: number }
+  | { phase: 'calibrating'; samplesDone: number; samplesTotal: number }
   | { phase: 'reference' | 'writing' | 'validating' };
 
 /**
@@ -30,15 +33,29 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
     const { model, prepared } = await timed(times, 'decode', () => {
       const model = readWholeFile(modelPath);
       const inputs = task.inputs ? readWholeFile(join(task.inputDir, task.inputs)) : undefined;
-      return { model, prepared: prepare({ model, external, externalSizes: sizes, inputs, options: task.options, limits: task.limits }) };
+      const hasCalibration = task.calibration !== undefined;
+      return { model, prepared: prepare({ model, external, externalSizes: sizes, inputs, hasCalibration, options: task.options, limits: task.limits }) };
     });
+    const samples =
+      task.options.format === 'static'
+        ? await timed(times, 'decode', () => calibrationSamples(prepared, task.calibration ? readWholeFile(join(task.inputDir, task.calibration)) : undefined, task.limits))
+        : undefined;
     if (task.options.validate) post({ phase: 'reference' });
     const reference = task.options.validate ? await timed(times, 'validation', () => referenceRun({ path: modelPath }, { user: prepared.user })) : VALIDATION_OFF;
     checkpoint(task.cancel);
-    const q = quantizeStage(prepared, (p) => {
-      checkpoint(task.cancel);
-      post({ phase: 'quantizing', ...p });
-    });
+    // Calibration sessions are made from bytes: a static job's external data files are read in whole.
+    const externalData = samples && task.external.length ? task.external.map((f) => ({ path: f.name, data: readWholeFile(join(task.inputDir, f.file)) })) : undefined;
+    const q = samples
+      ? await staticStage(prepared, samples, {
+          cancel: task.cancel,
+          externalData,
+          onCalibrating: (done, total) => post({ phase: 'calibrating', samplesDone: done, samplesTotal: total }),
+          onMeasuring: (round) => post({ phase: 'quantizing', tensorsDone: round, tensorsTotal: round + 1, bytesDone: 0, bytesTotal: 0 }),
+        })
+      : quantizeStage(prepared, (p) => {
+          checkpoint(task.cancel);
+          post({ phase: 'quantizing', ...p });
+        });
     post({ phase: 'writing' });
     const artifacts = await timed(times, 'encode', () => writeModelFiles(q.result.model, external, task.outputDir, task.outputName, task.maxInlineBytes));
     checkpoint(task.cancel);
@@ -46,7 +63,11 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
     const validation =
       'status' in reference ? reference : await timed(times, 'validation', () => compareRun(reference, { path: artifacts[0]!.path }, () => checkpoint(task.cancel)));
     const inBytes = model.length + [...sizes.values()].reduce((a, b) => a + b, 0);
-    const report = buildReport(q, inBytes, artifacts.reduce((s, a) => s + a.size, 0), validation, times);
+    checkpoint(task.cancel);
+    const result = { path: artifacts[0]!.path };
+    const latency = task.options.measure_latency ? await measureLatency({ path: modelPath }, result, { user: prepared.user, checkpoint: () => checkpoint(task.cancel) }) : undefined;
+    const staticPart = isStatic(q) ? await staticReportOf(q, result) : undefined;
+    const report = buildReport(q, inBytes, artifacts.reduce((s, a) => s + a.size, 0), validation, times, { latency, static: staticPart });
     const meta = { report, summaryHeader: summaryHeader(report), artifacts: artifacts.map(({ name, size, crc }) => ({ name, size, crc })) };
     return { body: jsonBody({ ok: true }), contentType: 'application/json', log: {}, meta, stages: stageTimes(times, q.quantizeMs) };
   } finally {

@@ -6,6 +6,8 @@ import { checkpoint } from '../cancel.js';
 import type { Task, TaskReply } from '../messages.js';
 import { buildReport, prepare, quantizeStage, stageTimes, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
 import { modelReply } from './model-reply.js';
+import { measureLatency } from '../../onnx/runtime/latency.js';
+import { calibrationSamples, isStatic, staticReportOf, staticStage } from './static-stage.js';
 
 type ModelTask = Extract<Task, { op: 'quantizeModel' }>;
 
@@ -20,12 +22,14 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
   const sizes = new Map([...files].map(([k, v]) => [k, v.length]));
   const times: StageTimes = { decode: 0, encode: 0, validation: 0 };
   const prepared = await timed(times, 'decode', () =>
-    prepare({ model: task.model, external, externalSizes: sizes, inputs: task.inputs, options: task.options, limits: task.limits }),
+    prepare({ model: task.model, external, externalSizes: sizes, inputs: task.inputs, hasCalibration: task.calibration !== undefined, options: task.options, limits: task.limits }),
   );
+  const samples = task.options.format === 'static' ? await timed(times, 'decode', () => calibrationSamples(prepared, task.calibration, task.limits)) : undefined;
   const original = { bytes: task.model, externalData: task.external.length ? task.external.map((f) => ({ path: f.name, data: f.bytes })) : undefined };
   const reference = task.options.validate ? await timed(times, 'validation', () => referenceRun(original, { user: prepared.user })) : VALIDATION_OFF;
   checkpoint(task.cancel);
-  const q = quantizeStage(prepared, () => checkpoint(task.cancel));
+  const externalData = original.externalData;
+  const q = samples ? await staticStage(prepared, samples, { cancel: task.cancel, externalData }) : quantizeStage(prepared, () => checkpoint(task.cancel));
   const model = await timed(times, 'encode', () => {
     const parts = inlineModelParts(q.result.model, external);
     if (parts.length > PROTOBUF_LIMIT) {
@@ -37,6 +41,9 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
   const validation =
     'status' in reference ? reference : await timed(times, 'validation', () => compareRun(reference, { bytes: model }, () => checkpoint(task.cancel)));
   const inBytes = task.model.length + task.external.reduce((s, f) => s + f.bytes.length, 0);
-  const report = buildReport(q, inBytes, model.length, validation, times);
+  checkpoint(task.cancel);
+  const latency = task.options.measure_latency ? await measureLatency(original, { bytes: model }, { user: prepared.user, checkpoint: () => checkpoint(task.cancel) }) : undefined;
+  const staticPart = isStatic(q) ? await staticReportOf(q, { bytes: model }) : undefined;
+  const report = buildReport(q, inBytes, model.length, validation, times, { latency, static: staticPart });
   return { ...modelReply(task, model, report), stages: stageTimes(times, q.quantizeMs) };
 }
