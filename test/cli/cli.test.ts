@@ -54,7 +54,7 @@ describe('quantd --help', () => {
     for (const c of ['serve', 'quantize', 'tensor']) assert.match(top.stdout, new RegExp(`quantd ${c}`));
     const q = await cli(['quantize', '--help']);
     assert.equal(q.code, 0);
-    for (const flag of ['--bits', '--group-size', '--op-types', '--exclude', '--min-elements', '--no-validate', '--format <auto|qdq|matmulnbits|dynamic>', '--report', '-o, --output']) {
+    for (const flag of ['--bits', '--group-size', '--op-types', '--exclude', '--min-elements', '--no-validate', '--format <auto|qdq|matmulnbits|dynamic|static>', '--activation-type <uint8|int8|int16>', '--report', '-o, --output']) {
       assert.ok(q.stdout.includes(flag), flag);
     }
     const t = await cli(['tensor', '--help']);
