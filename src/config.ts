@@ -46,6 +46,7 @@ const ConfigSchema = z.object({
   MAX_HEAP_USED_BYTES: int(Math.floor(getHeapStatistics().heap_size_limit * 0.9), 0),
   API_KEYS: apiKeys,
   RATE_LIMIT_MAX: int(0, 0),
+  METRICS_TOKEN: z.string().min(MIN_API_KEY_LENGTH, `must be at least ${MIN_API_KEY_LENGTH} characters`).optional(),
   CALIBRATION_MAX_BYTES: int(GiB, 1),
   CALIBRATION_MAX_SAMPLES: int(4096, 1),
   // Scale-out (README "Scaling out"): jobs in Redis (BullMQ) and S3 instead of JOBS_DIR.
@@ -67,6 +68,9 @@ const ConfigSchema = z.object({
 });
 
 export type EnvConfig = z.infer<typeof ConfigSchema>;
+
+/** Every environment variable the service reads (the CLI's `serve` takes them as flags too). */
+export const CONFIG_VARIABLES = Object.keys(ConfigSchema.shape);
 
 export interface Config {
   port: number;
@@ -102,6 +106,8 @@ export interface Config {
   /** Requests per minute per API key (or per client IP without keys); 0 = off. */
   rateLimitMax: number;
   scale: ScaleConfig;
+  /** When set, GET /metrics needs `Authorization: Bearer <it>`; unset, it is open like the probes. Never log it. */
+  metricsToken?: string | undefined;
   /** Most bytes the arrays of one calibration .npz may hold, uncompressed. */
   calibrationMaxBytes: number;
   /** Most samples (the arrays' leading axis) one calibration .npz may hold. */
@@ -165,6 +171,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiKeys: c.API_KEYS,
     rateLimitMax: c.RATE_LIMIT_MAX,
     scale: scaleConfig(c),
+    metricsToken: c.METRICS_TOKEN,
     calibrationMaxBytes: c.CALIBRATION_MAX_BYTES,
     calibrationMaxSamples: c.CALIBRATION_MAX_SAMPLES,
   };
@@ -196,9 +203,9 @@ function scaleConfig(c: EnvConfig): ScaleConfig {
 
 /** What the server logs at startup: every limit, and how many API keys (never the keys). */
 export function describeConfig(config: Config): Record<string, unknown> {
-  const { apiKeys, scale, ...rest } = config;
+  const { apiKeys, scale, metricsToken, ...rest } = config;
   // Credentials stay out of the logs: the Redis URL may hold a password.
   const { redisUrl: _url, s3, ...jobs } = scale;
   const { secretAccessKey: _secret, accessKeyId: _key, ...bucket } = s3;
-  return { ...rest, apiKeys: apiKeys.length, scale: jobs.jobsStore === 'local' ? { jobsStore: 'local' } : { ...jobs, s3: bucket } };
+  return { ...rest, apiKeys: apiKeys.length, metricsToken: metricsToken !== undefined, scale: jobs.jobsStore === 'local' ? { jobsStore: 'local' } : { ...jobs, s3: bucket } };
 }

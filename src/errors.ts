@@ -15,6 +15,7 @@ export const Errors = {
   BadRequest: createError('QUANT_ERR_BAD_REQUEST', '%s', 400),
   Unauthorized: createError('QUANT_ERR_UNAUTHORIZED', '%s', 401),
   Onnx: createError('QUANT_ERR_ONNX', '%s', 400),
+  Safetensors: createError('QUANT_ERR_SAFETENSORS', '%s', 400),
   Calibration: createError('QUANT_ERR_CALIBRATION', '%s', 400),
   CalibrationTooLarge: createError('QUANT_ERR_CALIBRATION_TOO_LARGE', '%s', 413),
   TooManyElements: createError('QUANT_ERR_TOO_MANY_ELEMENTS', '%s', 413),

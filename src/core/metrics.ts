@@ -42,3 +42,38 @@ export function errorSums(x: ArrayLike<number>, xHat: ArrayLike<number>, clipped
   }
   return s;
 }
+
+export interface ErrorHistogram {
+  /** Signed error: dequantized minus original. */
+  bins: number;
+  min: number;
+  max: number;
+  /** counts[i] holds errors in [min + i·w, min + (i+1)·w), w = (max − min) / bins; the last bin includes max. */
+  counts: number[];
+}
+
+/**
+ * Histogram of xHat − x over [min, max] of the errors, in equal-width bins (numpy.histogram's
+ * rule: half-open bins, the last one closed). All errors equal: everything in the first bin.
+ */
+export function errorHistogram(x: ArrayLike<number>, xHat: ArrayLike<number>, bins: number): ErrorHistogram {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < x.length; i++) {
+    const e = xHat[i]! - x[i]!;
+    // Non-finite inputs (allowed with given scales) have no error to bin; error.non_finite counts them.
+    if (!Number.isFinite(e)) continue;
+    if (e < min) min = e;
+    if (e > max) max = e;
+  }
+  const counts = new Float64Array(bins);
+  if (min > max) return { bins, min: 0, max: 0, counts: Array.from(counts) };
+  const span = max - min;
+  for (let i = 0; i < x.length; i++) {
+    const e = xHat[i]! - x[i]!;
+    if (!Number.isFinite(e)) continue;
+    const b = span > 0 ? Math.min(bins - 1, Math.floor(((e - min) / span) * bins)) : 0;
+    counts[b]!++;
+  }
+  return { bins, min, max, counts: Array.from(counts) };
+}

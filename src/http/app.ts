@@ -13,11 +13,12 @@ import { binaryBodies } from './binary-bodies.js';
 import { clientErrorHandler, errorHandler } from './error-handler.js';
 import { loadShedding } from './load-shedding.js';
 import { loggerOptions } from './logger.js';
+import { metrics, metricsRoute } from './metrics.js';
 import { binaryRequestBodies } from './openapi.js';
 import { modelRequestBodies } from './openapi-models.js';
 import { bearerSecurity } from './openapi-security.js';
 import { rateLimiting } from './rate-limit.js';
-import { RequestLogController, requestLog } from './request-log.js';
+import { logFact, RequestLogController, requestLog } from './request-log.js';
 import { shutdown } from './shutdown.js';
 import { analyzeRoutes } from './routes/analyze.js';
 import { MODEL_UPLOAD_PATHS, modelRoutes } from './routes/models.js';
@@ -25,6 +26,7 @@ import { JOB_UPLOAD_PATHS, jobRoutes } from './routes/jobs.js';
 import { jobsPlugin, type JobsPluginOptions } from './jobs-plugin.js';
 import { quantizeRoutes } from './routes/quantize.js';
 import { systemRoutes } from './routes/system.js';
+import { weightsRoutes } from './routes/weights.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -77,11 +79,13 @@ export const app = fp<AppOptions>(async (fastify, opts) => {
   fastify.setErrorHandler(errorHandler);
   fastify.setNotFoundHandler((request, reply) => {
     const err = new Errors.NotFound(`no route ${request.method} ${request.url.split('?')[0]}; see /docs`);
+    logFact(request, { code: err.code });
     reply.code(404).send({ statusCode: 404, error: 'Not Found', code: err.code, message: err.message });
   });
   // Order matters: the log line exists before anything can refuse the request, keys are
   // checked before load or rate decisions, and the rate limiter attaches to routes added after it.
   await fastify.register(requestLog);
+  await fastify.register(metrics);
   await fastify.register(shutdown);
   await fastify.register(auth, { apiKeys: config.apiKeys });
   await fastify.register(loadShedding, {
@@ -115,12 +119,14 @@ export const app = fp<AppOptions>(async (fastify, opts) => {
   await fastify.register(fastifySwaggerUi, { routePrefix: '/docs' });
   await fastify.register(poolPlugin, opts);
   await fastify.register(systemRoutes);
+  await fastify.register(metricsRoute, { token: config.metricsToken });
   await fastify.register(jobsPlugin, opts.jobs ?? {});
   // A ROLE=worker replica runs jobs and answers probes only.
   if (config.scale.role !== 'worker') {
     await fastify.register(quantizeRoutes);
     await fastify.register(analyzeRoutes);
     await fastify.register(modelRoutes);
+    await fastify.register(weightsRoutes);
     await fastify.register(jobRoutes);
   }
 });

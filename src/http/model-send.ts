@@ -4,7 +4,7 @@ import { cancel, cancelFlag } from '../pool/cancel.js';
 import type { Task, TaskReply } from '../pool/messages.js';
 import { logFact } from './request-log.js';
 
-type ModelTask = Extract<Task, { op: 'quantizeModel' }>;
+type ModelTask = Extract<Task, { op: 'quantizeModel' | 'quantizeWeights' }>;
 
 /**
  * sendReply for model tasks. They run onnxruntime, whose worker must never be terminated

@@ -1,8 +1,9 @@
 import type { FastifyRequest } from 'fastify';
 
-// Probes and documentation: open to everyone, never rate limited or shed, so that
-// orchestrators and people can always see the service's state and how to call it.
-const OPEN = new Set(['/healthz', '/readyz', '/openapi.json']);
+// Probes, metrics and documentation: open to everyone (/metrics has its own METRICS_TOKEN),
+// never rate limited or shed, so that orchestrators, scrapers and people can always see the
+// service's state and how to call it.
+const OPEN = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json']);
 
 export function isOpenRoute(request: FastifyRequest): boolean {
   const url = request.routeOptions.url;

@@ -4,6 +4,7 @@ const BINARY_TYPES: Record<string, string> = {
   'application/x-npy': 'A NumPy .npy file (versions 1-3; float16/32/64, either byte order, C or Fortran order)',
   'application/octet-stream': 'Raw little-endian values; give ?shape= and ?dtype=',
   'application/x-npz': 'A NumPy .npz (numpy.savez): /v1/quantize takes the members tensor and optionally scale and zero_point; /v1/dequantize the .npz that /v1/quantize returned (quantized, scale, zero_point, report.json)',
+  'application/x-safetensors': 'A .safetensors file; ?tensor= names the tensor (optional when it holds one)',
 };
 
 /**

@@ -8,6 +8,7 @@ import type { TensorBody } from './schemas/common.js';
 export const NPY = 'application/x-npy';
 export const OCTET = 'application/octet-stream';
 export const NPZ = 'application/x-npz';
+export const SAFETENSORS = 'application/x-safetensors';
 
 /** The body as bytes this thread may give away: a Buffer that owns its whole ArrayBuffer, else a copy. */
 export function ownedBytes(buf: Buffer): Uint8Array {
@@ -26,7 +27,7 @@ export function fromJson(t: TensorBody): TensorSource {
 export function fromBinary(
   request: FastifyRequest,
   body: Buffer,
-  query: { shape?: number[] | undefined; dtype: FloatDType },
+  query: { shape?: number[] | undefined; dtype: FloatDType; tensor?: string | undefined },
 ): { source: TensorSource; transferList: ArrayBuffer[] } {
   // A body in a kernel arena is shared with the worker, not transferred (see tensor-body.ts).
   const arena = arenaOf(body);
@@ -37,6 +38,9 @@ export function fromBinary(
   }
   if (request.headers['content-type']?.startsWith(NPZ)) {
     return { source: { kind: 'npz', bytes, arena }, transferList };
+  }
+  if (request.headers['content-type']?.startsWith(SAFETENSORS)) {
+    return { source: { kind: 'safetensors', bytes, tensor: query.tensor, arena }, transferList };
   }
   if (!query.shape) {
     throw new Errors.Validation('querystring/shape is required with application/octet-stream, e.g. ?shape=256,512');
@@ -76,14 +80,14 @@ export function negotiate<T extends string>(request: FastifyRequest, offered: re
  * A tensor route's request → the tensor source, the buffers to transfer and the options:
  * from the JSON body, or from the query string when the body is NPY or raw bytes.
  */
-export function splitTensorRequest<B extends { tensor: TensorBody }, Q extends { shape?: number[] | undefined; dtype: FloatDType }>(
+export function splitTensorRequest<B extends { tensor: TensorBody }, Q extends { shape?: number[] | undefined; dtype: FloatDType; tensor?: string | undefined }>(
   request: FastifyRequest,
   body: B,
   query: Q,
-): { input: TensorSource; transferList: ArrayBuffer[]; options: Omit<B, 'tensor'> | Omit<Q, 'shape' | 'dtype'> } {
+): { input: TensorSource; transferList: ArrayBuffer[]; options: Omit<B, 'tensor'> | Omit<Q, 'shape' | 'dtype' | 'tensor'> } {
   if (Buffer.isBuffer(body)) {
     const { source, transferList } = fromBinary(request, body, query);
-    const { shape: _shape, dtype: _dtype, ...options } = query;
+    const { shape: _shape, dtype: _dtype, tensor: _tensor, ...options } = query;
     return { input: source, transferList, options };
   }
   const { tensor, ...options } = body;

@@ -9,7 +9,7 @@ import type { WorkerProgress } from '../pool/tasks/quantize-model-files.js';
 import type { ModelReport } from '../pool/tasks/model-reply.js';
 import { outputFilename } from '../pool/tasks/model-reply.js';
 import type { JobService } from './service.js';
-import type { Artifact, JobProgress, JobRecord, JobStore } from './types.js';
+import type { Artifact, JobPhase, JobProgress, JobRecord, JobStore } from './types.js';
 
 // Runs queued jobs in the worker pool, a few at a time so synchronous requests keep
 // workers, and turns worker progress into monotonic job progress. Expired jobs are swept.
@@ -66,6 +66,11 @@ export class JobRunner implements JobService {
   readonly #running = new Map<string, CancelFlag>();
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
+  /**
+   * Told how long each job spent in each phase (the metrics set it): the progress phases, plus
+   * 'decoding' for the start of a task before its first progress message.
+   */
+  phaseObserver: ((phase: JobPhase | 'decoding', seconds: number) => void) | undefined;
 
   constructor(store: JobStore, pool: QuantPool, opts: RunnerOptions) {
     this.#store = store;
@@ -167,7 +172,18 @@ export class JobRunner implements JobService {
     channel.unref();
     let progress = job.progress;
     let updates = Promise.resolve();
+    // Phase durations: the wait in the queue (first attempt), then each worker phase until the next.
+    let phase: JobPhase | 'decoding' = 'queued';
+    let phaseStart = job.attempts === 0 ? Date.parse(job.created_at) : Date.now();
+    const enter = (next: JobPhase | 'decoding') => {
+      if (next === phase) return;
+      const now = Date.now();
+      this.phaseObserver?.(phase, Math.max(0, now - phaseStart) / 1000);
+      phase = next;
+      phaseStart = now;
+    };
     channel.onmessage = (event) => {
+      enter((event as { data: WorkerProgress }).data.phase);
       progress = advance(progress, (event as { data: WorkerProgress }).data);
       const snapshot = progress;
       updates = updates.then(async () => {
@@ -177,6 +193,7 @@ export class JobRunner implements JobService {
     };
     try {
       const running = await this.#store.update(id, { status: 'running', attempts: job.attempts + 1 });
+      enter('decoding');
       if (running) this.#store.publish({ type: 'progress', job: running });
       const result = await this.#pool.run(
         {
@@ -197,6 +214,7 @@ export class JobRunner implements JobService {
       );
       // Progress still in flight is moot now; closing drops it, so none lands after the end.
       channel.close();
+      enter('done');
       await updates;
       const meta = result.meta as { report: ModelReport; summaryHeader: string; artifacts: Artifact[] };
       await this.#store.saveReport(id, meta.report);

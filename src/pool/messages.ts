@@ -6,6 +6,7 @@ import type { QuantMethod } from '../core/methods/index.js';
 import type { Limits } from '../core/tensor.js';
 import type { ModelBits, ModelFormat, ModelOpType } from '../onnx/weights/options.js';
 import type { ErrorPayload } from '../errors.js';
+import type { CheckpointOptions } from '../checkpoints/quantize-checkpoint.js';
 import type { ActivationCalibration } from '../onnx/activations/calibrate.js';
 import type { ActivationType } from '../onnx/activations/qparams.js';
 
@@ -18,7 +19,9 @@ export type TensorSource =
   | { kind: 'raw'; bytes: Uint8Array; dtype: FloatDType; shape: number[]; arena?: WasmMemory | undefined }
   | { kind: 'npy'; bytes: Uint8Array; arena?: WasmMemory | undefined }
   /** An .npz whose member `tensor` is the tensor (and `scale`, `zero_point` given parameters). */
-  | { kind: 'npz'; bytes: Uint8Array; arena?: WasmMemory | undefined };
+  | { kind: 'npz'; bytes: Uint8Array; arena?: WasmMemory | undefined }
+  /** One tensor of a .safetensors file; `tensor` may be left out when the file holds one. */
+  | { kind: 'safetensors'; bytes: Uint8Array; tensor?: string | undefined; arena?: WasmMemory | undefined };
 
 /** A given scale or zero point as sent: a JSON number or nested arrays, or query text "0.1,0.2" (flat, C order). */
 export type GivenParamInput = number | unknown[] | string;
@@ -39,6 +42,8 @@ export interface QuantizeOptions {
   /** Given parameters: no calibration, QuantizeLinear with exactly these. */
   scale?: GivenParamInput | undefined;
   zero_point?: GivenParamInput | undefined;
+  /** Bins of the error histogram in the report; 0 or absent leaves it out. */
+  histogram_bins?: number | undefined;
 }
 
 export interface AnalyzeOptions {
@@ -82,6 +87,8 @@ export interface DequantizeNpz {
   bytes: Uint8Array;
   query: { bits?: number | undefined; scheme?: Scheme | undefined; granularity?: Granularity | undefined; axis?: number | undefined; group_size?: number | undefined };
 }
+
+export type WeightsTaskOptions = CheckpointOptions;
 
 export interface ModelTaskOptions {
   bits: ModelBits;
@@ -148,6 +155,17 @@ export type Task =
       cancel?: Int32Array | undefined;
     }
   | {
+      /** A .safetensors checkpoint → the compressed-tensors pack-quantized layout. */
+      op: 'quantizeWeights';
+      file: Uint8Array;
+      /** The upload's file name, for the reply's file name. */
+      filename: string;
+      options: WeightsTaskOptions;
+      accept: 'safetensors' | 'json';
+      limits: TaskLimits;
+      cancel?: Int32Array | undefined;
+    }
+  | {
       /** A job: inputs and outputs are files, progress goes to a BroadcastChannel. */
       op: 'quantizeModelFiles';
       inputDir: string;
@@ -175,6 +193,9 @@ export interface TaskReply {
   headers?: Record<string, string>;
   /** Structured facts beside the body (a model's report), for callers that store them. */
   meta?: unknown;
+  /** Milliseconds per stage of a model task (the report's timings_ms), for the metrics. */
+  stages?: Record<string, number> | undefined;
 }
 
-export type TaskResult = ({ ok: true } & TaskReply) | { ok: false; error: ErrorPayload };
+/** busyMs: how long the worker ran the task, stamped by worker-entry.cts (the metrics' worker busy time). */
+export type TaskResult = (({ ok: true } & TaskReply) | { ok: false; error: ErrorPayload }) & { busyMs?: number };

@@ -26,6 +26,20 @@ export interface PoolStats {
   completed: number;
 }
 
+/** How a task ended, as the metrics count it. */
+export type TaskOutcome = 'ok' | 'error' | 'rejected' | 'timeout' | 'aborted' | 'crash';
+
+export interface TaskSettled {
+  op: Task['op'];
+  outcome: TaskOutcome;
+  /** Time the worker spent on it; absent when no worker finished it (rejected, stopped, crashed). */
+  busyMs?: number | undefined;
+  /** A model task's stage timings (ms). */
+  stages?: Record<string, number> | undefined;
+}
+
+export type TaskListener = (e: TaskSettled) => void;
+
 const WORKER_NICE = 10;
 
 /** Seconds a client refused for a full queue is asked to wait. */
@@ -37,6 +51,7 @@ export class QuantPool {
   readonly #workers: number;
   readonly #capacity: number;
   #inFlight = 0;
+  readonly #listeners = new Set<TaskListener>();
 
   constructor(opts: PoolOptions) {
     this.#workers = opts.workers;
@@ -71,8 +86,19 @@ export class QuantPool {
     return { threads: this.threads, inFlight: this.#inFlight, queued: this.queueSize, completed: this.#piscina.completed };
   }
 
+  /** Calls listener as each task settles (the metrics count them); returns the unsubscribe. */
+  observe(listener: TaskListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #settled(e: TaskSettled): void {
+    for (const listener of this.#listeners) listener(e);
+  }
+
   async run(task: Task, opts: RunOptions = {}): Promise<TaskReply> {
     if (this.#inFlight >= this.#capacity) {
+      this.#settled({ op: task.op, outcome: 'rejected' });
       throw Object.assign(new Errors.Overloaded(`all ${this.#workers} workers are busy and ${this.#capacity - this.#workers} tasks are waiting (MAX_QUEUE); retry shortly`), {
         retryAfter: RETRY_AFTER_S,
       });
@@ -83,10 +109,14 @@ export class QuantPool {
     try {
       result = (await this.#piscina.run(task, { signal: opts.signal ?? null, transferList: opts.transferList })) as TaskResult;
     } catch (err) {
-      throw mapPoolError(err);
+      const mapped = mapPoolError(err);
+      const code = (mapped as { code?: string }).code;
+      this.#settled({ op: task.op, outcome: code === 'QUANT_ERR_TIMEOUT' ? 'timeout' : code === 'QUANT_ERR_ABORTED' ? 'aborted' : 'crash' });
+      throw mapped;
     } finally {
       this.#inFlight--;
     }
+    if (this.#listeners.size > 0) this.#settled({ op: task.op, outcome: result.ok ? 'ok' : 'error', busyMs: result.busyMs, stages: result.ok ? result.stages : undefined });
     if (!result.ok) throw new Errors[result.error.name](result.error.message);
     return result;
   }

@@ -8,6 +8,7 @@ import { runMatmul } from './tasks/matmul.js';
 import { runQuantize } from './tasks/quantize.js';
 import { runQuantizeModel } from './tasks/quantize-model.js';
 import { runQuantizeModelFiles } from './tasks/quantize-model-files.js';
+import { runQuantizeWeights } from './tasks/quantize-weights.js';
 
 // Typed-array views are used as little-endian storage throughout.
 if (endianness() !== 'LE') throw new Error('quantd needs a little-endian host');
@@ -26,6 +27,8 @@ function run(task: Task): TaskReply | Promise<TaskReply> {
       return runQuantizeModel(task);
     case 'quantizeModelFiles':
       return runQuantizeModelFiles(task);
+    case 'quantizeWeights':
+      return runQuantizeWeights(task);
   }
 }
 

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { AnalyzeJsonBody, AnalyzeOptions, AnalyzeQuery, AnalyzeResponse } from '../schemas/analyze.js';
 import { MatmulBody, MatmulResponse } from '../schemas/matmul.js';
 import { ErrorReply } from '../schemas/common.js';
-import { fromJson, mergeQueryOptions, splitTensorRequest, negotiate, NPY, OCTET } from '../tensor-source.js';
+import { fromJson, mergeQueryOptions, splitTensorRequest, negotiate, NPY, OCTET, SAFETENSORS } from '../tensor-source.js';
 import { sendReply } from '../send.js';
 
 const OPTION_KEYS = Object.keys(AnalyzeOptions.shape);
@@ -20,7 +20,7 @@ export const analyzeRoutes: FastifyPluginAsync = async (app) => {
         'Quantizes the tensor with every combination asked for and reports the error and size of each. ' +
         'With `target_snr_db`, `recommended` is the smallest row that reaches it. Lists in the query string are comma-separated.',
       tags: ['analyze'],
-      consumes: ['application/json', NPY, OCTET],
+      consumes: ['application/json', NPY, OCTET, SAFETENSORS],
       body: AnalyzeJsonBody,
       querystring: AnalyzeQuery,
       response: { 200: AnalyzeResponse, ...errors },

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { BinaryQuery, DequantizeBody, DequantizeQuery, DequantizeResponse, QuantizeJsonBody, QuantizeOptions, QuantizeResponse } from '../schemas/quantize.js';
 import { ErrorReply } from '../schemas/common.js';
-import { mergeQueryOptions, ownedBytes, splitTensorRequest, NPY, NPZ, OCTET, negotiate } from '../tensor-source.js';
+import { mergeQueryOptions, ownedBytes, splitTensorRequest, NPY, NPZ, OCTET, SAFETENSORS, negotiate } from '../tensor-source.js';
 import { sendReply } from '../send.js';
 
 const OPTION_KEYS = Object.keys(QuantizeOptions.shape);
@@ -21,7 +21,7 @@ export const quantizeRoutes: FastifyPluginAsync = async (app) => {
         'Options go in the JSON body or the query string. With `scale` (and `zero_point`) there is no calibration: ONNX QuantizeLinear with exactly those. ' +
         '`Accept: application/x-npz` returns an .npz with quantized, scale, zero_point and report.json.',
       tags: ['quantize'],
-      consumes: ['application/json', NPY, OCTET, NPZ],
+      consumes: ['application/json', NPY, OCTET, NPZ, SAFETENSORS],
       produces: ['application/json', NPZ],
       body: QuantizeJsonBody,
       querystring: BinaryQuery,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Axis, Bits, Calibration, Method, Dims, DimsText, ErrorReport, FloatDtype, Granularity, GroupSize, Percentile, Scheme, SizeReport, Tensor } from './common.js';
+import { Axis, Bits, Calibration, Method, Dims, DimsText, ErrorReport, FloatDtype, Granularity, GroupSize, Percentile, Scheme, SizeReport, Tensor, TensorName } from './common.js';
 import { CALIBRATIONS, SCHEMES } from '../../core/calibrate.js';
 import type { QuantMethod } from '../../core/methods/index.js';
 import { GRANULARITIES } from '../../core/quantize.js';
@@ -26,6 +26,7 @@ export const AnalyzeJsonBody = AnalyzeOptions.extend({ tensor: Tensor }).strict(
 export const AnalyzeQuery = AnalyzeOptions.extend({
   shape: DimsText.optional(),
   dtype: FloatDtype.default('float32'),
+  tensor: TensorName.optional(),
 }).strict();
 
 const Row = z.object({ bits: z.number().int(), scheme: Scheme, granularity: Granularity, calibration: Calibration, method: Method, error: ErrorReport, size: SizeReport });

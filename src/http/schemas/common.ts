@@ -25,6 +25,9 @@ export const Flag = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
   .transform((v) => v === true || v === 'true' || v === '1');
 
+/** ?tensor= for an application/x-safetensors body. */
+export const TensorName = z.string().min(1).max(1024).describe('With application/x-safetensors: the tensor to read (optional when the file holds one)');
+
 export const Dims = z.array(z.number().int().min(0)).max(32);
 
 /** "256,512" in a query string → [256, 512]. */

@@ -1,5 +1,8 @@
 import { z } from 'zod';
-import { Axis, Bits, Calibration, Method, Dims, DimsText, ErrorReport, Flag, FloatDtype, GivenParam, Granularity, GroupSize, IntDtype, ParamValue, Percentile, Scheme, SizeReport, Tensor } from './common.js';
+import { TensorName, Axis, Bits, Calibration, Method, Dims, DimsText, ErrorReport, Flag, FloatDtype, GivenParam, Granularity, GroupSize, IntDtype, ParamValue, Percentile, Scheme, SizeReport, Tensor } from './common.js';
+
+/** Most bins an error histogram may have (its counts are JSON numbers). */
+export const MAX_HISTOGRAM_BINS = 4096;
 
 export const QuantizeOptions = z.object({
   bits: Bits.default(8),
@@ -14,6 +17,20 @@ export const QuantizeOptions = z.object({
   include_values: Flag.default(false).describe('Also list the quantized integers as a flat JSON array'),
   scale: GivenParam.optional().describe('Given scale(s): no calibration, ONNX QuantizeLinear with exactly these (shape as granularity gives it)'),
   zero_point: GivenParam.optional().describe('Given zero point(s) with scale, integers in the type\'s range (default 0)'),
+  histogram_bins: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_HISTOGRAM_BINS)
+    .default(0)
+    .describe(`Bins of an error histogram (dequantized minus original) in the report, 1..${MAX_HISTOGRAM_BINS}; 0 leaves it out`),
+});
+
+export const ErrorHistogram = z.object({
+  bins: z.number().int(),
+  min: z.number().describe('Smallest error (dequantized minus original)'),
+  max: z.number().describe('Largest error'),
+  counts: z.array(z.number().int()).describe('counts[i]: errors in [min + i·w, min + (i+1)·w), w = (max - min) / bins; the last bin includes max'),
 });
 
 export const QuantizeJsonBody = QuantizeOptions.extend({ tensor: Tensor }).strict();
@@ -22,6 +39,7 @@ export const QuantizeJsonBody = QuantizeOptions.extend({ tensor: Tensor }).stric
 export const BinaryQuery = QuantizeOptions.extend({
   shape: DimsText.optional().describe('Required for application/octet-stream: comma-separated dims, e.g. 256,512'),
   dtype: FloatDtype.default('float32').describe('Element type of a raw body'),
+  tensor: TensorName.optional(),
 }).strict();
 
 export const CalibrationEcho = z.object({
@@ -50,6 +68,7 @@ export const QuantizeResponse = z.object({
   scale: ParamValue,
   zero_point: ParamValue,
   error: ErrorReport,
+  error_histogram: ErrorHistogram.optional().describe('With histogram_bins > 0'),
   size: SizeReport,
 });
 
@@ -72,6 +91,7 @@ export const DequantizeBody = QuantizeResponse.extend({
   q_min: z.number().int().optional(),
   q_max: z.number().int().optional(),
   error: ErrorReport.optional(),
+  error_histogram: ErrorHistogram.optional(),
   size: SizeReport.optional(),
 }).describe('The JSON that POST /v1/quantize returned, as is; or integers with their scale and zero point (ONNX DequantizeLinear)');
 

@@ -4,6 +4,23 @@ import { assertFinite, decodeBase64, decodeJsonData, decodeRaw, type Tensor } fr
 import { adoptArena, type WasmMemory } from '../../core/kernels/runtime.js';
 import { Errors } from '../../errors.js';
 import type { TaskLimits, TensorSource } from '../messages.js';
+import { readSafetensorsHeader } from '../../codecs/safetensors.js';
+
+const SAFETENSORS_FLOATS = { F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64' } as const;
+
+/** One float tensor of a .safetensors file, by name (or the only one). */
+function safetensorsTensor(bytes: Uint8Array, name: string | undefined, limits: TaskLimits, finite: boolean): Tensor {
+  const { tensors } = readSafetensorsHeader(bytes);
+  const names = () => tensors.slice(0, 20).map((t) => t.name).join(', ') + (tensors.length > 20 ? `, ... (${tensors.length} in all)` : '');
+  if (name === undefined && tensors.length !== 1) {
+    throw new Errors.Validation(`querystring/tensor: the file holds ${tensors.length} tensors; name one with ?tensor= (${names()})`);
+  }
+  const t = name === undefined ? tensors[0]! : tensors.find((x) => x.name === name);
+  if (!t) throw new Errors.Validation(`querystring/tensor: no tensor '${name}' in the file (${names()})`);
+  const dtype = (SAFETENSORS_FLOATS as Record<string, (typeof SAFETENSORS_FLOATS)[keyof typeof SAFETENSORS_FLOATS]>)[t.dtype];
+  if (!dtype) throw new Errors.Dtype(`tensor '${t.name}' is ${t.dtype}; only F32, F16, BF16 and F64 tensors are quantized`);
+  return decodeRaw(bytes.subarray(t.begin, t.end), dtype, t.shape, limits, `tensor '${t.name}'`, finite);
+}
 
 /**
  * A body's bytes in this thread, its arena (if any) registered here so the kernels read the
@@ -55,5 +72,7 @@ export function decodeInput(src: TensorSource, limits: TaskLimits, field = 'tens
       if (!tensor) throw new Errors.Npy(`the .npz body has no member tensor.npy (numpy.savez(f, tensor=x, scale=..., zero_point=...))`);
       return npyTensor(tensor, limits, `${field} (tensor.npy)`, finite);
     }
+    case 'safetensors':
+      return safetensorsTensor(localBytes(src), src.tensor, limits, finite);
   }
 }

@@ -61,6 +61,15 @@ export async function timed<T>(times: StageTimes, stage: keyof StageTimes, fn: (
   }
 }
 
+/**
+ * The stages that ran, in unrounded milliseconds, for the metrics: a stage that did not run
+ * (validation off, say) took exactly 0 and is left out.
+ */
+export function stageTimes(times: StageTimes, quantizeMs: number): Record<string, number> {
+  const all: Record<string, number> = { ...times, quantize: quantizeMs };
+  return Object.fromEntries(Object.entries(all).filter(([, ms]) => ms > 0));
+}
+
 export function coreOptions(o: ModelTaskOptions): ModelQuantOptions {
   return modelQuantOptions({
     bits: o.bits,

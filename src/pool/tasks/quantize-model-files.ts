@@ -5,7 +5,7 @@ import { FileExternalData, readWholeFile } from '../../onnx/io/files.js';
 import { writeModelFiles } from '../../onnx/io/write-model.js';
 import { checkpoint } from '../cancel.js';
 import type { Task, TaskReply } from '../messages.js';
-import { buildReport, prepare, quantizeStage, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
+import { buildReport, prepare, quantizeStage, stageTimes, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
 import { summaryHeader } from './model-reply.js';
 import { measureLatency } from '../../onnx/runtime/latency.js';
 import { calibrationSamples, isStatic, staticReportOf, staticStage } from './static-stage.js';
@@ -69,7 +69,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
     const staticPart = isStatic(q) ? await staticReportOf(q, result) : undefined;
     const report = buildReport(q, inBytes, artifacts.reduce((s, a) => s + a.size, 0), validation, times, { latency, static: staticPart });
     const meta = { report, summaryHeader: summaryHeader(report), artifacts: artifacts.map(({ name, size, crc }) => ({ name, size, crc })) };
-    return { body: jsonBody({ ok: true }), contentType: 'application/json', log: {}, meta };
+    return { body: jsonBody({ ok: true }), contentType: 'application/json', log: {}, meta, stages: stageTimes(times, q.quantizeMs) };
   } finally {
     external.close();
     channel.close();

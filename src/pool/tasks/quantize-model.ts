@@ -4,7 +4,7 @@ import { compareRun, referenceRun } from '../../onnx/runtime/validate.js';
 import { inlineModelParts, PROTOBUF_LIMIT } from '../../onnx/io/write-model.js';
 import { checkpoint } from '../cancel.js';
 import type { Task, TaskReply } from '../messages.js';
-import { buildReport, prepare, quantizeStage, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
+import { buildReport, prepare, quantizeStage, stageTimes, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
 import { modelReply } from './model-reply.js';
 import { measureLatency } from '../../onnx/runtime/latency.js';
 import { calibrationSamples, isStatic, staticReportOf, staticStage } from './static-stage.js';
@@ -44,5 +44,6 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
   checkpoint(task.cancel);
   const latency = task.options.measure_latency ? await measureLatency(original, { bytes: model }, { user: prepared.user, dims: task.options.dims, maxElements: task.limits.maxElements, checkpoint: () => checkpoint(task.cancel) }) : undefined;
   const staticPart = isStatic(q) ? await staticReportOf(q, { bytes: model }) : undefined;
-  return modelReply(task, model, buildReport(q, inBytes, model.length, validation, times, { latency, static: staticPart }));
+  const report = buildReport(q, inBytes, model.length, validation, times, { latency, static: staticPart });
+  return { ...modelReply(task, model, report), stages: stageTimes(times, q.quantizeMs) };
 }

@@ -1,10 +1,10 @@
 import { encodeNpy, npyHeaderBytes } from '../../codecs/npy.js';
 import { encodeNpz } from '../../codecs/npz.js';
 import { INT_DTYPE_INFO } from '../../core/dtypes.js';
-import { reportFromSums } from '../../core/metrics.js';
+import { errorHistogram, reportFromSums } from '../../core/metrics.js';
 import { pack } from '../../core/pack.js';
 import { givenParams } from '../../core/given.js';
-import { calibrate, intParamsOf, planParams, quantize, quantizeWith, type QuantSpec } from '../../core/quantize.js';
+import { calibrate, dequantizeWith, intParamsOf, planParams, quantize, quantizeWith, type QuantSpec } from '../../core/quantize.js';
 import { METHODS } from '../../core/methods/index.js';
 import type { Task, TaskReply } from '../messages.js';
 import { decodeInput, npyTensor, npzMembers } from './decode-input.js';
@@ -95,6 +95,8 @@ export function runQuantize(task: Extract<Task, { op: 'quantize' }>): TaskReply 
     q_max: params.qMax,
     ...params4json,
     error: errorReport,
+    // Costs a dequantized copy of the tensor, so only when asked for.
+    ...(task.options.histogram_bins ? { error_histogram: errorHistogram(data, dequantizeWith(done.q, params), task.options.histogram_bins) } : {}),
     size: sizeReport(params, data.length, zeroPoint !== undefined),
   };
   const log = { shape, elements: data.length };
@@ -115,7 +117,7 @@ export function runQuantize(task: Extract<Task, { op: 'quantize' }>): TaskReply 
   const b64 = Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength).toString('base64');
   const quantized: Record<string, unknown> = { dtype: params.dtype, encoding: 'base64', data: RAW };
   if (task.options.include_values) quantized.values = Array.from(done.q);
-  const { scale, zero_point, error, size, ...head } = report;
-  const body = jsonBodyWithRaw({ ...head, quantized, scale, zero_point, error, size }, RAW, b64);
+  const { scale, zero_point, error, error_histogram, size, ...head } = report;
+  const body = jsonBodyWithRaw({ ...head, quantized, scale, zero_point, error, error_histogram, size }, RAW, b64);
   return { body, contentType: 'application/json', log };
 }

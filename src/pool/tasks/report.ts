@@ -4,7 +4,7 @@ import { nest } from '../../core/shape.js';
 import type { QuantizeOptions } from '../messages.js';
 
 /** The spec the core runs, with the axis default that depends on the granularity. */
-export function specOf(o: Omit<QuantizeOptions, 'include_values' | 'compare_methods'>): QuantSpec {
+export function specOf(o: Omit<QuantizeOptions, 'include_values' | 'compare_methods' | 'histogram_bins'>): QuantSpec {
   return {
     bits: o.bits,
     scheme: o.scheme,
