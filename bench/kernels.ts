@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
-import { calibrate, dequantizeWith, quantize, quantizeIntegers, quantizeValues, type QuantSpec } from '../src/core/quantize.js';
+import { calibrate, dequantizeWith, quantize, quantizeIntegers, quantizeValues, quantizeWith, type QuantSpec } from '../src/core/quantize.js';
+import { givenParams } from '../src/core/given.js';
 import { pack } from '../src/core/pack.js';
 import { arenaAlloc, tensorFloats } from '../src/core/kernels/arenas.js';
 import { arenaOf, CHUNK, getKernels, LAYOUT } from '../src/core/kernels/runtime.js';
@@ -81,6 +82,10 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
   const perChannel = await rate(() => quantizeIntegers(xa, [side, side], channelSpec, q8a));
   details.push({ name: 'int8 per channel, staged', value: await rate(() => quantizeIntegers(x, [side, side], channelSpec, q8)), unit: 'Melem/s' });
   details.push({ name: 'int8 per channel: elements differing from QuantizeLinear per axis', value: mismatches((await perAxis.run({ X: X2, S })).Q!.data as Int8Array, quantizeValues(x, channelParams).q), unit: 'count' });
+  // The same job as onnxruntime's: scales given (POST /v1/quantize with scale), no calibration.
+  const given = { data: channelParams.scale, shape: [side] };
+  const perChannelGiven = await rate(() => quantizeValues(xa, givenParams([side, side], channelSpec, given), q8a));
+  const givenWithReport = await rate(() => quantizeWith(xa, givenParams([side, side], channelSpec, given)));
 
   // int4 symmetric per group of 128 along the last axis, packed two per byte
   const groupSpec: QuantSpec = { ...SPEC, bits: 4, granularity: 'per_group', axis: -1, groupSize: 128 };
@@ -131,6 +136,7 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
       row({ name: 'kernel.int8_sym_per_tensor', value: int8, unit: 'Melem/s', baselineName: 'onnxruntime Abs→ReduceMax→Div→QuantizeLinear', baselineValue: ortSym, better: 'higher', target: 1.8, note: `${note}; min-max calibration + quantize into a given array, no error report (quantize() with it: ${int8Report.toFixed(0)} Melem/s)` }),
       row({ name: 'kernel.uint8_asym_per_tensor', value: uint8, unit: 'Melem/s', baselineName: 'onnxruntime DynamicQuantizeLinear', baselineValue: ortDyn, better: 'higher', target: 1.0, note }),
       row({ name: 'kernel.int8_per_channel', value: perChannel, unit: 'Melem/s', baselineName: 'onnxruntime QuantizeLinear per axis (scales given)', baselineValue: ortAxis, better: 'higher', target: 0.9, note: `[${side}, ${side}] axis 0, with calibration` }),
+      row({ name: 'kernel.int8_per_channel_given', value: perChannelGiven, unit: 'Melem/s', baselineName: 'onnxruntime QuantizeLinear per axis (scales given)', baselineValue: ortAxis, better: 'higher', target: 0.9, note: `[${side}, ${side}] axis 0, scales given (no calibration); with the error report (quantizeWith): ${givenWithReport.toFixed(0)} Melem/s` }),
       row({ name: 'kernel.int4_per_group', value: int4, unit: 'Melem/s', baselineName: 'kernel.int8_sym_per_tensor', baselineValue: int8, better: 'higher', target: 1.0, note: `[${side}, ${side}] int4 symmetric, groups of 128 along the last axis, calibrate + quantize + pack` }),
       row({ name: 'kernel.dequantize', value: dequant, unit: 'Melem/s', baselineName: 'copy floor (Float32Array.set)', baselineValue: copy, better: 'higher', target: 0.7, note: 'int8 per tensor into a preallocated Float32Array' }),
     ],

@@ -367,7 +367,7 @@ function decodeLinear(buf: Uint8Array, h: NpyHeader, out: Float32Array): void {
 }
 
 /** Scatters Fortran-order src into C-order dst, walking src linearly with an odometer. */
-function fortranToC(src: Float32Array, shape: readonly number[], dst: Float32Array): void {
+function fortranToC(src: Float32Array | Float64Array, shape: readonly number[], dst: Float32Array | Float64Array): void {
   const rank = shape.length;
   const cStride = new Array<number>(rank);
   for (let k = rank - 1, s = 1; k >= 0; k--) {
@@ -519,4 +519,51 @@ export function encodeNpy(data: ArrayBufferView, descr: string, shape: readonly 
   writeHeader(out, layout);
   out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), layout.size);
   return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Numeric arrays of any element type (scale and zero-point members, model inputs)
+
+export const NPY_NUMERIC_DTYPES = ['float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64', 'bool'] as const satisfies readonly NpyNumericDescr[];
+export type NpyNumericDType = NpyNumericDescr;
+
+/**
+ * Any numeric .npy as float64 values in C order, with its element type. 64-bit integers
+ * past 2^53 (which a double cannot hold exactly) are refused, naming the first.
+ */
+export function readNpyNumeric(buf: Uint8Array, limits: Limits, field = 'array'): { dtype: NpyNumericDType; shape: number[]; data: Float64Array } {
+  const h = parseHeader(buf, limits, true);
+  const n = elementCount(h.shape);
+  const size = ITEM_BYTES[h.dtype];
+  const view = new DataView(buf.buffer, buf.byteOffset + h.dataOffset, n * size);
+  const le = h.littleEndian;
+  const linear = new Float64Array(n);
+  const read: (i: number) => number = (() => {
+    switch (h.dtype) {
+      case 'float16': return (i) => halfToFloat(view.getUint16(i * 2, le));
+      case 'float32': return (i) => view.getFloat32(i * 4, le);
+      case 'float64': return (i) => view.getFloat64(i * 8, le);
+      case 'int8': return (i) => view.getInt8(i);
+      case 'uint8': return (i) => view.getUint8(i);
+      case 'bool': return (i) => (view.getUint8(i) !== 0 ? 1 : 0);
+      case 'int16': return (i) => view.getInt16(i * 2, le);
+      case 'uint16': return (i) => view.getUint16(i * 2, le);
+      case 'int32': return (i) => view.getInt32(i * 4, le);
+      case 'uint32': return (i) => view.getUint32(i * 4, le);
+      case 'int64': return (i) => exact(view.getBigInt64(i * 8, le), i);
+      case 'uint64': return (i) => exact(view.getBigUint64(i * 8, le), i);
+    }
+  })();
+  function exact(v: bigint, i: number): number {
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new Errors.Npy(`${field}: element ${i} is ${show(String(v))}, past the 2^53 a value may have here`);
+    }
+    return Number(v);
+  }
+  for (let i = 0; i < n; i++) linear[i] = read(i);
+  const fortran = h.fortranOrder && h.shape.filter((d) => d > 1).length > 1;
+  if (!fortran) return { dtype: h.dtype, shape: h.shape, data: linear };
+  const data = new Float64Array(n);
+  fortranToC(linear, h.shape, data);
+  return { dtype: h.dtype, shape: h.shape, data };
 }

@@ -7,19 +7,26 @@ export interface ErrorReport {
   snr_db: number | null;
   clipped: number;
   clipped_fraction: number;
+  /** NaN and ±Infinity inputs (given scales only), left out of the other figures. */
+  non_finite?: number;
 }
 
 export function reportFromSums(s: ErrorSums): ErrorReport {
-  const meanX2 = s.sumX2 / s.count;
-  const mse = s.sumSq / s.count;
-  return {
+  const nonFinite = s.nonFinite ?? 0;
+  // An all-NaN tensor has no finite element to measure: zero error rather than 0 / 0.
+  const per = s.count > 0 || nonFinite === 0 ? s.count : 1;
+  const meanX2 = s.sumX2 / per;
+  const mse = s.sumSq / per;
+  const report: ErrorReport = {
     max_error: s.maxError,
-    mean_error: s.sumAbs / s.count,
+    mean_error: s.sumAbs / per,
     mse,
     snr_db: meanX2 === 0 ? null : 10 * Math.log10(meanX2 / (mse + 1e-10)),
     clipped: s.clipped,
-    clipped_fraction: s.clipped / s.count,
+    clipped_fraction: s.clipped / (s.count + nonFinite),
   };
+  if (nonFinite > 0) report.non_finite = nonFinite;
+  return report;
 }
 
 /** Error sums of x against a reconstruction, in float64 (clipping is not known here). */

@@ -139,7 +139,10 @@ export function calibrate(x: Float32Array, shape: Shape, spec: QuantSpec): Quant
 
 /** Sums the error report is built from, gathered in the same pass that quantizes. */
 export interface ErrorSums {
+  /** Elements the sums cover: the finite ones. */
   count: number;
+  /** NaN and ±Inf elements (only given scales admit them): quantized, but left out of the sums. */
+  nonFinite?: number;
   clipped: number;
   maxError: number;
   sumAbs: number;

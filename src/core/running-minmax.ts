@@ -24,6 +24,14 @@ export class RunningMinMax {
     this.counted += n;
   }
 
+  /** A sample already reduced elsewhere (onnxruntime's ReduceMin/ReduceMax): its extremes and size. */
+  addExtremes(min: number, max: number, size: number): void {
+    if (size === 0) return;
+    if (min < this.min) this.min = min;
+    if (max > this.max) this.max = max;
+    this.counted += size;
+  }
+
   /** [min, max], or [-m, m] with m = max(|min|, |max|) when symmetric; [0, 0] before any value. */
   range(symmetric: boolean): { lo: number; hi: number } {
     if (this.counted === 0) return { lo: 0, hi: 0 };

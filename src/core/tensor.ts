@@ -38,7 +38,7 @@ export function assertFinite(x: Float32Array, shape: Shape, field: string): void
  * Little-endian bytes of a float dtype → float32. float32 input that is 4-byte aligned is
  * used in place (the body buffer was transferred to this thread, nobody else holds it).
  */
-export function decodeRaw(bytes: Uint8Array, dtype: FloatDType, shape: number[], limits: Limits, field = 'tensor'): Tensor {
+export function decodeRaw(bytes: Uint8Array, dtype: FloatDType, shape: number[], limits: Limits, field = 'tensor', finite = true): Tensor {
   const n = checkElementLimits(shape, limits, `${field}.shape`);
   const width = FLOAT_BYTES[dtype];
   if (bytes.byteLength !== n * width) {
@@ -67,13 +67,13 @@ export function decodeRaw(bytes: Uint8Array, dtype: FloatDType, shape: number[],
         break;
     }
   }
-  assertFinite(data, shape, field);
+  if (finite) assertFinite(data, shape, field);
   return { data, shape };
 }
 
 const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 
-export function decodeBase64(b64: string, dtype: FloatDType, shape: number[], limits: Limits, field = 'tensor'): Tensor {
+export function decodeBase64(b64: string, dtype: FloatDType, shape: number[], limits: Limits, field = 'tensor', finite = true): Tensor {
   const n = checkElementLimits(shape, limits, `${field}.shape`);
   const clean = b64.replace(/\s+/g, '');
   if (clean.length % 4 !== 0 || !BASE64_RE.test(clean)) {
@@ -90,7 +90,7 @@ export function decodeBase64(b64: string, dtype: FloatDType, shape: number[], li
   // collect the request's big base64 strings (arenas are not counted as external memory),
   // and the kernels' staging costs little next to the JSON and base64 work of this path.
   const buf = Buffer.from(clean, 'base64');
-  return decodeRaw(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), dtype, shape, limits, field);
+  return decodeRaw(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), dtype, shape, limits, field, finite);
 }
 
 /** Infers the shape of nested arrays; ragged nesting is an error that names the path. */

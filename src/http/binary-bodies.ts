@@ -2,12 +2,12 @@ import fp from 'fastify-plugin';
 import { Errors } from '../errors.js';
 import { releaseBody } from './arena-pool.js';
 import { tensorBodyParser } from './tensor-body.js';
-import { NPY, OCTET } from './tensor-source.js';
+import { NPY, NPZ, OCTET } from './tensor-source.js';
 
-const BINARY = [NPY, OCTET];
+const BINARY = [NPY, OCTET, NPZ];
 
 /**
- * Binary bodies (NPY, raw bytes) are read as Buffers, within BODY_LIMIT unless a route sets
+ * Binary bodies (NPY, NPZ, raw bytes) are read as Buffers, within BODY_LIMIT unless a route sets
  * its own limit. They are parsed for every route, so each route says which it takes in its
  * schema's `consumes`; any other route refuses them with a 415 before reading the body
  * (a Buffer where a handler expects JSON would otherwise reach it unvalidated).

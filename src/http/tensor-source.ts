@@ -35,6 +35,9 @@ export function fromBinary(
   if (request.headers['content-type']?.startsWith(NPY)) {
     return { source: { kind: 'npy', bytes, arena }, transferList };
   }
+  if (request.headers['content-type']?.startsWith(NPZ)) {
+    return { source: { kind: 'npz', bytes, arena }, transferList };
+  }
   if (!query.shape) {
     throw new Errors.Validation('querystring/shape is required with application/octet-stream, e.g. ?shape=256,512');
   }

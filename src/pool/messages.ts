@@ -15,7 +15,12 @@ export type TensorSource =
   | { kind: 'json'; data: unknown[]; shape?: number[] | undefined }
   | { kind: 'b64'; b64: string; dtype: FloatDType; shape: number[] }
   | { kind: 'raw'; bytes: Uint8Array; dtype: FloatDType; shape: number[]; arena?: WasmMemory | undefined }
-  | { kind: 'npy'; bytes: Uint8Array; arena?: WasmMemory | undefined };
+  | { kind: 'npy'; bytes: Uint8Array; arena?: WasmMemory | undefined }
+  /** An .npz whose member `tensor` is the tensor (and `scale`, `zero_point` given parameters). */
+  | { kind: 'npz'; bytes: Uint8Array; arena?: WasmMemory | undefined };
+
+/** A given scale or zero point as sent: a JSON number or nested arrays, or query text "0.1,0.2" (flat, C order). */
+export type GivenParamInput = number | unknown[] | string;
 
 export interface QuantizeOptions {
   bits: number;
@@ -27,6 +32,9 @@ export interface QuantizeOptions {
   calibration: CalibrationMethod;
   percentile: number;
   include_values: boolean;
+  /** Given parameters: no calibration, QuantizeLinear with exactly these. */
+  scale?: GivenParamInput | undefined;
+  zero_point?: GivenParamInput | undefined;
 }
 
 export interface AnalyzeOptions {
@@ -51,14 +59,22 @@ export interface MatmulTaskOptions {
 /** The /v1/quantize response as the client sent it back (validated at the edge). */
 export interface DequantizePayload {
   shape: number[];
-  bits: number;
-  scheme: Scheme;
+  /** Defaults from quantized.dtype: its storage bits, symmetric for int types, asymmetric for uint. */
+  bits?: number | undefined;
+  scheme?: Scheme | undefined;
   granularity: Granularity;
   axis: number | null;
   group_size: number | null;
-  quantized: { dtype: string; data: string };
-  scale: unknown;
-  zero_point: unknown;
+  /** Packed base64 `data`, or the integers as flat `values`. */
+  quantized: { dtype: string; data?: string | undefined; values?: number[] | undefined };
+  scale: GivenParamInput;
+  zero_point?: GivenParamInput | undefined;
+}
+
+/** An .npz with quantized, scale and zero_point members (what /v1/quantize returns), options from the query or its report.json. */
+export interface DequantizeNpz {
+  bytes: Uint8Array;
+  query: { bits?: number | undefined; scheme?: Scheme | undefined; granularity?: Granularity | undefined; axis?: number | undefined; group_size?: number | undefined };
 }
 
 export interface ModelTaskOptions {
@@ -85,6 +101,8 @@ export interface ModelTaskOptions {
   held_back?: number | undefined;
   target_snr_db?: number | undefined;
   max_cosine_drop?: number | undefined;
+  /** Symbolic dimension values for the generated validation inputs. */
+  dims?: Record<string, number> | undefined;
 }
 
 /** An uploaded file: an external data file (named by its location) or the inputs .npz. */
@@ -103,7 +121,7 @@ export interface TaskLimits extends Limits {
 
 export type Task =
   | { op: 'quantize'; input: TensorSource; options: QuantizeOptions; accept: 'json' | 'npz'; limits: TaskLimits }
-  | { op: 'dequantize'; payload: DequantizePayload; accept: 'json' | 'npy'; limits: TaskLimits }
+  | { op: 'dequantize'; payload?: DequantizePayload; npz?: DequantizeNpz; accept: 'json' | 'npy'; limits: TaskLimits }
   | { op: 'analyze'; input: TensorSource; options: AnalyzeOptions; limits: TaskLimits }
   | { op: 'matmul'; a: TensorSource; b: TensorSource; options: MatmulTaskOptions; limits: TaskLimits }
   | {

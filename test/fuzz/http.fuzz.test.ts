@@ -5,6 +5,8 @@ import type { FastifyInstance } from 'fastify';
 import { encodeNpy, readNpy } from '../../src/codecs/npy.js';
 import { pack } from '../../src/core/pack.js';
 import { quantize } from '../../src/core/quantize.js';
+import { givenParams } from '../../src/core/given.js';
+import { quantizeWithReference } from '../../src/core/reference/quantize.js';
 import { testApp } from '../http/helpers.js';
 
 // Over HTTP (in process, through fastify's inject): whatever arrives, the answer is a 2xx
@@ -14,7 +16,7 @@ const MAX_ELEMENTS = 1 << 16;
 const app: FastifyInstance = await testApp({ maxElements: MAX_ELEMENTS, bodyLimit: 1 << 20 });
 const RUNS = { seed: 0x5eed, numRuns: 150 } as const;
 const ROUTES = ['/v1/quantize', '/v1/dequantize', '/v1/analyze', '/v1/matmul'];
-const TYPES = ['application/json', 'application/x-npy', 'application/octet-stream', 'text/plain', 'application/x-www-form-urlencoded', 'image/png', ''];
+const TYPES = ['application/json', 'application/x-npy', 'application/x-npz', 'application/octet-stream', 'text/plain', 'application/x-www-form-urlencoded', 'image/png', ''];
 
 interface Answer {
   statusCode: number;
@@ -152,6 +154,42 @@ test('arbitrary JSON values as bodies and tensors: never a 5xx', async () => {
     }),
     { ...RUNS, numRuns: 300 },
   );
+});
+
+test('given scale and zero_point (any numbers, shapes and forms, NaN/Inf data): a 200 is the reference\'s integers, else a 4xx', async () => {
+  const param = fc.oneof(
+    { weight: 6, arbitrary: fc.double({ min: 1e-4, max: 10, noNaN: true }) },
+    fc.integer({ min: -3, max: 300 }),
+    fc.double({ min: -1, max: 1e3 }),
+    fc.array(fc.oneof(fc.double({ min: 1e-6, max: 10, noNaN: true }), fc.integer({ min: -300, max: 300 })), { maxLength: 12 }),
+    fc.array(fc.array(fc.double({ min: 1e-3, max: 5, noNaN: true }), { maxLength: 4 }), { maxLength: 4 }),
+    fc.array(fc.double({ min: 1e-3, max: 5, noNaN: true }), { maxLength: 8 }).map((a) => a.join(',')),
+    fc.constantFrom('x', '', '1,,2', '1e400'),
+  );
+  const zeroPoints = fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 2, arbitrary: fc.integer({ min: 0, max: 3 }) }, { weight: 1, arbitrary: param });
+  const special = fc.array(fc.constantFrom(NaN, Infinity, -Infinity, 0, -0, 3.5), { maxLength: 3 });
+  let answered = 0;
+  await fc.assert(
+    fc.asyncProperty(npyFile, options, param, zeroPoints, special, async (file, o, scale, zeroPoint, extra) => {
+      const { header, data } = readNpy(new Uint8Array(file), { maxElements: MAX_ELEMENTS, maxDims: 8 });
+      const x = Float32Array.from(data);
+      extra.forEach((v, i) => (x[i % x.length] = v));
+      const body = Buffer.from(encodeNpy(x, '<f4', header.shape));
+      const q = { ...o, scale: Array.isArray(scale) ? scale.flat().join(',') : String(scale), ...(zeroPoint === undefined ? {} : { zero_point: Array.isArray(zeroPoint) ? zeroPoint.flat().join(',') : String(zeroPoint) }) };
+      const res = await post(`/v1/quantize?${queryOf(q)}`, 'application/x-npy', body);
+      assertNot5xx(res, `given ${queryOf(q)}`);
+      if (res.statusCode !== 200) return;
+      answered++;
+      const reply = JSON.parse(res.body);
+      const granularity = reply.granularity as 'per_tensor' | 'per_channel' | 'per_group';
+      const spec = { bits: reply.bits, scheme: reply.scheme, granularity, axis: reply.axis ?? 0, groupSize: reply.group_size ?? 1 };
+      const params = givenParams(header.shape, spec, { data: [reply.scale].flat(8) as number[], shape: 'flat' }, { data: [reply.zero_point].flat(8) as number[], shape: 'flat' });
+      const ref = quantizeWithReference(x, params);
+      assert.equal(reply.quantized.data, Buffer.from(pack(ref.q, params.dtype)).toString('base64'));
+    }),
+    RUNS,
+  );
+  assert.ok(answered > 5, `only ${answered} of ${RUNS.numRuns} given-parameter requests were answered`);
 });
 
 test('the service still answers correctly after the fuzzing', async () => {

@@ -155,7 +155,7 @@ describe('POST /v1/models/quantize', () => {
 
   it('skips validation on request', async () => {
     const res = await octet(mlp, '?validate=false').expect(200);
-    assert.deepEqual(JSON.parse(res.headers['x-quantization-summary'] as string).validation, { status: 'skipped', reason: 'validate=false' });
+    assert.deepEqual(JSON.parse(res.headers['x-quantization-summary'] as string).validation, { status: 'skipped', reason: 'validate=false', what_to_send: 'validate=true to compare both models in onnxruntime' });
   });
 });
 
@@ -176,6 +176,24 @@ describe('POST /v1/models/quantize refuses bad uploads with a 400 that says why'
       outputs: [valueInfo('y', DataType.float32, [1, 4])],
     });
     await expectError(octet(Buffer.from(encodeModelBytes(model(g)))), 400, 'QUANT_ERR_ONNX', /node 0 'mm' \(MatMul\) input 1 'W'/);
+  });
+
+  it('a graph ONNX rejects: a name defined twice is a 400 naming it, never a quantized model', async () => {
+    const W = floatTensor('W', [4, 4], randn(16, 1));
+    const twoInits = graph({
+      nodes: [node('MatMul', ['x', 'W'], ['y'], { name: 'mm' })],
+      initializers: [W, { ...W }],
+      inputs: [valueInfo('x', DataType.float32, [1, 4])],
+      outputs: [valueInfo('y', DataType.float32, [1, 4])],
+    });
+    await expectError(octet(Buffer.from(encodeModelBytes(model(twoInits)))), 400, 'QUANT_ERR_ONNX', /two initializers are named 'W'/);
+    const twoOutputs = graph({
+      nodes: [node('MatMul', ['x', 'W'], ['y'], { name: 'mm' }), node('Relu', ['x'], ['y'], { name: 'relu' })],
+      initializers: [W],
+      inputs: [valueInfo('x', DataType.float32, [1, 4])],
+      outputs: [valueInfo('y', DataType.float32, [1, 4])],
+    });
+    await expectError(octet(Buffer.from(encodeModelBytes(model(twoOutputs))), '?min_elements=1'), 400, 'QUANT_ERR_ONNX', /'y' is defined twice, as output of node 0 'mm' \(MatMul\) and as output of node 1 'relu'/);
   });
 
   it('a weight whose dims promise more values than its data holds', async () => {

@@ -133,7 +133,7 @@ test('dequantize rejects a reply whose parts do not fit together', async () => {
   const wrongDtype = await server().post('/v1/dequantize').send({ ...q.body, quantized: { ...q.body.quantized, dtype: 'int4' } }).expect(400);
   assert.match(wrongDtype.body.message, /quantized\.dtype is int4/);
   const wrongScale = await server().post('/v1/dequantize').send({ ...q.body, scale: [1, 2] }).expect(400);
-  assert.match(wrongScale.body.message, /scale has shape \[2\]; these options need \[4\]/);
+  assert.match(wrongScale.body.message, /scale has shape \[2\]; granularity per_channel on axis 0 of a \[4\] tensor needs shape \[4\]/);
   const short = await server().post('/v1/dequantize').send({ ...q.body, quantized: { ...q.body.quantized, data: 'AAA=' } }).expect(400);
   assert.match(short.body.message, /decodes to 2 bytes/);
 });

@@ -31,6 +31,10 @@ describe('format=static', () => {
     const res = await post().set('accept', 'application/json').field('format', 'static').attach('model', resnet, 'resnet.onnx').attach('calibration', calibration, 'samples.npz').expect(200);
     const report = ModelJsonResponse.parse(json(res));
     assert.equal(report.summary.format, 'static');
+    const header = JSON.parse(res.headers['x-quantization-summary'] as string);
+    assert.equal(header.format, 'static');
+    assert.equal(header.static.excluded, 0);
+    assert.ok(header.speedup_1_thread > 0);
     const s = report.static!;
     assert.equal(s.calibration_data, 'user');
     assert.equal(s.calibration_samples + s.held_back_samples, N);

@@ -22,7 +22,8 @@ test('Swagger UI is served at /docs and the document at /openapi.json', async ()
   assert.equal(doc.openapi, '3.1.0');
   for (const path of ['/v1/quantize', '/v1/dequantize', '/v1/analyze', '/v1/matmul']) assert.ok(doc.paths[path]?.post, path);
   const content = doc.paths['/v1/quantize'].post.requestBody.content;
-  assert.deepEqual(Object.keys(content).sort(), ['application/json', 'application/octet-stream', 'application/x-npy']);
+  assert.deepEqual(Object.keys(content).sort(), ['application/json', 'application/octet-stream', 'application/x-npy', 'application/x-npz']);
+  assert.equal(content['application/x-npz'].schema.format, 'binary');
   assert.equal(content['application/x-npy'].schema.format, 'binary');
   assert.ok(content['application/json'].schema.properties.tensor);
 });

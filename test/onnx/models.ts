@@ -1,4 +1,4 @@
-import { attrs, floatTensor, graph, model, node, valueInfo } from '../../src/onnx/graph/build.js';
+import { attrs, floatTensor, graph, int64Tensor, model, node, valueInfo } from '../../src/onnx/graph/build.js';
 import { encodeModelBytes } from '../../src/onnx/proto/encode.js';
 import { DataType, type OnnxModel, type OnnxNode, type OnnxTensor } from '../../src/onnx/proto/model.js';
 
@@ -153,4 +153,59 @@ export function withExternalData(b: BuiltModel, names: string[], location: strin
   });
   const m = { ...b.model, graph: { ...b.model.graph, initializers } };
   return { model: m, bytes: encodeModelBytes(m), data: Buffer.concat(chunks) };
+}
+
+/**
+ * x[1, 16, height, width] → Conv(W [64, 16, 3, 3], pads 1) → h → h - GlobalAveragePool(h) → y.
+ * At 1×1 (symbolic dims set to 1) h equals its own mean: y is all zero on any weights.
+ */
+export function meanRemovedConv(opset = 17): BuiltModel {
+  return built(
+    model(
+      graph({
+        nodes: [
+          node('Conv', ['x', 'W'], ['h'], { name: 'conv', attributes: [attrs.ints('pads', [1, 1, 1, 1])] }),
+          node('GlobalAveragePool', ['h'], ['m'], { name: 'gap' }),
+          node('Sub', ['h', 'm'], ['y'], { name: 'center' }),
+        ],
+        initializers: [weight('W', [64, 16, 3, 3], 144, 21)],
+        inputs: [valueInfo('x', F, [1, 16, 'height', 'width'])],
+        outputs: [valueInfo('y', F, [1, 64, 'height', 'width'])],
+      }),
+      { opset },
+    ),
+  );
+}
+
+/** A streaming layer: x[1, 32, sequence] → Pad(reflect, 1 each side) → Conv(W [64, 32, 3]) → y; reflect padding needs sequence ≥ 2. */
+export function reflectPadConv(opset = 17): BuiltModel {
+  return built(
+    model(
+      graph({
+        nodes: [
+          node('Pad', ['x', 'pads'], ['p'], { name: 'pad', attributes: [attrs.string('mode', 'reflect')] }),
+          node('Conv', ['p', 'W'], ['y'], { name: 'conv' }),
+        ],
+        initializers: [int64Tensor('pads', [6], [0, 0, 1, 0, 0, 1]), weight('W', [64, 32, 3], 96, 22)],
+        inputs: [valueInfo('x', F, [1, 32, 'sequence'])],
+        outputs: [valueInfo('y', F, [1, 64, 'sequence'])],
+      }),
+      { opset },
+    ),
+  );
+}
+
+/** ids int64[1, sequence] → Gather(E [100, 64]) → MatMul(W [64, 64]) → y: an integer input. */
+export function embeddingNet(opset = 17): BuiltModel {
+  return built(
+    model(
+      graph({
+        nodes: [node('Gather', ['E', 'ids'], ['e'], { name: 'embed' }), node('MatMul', ['e', 'W'], ['y'], { name: 'proj' })],
+        initializers: [weight('E', [100, 64], 1, 23), weight('W', [64, 64], 64, 24)],
+        inputs: [valueInfo('ids', DataType.int64, [1, 'sequence'])],
+        outputs: [valueInfo('y', F, [1, 'sequence', 64])],
+      }),
+      { opset },
+    ),
+  );
 }

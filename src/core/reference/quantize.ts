@@ -56,20 +56,31 @@ export function quantizeWithReference(x: Float32Array, params: QuantParams, out?
   const q = out ?? INT_DTYPE_INFO[params.dtype].create(x.length);
   const { scale, zeroPoint, qMin, qMax } = params;
   const sums: ErrorSums = { count: x.length, clipped: 0, maxError: 0, sumAbs: 0, sumSq: 0, sumX2: 0 };
+  let nonFinite = 0;
   forEachElement(params.plan, (idx, p) => {
     const v = x[idx]!;
     const s = scale[p]!;
     const zp = zeroPoint[p]!;
     const raw = rint(f32(v / s)) + zp;
     if (raw < qMin || raw > qMax) sums.clipped++;
-    const qv = clamp(raw, qMin, qMax);
+    // onnxruntime's QuantizeLinear: NaN gives the zero point, ±Inf saturate (as clamp does).
+    const qv = Number.isNaN(raw) ? zp : clamp(raw, qMin, qMax);
     q[idx] = qv;
+    // The error report covers the finite elements; NaN and ±Inf are counted apart.
+    if (v - v !== 0) {
+      nonFinite++;
+      return;
+    }
     const e = Math.abs(v - mulSat(qv - zp, s));
     if (e > sums.maxError) sums.maxError = e;
     sums.sumAbs += e;
     sums.sumSq += e * e;
     sums.sumX2 += v * v;
   });
+  if (nonFinite > 0) {
+    sums.count -= nonFinite;
+    sums.nonFinite = nonFinite;
+  }
   return { q, sums };
 }
 

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { BinaryQuery, DequantizeBody, DequantizeResponse, QuantizeJsonBody, QuantizeOptions, QuantizeResponse } from '../schemas/quantize.js';
+import { BinaryQuery, DequantizeBody, DequantizeQuery, DequantizeResponse, QuantizeJsonBody, QuantizeOptions, QuantizeResponse } from '../schemas/quantize.js';
 import { ErrorReply } from '../schemas/common.js';
-import { mergeQueryOptions, splitTensorRequest, NPY, NPZ, OCTET, negotiate } from '../tensor-source.js';
+import { mergeQueryOptions, ownedBytes, splitTensorRequest, NPY, NPZ, OCTET, negotiate } from '../tensor-source.js';
 import { sendReply } from '../send.js';
 
 const OPTION_KEYS = Object.keys(QuantizeOptions.shape);
@@ -16,10 +16,12 @@ export const quantizeRoutes: FastifyPluginAsync = async (app) => {
     schema: {
       summary: 'Quantize a tensor',
       description:
-        'Body: JSON `{tensor, ...options}`, a NumPy .npy file (`application/x-npy`) or raw little-endian values (`application/octet-stream` with `?shape=`). ' +
-        'Options go in the JSON body or the query string. `Accept: application/x-npz` returns an .npz with quantized, scale, zero_point and report.json.',
+        'Body: JSON `{tensor, ...options}`, a NumPy .npy file (`application/x-npy`), raw little-endian values (`application/octet-stream` with `?shape=`) ' +
+        'or an .npz (`application/x-npz`) with the member `tensor` and optionally `scale` and `zero_point`. ' +
+        'Options go in the JSON body or the query string. With `scale` (and `zero_point`) there is no calibration: ONNX QuantizeLinear with exactly those. ' +
+        '`Accept: application/x-npz` returns an .npz with quantized, scale, zero_point and report.json.',
       tags: ['quantize'],
-      consumes: ['application/json', NPY, OCTET],
+      consumes: ['application/json', NPY, OCTET, NPZ],
       produces: ['application/json', NPZ],
       body: QuantizeJsonBody,
       querystring: BinaryQuery,
@@ -36,26 +38,36 @@ export const quantizeRoutes: FastifyPluginAsync = async (app) => {
   r.post('/v1/dequantize', {
     schema: {
       summary: 'Dequantize what /v1/quantize returned',
-      description: 'Post the /v1/quantize JSON response as is. `Accept: application/x-npy` returns an .npy of float32.',
+      description:
+        'ONNX DequantizeLinear, (q - zero_point) * scale in float32. Post the /v1/quantize JSON response as is, or integers (`quantized.values`) with scale and zero_point; ' +
+        'or the .npz /v1/quantize returned (`application/x-npz`: quantized, scale, zero_point, report.json; options in the query string override report.json). ' +
+        '`Accept: application/x-npy` returns an .npy of float32.',
       tags: ['quantize'],
+      consumes: ['application/json', NPZ],
       produces: ['application/json', NPY],
       body: DequantizeBody,
+      querystring: DequantizeQuery,
       response: { 200: DequantizeResponse, ...errors },
     },
     handler: async (request, reply) => {
+      const accept = negotiate(request, ['application/json', NPY]) === NPY ? 'npy' : 'json';
+      if (Buffer.isBuffer(request.body)) {
+        const bytes = ownedBytes(request.body);
+        const npz = { bytes, query: request.query };
+        return sendReply(request, reply, { op: 'dequantize', npz, accept, limits: app.limits }, [bytes.buffer as ArrayBuffer]);
+      }
       const b = request.body;
       const payload = {
         shape: b.shape,
         bits: b.bits,
         scheme: b.scheme,
         granularity: b.granularity,
-        axis: b.axis,
-        group_size: b.group_size,
-        quantized: { dtype: b.quantized.dtype, data: b.quantized.data },
+        axis: b.axis ?? null,
+        group_size: b.group_size ?? null,
+        quantized: { dtype: b.quantized.dtype, data: b.quantized.data, values: b.quantized.values },
         scale: b.scale,
         zero_point: b.zero_point,
       };
-      const accept = negotiate(request, ['application/json', NPY]) === NPY ? 'npy' : 'json';
       return sendReply(request, reply, { op: 'dequantize', payload, accept, limits: app.limits });
     },
   });

@@ -66,6 +66,7 @@ export const ErrorReport = z.object({
   snr_db: z.number().nullable().describe('null when the tensor is all zeros'),
   clipped: z.number().int(),
   clipped_fraction: z.number(),
+  non_finite: z.number().int().optional().describe('With given scales: NaN and ±Infinity inputs (quantized as QuantizeLinear does), left out of the other figures'),
 });
 
 export const SizeReport = z.object({
@@ -76,3 +77,11 @@ export const SizeReport = z.object({
 
 /** A number per tensor, nested arrays in the parameter shape otherwise. */
 export const ParamValue = z.union([z.number(), z.array(z.unknown())]);
+
+/**
+ * A given scale or zero point: a number (per tensor), nested arrays in the parameter shape,
+ * or in a query string comma-separated values in C order.
+ */
+export const GivenParam = z
+  .union([z.number(), z.array(z.unknown()), z.string()])
+  .describe('A number (per_tensor), nested arrays in the parameter shape, or in a query string comma-separated values in C order');

@@ -14,6 +14,26 @@ import { Calibration, Flag, Granularity, GroupSize, Percentile, Scheme } from '.
 const csv = <T extends z.ZodType>(item: T, max: number) =>
   z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : v), z.array(item).max(max));
 
+/** "sequence:512,height:640" → {sequence: 512, height: 640} (already parsed when the route's schema ran first). */
+const DimValues = z.preprocess((v, ctx) => {
+  if (typeof v !== 'string') return v;
+  const out: Record<string, number> = Object.create(null) as Record<string, number>;
+  for (const part of v.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const m = /^(.+?)\s*:\s*(\d+)$/.exec(part);
+    const value = m ? Number(m[2]) : NaN;
+    if (!m || !Number.isSafeInteger(value) || value < 1) {
+      ctx.addIssue({ code: 'custom', message: `'${part.slice(0, 60)}' is not name:size with a size ≥ 1 (e.g. dims=sequence:512,height:640)` });
+      return z.NEVER;
+    }
+    if (Object.hasOwn(out, m[1]!)) {
+      ctx.addIssue({ code: 'custom', message: `'${m[1]!.slice(0, 60)}' is given twice` });
+      return z.NEVER;
+    }
+    out[m[1]!] = value;
+  }
+  return out;
+}, z.record(z.string().max(256), z.number().int().min(1)));
+
 export const ModelOptions = z
   .object({
     bits: z.coerce
@@ -47,6 +67,9 @@ export const ModelOptions = z
     held_back: z.coerce.number().int().min(0).optional().describe('format=static: calibration samples kept out of calibration to measure errors on (default a quarter of N, at most 64)'),
     target_snr_db: z.coerce.number().min(-100).max(200).optional().describe('format=static: return the worst layers to float until every output reaches this SNR on the held-back samples'),
     max_cosine_drop: z.coerce.number().min(0).max(2).optional().describe('format=static: as target_snr_db, with 1 − cosine similarity of every output at most this'),
+    dims: DimValues.optional().describe(
+      'Values for the symbolic dimensions of the inputs validation generates, e.g. sequence:512,height:640,width:640 (default 1 each); an alternative to an inputs .npz',
+    ),
   })
   .strict();
 
@@ -81,20 +104,30 @@ const Output = z.object({
   mean_abs_error: z.number(),
   cosine_similarity: z.number(),
   snr_db: z.number().nullable(),
+  constant: z.literal(true).optional().describe('Present when the output is constant (or all zero) on both models: its figures say nothing'),
 });
 
 const Run = z.object({ session_options: z.string(), outputs: z.array(Output) });
 
+const Compared = {
+  seed: z.number().int(),
+  inputs: z.array(z.object({ name: z.string(), dtype: z.string(), shape: z.array(z.number().int()), source: z.enum(['random', 'zeros', 'user']) })),
+  dims: z.record(z.string(), z.number().int()).describe('The value each symbolic dimension of the generated inputs took'),
+  weights_only: Run.describe('onnxruntime with qdq_matmulnbits_accuracy_level=0: the error the weights alone cause'),
+  default_optimization: Run.describe("onnxruntime's defaults, as deployed (may also quantize activations)"),
+  elapsed_ms: z.number(),
+};
+
 export const Validation = z.union([
+  z.object({ status: z.literal('ok'), ...Compared }),
   z.object({
-    status: z.literal('ok'),
-    seed: z.number().int(),
-    inputs: z.array(z.object({ name: z.string(), dtype: z.string(), shape: z.array(z.number().int()), source: z.enum(['random', 'zeros', 'user']) })),
-    weights_only: Run.describe('onnxruntime with qdq_matmulnbits_accuracy_level=0: the error the weights alone cause'),
-    default_optimization: Run.describe("onnxruntime's defaults, as deployed (may also quantize activations)"),
-    elapsed_ms: z.number(),
+    status: z.literal('inconclusive').describe('Both models ran, but every output is constant or all zero on both: the figures say nothing about the weights'),
+    reason: z.string(),
+    what_to_send: z.string().describe('dims or inputs that would make the comparison mean something'),
+    ...Compared,
   }),
-  z.object({ status: z.enum(['skipped', 'error']), reason: z.string() }),
+  z.object({ status: z.literal('skipped'), reason: z.string(), what_to_send: z.string().optional() }),
+  z.object({ status: z.literal('error'), reason: z.string() }),
 ]);
 
 const Latency = z.union([

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Axis, Bits, Calibration, Dims, DimsText, ErrorReport, Flag, FloatDtype, Granularity, GroupSize, IntDtype, ParamValue, Percentile, Scheme, SizeReport, Tensor } from './common.js';
+import { Axis, Bits, Calibration, Dims, DimsText, ErrorReport, Flag, FloatDtype, GivenParam, Granularity, GroupSize, IntDtype, ParamValue, Percentile, Scheme, SizeReport, Tensor } from './common.js';
 
 export const QuantizeOptions = z.object({
   bits: Bits.default(8),
@@ -10,6 +10,8 @@ export const QuantizeOptions = z.object({
   calibration: Calibration.default('minmax'),
   percentile: Percentile.default(99.99),
   include_values: Flag.default(false).describe('Also list the quantized integers as a flat JSON array'),
+  scale: GivenParam.optional().describe('Given scale(s): no calibration, ONNX QuantizeLinear with exactly these (shape as granularity gives it)'),
+  zero_point: GivenParam.optional().describe('Given zero point(s) with scale, integers in the type\'s range (default 0)'),
 });
 
 export const QuantizeJsonBody = QuantizeOptions.extend({ tensor: Tensor }).strict();
@@ -20,7 +22,10 @@ export const BinaryQuery = QuantizeOptions.extend({
   dtype: FloatDtype.default('float32').describe('Element type of a raw body'),
 }).strict();
 
-export const CalibrationEcho = z.object({ method: Calibration, percentile: z.number().nullable() });
+export const CalibrationEcho = z.object({
+  method: z.union([Calibration, z.literal('given')]).describe('given: the scale and zero point were sent, not calibrated'),
+  percentile: z.number().nullable(),
+});
 
 export const QuantizeResponse = z.object({
   shape: Dims,
@@ -45,13 +50,36 @@ export const QuantizeResponse = z.object({
 });
 
 export const DequantizeBody = QuantizeResponse.extend({
-  quantized: z.object({ dtype: IntDtype, encoding: z.literal('base64').optional(), data: z.string(), values: z.array(z.number()).optional() }),
+  bits: z.number().int().min(2).max(16).optional().describe('Default: the full width of quantized.dtype'),
+  scheme: Scheme.optional().describe('Default: symmetric for int types, asymmetric for uint'),
+  granularity: Granularity.default('per_tensor'),
+  axis: z.number().int().nullable().optional(),
+  group_size: z.number().int().min(1).nullable().optional().describe('per_group block length (ONNX block_size)'),
+  quantized: z.object({
+    dtype: IntDtype,
+    encoding: z.literal('base64').optional(),
+    data: z.string().optional().describe('Packed integers as /v1/quantize returns them'),
+    values: z.array(z.number()).optional().describe('Or the integers, flat in C order'),
+  }),
+  scale: GivenParam,
+  zero_point: GivenParam.optional().describe('Default 0'),
   calibration: CalibrationEcho.optional(),
   q_min: z.number().int().optional(),
   q_max: z.number().int().optional(),
   error: ErrorReport.optional(),
   size: SizeReport.optional(),
-}).describe('The JSON that POST /v1/quantize returned, as is');
+}).describe('The JSON that POST /v1/quantize returned, as is; or integers with their scale and zero point (ONNX DequantizeLinear)');
+
+/** Options for an .npz dequantize body (they override its report.json). */
+export const DequantizeQuery = z
+  .object({
+    bits: Bits.optional(),
+    scheme: Scheme.optional(),
+    granularity: Granularity.optional(),
+    axis: Axis.optional(),
+    group_size: GroupSize.optional(),
+  })
+  .strict();
 
 export const DequantizeResponse = z.object({
   shape: Dims,

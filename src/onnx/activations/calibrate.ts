@@ -5,7 +5,7 @@ import { intParamsOf } from '../../core/quantize.js';
 import { RunningMinMax } from '../../core/running-minmax.js';
 import { Errors } from '../../errors.js';
 import type { OnnxModel } from '../proto/model.js';
-import { runWithIntermediates, type CollectOptions } from '../runtime/collect.js';
+import { runWithExtremes, runWithIntermediates, type CollectOptions } from '../runtime/collect.js';
 import type { CalibrationSamples } from './calibration-data.js';
 
 // Activation ranges from running the float model on calibration samples, one sample at a
@@ -23,7 +23,7 @@ export interface ActivationRange {
   /** The raw extremes over every sample. */
   observedMin: number;
   observedMax: number;
-  /** Values seen (NaN excluded); 0 means the tensor was empty on every sample and the range is [0, 0]. */
+  /** Values seen (histogram methods: NaN excluded; minmax: the tensors' sizes); 0 means the tensor was empty on every sample and the range is [0, 0]. */
   values: number;
 }
 
@@ -70,16 +70,11 @@ function checkOptions(opts: CalibrateOptions): { bins: number; percentile: numbe
   return { bins, percentile, bits };
 }
 
-function reducer(opts: CalibrateOptions, bins: number, percentile: number, bits: number): Reducer {
+function reducer(method: Exclude<ActivationCalibration, 'minmax'>, opts: CalibrateOptions, bins: number, percentile: number, bits: number): Reducer {
   const seen = new RunningMinMax();
   const observed = () => seen.range(false);
   const symmetric = opts.symmetric === true;
-  switch (opts.method) {
-    case 'minmax':
-      return {
-        add: (x) => seen.add(x),
-        finish: () => ({ range: seen.range(symmetric), observed: observed(), values: seen.counted }),
-      };
+  switch (method) {
     case 'percentile': {
       // onnxruntime's percentile calibrator is symmetric unless told otherwise.
       const sym = opts.symmetric !== false;
@@ -139,7 +134,29 @@ export async function calibrateActivations(
 ): Promise<Map<string, ActivationRange>> {
   const { bins, percentile, bits } = checkOptions(opts);
   const names = [...new Set(tensorNames)];
-  const stats = new Map(names.map((n) => [n, reducer(opts, bins, percentile, bits)]));
+  if (opts.method === 'minmax') {
+    // Reduced inside onnxruntime: no activation is copied out.
+    const stats = new Map(names.map((n) => [n, new RunningMinMax()]));
+    await runWithExtremes(
+      model,
+      names,
+      samples,
+      (index, extremes) => {
+        for (const [name, e] of extremes) stats.get(name)!.addExtremes(e.min, e.max, e.size);
+        opts.onSample?.(index + 1, samples.count);
+      },
+      opts,
+    );
+    const out = new Map<string, ActivationRange>();
+    for (const [name, s] of stats) {
+      const r = s.range(opts.symmetric === true);
+      const o = s.range(false);
+      out.set(name, { name, min: r.lo, max: r.hi, observedMin: o.lo, observedMax: o.hi, values: s.counted });
+    }
+    return out;
+  }
+  const method = opts.method;
+  const stats = new Map(names.map((n) => [n, reducer(method, opts, bins, percentile, bits)]));
   await runWithIntermediates(
     model,
     names,

@@ -1,8 +1,10 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { halfToFloat } from '../../core/float16.js';
 import { Errors } from '../../errors.js';
+import { attrs, node } from '../graph/build.js';
 import { encodeModelBytes } from '../proto/encode.js';
-import type { OnnxModel, OnnxValueInfo } from '../proto/model.js';
+import { DataType, type OnnxModel, type OnnxNode, type OnnxValueInfo } from '../proto/model.js';
+import { elementTypes } from '../graph/element-types.js';
 import { Parts } from '../proto/wire.js';
 import type { CalibrationSamples } from '../activations/calibration-data.js';
 import { checkpoint, type CancelFlag } from '../../pool/cancel.js';
@@ -55,7 +57,8 @@ interface Plan {
   augmented: OnnxModel;
 }
 
-function plan(model: OnnxModel, tensorNames: readonly string[]): Plan {
+/** The main graph's facts the plans need, and the check that each name is an activation of it. */
+function graphFacts(model: OnnxModel, tensorNames: readonly string[]) {
   const g = model.graph;
   const initializers = new Set(g.initializers.map((t) => t.name));
   const inputs = new Set(g.inputs.map((v) => v.name).filter((n) => !initializers.has(n)));
@@ -63,14 +66,23 @@ function plan(model: OnnxModel, tensorNames: readonly string[]): Plan {
   const produced = new Set<string>();
   for (const n of g.nodes) for (const o of n.outputs) if (o !== '') produced.add(o);
   const typed = new Map<string, OnnxValueInfo>();
-  for (const v of g.valueInfo) typed.set(v.name, v);
+  for (const v of [...g.valueInfo, ...g.inputs, ...g.outputs]) typed.set(v.name, v);
+  const names = [...new Set(tensorNames)];
+  for (const name of names) {
+    if (inputs.has(name)) continue;
+    if (initializers.has(name)) throw new Errors.Calibration(`calibration: tensor '${name}' is an initializer (a constant), not an activation`);
+    if (!produced.has(name)) throw new Errors.Calibration(`calibration: no node of the model's main graph produces a tensor '${name}'`);
+  }
+  return { g, names, inputs, outputs, produced, typed, initializers };
+}
+
+function plan(model: OnnxModel, tensorNames: readonly string[]): Plan {
+  const { g, names, inputs, outputs, typed } = graphFacts(model, tensorNames);
   const fetches: string[] = [];
   const fromFeeds: string[] = [];
   const added: OnnxValueInfo[] = [];
-  for (const name of new Set(tensorNames)) {
+  for (const name of names) {
     if (inputs.has(name)) fromFeeds.push(name);
-    else if (initializers.has(name)) throw new Errors.Calibration(`calibration: tensor '${name}' is an initializer (a constant), not an activation`);
-    else if (!produced.has(name)) throw new Errors.Calibration(`calibration: no node of the model's main graph produces a tensor '${name}'`);
     else {
       fetches.push(name);
       if (!outputs.has(name)) added.push(typed.get(name) ?? untyped(name));
@@ -78,6 +90,50 @@ function plan(model: OnnxModel, tensorNames: readonly string[]): Plan {
   }
   const augmented: OnnxModel = { ...model, graph: { ...g, outputs: [...g.outputs, ...added] } };
   return { fetches, fromFeeds, augmented };
+}
+
+interface ExtremesPlan {
+  augmented: OnnxModel;
+  /** Per tensor, the graph outputs holding its min, max and element count. */
+  outputs: Map<string, { min: string; max: string; size: string }>;
+}
+
+/**
+ * ReduceMin / ReduceMax (all axes, keepdims 0) and Size of each tensor as new graph outputs, as
+ * onnxruntime's MinMax calibrator augments the graph: the session hands back three scalars per
+ * tensor instead of the tensor. Tensors not known to be float32 (value_info, or the type rules
+ * of graph/element-types.ts) are Cast to float32 first.
+ */
+function extremesPlan(model: OnnxModel, tensorNames: readonly string[]): ExtremesPlan {
+  const { g, names, produced, initializers } = graphFacts(model, tensorNames);
+  const types = elementTypes(model);
+  const taken = new Set<string>([...produced, ...initializers, ...g.inputs.map((v) => v.name), ...g.nodes.map((n) => n.name)]);
+  const fresh = (base: string) => {
+    let name = base;
+    for (let i = 1; taken.has(name); i++) name = `${base}_${i}`;
+    taken.add(name);
+    return name;
+  };
+  const nodes: OnnxNode[] = [];
+  const added: OnnxValueInfo[] = [];
+  const outputs = new Map<string, { min: string; max: string; size: string }>();
+  for (const name of names) {
+    let source = name;
+    if (types.get(name) !== DataType.float32) {
+      source = fresh(`${name}_calib_float`);
+      nodes.push(node('Cast', [name], [source], { name: source, attributes: [attrs.int('to', DataType.float32)] }));
+    }
+    const o = { min: fresh(`${name}_calib_min`), max: fresh(`${name}_calib_max`), size: fresh(`${name}_calib_size`) };
+    const keep0 = [attrs.int('keepdims', 0)];
+    nodes.push(
+      node('ReduceMin', [source], [o.min], { name: o.min, attributes: keep0 }),
+      node('ReduceMax', [source], [o.max], { name: o.max, attributes: keep0 }),
+      node('Size', [name], [o.size], { name: o.size }),
+    );
+    added.push(untyped(o.min), untyped(o.max), untyped(o.size));
+    outputs.set(name, o);
+  }
+  return { augmented: { ...model, graph: { ...g, nodes: [...g.nodes, ...nodes], outputs: [...g.outputs, ...added] } }, outputs };
 }
 
 function asFloat32(t: Tensor): Float32Array {
@@ -101,22 +157,20 @@ function asFloat32(t: Tensor): Float32Array {
 }
 
 /**
- * Runs every sample in order through ONE session and calls onSample with the named tensors'
- * values; onSample's promise is awaited before the next sample runs. A model onnxruntime cannot
- * load or run is a 400 with onnxruntime's reason; cancellation (signal or flag) is checked
- * before each sample and throws QUANT_ERR_ABORTED.
+ * One session for the augmented model, every sample run in order; `handle` sees each sample's
+ * feeds and fetched values and is awaited before the next sample runs.
  */
-export async function runWithIntermediates(
-  model: OnnxModel,
-  tensorNames: readonly string[],
+async function runSamples(
+  augmented: OnnxModel,
+  fetches: string[],
   samples: CalibrationSamples,
-  onSample: (index: number, values: ReadonlyMap<string, IntermediateValue>) => void | Promise<void>,
-  opts: CollectOptions = {},
+  opts: CollectOptions,
+  handle: (index: number, feeds: Record<string, Tensor>, got: InferenceSession.ReturnType) => void | Promise<void>,
 ): Promise<void> {
-  stopIfCancelled(opts);
-  const { fetches, fromFeeds, augmented } = plan(model, tensorNames);
   let bytes: Uint8Array | undefined = encodeModelBytes(augmented);
-  const options: InferenceSession.SessionOptions = { ...baseOptions(opts.intraOpNumThreads ?? 1), graphOptimizationLevel: 'disabled' };
+  // The arena keeps one sample's activations allocated from sample to sample instead of
+  // allocating them again on every run; it is freed with the session.
+  const options: InferenceSession.SessionOptions = { ...baseOptions(opts.intraOpNumThreads ?? 1), graphOptimizationLevel: 'disabled', enableCpuMemArena: true };
   let session: InferenceSession | undefined;
   await withSession({ bytes, externalData: opts.externalData }, options, async (s) => {
     session = s;
@@ -132,22 +186,77 @@ export async function runWithIntermediates(
           throw new Errors.Onnx(`onnxruntime cannot run the model on calibration sample ${i}: ${message(err)}`);
         }
       }
-      const values = new Map<string, IntermediateValue>();
       for (const name of fetches) {
-        const t = got[name];
-        if (!t) throw new Errors.Onnx(`onnxruntime returned no value for tensor '${name}' on calibration sample ${i}`);
-        values.set(name, { data: asFloat32(t), dims: t.dims });
+        if (!got[name]) throw new Errors.Onnx(`onnxruntime returned no value for '${name}' on calibration sample ${i}`);
       }
-      for (const name of fromFeeds) {
-        const t = feeds[name]!;
-        values.set(name, { data: asFloat32(t), dims: t.dims });
-      }
-      await onSample(i, values);
+      await handle(i, feeds, got);
     }
   }).catch((err: unknown) => {
-    if (session === undefined) {
-      throw new Errors.Onnx(`onnxruntime cannot load the model for calibration: ${message(err)}`);
-    }
+    if (session === undefined) throw new Errors.Onnx(`onnxruntime cannot load the model for calibration: ${message(err)}`);
     throw err;
+  });
+}
+
+/**
+ * Runs every sample in order through ONE session and calls onSample with the named tensors'
+ * values; onSample's promise is awaited before the next sample runs. A model onnxruntime cannot
+ * load or run is a 400 with onnxruntime's reason; cancellation (signal or flag) is checked
+ * before each sample and throws QUANT_ERR_ABORTED.
+ */
+export async function runWithIntermediates(
+  model: OnnxModel,
+  tensorNames: readonly string[],
+  samples: CalibrationSamples,
+  onSample: (index: number, values: ReadonlyMap<string, IntermediateValue>) => void | Promise<void>,
+  opts: CollectOptions = {},
+): Promise<void> {
+  stopIfCancelled(opts);
+  const { fetches, fromFeeds, augmented } = plan(model, tensorNames);
+  await runSamples(augmented, fetches, samples, opts, async (i, feeds, got) => {
+    const values = new Map<string, IntermediateValue>();
+    for (const name of fetches) {
+      const t = got[name]!;
+      values.set(name, { data: asFloat32(t), dims: t.dims });
+    }
+    for (const name of fromFeeds) {
+      const t = feeds[name]!;
+      values.set(name, { data: asFloat32(t), dims: t.dims });
+    }
+    await onSample(i, values);
+  });
+}
+
+export interface Extremes {
+  min: number;
+  max: number;
+  /** Elements of the tensor on this sample. */
+  size: number;
+}
+
+/**
+ * Each named tensor's min, max and element count on each sample, reduced inside onnxruntime
+ * (ReduceMin/ReduceMax outputs, as onnxruntime's MinMax calibrator does), so no activation
+ * crosses into JavaScript: the cheap path for minmax calibration. Same session, errors and
+ * cancellation as runWithIntermediates. An empty tensor reports size 0 (its min and max are
+ * whatever onnxruntime's reduction of nothing gives, and should be ignored); NaN is treated as
+ * onnxruntime's ReduceMin/ReduceMax treat it.
+ */
+export async function runWithExtremes(
+  model: OnnxModel,
+  tensorNames: readonly string[],
+  samples: CalibrationSamples,
+  onSample: (index: number, extremes: ReadonlyMap<string, Extremes>) => void | Promise<void>,
+  opts: CollectOptions = {},
+): Promise<void> {
+  stopIfCancelled(opts);
+  const { augmented, outputs } = extremesPlan(model, tensorNames);
+  const fetches = [...outputs.values()].flatMap((o) => [o.min, o.max, o.size]);
+  await runSamples(augmented, fetches, samples, opts, async (i, _feeds, got) => {
+    const values = new Map<string, Extremes>();
+    for (const [name, o] of outputs) {
+      const scalar = (n: string) => Number((got[n]!.data as ArrayLike<number | bigint>)[0] ?? NaN);
+      values.set(name, { min: scalar(o.min), max: scalar(o.max), size: scalar(o.size) });
+    }
+    await onSample(i, values);
   });
 }

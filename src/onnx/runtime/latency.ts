@@ -33,6 +33,9 @@ export interface LatencyOptions {
   minRuns?: number | undefined;
   maxRuns?: number | undefined;
   user?: Map<string, UserArray> | undefined;
+  /** Symbolic dimension values, as validation takes them (the same inputs for both). */
+  dims?: Readonly<Record<string, number>> | undefined;
+  maxElements?: number | undefined;
   /** Runs between sessions; may throw to stop (a cancelled task). */
   checkpoint?: (() => void) | undefined;
 }
@@ -80,8 +83,8 @@ export async function measureLatency(original: ModelSource, quantized: ModelSour
       try {
         const b = await open(quantized, threads);
         try {
-          const fed = makeFeeds(ort.Tensor, a.inputMetadata, opts.user);
-          if (typeof fed === 'string') return { status: 'skipped', reason: fed };
+          const fed = makeFeeds(ort.Tensor, a.inputMetadata, opts.user, { dims: opts.dims, maxElements: opts.maxElements ?? Number.MAX_SAFE_INTEGER });
+          if (!('feeds' in fed)) return { status: 'skipped', reason: `${fed.reason}; ${fed.send}` };
           const [ta, tb] = await timeRuns(a, b, fed.feeds, bounds);
           const oMs = median(ta);
           const qMs = median(tb);

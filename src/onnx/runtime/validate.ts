@@ -2,7 +2,8 @@ import type { InferenceSession } from 'onnxruntime-node';
 import { performance } from 'node:perf_hooks';
 import { compareOutputs, type OutputComparison } from './compare.js';
 import { loadOrt } from './ort.js';
-import { makeFeeds, VALIDATION_SEED, type Feeds, type InputDescription, type UserArray } from './inputs.js';
+import { makeFeeds, VALIDATION_SEED, type Feeds, type InputDescription, type MadeFeeds, type UserArray } from './inputs.js';
+import { isQuantError } from '../../errors.js';
 
 // Runs the float model and the quantized one in onnxruntime on the same inputs and says how
 // far each output moved. Sessions are created one after another and released at once, so
@@ -21,19 +22,35 @@ export interface ValidationRun {
   outputs: OutputComparison[];
 }
 
+interface Compared {
+  seed: number;
+  inputs: InputDescription[];
+  /** The value each symbolic dimension of the generated inputs took. */
+  dims: Record<string, number>;
+  weights_only: ValidationRun;
+  default_optimization: ValidationRun;
+  elapsed_ms: number;
+}
+
 export type ValidationReport =
-  | {
-      status: 'ok';
-      seed: number;
-      inputs: InputDescription[];
-      weights_only: ValidationRun;
-      default_optimization: ValidationRun;
-      elapsed_ms: number;
-    }
+  | ({ status: 'ok' } & Compared)
+  /**
+   * inconclusive: both models ran, but every output is constant (or all zero) on both, so
+   * the figures say nothing about the weights; `what_to_send` says how to get a real test.
+   */
+  | ({ status: 'inconclusive'; reason: string; what_to_send: string } & Compared)
   /** skipped: nothing to compare against (validate=false, or the float model does not run). */
-  | { status: 'skipped'; reason: string }
+  | { status: 'skipped'; reason: string; what_to_send?: string }
   /** error: the float model runs but the quantized one does not. */
   | { status: 'error'; reason: string };
+
+export interface ValidationOptions {
+  user?: Map<string, UserArray> | undefined;
+  /** Values for symbolic dimensions by name. */
+  dims?: Readonly<Record<string, number>> | undefined;
+  threads?: number;
+  maxElements?: number;
+}
 
 /** A model in memory (with its external data files, by location) or on disk. */
 export type ModelBytes =
@@ -85,6 +102,10 @@ export function message(err: unknown): string {
 export interface Reference {
   feeds: Feeds;
   inputs: InputDescription[];
+  dims: Record<string, number>;
+  defaulted: string[];
+  /** Whether any input came from the caller's .npz. */
+  userInputs: boolean;
   outputs: Outputs;
   names: readonly string[];
   elapsedMs: number;
@@ -99,20 +120,49 @@ function sessionOptions(threads: number) {
   return { base, weightsOnly };
 }
 
-export async function referenceRun(original: ModelBytes, opts: { user?: Map<string, UserArray> | undefined; threads?: number } = {}): Promise<Reference | Skipped> {
+/** What to send when the inputs we made were not enough: the defaulted dims first. */
+function whatToSend(defaulted: readonly string[], userInputs: boolean): string {
+  if (defaulted.length) {
+    return (
+      `dims=${defaulted.map((d) => `${d}:<size>`).join(',')} with the sizes the model is meant for ` +
+      `(the symbolic dimension${defaulted.length === 1 ? '' : 's'} ${defaulted.join(', ')} ${defaulted.length === 1 ? 'was' : 'were'} set to 1), or an inputs .npz of real data`
+    );
+  }
+  return userInputs ? 'inputs on which the outputs vary (an inputs .npz of real data)' : 'an inputs .npz of real data, named like the model inputs';
+}
+
+export async function referenceRun(original: ModelBytes, opts: ValidationOptions = {}): Promise<Reference | Skipped> {
   const t0 = performance.now();
   const threads = opts.threads ?? 1;
+  const feedOptions = { dims: opts.dims, maxElements: opts.maxElements ?? Number.MAX_SAFE_INTEGER };
+  let fed: MadeFeeds | undefined;
   try {
     const made = await withSession(original, sessionOptions(threads).weightsOnly, async (s) => {
-      const fed = makeFeeds((await loadOrt()).Tensor, s.inputMetadata, opts.user);
-      if (typeof fed === 'string') return fed;
-      return { ...fed, outputs: await s.run(fed.feeds), names: s.outputNames };
+      const f = makeFeeds((await loadOrt()).Tensor, s.inputMetadata, opts.user, feedOptions);
+      if ('reason' in f) return f;
+      fed = f;
+      return { ...f, outputs: await s.run(f.feeds), names: s.outputNames };
     });
-    if (typeof made === 'string') return { status: 'skipped', reason: made };
-    return { ...made, elapsedMs: performance.now() - t0, threads };
+    if ('reason' in made) return { status: 'skipped', reason: made.reason, what_to_send: made.send };
+    return { ...made, userInputs: opts.user !== undefined && opts.user.size > 0, elapsedMs: performance.now() - t0, threads };
   } catch (err) {
-    return { status: 'skipped', reason: `onnxruntime cannot run the original model: ${message(err)}` };
+    // A request the caller must fix (an unknown dims name, too many elements) is a 4xx, not a skip.
+    if (isQuantError(err)) throw err;
+    const made = fed as MadeFeeds | undefined;
+    // No feeds yet: onnxruntime could not even load the model, and no input will change that.
+    if (!made) {
+      return { status: 'skipped', reason: `onnxruntime cannot run the original model: ${message(err)}`, what_to_send: 'no input helps: onnxruntime cannot load the model (validate=false skips validation)' };
+    }
+    return {
+      status: 'skipped',
+      reason: `onnxruntime cannot run the original model on the inputs made for it (${describeInputs(made)}): ${message(err)}`,
+      what_to_send: whatToSend(made.defaulted, opts.user !== undefined && opts.user.size > 0),
+    };
   }
+}
+
+function describeInputs(fed: MadeFeeds): string {
+  return fed.inputs.map((i) => `${i.name} ${i.dtype}[${i.shape.join(', ')}] ${i.source}`).join('; ');
 }
 
 /** `checkpoint` runs before each session and may throw to stop (a cancelled task). */
@@ -132,18 +182,34 @@ export async function compareRun(ref: Reference, quantized: ModelBytes, checkpoi
       return { status: 'error', reason: `onnxruntime cannot run the quantized model (${label}): ${message(err)}` };
     }
   }
-  return {
-    status: 'ok',
+  const compared: Compared = {
     seed: VALIDATION_SEED,
     inputs: ref.inputs,
+    dims: ref.dims,
     weights_only: runs[0]!,
     default_optimization: runs[1]!,
     elapsed_ms: Math.round(ref.elapsedMs + performance.now() - t0),
   };
+  const outputs = runs[0]!.outputs;
+  // Constant outputs match whatever the weights are (cosine 1 at a 1x1 image): never 'ok'.
+  if (outputs.every((o) => o.constant)) {
+    const what = outputs.length === 0 ? 'the model has no numeric outputs to compare' : `every output is constant on both models (${outputs.map((o) => `${o.name}: ${constantKind(ref.outputs[o.name])}`).join('; ')})`;
+    return { status: 'inconclusive', reason: `${what}, so the comparison says nothing about the quantized weights`, what_to_send: whatToSend(ref.defaulted, ref.userInputs), ...compared };
+  }
+  return { status: 'ok', ...compared };
+}
+
+function constantKind(t: Outputs[string] | undefined): string {
+  const data = t && 'data' in t ? (t.data as ArrayLike<number | bigint>) : undefined;
+  if (!data || data.length === 0) return 'empty';
+  const v = Number(data[0]!);
+  // One element cannot show whether the output varies, and its cosine is always ±1.
+  if (data.length === 1) return `a single value, ${v}`;
+  return v === 0 ? 'all zero' : `every element ${v}`;
 }
 
 /** Both steps at once, for callers that hold both models anyway. */
-export async function validateModels(original: ModelBytes, quantized: ModelBytes, opts: { user?: Map<string, UserArray> | undefined; threads?: number } = {}): Promise<ValidationReport> {
+export async function validateModels(original: ModelBytes, quantized: ModelBytes, opts: ValidationOptions = {}): Promise<ValidationReport> {
   const ref = await referenceRun(original, opts);
   return 'status' in ref ? ref : compareRun(ref, quantized);
 }

@@ -1,4 +1,4 @@
-import { readNpy } from '../../codecs/npy.js';
+import { readNpyNumeric } from '../../codecs/npy.js';
 import { decodeNpz } from '../../codecs/npz.js';
 import type { OnnxModel } from '../../onnx/proto/model.js';
 import { Errors } from '../../errors.js';
@@ -6,8 +6,10 @@ import type { UserArray } from '../../onnx/runtime/inputs.js';
 import type { TaskLimits } from '../messages.js';
 
 /**
- * The `inputs` .npz: one float array per model input, named like the input (`x.npy` or
- * `x`). Names that are not inputs of the model are a 400 here, before any session starts.
+ * The `inputs` .npz: one array per model input, named like the input (`x.npy` or `x`):
+ * float, integer or boolean (integer and boolean inputs need integral values, checked when
+ * the feeds are made). Names that are not inputs of the model are a 400 here, before any
+ * session starts.
  */
 export function userInputs(npz: Uint8Array, model: OnnxModel, limits: TaskLimits): Map<string, UserArray> {
   const initializers = new Set(model.graph.initializers.map((t) => t.name));
@@ -18,8 +20,8 @@ export function userInputs(npz: Uint8Array, model: OnnxModel, limits: TaskLimits
     if (!inputs.includes(name)) {
       throw new Errors.Option(`inputs: the .npz holds '${name}', which is not an input of the model (its inputs: ${inputs.join(', ')})`);
     }
-    const { header, data } = readNpy(entry.data, limits);
-    out.set(name, { data, shape: header.shape });
+    const { dtype, shape, data } = readNpyNumeric(entry.data, limits, `inputs: '${name}'`);
+    out.set(name, { data, shape, dtype });
   }
   return out;
 }

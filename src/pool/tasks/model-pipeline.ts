@@ -141,4 +141,4 @@ export function buildReport(q: Quantized, inBytes: number, outBytes: number, val
   };
 }
 
-export const VALIDATION_OFF: ValidationReport = { status: 'skipped', reason: 'validate=false' };
+export const VALIDATION_OFF: ValidationReport = { status: 'skipped', reason: 'validate=false', what_to_send: 'validate=true to compare both models in onnxruntime' };

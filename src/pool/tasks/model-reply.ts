@@ -74,7 +74,13 @@ export function summaryHeader(report: ModelReport): string {
     validation:
       v.status === 'ok'
         ? { status: v.status, min_cosine_weights_only: minCosine(v.weights_only), min_cosine_default: minCosine(v.default_optimization) }
-        : { status: v.status, reason: v.reason },
+        : v.status === 'inconclusive' || v.status === 'skipped'
+          ? { status: v.status, reason: v.reason, ...(v.what_to_send ? { what_to_send: v.what_to_send } : {}) }
+          : { status: v.status, reason: v.reason },
+    ...(report.latency?.status === 'ok' ? { speedup_1_thread: report.latency.rows.find((r) => r.intra_op_threads === 1)?.speedup ?? null } : {}),
+    ...(report.static
+      ? { static: { target_met: report.static.target_met, min_output_cosine: minCosine(report.static), excluded: report.static.excluded.length } }
+      : {}),
   };
   return JSON.stringify(compact).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -41,7 +41,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
         ? await timed(times, 'decode', () => calibrationSamples(prepared, task.calibration ? readWholeFile(join(task.inputDir, task.calibration)) : undefined, task.limits))
         : undefined;
     if (task.options.validate) post({ phase: 'reference' });
-    const reference = task.options.validate ? await timed(times, 'validation', () => referenceRun({ path: modelPath }, { user: prepared.user })) : VALIDATION_OFF;
+    const reference = task.options.validate ? await timed(times, 'validation', () => referenceRun({ path: modelPath }, { user: prepared.user, dims: task.options.dims, maxElements: task.limits.maxElements })) : VALIDATION_OFF;
     checkpoint(task.cancel);
     // Calibration sessions are made from bytes: a static job's external data files are read in whole.
     const externalData = samples && task.external.length ? task.external.map((f) => ({ path: f.name, data: readWholeFile(join(task.inputDir, f.file)) })) : undefined;
@@ -65,7 +65,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
     const inBytes = model.length + [...sizes.values()].reduce((a, b) => a + b, 0);
     checkpoint(task.cancel);
     const result = { path: artifacts[0]!.path };
-    const latency = task.options.measure_latency ? await measureLatency({ path: modelPath }, result, { user: prepared.user, checkpoint: () => checkpoint(task.cancel) }) : undefined;
+    const latency = task.options.measure_latency ? await measureLatency({ path: modelPath }, result, { user: prepared.user, dims: task.options.dims, maxElements: task.limits.maxElements, checkpoint: () => checkpoint(task.cancel) }) : undefined;
     const staticPart = isStatic(q) ? await staticReportOf(q, result) : undefined;
     const report = buildReport(q, inBytes, artifacts.reduce((s, a) => s + a.size, 0), validation, times, { latency, static: staticPart });
     const meta = { report, summaryHeader: summaryHeader(report), artifacts: artifacts.map(({ name, size, crc }) => ({ name, size, crc })) };

@@ -26,7 +26,7 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
   );
   const samples = task.options.format === 'static' ? await timed(times, 'decode', () => calibrationSamples(prepared, task.calibration, task.limits)) : undefined;
   const original = { bytes: task.model, externalData: task.external.length ? task.external.map((f) => ({ path: f.name, data: f.bytes })) : undefined };
-  const reference = task.options.validate ? await timed(times, 'validation', () => referenceRun(original, { user: prepared.user })) : VALIDATION_OFF;
+  const reference = task.options.validate ? await timed(times, 'validation', () => referenceRun(original, { user: prepared.user, dims: task.options.dims, maxElements: task.limits.maxElements })) : VALIDATION_OFF;
   checkpoint(task.cancel);
   const externalData = original.externalData;
   const q = samples ? await staticStage(prepared, samples, { cancel: task.cancel, externalData }) : quantizeStage(prepared, () => checkpoint(task.cancel));
@@ -42,7 +42,7 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
     'status' in reference ? reference : await timed(times, 'validation', () => compareRun(reference, { bytes: model }, () => checkpoint(task.cancel)));
   const inBytes = task.model.length + task.external.reduce((s, f) => s + f.bytes.length, 0);
   checkpoint(task.cancel);
-  const latency = task.options.measure_latency ? await measureLatency(original, { bytes: model }, { user: prepared.user, checkpoint: () => checkpoint(task.cancel) }) : undefined;
+  const latency = task.options.measure_latency ? await measureLatency(original, { bytes: model }, { user: prepared.user, dims: task.options.dims, maxElements: task.limits.maxElements, checkpoint: () => checkpoint(task.cancel) }) : undefined;
   const staticPart = isStatic(q) ? await staticReportOf(q, { bytes: model }) : undefined;
   return modelReply(task, model, buildReport(q, inBytes, model.length, validation, times, { latency, static: staticPart }));
 }

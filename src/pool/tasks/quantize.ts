@@ -3,9 +3,11 @@ import { encodeNpz } from '../../codecs/npz.js';
 import { INT_DTYPE_INFO } from '../../core/dtypes.js';
 import { reportFromSums } from '../../core/metrics.js';
 import { pack } from '../../core/pack.js';
-import { intParamsOf, planParams, quantize, type QuantSpec } from '../../core/quantize.js';
+import { givenParams } from '../../core/given.js';
+import { intParamsOf, planParams, quantize, quantizeWith, type QuantSpec } from '../../core/quantize.js';
 import type { Task, TaskReply } from '../messages.js';
-import { decodeInput } from './decode-input.js';
+import { decodeInput, npyTensor, npzMembers } from './decode-input.js';
+import { givenArrayOf, givenArrayOfNpy } from './given-params.js';
 import { Errors } from '../../errors.js';
 import { bytesOf, jsonBody, jsonBodyWithRaw, optionsEcho, paramsJson, paramsJsonChars, sizeReport, specOf } from './report.js';
 
@@ -26,23 +28,52 @@ function checkJsonReply(task: Extract<Task, { op: 'quantize' }>, shape: number[]
   );
 }
 
+/** The tensor and, when the caller gave them, its scale and zero point (options or .npz members). */
+function inputsOf(task: Extract<Task, { op: 'quantize' }>) {
+  const { input, options, limits } = task;
+  let scale = options.scale === undefined ? undefined : givenArrayOf(options.scale, 'scale', limits);
+  let zeroPoint = options.zero_point === undefined ? undefined : givenArrayOf(options.zero_point, 'zero_point', limits);
+  if (input.kind !== 'npz') {
+    const given = scale !== undefined || zeroPoint !== undefined;
+    return { tensor: decodeInput(input, limits, 'tensor', !given), scale, zeroPoint };
+  }
+  const members = npzMembers(input, ['tensor', 'scale', 'zero_point']);
+  for (const [name, value] of [['scale', scale], ['zero_point', zeroPoint]] as const) {
+    if (value !== undefined && members.has(name)) throw new Errors.Option(`${name} is both in the query string and a member of the .npz body; give it once`);
+  }
+  const s = members.get('scale');
+  const z = members.get('zero_point');
+  if (s) scale = givenArrayOfNpy(s, 'scale', limits);
+  if (z) zeroPoint = givenArrayOfNpy(z, 'zero_point', limits);
+  const bytes = members.get('tensor');
+  if (!bytes) throw new Errors.Npy('the .npz body has no member tensor.npy (numpy.savez(f, tensor=x, scale=..., zero_point=...))');
+  const given = scale !== undefined || zeroPoint !== undefined;
+  return { tensor: npyTensor(bytes, limits, 'tensor (tensor.npy)', !given), scale, zeroPoint };
+}
+
 export function runQuantize(task: Extract<Task, { op: 'quantize' }>): TaskReply {
-  const { data, shape } = decodeInput(task.input, task.limits);
+  const { tensor, scale: givenScale, zeroPoint } = inputsOf(task);
+  const { data, shape } = tensor;
   const spec = specOf(task.options);
+  if (zeroPoint && !givenScale) throw new Errors.Option('zero_point was given without scale: give both (or neither, to calibrate)');
   checkJsonReply(task, shape, data.length, spec);
-  const { params, q, sums } = quantize(data, shape, spec);
+  // Given parameters skip calibration: QuantizeLinear with exactly those, on the same kernels.
+  const { params, q, sums } = givenScale ? { params: givenParams(shape, spec, givenScale, zeroPoint), q: undefined, sums: undefined } : quantize(data, shape, spec);
+  const done = q && sums ? { q, sums } : quantizeWith(data, params);
   const info = INT_DTYPE_INFO[params.dtype];
   const paramChars = paramsJsonChars(params.scale.length);
   // report.json in an .npz leaves huge parameter arrays to scale.npy and zero_point.npy.
   const params4json: Partial<ReturnType<typeof paramsJson>> = task.accept === 'json' || paramChars <= task.limits.maxJsonReplyBytes / 2 ? paramsJson(params) : {};
+  const echo = optionsEcho(spec, params);
   const report = {
     shape,
-    ...optionsEcho(spec, params),
+    ...echo,
+    calibration: givenScale ? { method: 'given' as const, percentile: null } : echo.calibration,
     q_min: params.qMin,
     q_max: params.qMax,
     ...params4json,
-    error: reportFromSums(sums),
-    size: sizeReport(params, data.length),
+    error: reportFromSums(done.sums),
+    size: sizeReport(params, data.length, zeroPoint !== undefined),
   };
   const log = { shape, elements: data.length };
   if (task.accept === 'npz') {
@@ -51,17 +82,17 @@ export function runQuantize(task: Extract<Task, { op: 'quantize' }>): TaskReply 
     zeroPoint.set(params.zeroPoint);
     // The integers go into the archive straight from q, behind their .npy header.
     const body = encodeNpz([
-      { name: 'quantized.npy', data: [npyHeaderBytes(info.npyDescr, shape), bytesOf(q)] },
+      { name: 'quantized.npy', data: [npyHeaderBytes(info.npyDescr, shape), bytesOf(done.q)] },
       { name: 'scale.npy', data: encodeNpy(params.scale, '<f4', paramShape) },
       { name: 'zero_point.npy', data: encodeNpy(zeroPoint, info.npyDescr, paramShape) },
       { name: 'report.json', data: jsonBody({ ...report, quantized: { dtype: params.dtype } }) },
     ]);
     return { body, contentType: 'application/x-npz', log };
   }
-  const packed = pack(q, params.dtype);
+  const packed = pack(done.q, params.dtype);
   const b64 = Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength).toString('base64');
   const quantized: Record<string, unknown> = { dtype: params.dtype, encoding: 'base64', data: RAW };
-  if (task.options.include_values) quantized.values = Array.from(q);
+  if (task.options.include_values) quantized.values = Array.from(done.q);
   const { scale, zero_point, error, size, ...head } = report;
   const body = jsonBodyWithRaw({ ...head, quantized, scale, zero_point, error, size }, RAW, b64);
   return { body, contentType: 'application/json', log };

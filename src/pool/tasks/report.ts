@@ -16,8 +16,9 @@ export function specOf(o: Omit<QuantizeOptions, 'include_values'>): QuantSpec {
   };
 }
 
-export function sizeReport(params: QuantParams, n: number) {
-  const zp = params.scheme === 'asymmetric' ? packedBytes(params.dtype, params.scale.length) : 0;
+/** Zero points are stored when asymmetric, or when the caller gave them. */
+export function sizeReport(params: QuantParams, n: number, zeroPointGiven = false) {
+  const zp = params.scheme === 'asymmetric' || zeroPointGiven ? packedBytes(params.dtype, params.scale.length) : 0;
   const quantizedBytes = packedBytes(params.dtype, n) + 4 * params.scale.length + zp;
   return { original_bytes: 4 * n, quantized_bytes: quantizedBytes, compression_ratio: (4 * n) / quantizedBytes };
 }

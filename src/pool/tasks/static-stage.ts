@@ -35,7 +35,7 @@ export function calibrationSamples(p: Prepared, npz: Uint8Array | undefined, lim
       maxSamples: limits.calibrationMaxSamples ?? DEFAULT_CALIBRATION_MAX_SAMPLES,
     });
   }
-  return randomCalibrationSamples(p.input, o.calibration_samples ?? 32, {});
+  return randomCalibrationSamples(p.input, o.calibration_samples ?? 32, o.dims ?? {});
 }
 
 export function staticRequest(p: Prepared): StaticRequest {

@@ -127,6 +127,18 @@ describe('static quantization of PyTorch exports', () => {
     });
   }
 
+  it('int16 activations: com.microsoft Q/DQ at opset 13, nothing fused, at least as close to float as uint8', async () => {
+    const m = load('resnet-mini.opset13.onnx');
+    const u8 = await quantize(m);
+    const i16 = await quantize(m, { activationType: 'int16' });
+    checkStructure(m, i16.q);
+    assert.ok(i16.q.graph.nodes.filter((n) => n.opType === 'QuantizeLinear').every((n) => n.domain === 'com.microsoft'));
+    assert.equal(i16.fused.fused.QLinearConv ?? 0, 0);
+    const snr = (r: typeof u8) => r.outcome.fallback.errors.outputs[0]!.snr_db!;
+    // The int8 weights bound both; int16 activations only take the activation part of the error away.
+    assert.ok(snr(i16) >= snr(u8), `int16 ${snr(i16)} dB vs uint8 ${snr(u8)} dB`);
+  });
+
   it('BERT-style encoder: MatMuls fused, LayerNormalization and Erf left float, cosine ≥ 0.99', async () => {
     const m = load('bert-tiny.opset17.onnx');
     const { outcome, q, fused } = await quantize(m);

@@ -3,9 +3,9 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { attrs, floatTensor, graph, model, node, valueInfo } from '../../../src/onnx/graph/build.js';
 import { decodeModel } from '../../../src/onnx/proto/decode.js';
-import { encodeModel, encodeModelBytes } from '../../../src/onnx/proto/encode.js';
+import { encodeGraph, encodeModel, encodeModelBytes } from '../../../src/onnx/proto/encode.js';
 import { checkGraph } from '../../../src/onnx/graph/check.js';
-import { DataType } from '../../../src/onnx/proto/model.js';
+import { AttrType, DataType } from '../../../src/onnx/proto/model.js';
 import { readFloat32 } from '../../../src/onnx/proto/tensor-data.js';
 import { Parts } from '../../../src/onnx/proto/wire.js';
 import { constantWeights, gemmMlp, matmulNet } from '../models.js';
@@ -184,6 +184,45 @@ describe('graph checks', () => {
       outputs: [valueInfo('y', DataType.float32, [1, 4])],
     });
     onnxError(() => checkGraph(decodeModel(encodeModelBytes(model(g)))), /node 0 'mm' \(MatMul\) input 1 'W_missing'/);
+  });
+
+  it('refuses what onnx.checker refuses: a name defined twice (initializers, node outputs, an output over an input), naming it', () => {
+    const x = valueInfo('x', DataType.float32, [1, 4]);
+    const y = valueInfo('y', DataType.float32, [1, 4]);
+    const w = (name: string) => floatTensor(name, [4, 4], new Float32Array(16));
+    const check = (g: ReturnType<typeof graph>) => () => checkGraph(decodeModel(encodeModelBytes(model(g))));
+    onnxError(check(graph({ nodes: [node('MatMul', ['x', 'W'], ['y'])], initializers: [w('W'), w('W')], inputs: [x], outputs: [y] })), /two initializers are named 'W'/);
+    onnxError(
+      check(graph({ nodes: [node('Relu', ['x'], ['h'], { name: 'a' }), node('Neg', ['x'], ['h'], { name: 'b' }), node('Add', ['h', 'h'], ['y'])], inputs: [x], outputs: [y] })),
+      /'h' is defined twice, as output of node 0 'a' \(Relu\) and as output of node 1 'b' \(Neg\)/,
+    );
+    onnxError(check(graph({ nodes: [node('Split', ['x'], ['y', 'y'], { name: 's' })], inputs: [x], outputs: [y] })), /'y' is defined twice, as output of node 0 's'/);
+    onnxError(check(graph({ nodes: [node('Relu', ['x'], ['x'], { name: 'r' })], inputs: [x], outputs: [x] })), /'x' is defined twice, as graph input and as output of node 0 'r'/);
+    onnxError(check(graph({ nodes: [node('Relu', ['x'], ['W'], { name: 'r' }), node('Add', ['W', 'x'], ['y'])], initializers: [w('W')], inputs: [x], outputs: [y] })), /'W' is defined twice, as an initializer and as output of node 0 'r'/);
+    onnxError(check(graph({ nodes: [node('Relu', ['x'], ['y'])], inputs: [x, x], outputs: [y] })), /'x' is listed twice as a graph input/);
+    onnxError(check(graph({ nodes: [node('Relu', ['x'], ['h'])], inputs: [x], outputs: [y] })), /output 'y' is not produced/);
+    // An initializer that is also a graph input (IR < 4) is legal, and empty optional outputs may repeat.
+    checkGraph(decodeModel(matmulNet(17, 3).bytes));
+    check(graph({ nodes: [node('Dropout', ['x'], ['y', ''])], inputs: [x], outputs: [y] }))();
+  });
+
+  it('keeps to the main graph when subgraphs exist: branch bodies read outer names and may reuse them inside', () => {
+    const x = valueInfo('x', DataType.float32, [1, 4]);
+    const y = valueInfo('y', DataType.float32, [1, 4]);
+    // Both branches read the outer-scope W and x, and define 'h' (also a main-graph name) in their own scope.
+    const body = (op: string) =>
+      encodeGraph(graph({ nodes: [node('MatMul', ['x', 'W'], ['h']), node(op, ['h'], ['out'])], inputs: [], outputs: [valueInfo('out', DataType.float32, [1, 4])] }));
+    const branch = (name: string, op: string) => ({ name, type: AttrType.graph, src: new Parts().stringField(1, name).uintField(20, AttrType.graph).messageField(6, body(op)).concat() });
+    const g = graph({
+      nodes: [node('Relu', ['x'], ['h'], { name: 'pre' }), node('If', ['c'], ['y'], { name: 'if', attributes: [branch('then_branch', 'Relu'), branch('else_branch', 'Neg')] })],
+      initializers: [floatTensor('W', [4, 4], new Float32Array(16))],
+      inputs: [x, valueInfo('c', DataType.bool, [])],
+      outputs: [y],
+    });
+    checkGraph(decodeModel(encodeModelBytes(model(g))));
+    // The main graph's own rules still hold beside a subgraph.
+    const dup = { ...g, nodes: [...g.nodes, node('Neg', ['x'], ['y'], { name: 'again' })] };
+    onnxError(() => checkGraph(decodeModel(encodeModelBytes(model(dup)))), /'y' is defined twice, as output of node 1 'if' \(If\) and as output of node 2 'again'/);
   });
 
   it('accepts optional empty inputs and outputs fed by initializers', () => {

@@ -176,12 +176,18 @@ describe('quantized models in onnxruntime', () => {
       outputs: [valueInfo('y', DataType.float32, ['n'])],
     });
     const bytes = encodeModelBytes(model(g));
-    const [a, b] = [await validateModels({ bytes }, { bytes }), await validateModels({ bytes }, { bytes })];
+    // n = 4: at the default n = 1 the one-element output is inconclusive (test/http/validation-inputs.test.ts).
+    const dims = { n: 4 };
+    const [a, b] = [await validateModels({ bytes }, { bytes }, { dims }), await validateModels({ bytes }, { bytes }, { dims })];
     assert.ok(a.status === 'ok' && b.status === 'ok');
     assert.deepEqual(a.inputs, [
-      { name: 'ids', dtype: 'int64', shape: [1], source: 'zeros' },
-      { name: 'x', dtype: 'float32', shape: [1], source: 'random' },
+      { name: 'ids', dtype: 'int64', shape: [4], source: 'zeros' },
+      { name: 'x', dtype: 'float32', shape: [4], source: 'random' },
     ]);
+    assert.deepEqual(a.dims, { n: 4 });
+    const one = await validateModels({ bytes }, { bytes });
+    assert.equal(one.status, 'inconclusive');
+    assert.match(one.status === 'inconclusive' ? one.reason : '', /y: a single value/);
     assert.deepEqual(a.weights_only.outputs[0]!.max_abs_error, 0);
     assert.deepEqual(a.inputs, b.inputs);
   });
