@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { REQUEST_FORMATS } from '../../src/http/schemas/models.js';
+import { MODEL_BITS } from '../../src/onnx/weights/options.js';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -54,7 +56,7 @@ describe('quantd --help', () => {
     for (const c of ['serve', 'quantize', 'tensor']) assert.match(top.stdout, new RegExp(`quantd ${c}`));
     const q = await cli(['quantize', '--help']);
     assert.equal(q.code, 0);
-    for (const flag of ['--bits', '--group-size', '--op-types', '--exclude', '--min-elements', '--no-validate', '--format <auto|qdq|matmulnbits|dynamic|static>', '--activation-type <uint8|int8|int16>', '--report', '-o, --output']) {
+    for (const flag of ['--bits', '--group-size', '--op-types', '--exclude', '--min-elements', '--no-validate', `--format <${REQUEST_FORMATS.join('|')}>`, '--activation-type <uint8|int8|int16>', '--report', '-o, --output']) {
       assert.ok(q.stdout.includes(flag), flag);
     }
     const t = await cli(['tensor', '--help']);
@@ -137,7 +139,7 @@ describe('what went wrong, and the exit code', () => {
   const cases: [string, string[], number, RegExp][] = [
     ['an unknown flag', ['tensor', 'w.npy', '--bitz', '4'], 2, /QUANT_ERR_VALIDATION: unknown flag --bitz/],
     ['an option value the API refuses', ['tensor', 'w.npy', '--bits', '40'], 2, /QUANT_ERR_VALIDATION: --bits: /],
-    ['a model option value the API refuses', ['quantize', 'mlp.onnx', '--bits', '5'], 2, /QUANT_ERR_VALIDATION: --bits: must be one of 2, 4, 8/],
+    ['a model option value the API refuses', ['quantize', 'mlp.onnx', '--bits', '5'], 2, new RegExp(`QUANT_ERR_VALIDATION: --bits: must be one of ${MODEL_BITS.join(', ')}`)],
     ['a missing argument', ['quantize'], 2, /give one model file/],
     ['an unknown command', ['frobnicate'], 2, /unknown command 'frobnicate'/],
     ['a file that is not a model', ['quantize', 'w.npy'], 1, /QUANT_ERR_ONNX: /],
