@@ -60,6 +60,7 @@ export class QueueJobRunner implements JobService {
   #worker: Worker | undefined;
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
+  #producerConnection: Redis | undefined;
 
   constructor(pool: QuantPool, opts: QueueRunnerOptions) {
     this.#pool = pool;
@@ -86,8 +87,9 @@ export class QueueJobRunner implements JobService {
     return this.#store;
   }
 
+  /** Ready only when every connection a request uses (the store's and the producer's) is: each reconnects on its own after an outage. */
   ready(): boolean {
-    return !this.#closed && this.#store.ready();
+    return !this.#closed && this.#store.ready() && (this.#producerConnection === undefined || this.#producerConnection.status === 'ready');
   }
 
   expiry(): string {
@@ -97,6 +99,7 @@ export class QueueJobRunner implements JobService {
   async start(): Promise<void> {
     const { scale, log } = this.#opts;
     const producer = this.#connect({ enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    this.#producerConnection = producer;
     this.#queue = new Queue(QUEUE_NAME, { connection: producer });
     this.#queue.on('error', (err) => log.debug({ err: err.message }, 'queue error'));
     this.#producer = new QueueEventsProducer(QUEUE_NAME, { connection: producer });
