@@ -9,7 +9,7 @@ import { cancel, cancelFlag, isCancelled, type CancelFlag } from '../pool/cancel
 import type { TaskLimits } from '../pool/messages.js';
 import type { QuantPool } from '../pool/pool.js';
 import type { ModelReport } from '../pool/tasks/model-reply.js';
-import { outputFilename } from '../pool/tasks/model-reply.js';
+import { modelFilesTask } from './model-files-task.js';
 import type { WorkerProgress } from '../pool/tasks/quantize-model-files.js';
 import { advance } from './runner.js';
 import { S3Objects } from './s3-objects.js';
@@ -234,21 +234,7 @@ export class QueueJobRunner implements JobService {
       if (!running) return 'gone';
       this.#opts.log.info({ job: id, attempt: running.attempts }, 'job started');
       await job.updateProgress(running as unknown as object).catch(() => undefined);
-      const result = await this.#pool.run({
-        op: 'quantizeModelFiles',
-        inputDir: dirs.input,
-        model: first.model.file,
-        external: first.external.map((f) => ({ name: f.name, file: f.file })),
-        inputs: first.inputs?.file,
-        calibration: first.calibration?.file,
-        outputDir: dirs.output,
-        outputName: outputFilename(first.filename, first.options.bits),
-        maxInlineBytes: this.#opts.maxInlineBytes,
-        options: first.options,
-        limits: this.#opts.limits,
-        progressChannel: channelName,
-        cancel: entry.flag,
-      });
+      const result = await this.#pool.run(modelFilesTask(first, dirs, { limits: this.#opts.limits, maxInlineBytes: this.#opts.maxInlineBytes, progressChannel: channelName, cancel: entry.flag }));
       await quiet();
       if (isCancelled(entry.flag)) throw new Errors.Aborted('the job was cancelled');
       const meta = result.meta as { report: ModelReport; summaryHeader: string; artifacts: Artifact[] };

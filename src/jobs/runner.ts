@@ -7,7 +7,7 @@ import type { TaskLimits } from '../pool/messages.js';
 import type { QuantPool } from '../pool/pool.js';
 import type { WorkerProgress } from '../pool/tasks/quantize-model-files.js';
 import type { ModelReport } from '../pool/tasks/model-reply.js';
-import { outputFilename } from '../pool/tasks/model-reply.js';
+import { modelFilesTask } from './model-files-task.js';
 import type { JobService } from './service.js';
 import type { Artifact, JobPhase, JobProgress, JobRecord, JobStore } from './types.js';
 
@@ -196,21 +196,7 @@ export class JobRunner implements JobService {
       enter('decoding');
       if (running) this.#store.publish({ type: 'progress', job: running });
       const result = await this.#pool.run(
-        {
-          op: 'quantizeModelFiles',
-          inputDir: dirs.input,
-          model: job.model.file,
-          external: job.external.map((f) => ({ name: f.name, file: f.file })),
-          inputs: job.inputs?.file,
-          calibration: job.calibration?.file,
-          outputDir: dirs.output,
-          outputName: outputFilename(job.filename, job.options.bits),
-          maxInlineBytes: this.#opts.maxInlineBytes,
-          options: job.options,
-          limits: this.#opts.limits,
-          progressChannel: channelName,
-          cancel: flag,
-        },
+        modelFilesTask(job, dirs, { limits: this.#opts.limits, maxInlineBytes: this.#opts.maxInlineBytes, progressChannel: channelName, cancel: flag }),
       );
       // Progress still in flight is moot now; closing drops it, so none lands after the end.
       channel.close();
