@@ -2,6 +2,8 @@ import type { FastifyRequest } from 'fastify';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { checkLocation } from '../onnx/proto/tensor-data.js';
+import { OpsetScan } from '../onnx/proto/opset-scan.js';
+import { checkModelRequest } from '../pool/tasks/model-pipeline.js';
 import { Errors, isQuantError } from '../errors.js';
 import type { JobStore, StoredFile } from '../jobs/types.js';
 import type { ModelTaskOptions } from '../pool/messages.js';
@@ -42,10 +44,21 @@ class Budget {
   }
 }
 
-async function save(store: JobStore, id: string, name: string, file: string, source: Readable, budget: Budget): Promise<StoredFile> {
+async function save(store: JobStore, id: string, name: string, file: string, source: Readable, budget: Budget, scan?: OpsetScan): Promise<StoredFile> {
   const before = budget.used;
-  await pipeline(source, budget.meter(), await store.inputWriter(id, file));
+  if (scan) await pipeline(source, budget.meter(), scan, await store.inputWriter(id, file));
+  else await pipeline(source, budget.meter(), await store.inputWriter(id, file));
   return { name, file, size: budget.used - before };
+}
+
+/**
+ * What the synchronous endpoint would refuse in a job's query string alone (a raw .onnx
+ * body: its options are all there), checked before the job is created or anything stored:
+ * the same 400 rather than a 202 and a failed job.
+ */
+export function checkJobQuery(request: FastifyRequest): void {
+  if (request.isMultipart()) return;
+  checkModelRequest(parseModelOptions(request.query as Record<string, unknown>, 'querystring'), undefined, false);
 }
 
 function uploadError(err: unknown, budget: Budget): Error {
@@ -73,10 +86,14 @@ export async function receiveJobUpload(request: FastifyRequest, store: JobStore,
       : new Errors.BodyTooLarge(`the upload exceeds JOBS_MAX_BYTES=${maxBytes}`),
   );
   try {
+    // The model's opset is read as it streams past, for the option rules that depend on it:
+    // checked once the parts are in, before the job is committed (the route then deletes them).
+    const scan = new OpsetScan();
     if (!request.isMultipart()) {
-      const model = await save(store, id, 'model', MODEL_FILE, request.body as Readable, budget);
-      if (model.size === 0) throw new Errors.Validation('send the model as the application/octet-stream body, or as the file part `model` of multipart/form-data');
       const options = parseModelOptions(request.query as Record<string, unknown>, 'querystring');
+      const model = await save(store, id, 'model', MODEL_FILE, request.body as Readable, budget, scan);
+      if (model.size === 0) throw new Errors.Validation('send the model as the application/octet-stream body, or as the file part `model` of multipart/form-data');
+      checkModelRequest(options, scan.defaultOpset, false);
       return { filename: 'model.onnx', model, external: [], inputs: undefined, calibration: undefined, options, bytes: budget.used };
     }
     const fields: Record<string, unknown> = {};
@@ -100,11 +117,12 @@ export async function receiveJobUpload(request: FastifyRequest, store: JobStore,
         file = checkLocation(name, `(part '${name}')`);
         if (file === MODEL_FILE || file === INPUTS_FILE || file === CALIBRATION_FILE) throw new Errors.Validation(`a file part may not be named '${file}'`);
       }
-      files.set(name, await save(store, id, name, file, part.file, budget));
+      files.set(name, await save(store, id, name, file, part.file, budget, name === 'model' ? scan : undefined));
     }
     const model = files.get('model');
     if (!model) throw new Errors.Validation(`the multipart body has no file part named 'model' (parts: ${[...files.keys()].join(', ') || 'none'})`);
     const options = parseModelOptions({ ...(request.query as Record<string, unknown>), ...fields }, 'multipart');
+    checkModelRequest(options, scan.defaultOpset, files.has('calibration'));
     const external = [...files.values()].filter((f) => f.name !== 'model' && f.name !== 'inputs' && f.name !== 'calibration');
     return { filename, model, external, inputs: files.get('inputs'), calibration: files.get('calibration'), options, bytes: budget.used };
   } catch (err) {

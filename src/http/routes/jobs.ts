@@ -7,7 +7,7 @@ import { Errors } from '../../errors.js';
 import type { JobEvent, JobRecord } from '../../jobs/types.js';
 import { INITIAL_PROGRESS } from '../../jobs/runner.js';
 import { zipStream } from '../../onnx/io/zip-stream.js';
-import { receiveJobUpload } from '../job-upload.js';
+import { checkJobQuery, receiveJobUpload } from '../job-upload.js';
 import { ErrorReply } from '../schemas/common.js';
 import { JobCreated, JobParams, JobView } from '../schemas/jobs.js';
 import { ModelOptions, ModelReport } from '../schemas/models.js';
@@ -74,6 +74,7 @@ export const jobRoutes: FastifyPluginAsync = async (app) => {
       response: { 202: JobCreated, ...errors },
     },
     handler: async (request, reply) => {
+      checkJobQuery(request);
       const id = randomUUID();
       await store.create(id, app.config.jobsTtlS);
       let upload;

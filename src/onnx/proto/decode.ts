@@ -276,7 +276,7 @@ function decodeGraph(src: Uint8Array, ctx: GraphContext, path: string, depth: nu
   return g;
 }
 
-function decodeOpset(src: Uint8Array): OpsetId {
+export function decodeOpset(src: Uint8Array): OpsetId {
   const r = new Reader(src, 'ModelProto.opset_import');
   const o: OpsetId = { domain: '', version: 0 };
   while (!r.done) {

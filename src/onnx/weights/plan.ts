@@ -35,11 +35,25 @@ export type PlanResult = WeightPlan | { skip: string };
 
 /** Model-wide option conflicts are the caller's to fix: they get a 400 naming the limit. */
 export function checkOptionsForModel(opts: ModelQuantOptions, opset: number | undefined): void {
+  checkOptions(opts, opset ?? 0);
+}
+
+/**
+ * The conflicts among the options alone, for when the model's opset is not known yet (a job
+ * checks them before it stores its upload): checkOptionsForModel without the opset rules.
+ */
+export function checkOptionConflicts(opts: ModelQuantOptions): void {
+  checkOptions(opts, undefined);
+}
+
+/** `opset` undefined: the rules that need it are left out. */
+function checkOptions(opts: ModelQuantOptions, opset: number | undefined): void {
+  const known = opset !== undefined;
   const o = opset ?? 0;
   const bad = (msg: string): never => {
     throw new Errors.Option(msg);
   };
-  if (opts.format === 'qdq') {
+  if (opts.format === 'qdq' && known) {
     if (opts.bits < 8 && o < OPSET.qdqBlocked) {
       bad(`format=qdq with bits=${opts.bits} needs opset ≥ ${OPSET.qdqBlocked} (int4 DequantizeLinear); this model has opset ${o}: use format=matmulnbits or format=auto`);
     }
@@ -50,7 +64,7 @@ export function checkOptionsForModel(opts: ModelQuantOptions, opset: number | un
   if (isCodebookFormat(opts.format) && opts.method !== 'rtn') {
     bad(`method=${opts.method} fits a scale and zero point to a uniform integer grid; format=${opts.format} has a codebook of its own: use method=rtn`);
   }
-  if (opts.format === 'fp8e4m3' || opts.format === 'fp8e5m2') {
+  if ((opts.format === 'fp8e4m3' || opts.format === 'fp8e5m2') && known) {
     if (o < OPSET.fp8) {
       bad(
         `format=${opts.format} needs opset ≥ ${OPSET.fp8} (DequantizeLinear with float8 input); this model has opset ${o}, and onnxruntime 1.30 does not run float8 in the com.microsoft DequantizeLinear`,

@@ -3,6 +3,7 @@ import { decodeModel } from '../../onnx/proto/decode.js';
 import { checkExternalFiles } from '../../onnx/io/external.js';
 import type { OnnxModel } from '../../onnx/proto/model.js';
 import { modelQuantOptions, type ModelQuantOptions } from '../../onnx/weights/options.js';
+import { checkOptionConflicts, checkOptionsForModel } from '../../onnx/weights/plan.js';
 import { preflight, quantizeModel, type ModelProgress, type ModelQuantResult } from '../../onnx/weights/quantize-model.js';
 import type { ExternalData } from '../../onnx/proto/tensor-data.js';
 import type { UserArray } from '../../onnx/runtime/inputs.js';
@@ -85,6 +86,18 @@ export function coreOptions(o: ModelTaskOptions): ModelQuantOptions {
     exclude: o.exclude,
     minElements: o.min_elements,
   });
+}
+
+/**
+ * The checks of prepare() that need no decoded model, for a job's request before anything is
+ * stored or queued: with the model's opset once its bytes have streamed past (OpsetScan), the
+ * opset rules too; `hasCalibration` undefined while the parts are not all read.
+ */
+export function checkModelRequest(o: ModelTaskOptions, opset: number | undefined, hasCalibration?: boolean): void {
+  if (hasCalibration !== undefined) checkCalibrationGiven(o, hasCalibration ? true : undefined);
+  if (o.format === 'static') return;
+  if (opset === undefined) checkOptionConflicts(coreOptions(o));
+  else checkOptionsForModel(coreOptions(o), opset);
 }
 
 /** Everything that can refuse the upload, before any slow work (onnxruntime included). */
