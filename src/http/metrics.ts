@@ -120,7 +120,16 @@ export const metrics = fp(async (app) => {
     registers,
     async collect() {
       const counts = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<string, number>;
-      for (const job of await app.jobs.store.list()) counts[job.status] = (counts[job.status] ?? 0) + 1;
+      let jobs;
+      try {
+        jobs = await app.jobs.store.list();
+      } catch {
+        // The shared store's Redis is away: no counts rather than stale ones, and the rest of
+        // the scrape still answers.
+        this.reset();
+        return;
+      }
+      for (const job of jobs) counts[job.status] = (counts[job.status] ?? 0) + 1;
       for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
     },
   });

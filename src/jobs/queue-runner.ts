@@ -10,6 +10,7 @@ import type { TaskLimits } from '../pool/messages.js';
 import type { QuantPool } from '../pool/pool.js';
 import type { ModelReport } from '../pool/tasks/model-reply.js';
 import { modelFilesTask } from './model-files-task.js';
+import { PhaseClock, type PhaseObserver } from './phase-clock.js';
 import type { WorkerProgress } from '../pool/tasks/quantize-model-files.js';
 import { advance } from './runner.js';
 import { S3Objects } from './s3-objects.js';
@@ -61,6 +62,8 @@ export class QueueJobRunner implements JobService {
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
   #producerConnection: Redis | undefined;
+  /** Told how long each phase of the jobs this replica runs took (the metrics set it). */
+  phaseObserver: PhaseObserver | undefined;
 
   constructor(pool: QuantPool, opts: QueueRunnerOptions) {
     this.#pool = pool;
@@ -218,7 +221,9 @@ export class QueueJobRunner implements JobService {
         // Progress is best effort: a Redis blip must not fail the job.
         .catch(() => undefined);
     };
+    const clock = new PhaseClock(() => this.phaseObserver, first);
     channel.onmessage = (event) => {
+      clock.enter((event as { data: WorkerProgress }).data.phase);
       progress = advance(progress, (event as { data: WorkerProgress }).data);
       timer ??= setTimeout(flush, PROGRESS_MS);
     };
@@ -232,9 +237,11 @@ export class QueueJobRunner implements JobService {
       const dirs = await store.workDirs(id);
       const running = await store.update(id, { status: 'running', attempts: first.attempts + 1 });
       if (!running) return 'gone';
+      clock.enter('decoding');
       this.#opts.log.info({ job: id, attempt: running.attempts }, 'job started');
       await job.updateProgress(running as unknown as object).catch(() => undefined);
       const result = await this.#pool.run(modelFilesTask(first, dirs, { limits: this.#opts.limits, maxInlineBytes: this.#opts.maxInlineBytes, progressChannel: channelName, cancel: entry.flag }));
+      clock.enter('done');
       await quiet();
       if (isCancelled(entry.flag)) throw new Errors.Aborted('the job was cancelled');
       const meta = result.meta as { report: ModelReport; summaryHeader: string; artifacts: Artifact[] };

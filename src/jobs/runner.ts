@@ -8,8 +8,9 @@ import type { QuantPool } from '../pool/pool.js';
 import type { WorkerProgress } from '../pool/tasks/quantize-model-files.js';
 import type { ModelReport } from '../pool/tasks/model-reply.js';
 import { modelFilesTask } from './model-files-task.js';
+import { PhaseClock, type PhaseObserver } from './phase-clock.js';
 import type { JobService } from './service.js';
-import type { Artifact, JobPhase, JobProgress, JobRecord, JobStore } from './types.js';
+import type { Artifact, JobProgress, JobRecord, JobStore } from './types.js';
 
 // Runs queued jobs in the worker pool, a few at a time so synchronous requests keep
 // workers, and turns worker progress into monotonic job progress. Expired jobs are swept.
@@ -70,7 +71,7 @@ export class JobRunner implements JobService {
    * Told how long each job spent in each phase (the metrics set it): the progress phases, plus
    * 'decoding' for the start of a task before its first progress message.
    */
-  phaseObserver: ((phase: JobPhase | 'decoding', seconds: number) => void) | undefined;
+  phaseObserver: PhaseObserver | undefined;
 
   constructor(store: JobStore, pool: QuantPool, opts: RunnerOptions) {
     this.#store = store;
@@ -172,18 +173,9 @@ export class JobRunner implements JobService {
     channel.unref();
     let progress = job.progress;
     let updates = Promise.resolve();
-    // Phase durations: the wait in the queue (first attempt), then each worker phase until the next.
-    let phase: JobPhase | 'decoding' = 'queued';
-    let phaseStart = job.attempts === 0 ? Date.parse(job.created_at) : Date.now();
-    const enter = (next: JobPhase | 'decoding') => {
-      if (next === phase) return;
-      const now = Date.now();
-      this.phaseObserver?.(phase, Math.max(0, now - phaseStart) / 1000);
-      phase = next;
-      phaseStart = now;
-    };
+    const clock = new PhaseClock(() => this.phaseObserver, job);
     channel.onmessage = (event) => {
-      enter((event as { data: WorkerProgress }).data.phase);
+      clock.enter((event as { data: WorkerProgress }).data.phase);
       progress = advance(progress, (event as { data: WorkerProgress }).data);
       const snapshot = progress;
       updates = updates.then(async () => {
@@ -193,14 +185,14 @@ export class JobRunner implements JobService {
     };
     try {
       const running = await this.#store.update(id, { status: 'running', attempts: job.attempts + 1 });
-      enter('decoding');
+      clock.enter('decoding');
       if (running) this.#store.publish({ type: 'progress', job: running });
       const result = await this.#pool.run(
         modelFilesTask(job, dirs, { limits: this.#opts.limits, maxInlineBytes: this.#opts.maxInlineBytes, progressChannel: channelName, cancel: flag }),
       );
       // Progress still in flight is moot now; closing drops it, so none lands after the end.
       channel.close();
-      enter('done');
+      clock.enter('done');
       await updates;
       const meta = result.meta as { report: ModelReport; summaryHeader: string; artifacts: Artifact[] };
       await this.#store.saveReport(id, meta.report);

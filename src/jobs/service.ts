@@ -1,4 +1,5 @@
-import type { JobPhase, JobStore } from './types.js';
+import type { PhaseObserver } from './phase-clock.js';
+import type { JobStore } from './types.js';
 
 // What the HTTP layer needs from whatever runs jobs: the in-process JobRunner (local store)
 // or the QueueJobRunner (BullMQ on Redis, shared by replicas).
@@ -15,6 +16,6 @@ export interface JobService {
   isDeleting(id: string): boolean;
   /** False while the queue cannot take jobs (readiness). */
   ready(): boolean;
-  /** Told how long each phase of a job run here took (metrics); the local runner reports it. */
-  phaseObserver?: ((phase: JobPhase | 'decoding', seconds: number) => void) | undefined;
+  /** Told how long each phase of a job run by this replica took (metrics), by both runners. */
+  phaseObserver?: PhaseObserver | undefined;
 }

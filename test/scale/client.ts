@@ -66,3 +66,17 @@ export async function events(base: string, id: string): Promise<SseEvent[]> {
     .filter((b) => b.startsWith('event:'))
     .map((b) => ({ event: /^event: (\w+)/.exec(b)![1]!, job: JSON.parse(/\ndata: (.*)$/.exec(b)![1]!) as Job }));
 }
+
+/** The value of one Prometheus sample in a replica's /metrics (0 when absent). */
+export async function metric(base: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const res = await fetch(`${base}/metrics`);
+  assert.equal(res.status, 200);
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of (await res.text()).split('\n')) {
+    const m = /^([a-z_:]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = m[2] ? m[2].split(',') : [];
+    if (want.every((w) => have.includes(w))) return Number(m[3]);
+  }
+  return 0;
+}

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { gemmMlp } from '../onnx/models.js';
 import { S3Objects } from '../../src/jobs/s3-objects.js';
-import { events, result, settle, status, submit, syncResult } from './client.js';
+import { events, metric, result, settle, status, submit, syncResult } from './client.js';
 import { LOCK_MS, STALLED_MS, deepNet, sleep, topology, until, type Replica, type Topology } from './topology.js';
 
 // Three replicas as separate processes (two ROLE=all, one ROLE=api) over a real redis-server
@@ -78,6 +78,15 @@ describe('replicas sharing Redis and S3', () => {
     assert.deepEqual(report.skipped, [{ name: 'W2', reason: "excluded by 'fc2'" }]);
     // The API-only replica ran nothing.
     assert.ok(!api.lines().some((l) => l.msg === 'job started'));
+    // Job phases are timed by the replica that ran the job, as the local runner does; job
+    // counts by status are the shared store's, the same from every replica.
+    const ran = (await runner(id, 1, workers)).r;
+    const PHASE = 'quantd_job_phase_duration_seconds_count';
+    for (const phase of ['queued', 'decoding', 'reference', 'quantizing', 'writing', 'validating']) {
+      assert.equal(await metric(ran.base, PHASE, { phase }), 1, `${ran.name}: phase ${phase}`);
+      for (const other of [api, ...workers.filter((r) => r !== ran)]) assert.equal(await metric(other.base, PHASE, { phase }), 0, `${other.name}: phase ${phase}`);
+    }
+    for (const r of [api, ...workers]) assert.equal(await metric(r.base, 'quantd_jobs', { status: 'succeeded' }), 1, r.name);
     // A worker-only replica answers probes and nothing else.
     const w = await t.replica('w-only', { ROLE: 'worker' });
     assert.equal((await fetch(`${w.base}/readyz`)).status, 200);
@@ -144,6 +153,8 @@ describe('replicas sharing Redis and S3', () => {
     assert.equal(((await refused.json()) as { code: string }).code, 'QUANT_ERR_JOBS_UNAVAILABLE');
     assert.ok(Date.now() - began < 2000, 'refused without waiting for Redis');
     assert.equal((await fetch(`${api.base}/readyz`)).status, 503);
+    // Metrics still answer, without job counts (they live in Redis).
+    assert.equal((await fetch(`${api.base}/metrics`)).status, 200);
     const tensor = await fetch(`${api.base}/v1/quantize`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tensor: { data: [0.5, -1, 2] }, bits: 8 }) });
     assert.equal(tensor.status, 200);
     // The job record is still readable from S3.
