@@ -8,6 +8,9 @@ import type { ScaleConfig } from '../config.js';
 // calls work on AWS, MinIO, Ceph and the test server. Transfers stream: an upload holds at
 // most partSize × queueSize bytes (lib-storage's Upload), a download none.
 
+/** Tries per S3 request (the SDK's retries, with its backoff), before a transfer fails. */
+const MAX_ATTEMPTS = 5;
+
 export interface ObjectInfo {
   key: string;
   size: number;
@@ -28,7 +31,7 @@ export class S3Objects {
       // S3-compatible servers reject or mangle those (aws-sdk-js-v3 #6810), so only when required.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      maxAttempts: 5,
+      maxAttempts: MAX_ATTEMPTS,
       // A store that stops answering must fail the transfer (then 503 or a retried job), not hang it.
       requestHandler: { connectionTimeout: 5000, requestTimeout: 30_000 },
     };
@@ -42,7 +45,10 @@ export class S3Objects {
 
   /**
    * A stream that uploads what is written to it as `key` (multipart past one part); it
-   * finishes only once the object is complete, and destroying it aborts the upload.
+   * finishes only once the object is complete, and destroying it aborts the upload. When the
+   * upload fails (S3 gone: each request fails after at most MAX_ATTEMPTS tries, each
+   * bounded by the connection and idle timeouts) the stream errors at once, even with a
+   * write waiting for room: the caller's pipeline then fails instead of waiting forever.
    */
   writer(key: string, mapError: (err: unknown) => Error = (err) => err as Error): Writable {
     const body = new PassThrough({ highWaterMark: 1 << 20 });
@@ -55,28 +61,44 @@ export class S3Objects {
       leavePartsOnError: false,
     });
     const done = upload.done();
+    let failure: Error | undefined;
+    // A write waiting for the body to drain: a failed upload stops reading the body, and a
+    // destroyed PassThrough never emits 'drain', so the failure must settle it.
+    let waiting: ((err?: Error | null) => void) | undefined;
+    const settle = (err?: Error) => {
+      const cb = waiting;
+      waiting = undefined;
+      cb?.(err);
+    };
+    body.on('drain', () => settle());
     // Observed here so that a failure before final() is not an unhandled rejection.
-    let failure: unknown;
     done.catch((err: unknown) => {
       failure = mapError(err);
       body.destroy();
+      settle(failure);
     });
     return new Writable({
       highWaterMark: 1 << 20,
       write(chunk: Buffer, _enc, cb) {
-        if (failure) return cb(failure as Error);
+        if (failure) return cb(failure);
         if (body.write(chunk)) cb();
-        else body.once('drain', () => cb());
+        else waiting = cb;
       },
       final(cb) {
+        if (failure) return cb(failure);
         body.end();
         done.then(
           () => cb(),
-          (err: unknown) => cb(mapError(err)),
+          (err: unknown) => cb(failure ?? mapError(err)),
         );
       },
       destroy(err, cb) {
-        if (err) void upload.abort().catch(() => undefined);
+        // Destroyed before the end (the client went away, the upload was refused): no object.
+        if (err || !body.writableFinished) {
+          void upload.abort().catch(() => undefined);
+          body.destroy();
+        }
+        settle(err ?? undefined);
         cb(err);
       },
     });

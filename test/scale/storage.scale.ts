@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { S3Objects } from '../../src/jobs/s3-objects.js';
-import { topology } from './topology.js';
+import { sleep, topology } from './topology.js';
 
 // The object-store layer against s3rver, or against a real bucket when S3_TEST_ENDPOINT is
 // set (with S3_TEST_BUCKET, S3_TEST_ACCESS_KEY_ID, S3_TEST_SECRET_ACCESS_KEY, S3_TEST_REGION).
@@ -94,5 +94,49 @@ describe('object store (S3 API)', () => {
     await objects.deletePrefix(prefix);
     assert.deepEqual(await objects.list(prefix), []);
     objects.close();
+  });
+});
+
+// The hang seen before: when S3 went away mid-upload, lib-storage's Upload failed and stopped
+// reading its body, a write waiting for the body to drain never returned, and the upload's
+// pipeline (so the request) never ended. Now the writer errors as soon as the upload fails.
+describe('object store going away mid-upload', { skip: process.env.S3_TEST_ENDPOINT ? 'needs the test-started s3rver to kill' : false }, () => {
+  it('fails the writer within a bounded time, holds no sockets after, and works again once S3 is back', async () => {
+    const s3 = new S3Objects({ endpoint: e.S3_ENDPOINT, region: 'us-east-1', bucket: e.S3_BUCKET!, accessKeyId: e.S3_ACCESS_KEY_ID, secretAccessKey: e.S3_SECRET_ACCESS_KEY, forcePathStyle: true, partSize: 8 * MiB, uploadQueue: 4 });
+    const sockets = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap' || r === 'ConnectWrap').length;
+    const before = sockets();
+    const chunk = Buffer.alloc(MiB, 1);
+    let sent = 0;
+    let killed: Promise<void> | undefined;
+    const source = Readable.from(
+      (function* () {
+        for (; sent < 1024; sent++) {
+          if (sent === 40) killed = t.s3.kill();
+          yield chunk;
+        }
+      })(),
+    );
+    const began = Date.now();
+    const outcome = await Promise.race([
+      pipeline(source, s3.writer(`${prefix}cut.bin`, (err) => new Error(`object store: ${(err as Error).message}`))).then(
+        () => 'finished',
+        (err: Error) => err.message,
+      ),
+      sleep(60_000).then(() => 'still pending after 60 s'),
+    ]);
+    await killed;
+    console.log(`writer ended ${Date.now() - began} ms after it began, ${sent} MiB read from the source: ${outcome}`);
+    assert.match(outcome, /^object store: /);
+    assert.ok(sent < 100, `the source was read on (${sent} MiB) after the upload failed`);
+    assert.ok(source.destroyed, 'the source is destroyed');
+    await sleep(3000);
+    assert.ok(sockets() <= before, `sockets open: ${sockets()} (before: ${before})`);
+    await t.s3.start();
+    const { stream, sha: expected } = pattern(17 * MiB);
+    await pipeline(stream, s3.writer(`${prefix}after.bin`));
+    const hash = createHash('sha256');
+    for await (const c of await s3.reader(`${prefix}after.bin`)) hash.update(c as Buffer);
+    assert.equal(hash.digest('hex'), expected);
+    s3.close();
   });
 });

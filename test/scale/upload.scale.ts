@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { gemmMlp, withExternalData } from '../onnx/models.js';
 import { result, settle } from './client.js';
-import { rssBytes, sleep, topology } from './topology.js';
+import { rssBytes, sleep, topology, until } from './topology.js';
 
 // Big uploads through an API replica into S3: memory stays near S3_PART_SIZE × S3_UPLOAD_QUEUE
 // (8 MiB × 4 here) however big the upload. SCALE_UPLOAD_MIB sets the size (256 by default to keep CI short;
@@ -22,18 +22,21 @@ const api = await t.replica('api', { ROLE: 'api' });
 const ext = withExternalData(gemmMlp(), ['W1'], 'weights.bin');
 const modelBytes = Buffer.from(ext.bytes);
 
-function* body(boundary: string, size: number): Generator<Buffer> {
+function* body(boundary: string, size: number, onMiB?: (mib: number) => void): Generator<Buffer> {
   yield Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="model"; filename="model.onnx"\r\ncontent-type: application/octet-stream\r\n\r\n`);
   yield modelBytes;
   yield Buffer.from(`\r\n--${boundary}\r\ncontent-disposition: form-data; name="weights.bin"; filename="weights.bin"\r\ncontent-type: application/octet-stream\r\n\r\n`);
   yield Buffer.from(ext.data);
   const zeros = Buffer.alloc(MiB);
-  for (let left = size - ext.data.length; left > 0; left -= MiB) yield left >= MiB ? zeros : zeros.subarray(0, left);
+  for (let left = size - ext.data.length, mib = 1; left > 0; left -= MiB, mib++) {
+    onMiB?.(mib);
+    yield left >= MiB ? zeros : zeros.subarray(0, left);
+  }
   yield Buffer.from(`\r\n--${boundary}\r\ncontent-disposition: form-data; name="bits"\r\n\r\n4\r\n--${boundary}--\r\n`);
 }
 
-/** Streams the multipart upload. */
-async function upload(base: string, size: number): Promise<{ status: number; json: { id?: string; code?: string } }> {
+/** Streams the multipart upload; the answer counts as soon as it arrives, even before the body is all sent. */
+async function upload(base: string, size: number, onMiB?: (mib: number) => void): Promise<{ status: number; json: { id?: string; code?: string; message?: string } }> {
   const boundary = `b${Date.now()}`;
   const url = new URL(`${base}/v1/jobs`);
   return new Promise((resolve, reject) => {
@@ -41,11 +44,11 @@ async function upload(base: string, size: number): Promise<{ status: number; jso
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(text) as { id?: string; code?: string } }));
+      res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(text) as { id?: string; code?: string; message?: string } }));
     });
     req.on('error', reject);
     req.setTimeout(90_000, () => req.destroy(new Error('no answer to the upload in 90 s')));
-    pipeline(Readable.from(body(boundary, size)), req).catch(() => undefined);
+    pipeline(Readable.from(body(boundary, size, onMiB)), req).catch(() => undefined);
   });
 }
 
@@ -66,5 +69,35 @@ describe('big uploads', () => {
     assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
     // The same model with W1 inline quantizes to the same bytes as the unpadded upload would.
     assert.ok((await result(api.base, res.json.id!)).length > 0);
+  });
+});
+
+describe('S3 going away during an upload', { skip: process.env.S3_TEST_ENDPOINT ? 'needs the test-started s3rver to kill' : false }, () => {
+  it('fails the upload with a 503 in bounded time, and takes new jobs once S3 is back', async () => {
+    const size = 256 * MiB;
+    let killed: Promise<void> | undefined;
+    const began = Date.now();
+    // Killed by its PID once 64 MiB of the body are sent: parts are in flight on the replica.
+    const res = await upload(api.base, size, (mib) => {
+      if (mib === 64) killed = t.s3.kill();
+    });
+    const took = Date.now() - began;
+    await killed;
+    console.log(`upload answered ${res.status} ${res.json.code} ${took} ms after it began`);
+    assert.equal(res.status, 503, JSON.stringify(res.json));
+    assert.equal(res.json.code, 'QUANT_ERR_JOBS_UNAVAILABLE');
+    assert.match(res.json.message ?? '', /object store/);
+    // The replica is still up and still answers what needs no S3.
+    assert.equal((await fetch(`${api.base}/healthz`)).status, 200);
+    await t.s3.start();
+    const id = await until('a job to be accepted once S3 is back', async () => {
+      const r = await fetch(`${api.base}/v1/jobs?bits=8`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: Buffer.from(gemmMlp().bytes) });
+      return r.status === 202 ? ((await r.json()) as { id: string }).id : undefined;
+    }, 30_000, 500);
+    assert.equal((await settle(api.base, id, 120_000)).status, 'succeeded');
+    // And a big multipart upload streams through again.
+    const again = await upload(api.base, 64 * MiB);
+    assert.equal(again.status, 202, JSON.stringify(again.json));
+    assert.equal((await settle(api.base, again.json.id!, 120_000)).status, 'succeeded');
   });
 });
