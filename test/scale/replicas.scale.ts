@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { gemmMlp } from '../onnx/models.js';
 import { S3Objects } from '../../src/jobs/s3-objects.js';
@@ -21,6 +25,29 @@ const t: Topology = await topology({ aof: true });
 const workers: Replica[] = [await t.replica('r1'), await t.replica('r2')];
 const api: Replica = await t.replica('r3', { ROLE: 'api' });
 const deepExpected = await syncResult(api.base, DEEP_Q, deep);
+
+/** The first ```sh block after `heading` in the README, as its lines (comments kept: bash drops them). */
+function readmeBlock(heading: string): string[] {
+  const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+  const at = readme.indexOf(heading);
+  assert.ok(at >= 0, `README has no ${heading}`);
+  const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(at))!;
+  return block[1]!.split('\n').filter((l) => l.trim() !== '');
+}
+
+/**
+ * Runs README command lines with bash in a directory holding model.onnx, each line's
+ * `localhost:PORT` pointed at a replica (`to(line index, port)`); returns each line's output.
+ */
+async function runReadme(lines: string[], to: (i: number, port: string) => Replica, model: Buffer): Promise<{ outputs: string[]; dir: string }> {
+  const dir = mkdtempSync(join(t.root, 'readme-'));
+  writeFileSync(join(dir, 'model.onnx'), model);
+  const script = ['set -euo pipefail', ...lines.flatMap((line, i) => [`echo "::line ${i}"`, line.replace(/localhost:(\d+)/g, (_m, port: string) => to(i, port).base.replace('http://', ''))])].join('\n');
+  const { stdout } = await promisify(execFile)('bash', ['-c', script], { cwd: dir, timeout: 120_000 });
+  const outputs = stdout.split(/^::line \d+\n/m).slice(1);
+  assert.equal(outputs.length, lines.length, stdout);
+  return { outputs, dir };
+}
 
 function s3(): S3Objects {
   const e = t.env;
@@ -92,6 +119,35 @@ describe('replicas sharing Redis and S3', () => {
     assert.equal((await fetch(`${w.base}/readyz`)).status, 200);
     assert.equal((await fetch(`${w.base}/v1/jobs/${id}`)).status, 404);
     await w.stop('SIGTERM');
+  });
+
+  it("runs the README's job examples unchanged (curl and jq, as written) against the three replicas", async () => {
+    // "Jobs for big models": upload, events, status, report, result, delete, each line on
+    // another replica (the three replicas started as "Scaling out" starts them by hand).
+    const lines = readmeBlock('### Jobs for big models');
+    assert.ok(lines.length >= 6 && lines[0]!.startsWith('ID=$(curl'), lines.join('\n'));
+    const all = [workers[0]!, api, workers[1]!];
+    const { outputs, dir } = await runReadme([...lines.slice(0, 1), 'echo "$ID"', ...lines.slice(1), 'curl -s -o /dev/null -w "%{http_code}" localhost:8080/v1/jobs/$ID'], (i) => all[i % 3]!, small);
+    const id = outputs[1]!.trim();
+    assert.match(id, /^[0-9a-f-]{36}$/);
+    const at = (prefix: string) => outputs[lines.findIndex((l) => l.includes(prefix)) + 1]!;
+    const sse = at('/events');
+    assert.match(sse, /^event: progress\n/);
+    assert.match(sse, /event: end\ndata: \{[^\n]*"status":"succeeded"/);
+    assert.equal(JSON.parse(at('| jq \'{status, progress}\'')).status, 'succeeded');
+    assert.ok(JSON.parse(at('/report | jq .summary')).tensors_quantized >= 1);
+    const saved = join(dir, 'model.4bit.onnx');
+    assert.ok(existsSync(saved), 'curl -OJ saved model.4bit.onnx');
+    assert.deepEqual(readFileSync(saved), await syncResult(api.base, '?bits=4', small));
+    assert.equal(at('-X DELETE'), '');
+    assert.equal(outputs.at(-1), '404', 'deleted for every replica');
+    // "Scaling out": upload on one API replica, follow it on the other.
+    const scaled = readmeBlock('## Scaling out').filter((l) => l.includes('curl'));
+    assert.equal(scaled.length, 2, scaled.join('\n'));
+    const ports = new Map<string, Replica>([['8080', api], ['8081', workers[1]!]]);
+    const follow = await runReadme(scaled, (_i, port) => ports.get(port)!, small);
+    assert.match(follow.outputs[1]!, /event: end\ndata: \{[^\n]*"status":"succeeded"/);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('finishes the job of a SIGKILLed worker on another one within lockDuration + 2 × stalledInterval', async () => {
