@@ -1,0 +1,214 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { gemmMlp, withExternalData } from '../test/onnx/models.js';
+import { BUCKET, RedisServer, S3Server, deepNet, freePort, sleep, until } from '../test/scale/servers.js';
+import { row, type BenchOptions, type ScenarioResult } from './lib/rows.js';
+import { startServer, type BenchServer } from './lib/server.js';
+import { median } from './lib/stats.js';
+
+// Scale-out (issue 12) on this one machine: a real redis-server and s3rver, quantd replicas
+// as separate processes (bench/server.ts with JOBS_STORE=redis).
+// - Throughput of N ROLE=worker replicas (one worker thread, one job at a time each) on many
+//   small model jobs posted to a ROLE=api replica, N = 1 and 2; a round is the time from the
+//   first POST to the last job succeeded.
+// - RSS of the API replica (VmRSS sampled every 50 ms) during a streamed 1 GiB and 2 GiB
+//   multipart upload (no worker runs it: the job is deleted after).
+// The caveat: replicas, Redis, s3rver and this client share the machine's cores, so N
+// workers on N of them compete with everything else; see bench/README.md.
+
+const MiB = 1 << 20;
+const PART = 8 * MiB;
+const QUEUE = 4;
+
+async function post(base: string, query: string, body: Buffer): Promise<string> {
+  const res = await fetch(`${base}/v1/jobs${query}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body });
+  const json = (await res.json()) as { id: string };
+  if (res.status !== 202) throw new Error(`POST /v1/jobs: ${res.status} ${JSON.stringify(json)}`);
+  return json.id;
+}
+
+async function finished(base: string, id: string): Promise<void> {
+  await until(
+    `job ${id}`,
+    async () => {
+      const j = (await (await fetch(`${base}/v1/jobs/${id}`)).json()) as { status: string; error?: unknown };
+      if (j.status === 'failed') throw new Error(`job ${id} failed: ${JSON.stringify(j.error)}`);
+      return j.status === 'succeeded' ? true : undefined;
+    },
+    600_000,
+    50,
+  );
+}
+
+function multipartBody(boundary: string, size: number): Readable {
+  const ext = withExternalData(gemmMlp(), ['W1'], 'weights.bin');
+  return Readable.from(
+    (function* () {
+      yield Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="model"; filename="model.onnx"\r\ncontent-type: application/octet-stream\r\n\r\n`);
+      yield Buffer.from(ext.bytes);
+      yield Buffer.from(`\r\n--${boundary}\r\ncontent-disposition: form-data; name="weights.bin"; filename="weights.bin"\r\ncontent-type: application/octet-stream\r\n\r\n`);
+      yield Buffer.from(ext.data);
+      const zeros = Buffer.alloc(MiB);
+      for (let left = size - ext.data.length; left > 0; left -= MiB) yield left >= MiB ? zeros : zeros.subarray(0, left);
+      yield Buffer.from(`\r\n--${boundary}\r\ncontent-disposition: form-data; name="bits"\r\n\r\n4\r\n--${boundary}--\r\n`);
+    })(),
+  );
+}
+
+async function upload(port: number, size: number): Promise<{ status: number; id?: string }> {
+  const boundary = `b${Date.now()}`;
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/v1/jobs', method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode!, id: (JSON.parse(text) as { id?: string }).id }));
+    });
+    req.on('error', reject);
+    pipeline(multipartBody(boundary, size), req).catch(() => undefined);
+  });
+}
+
+function hasRedis(): boolean {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function run(o: BenchOptions): Promise<ScenarioResult> {
+  if (!hasRedis()) {
+    o.log('scale: skipped, no redis-server on PATH (apt-get install redis-server)');
+    return { rows: [], details: [] };
+  }
+  const root = mkdtempSync(join(tmpdir(), 'quantd-bench-scale-'));
+  const redis = new RedisServer(await freePort(), join(root, 'redis'), true);
+  const s3 = new S3Server(await freePort(), join(root, 's3'));
+  const servers: BenchServer[] = [];
+  try {
+    await redis.start();
+    await s3.start();
+    const env = {
+      JOBS_STORE: 'redis',
+      REDIS_URL: redis.url,
+      S3_ENDPOINT: s3.endpoint,
+      S3_BUCKET: BUCKET,
+      S3_ACCESS_KEY_ID: 'S3RVER',
+      S3_SECRET_ACCESS_KEY: 'S3RVER',
+      S3_FORCE_PATH_STYLE: 'true',
+      S3_PART_SIZE: String(PART),
+      S3_UPLOAD_QUEUE: String(QUEUE),
+      WORKERS: '1',
+      JOBS_CONCURRENCY: '1',
+      MAX_EVENT_LOOP_DELAY_MS: '0',
+      NODE_NO_WARNINGS: '1',
+    };
+    const replica = async (name: string, extra: Record<string, string>) => {
+      const s = await startServer({ ...env, JOBS_DIR: join(root, `jobs-${name}`), ...extra });
+      servers.push(s);
+      return s;
+    };
+    const api = await replica('api', { ROLE: 'api' });
+    const base = `http://127.0.0.1:${api.port}`;
+
+    // Throughput: one small model per job, enough work (a few hundred ms on one thread) that
+    // the queue's own overhead does not hide the workers.
+    const model = deepNet(6, 256);
+    const jobs = o.quick ? 12 : 24;
+    const rounds = 3;
+    const throughput: Record<number, number[]> = { 1: [], 2: [] };
+    /** CPU seconds per job, all threads, of the worker replicas together and of the API replica. */
+    const cpu: Record<number, { workers: number; api: number }> = {};
+    const loads: number[] = [];
+    const workers: BenchServer[] = [];
+    for (const n of [1, 2]) {
+      while (workers.length < n) workers.push(await replica(`w${workers.length}`, { ROLE: 'worker' }));
+      // Warm-up: every worker has run a job (its pool and onnxruntime are loaded).
+      await Promise.all(Array.from({ length: 2 * n }, async () => finished(base, await post(base, '?bits=4', model))));
+      const cpu0 = workers.reduce((sum, w) => sum + w.cpuSeconds(), 0);
+      const api0 = api.cpuSeconds();
+      for (let r = 0; r < rounds; r++) {
+        loads.push(loadavg()[0]!);
+        const t0 = performance.now();
+        const ids: string[] = [];
+        for (let i = 0; i < jobs; i++) ids.push(await post(base, '?bits=4', model));
+        for (const id of ids) await finished(base, id);
+        throughput[n]!.push(jobs / ((performance.now() - t0) / 1000));
+        for (const id of ids) await fetch(`${base}/v1/jobs/${id}`, { method: 'DELETE' });
+      }
+      cpu[n] = { workers: (workers.reduce((sum, w) => sum + w.cpuSeconds(), 0) - cpu0) / (rounds * jobs), api: (api.cpuSeconds() - api0) / (rounds * jobs) };
+      o.log(`scale: ${n} worker replica(s): ${throughput[n]!.map((v) => v.toFixed(2)).join(', ')} jobs/s; CPU per job: workers ${cpu[n]!.workers.toFixed(3)} s, API ${cpu[n]!.api.toFixed(3)} s`);
+    }
+    for (const w of workers) await w.stop();
+    servers.splice(servers.indexOf(workers[0]!), 1);
+    servers.splice(servers.indexOf(workers[1]!), 1);
+    const one = median(throughput[1]!);
+    const two = median(throughput[2]!);
+
+    // Memory during big uploads (no worker runs: only the API replica's streaming is measured).
+    const memory: Record<number, { idle: number; peak: number; seconds: number }> = {};
+    for (const gib of o.quick ? [1] : [1, 2]) {
+      await sleep(1000);
+      const idle = api.rss();
+      let peak = idle;
+      const sampler = setInterval(() => (peak = Math.max(peak, api.rss())), 50);
+      const t0 = performance.now();
+      const res = await upload(api.port, gib * 1024 * MiB);
+      clearInterval(sampler);
+      if (res.status !== 202) throw new Error(`the ${gib} GiB upload got ${res.status}`);
+      memory[gib] = { idle, peak, seconds: (performance.now() - t0) / 1000 };
+      o.log(`scale: ${gib} GiB upload: RSS idle ${(idle / MiB).toFixed(0)} MiB, peak ${(peak / MiB).toFixed(0)} MiB, ${memory[gib]!.seconds.toFixed(1)} s`);
+      await fetch(`${base}/v1/jobs/${res.id}`, { method: 'DELETE' });
+    }
+    const big = memory[o.quick ? 1 : 2]!;
+    const load = `load average ${median(loads).toFixed(1)} (1 min, median over the rounds)`;
+    return {
+      rows: [
+        row({
+          name: 'scale.workers_2_throughput',
+          value: two,
+          unit: 'jobs/s',
+          baselineName: 'one worker replica',
+          baselineValue: one,
+          better: 'higher',
+          target: 1.6,
+          note: `${jobs} jobs of a 6-layer 256×256 MatMul chain, bits=4, posted to an API replica; median of ${rounds} rounds; ${load}; target 0.8 × N × one replica's; replicas, Redis, s3rver and the client share the machine`,
+        }),
+        row({
+          name: `scale.api_rss_${o.quick ? 1 : 2}gib_upload`,
+          value: (big.peak - big.idle) / MiB,
+          unit: 'MiB',
+          baselineName: 'the 300 MiB budget',
+          baselineValue: 300,
+          better: 'lower',
+          target: 1,
+          note: `peak VmRSS above idle (${(big.idle / MiB).toFixed(0)} MiB) during a streamed multipart upload; target ≤ 300 MiB; S3_PART_SIZE ${PART / MiB} MiB × S3_UPLOAD_QUEUE ${QUEUE} = ${(PART * QUEUE) / MiB} MiB of parts`,
+        }),
+      ],
+      details: [
+        { name: 'one worker replica', value: one, unit: 'jobs/s' },
+        { name: 'two worker replicas', value: two, unit: 'jobs/s' },
+        { name: 'worker CPU per job, 1 worker replica', value: cpu[1]!.workers * 1000, unit: 'ms' },
+        { name: 'worker CPU per job, 2 worker replicas', value: cpu[2]!.workers * 1000, unit: 'ms' },
+        { name: 'API replica CPU per job', value: cpu[2]!.api * 1000, unit: 'ms' },
+        ...Object.entries(memory).flatMap(([gib, m]) => [
+          { name: `${gib} GiB upload: API replica RSS peak above idle`, value: (m.peak - m.idle) / MiB, unit: 'MiB' },
+          { name: `${gib} GiB upload: time`, value: m.seconds, unit: 's' },
+        ]),
+      ],
+    };
+  } finally {
+    for (const s of servers) await s.stop().catch(() => undefined);
+    await s3.kill();
+    await redis.kill();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
