@@ -1,13 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { gemmMlp, withExternalData } from '../test/onnx/models.js';
-import { BUCKET, RedisServer, S3Server, deepNet, freePort, sleep, until } from '../test/scale/servers.js';
+import { BUCKET, RedisServer, S3Server, bigUpload, deepNet, freePort, sleep, until } from '../test/scale/servers.js';
 import { row, type BenchOptions, type ScenarioResult } from './lib/rows.js';
 import { startServer, type BenchServer } from './lib/server.js';
 import { median } from './lib/stats.js';
@@ -46,33 +42,11 @@ async function finished(base: string, id: string): Promise<void> {
   );
 }
 
-function multipartBody(boundary: string, size: number): Readable {
-  const ext = withExternalData(gemmMlp(), ['W1'], 'weights.bin');
-  return Readable.from(
-    (function* () {
-      yield Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="model"; filename="model.onnx"\r\ncontent-type: application/octet-stream\r\n\r\n`);
-      yield Buffer.from(ext.bytes);
-      yield Buffer.from(`\r\n--${boundary}\r\ncontent-disposition: form-data; name="weights.bin"; filename="weights.bin"\r\ncontent-type: application/octet-stream\r\n\r\n`);
-      yield Buffer.from(ext.data);
-      const zeros = Buffer.alloc(MiB);
-      for (let left = size - ext.data.length; left > 0; left -= MiB) yield left >= MiB ? zeros : zeros.subarray(0, left);
-      yield Buffer.from(`\r\n--${boundary}\r\ncontent-disposition: form-data; name="bits"\r\n\r\n4\r\n--${boundary}--\r\n`);
-    })(),
-  );
-}
-
-async function upload(port: number, size: number): Promise<{ status: number; id?: string }> {
-  const boundary = `b${Date.now()}`;
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/v1/jobs', method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode!, id: (JSON.parse(text) as { id?: string }).id }));
-    });
-    req.on('error', reject);
-    pipeline(multipartBody(boundary, size), req).catch(() => undefined);
-  });
+/** CPU seconds (user + system, all threads) a process has used: /proc/<pid>/stat utime + stime, in USER_HZ (100) ticks. */
+function cpuOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function hasRedis(): boolean {
@@ -126,7 +100,7 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
     const rounds = 3;
     const throughput: Record<number, number[]> = { 1: [], 2: [] };
     /** CPU seconds per job, all threads, of the worker replicas together and of the API replica. */
-    const cpu: Record<number, { workers: number; api: number }> = {};
+    const cpu: Record<number, { workers: number; api: number; s3: number; redis: number }> = {};
     const loads: number[] = [];
     const workers: BenchServer[] = [];
     for (const n of [1, 2]) {
@@ -135,6 +109,8 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
       await Promise.all(Array.from({ length: 2 * n }, async () => finished(base, await post(base, '?bits=4', model))));
       const cpu0 = workers.reduce((sum, w) => sum + w.cpuSeconds(), 0);
       const api0 = api.cpuSeconds();
+      const s30 = cpuOf(s3.child!.pid!);
+      const redis0 = cpuOf(redis.child!.pid!);
       for (let r = 0; r < rounds; r++) {
         loads.push(loadavg()[0]!);
         const t0 = performance.now();
@@ -144,8 +120,15 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
         throughput[n]!.push(jobs / ((performance.now() - t0) / 1000));
         for (const id of ids) await fetch(`${base}/v1/jobs/${id}`, { method: 'DELETE' });
       }
-      cpu[n] = { workers: (workers.reduce((sum, w) => sum + w.cpuSeconds(), 0) - cpu0) / (rounds * jobs), api: (api.cpuSeconds() - api0) / (rounds * jobs) };
-      o.log(`scale: ${n} worker replica(s): ${throughput[n]!.map((v) => v.toFixed(2)).join(', ')} jobs/s; CPU per job: workers ${cpu[n]!.workers.toFixed(3)} s, API ${cpu[n]!.api.toFixed(3)} s`);
+      const per = rounds * jobs;
+      cpu[n] = {
+        workers: (workers.reduce((sum, w) => sum + w.cpuSeconds(), 0) - cpu0) / per,
+        api: (api.cpuSeconds() - api0) / per,
+        s3: (cpuOf(s3.child!.pid!) - s30) / per,
+        redis: (cpuOf(redis.child!.pid!) - redis0) / per,
+      };
+      const c = cpu[n]!;
+      o.log(`scale: ${n} worker replica(s): ${throughput[n]!.map((v) => v.toFixed(2)).join(', ')} jobs/s; CPU per job: workers ${c.workers.toFixed(3)} s, API ${c.api.toFixed(3)} s, s3rver ${c.s3.toFixed(3)} s, redis ${c.redis.toFixed(3)} s`);
     }
     for (const w of workers) await w.stop();
     servers.splice(servers.indexOf(workers[0]!), 1);
@@ -153,20 +136,25 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
     const one = median(throughput[1]!);
     const two = median(throughput[2]!);
 
-    // Memory during big uploads (no worker runs: only the API replica's streaming is measured).
+    // Memory during big uploads, each on a fresh API replica (so idle is a replica that has
+    // not yet held a big upload); no worker runs them, the jobs are deleted after.
     const memory: Record<number, { idle: number; peak: number; seconds: number }> = {};
     for (const gib of o.quick ? [1] : [1, 2]) {
-      await sleep(1000);
-      const idle = api.rss();
+      const fresh = await replica(`api-${gib}`, { ROLE: 'api' });
+      const freshBase = `http://127.0.0.1:${fresh.port}`;
+      await sleep(2000);
+      const idle = fresh.rss();
       let peak = idle;
-      const sampler = setInterval(() => (peak = Math.max(peak, api.rss())), 50);
+      const sampler = setInterval(() => (peak = Math.max(peak, fresh.rss())), 50);
       const t0 = performance.now();
-      const res = await upload(api.port, gib * 1024 * MiB);
+      const res = await bigUpload(freshBase, gib * 1024 * MiB, undefined, 900_000);
       clearInterval(sampler);
       if (res.status !== 202) throw new Error(`the ${gib} GiB upload got ${res.status}`);
       memory[gib] = { idle, peak, seconds: (performance.now() - t0) / 1000 };
       o.log(`scale: ${gib} GiB upload: RSS idle ${(idle / MiB).toFixed(0)} MiB, peak ${(peak / MiB).toFixed(0)} MiB, ${memory[gib]!.seconds.toFixed(1)} s`);
-      await fetch(`${base}/v1/jobs/${res.id}`, { method: 'DELETE' });
+      await fetch(`${freshBase}/v1/jobs/${res.json.id}`, { method: 'DELETE' });
+      await fresh.stop();
+      servers.splice(servers.indexOf(fresh), 1);
     }
     const big = memory[o.quick ? 1 : 2]!;
     const load = `load average ${median(loads).toFixed(1)} (1 min, median over the rounds)`;
@@ -190,7 +178,7 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
           baselineValue: 300,
           better: 'lower',
           target: 1,
-          note: `peak VmRSS above idle (${(big.idle / MiB).toFixed(0)} MiB) during a streamed multipart upload; target ≤ 300 MiB; S3_PART_SIZE ${PART / MiB} MiB × S3_UPLOAD_QUEUE ${QUEUE} = ${(PART * QUEUE) / MiB} MiB of parts`,
+          note: `peak VmRSS above idle (${(big.idle / MiB).toFixed(0)} MiB; peak ${(big.peak / MiB).toFixed(0)} MiB) of a fresh API replica during a streamed multipart upload of ${o.quick ? 1 : 2} GiB in ${big.seconds.toFixed(0)} s; target ≤ 300 MiB; S3_PART_SIZE ${PART / MiB} MiB × S3_UPLOAD_QUEUE ${QUEUE} = ${(PART * QUEUE) / MiB} MiB of parts`,
         }),
       ],
       details: [
@@ -199,6 +187,8 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
         { name: 'worker CPU per job, 1 worker replica', value: cpu[1]!.workers * 1000, unit: 'ms' },
         { name: 'worker CPU per job, 2 worker replicas', value: cpu[2]!.workers * 1000, unit: 'ms' },
         { name: 'API replica CPU per job', value: cpu[2]!.api * 1000, unit: 'ms' },
+        { name: 's3rver CPU per job', value: cpu[2]!.s3 * 1000, unit: 'ms' },
+        { name: 'redis-server CPU per job', value: cpu[2]!.redis * 1000, unit: 'ms' },
         ...Object.entries(memory).flatMap(([gib, m]) => [
           { name: `${gib} GiB upload: API replica RSS peak above idle`, value: (m.peak - m.idle) / MiB, unit: 'MiB' },
           { name: `${gib} GiB upload: time`, value: m.seconds, unit: 's' },

@@ -1,12 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { createConnection, createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { graph, model, node, valueInfo, floatTensor } from '../../src/onnx/graph/build.js';
 import { encodeModelBytes } from '../../src/onnx/proto/encode.js';
 import { DataType } from '../../src/onnx/proto/model.js';
-import { randn } from '../onnx/models.js';
+import { gemmMlp, randn, withExternalData } from '../onnx/models.js';
 
 // The servers of the scale-out topology (a real redis-server, s3rver as its own process) and
 // helpers, with no test-runner hooks: test/scale/topology.ts uses them under node --test and
@@ -157,4 +160,47 @@ export function deepNet(layers: number, width: number): Buffer {
     prev = out;
   }
   return Buffer.from(encodeModelBytes(model(graph({ nodes, initializers, inputs: [valueInfo('x', F, [1, width])], outputs: [valueInfo('y', F, [1, width])] }))));
+}
+
+const MiB = 1 << 20;
+
+/**
+ * A multipart job upload of about `size` bytes, generated as it is sent: a small model whose
+ * W1 lives in an external data file padded with zeros to `size` (the whole file crosses the
+ * replica and S3, the job stays small). `onMiB` is told each MiB of padding as it goes out.
+ */
+function* bigBody(boundary: string, size: number, onMiB?: (mib: number) => void): Generator<Buffer> {
+  const ext = withExternalData(gemmMlp(), ['W1'], 'weights.bin');
+  yield Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="model"; filename="model.onnx"\r\ncontent-type: application/octet-stream\r\n\r\n`);
+  yield Buffer.from(ext.bytes);
+  yield Buffer.from(`\r\n--${boundary}\r\ncontent-disposition: form-data; name="weights.bin"; filename="weights.bin"\r\ncontent-type: application/octet-stream\r\n\r\n`);
+  yield Buffer.from(ext.data);
+  const zeros = Buffer.alloc(MiB);
+  for (let left = size - ext.data.length, mib = 1; left > 0; left -= MiB, mib++) {
+    onMiB?.(mib);
+    yield left >= MiB ? zeros : zeros.subarray(0, left);
+  }
+  yield Buffer.from(`\r\n--${boundary}\r\ncontent-disposition: form-data; name="bits"\r\n\r\n4\r\n--${boundary}--\r\n`);
+}
+
+/** Streams a bigBody to POST /v1/jobs; the answer counts as soon as it arrives, even before the body is all sent. */
+export async function bigUpload(
+  base: string,
+  size: number,
+  onMiB?: (mib: number) => void,
+  timeoutMs = 90_000,
+): Promise<{ status: number; json: { id?: string; code?: string; message?: string } }> {
+  const boundary = `b${Date.now()}`;
+  const url = new URL(`${base}/v1/jobs`);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(text) as { id?: string; code?: string; message?: string } }));
+    });
+    req.on('error', reject);
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer to the upload in ${timeoutMs / 1000} s`)));
+    pipeline(Readable.from(bigBody(boundary, size, onMiB)), req).catch(() => undefined);
+  });
 }

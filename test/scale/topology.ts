@@ -6,7 +6,7 @@ import { after } from 'node:test';
 import { startServer, type ServerProcess } from '../http/server-process.js';
 import { RedisServer, S3Server, freePort, s3Env, stopChild } from './servers.js';
 
-export { BUCKET, RedisServer, S3Server, deepNet, freePort, rssBytes, s3Env, sleep, until } from './servers.js';
+export { BUCKET, RedisServer, S3Server, bigUpload, deepNet, freePort, rssBytes, s3Env, sleep, until } from './servers.js';
 
 // The scale-out test topology on one machine (shared/research/scale-out.md §4): a real
 // redis-server, s3rver as its own process and quantd replicas as separate processes, all on

@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
-import { gemmMlp, withExternalData } from '../onnx/models.js';
+import { gemmMlp } from '../onnx/models.js';
 import { result, settle } from './client.js';
-import { rssBytes, sleep, topology, until } from './topology.js';
+import { bigUpload as upload, rssBytes, sleep, topology, until } from './topology.js';
 
 // Big uploads through an API replica into S3: memory stays near S3_PART_SIZE × S3_UPLOAD_QUEUE
 // (8 MiB × 4 here) however big the upload. SCALE_UPLOAD_MIB sets the size (256 by default to keep CI short;
@@ -16,41 +13,6 @@ const SIZE = Number(process.env.SCALE_UPLOAD_MIB ?? 256) * MiB;
 const t = await topology();
 await t.replica('w1');
 const api = await t.replica('api', { ROLE: 'api' });
-
-// A model whose W1 lives in an external data file padded to SIZE: the whole file crosses the
-// replica and S3 (both ways, the worker downloads it), the job itself stays small.
-const ext = withExternalData(gemmMlp(), ['W1'], 'weights.bin');
-const modelBytes = Buffer.from(ext.bytes);
-
-function* body(boundary: string, size: number, onMiB?: (mib: number) => void): Generator<Buffer> {
-  yield Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="model"; filename="model.onnx"\r\ncontent-type: application/octet-stream\r\n\r\n`);
-  yield modelBytes;
-  yield Buffer.from(`\r\n--${boundary}\r\ncontent-disposition: form-data; name="weights.bin"; filename="weights.bin"\r\ncontent-type: application/octet-stream\r\n\r\n`);
-  yield Buffer.from(ext.data);
-  const zeros = Buffer.alloc(MiB);
-  for (let left = size - ext.data.length, mib = 1; left > 0; left -= MiB, mib++) {
-    onMiB?.(mib);
-    yield left >= MiB ? zeros : zeros.subarray(0, left);
-  }
-  yield Buffer.from(`\r\n--${boundary}\r\ncontent-disposition: form-data; name="bits"\r\n\r\n4\r\n--${boundary}--\r\n`);
-}
-
-/** Streams the multipart upload; the answer counts as soon as it arrives, even before the body is all sent. */
-async function upload(base: string, size: number, onMiB?: (mib: number) => void): Promise<{ status: number; json: { id?: string; code?: string; message?: string } }> {
-  const boundary = `b${Date.now()}`;
-  const url = new URL(`${base}/v1/jobs`);
-  return new Promise((resolve, reject) => {
-    const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(text) as { id?: string; code?: string; message?: string } }));
-    });
-    req.on('error', reject);
-    req.setTimeout(90_000, () => req.destroy(new Error('no answer to the upload in 90 s')));
-    pipeline(Readable.from(body(boundary, size, onMiB)), req).catch(() => undefined);
-  });
-}
 
 describe('big uploads', () => {
   it(`takes a ${SIZE / MiB} MiB upload with the API replica's memory near part size × queue size`, async () => {
