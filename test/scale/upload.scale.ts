@@ -26,8 +26,11 @@ describe('big uploads', () => {
     assert.equal(res.status, 202, JSON.stringify(res.json));
     const grew = (peak - idle) / MiB;
     console.log(`api replica RSS: idle ${(idle / MiB).toFixed(0)} MiB, peak ${(peak / MiB).toFixed(0)} MiB (+${grew.toFixed(0)} MiB) for ${SIZE / MiB} MiB`);
-    // 32 MiB of parts in flight plus stream buffers and the runtime; buffering the upload would pass SIZE.
-    assert.ok(grew < Math.min(160, SIZE / MiB / 2), `RSS grew ${grew.toFixed(0)} MiB during the upload`);
+    // 32 MiB of parts in flight plus stream buffers and the heap's growth (measured +110-140 MiB
+    // at 256 MiB to 2 GiB); buffering the upload would pass SIZE. The bound: the issue's 300 MiB
+    // budget, or half the upload when that is smaller (still far from buffering it).
+    const bound = Math.min(300, SIZE / MiB / 2);
+    assert.ok(grew < bound, `RSS grew ${grew.toFixed(0)} MiB during the upload (bound ${bound} MiB)`);
     const job = await settle(api.base, res.json.id!, 300_000);
     assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
     // The same model with W1 inline quantizes to the same bytes as the unpadded upload would.
