@@ -93,48 +93,55 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
     const api = await replica('api', { ROLE: 'api' });
     const base = `http://127.0.0.1:${api.port}`;
 
-    // Throughput: one small model per job, enough work (a few hundred ms on one thread) that
-    // the queue's own overhead does not hide the workers.
-    const model = deepNet(6, 256);
-    const jobs = o.quick ? 12 : 24;
+    // Throughput on two workloads: "small", one tiny model per job (a few hundred ms on one
+    // thread: the queue's and S3's fixed cost per job is as large as the work), and "heavier",
+    // a model whose quantization (calibration=mse) dominates, to tell the workers' scaling
+    // from the shared parts'.
+    const workloads = [
+      { key: 'small', what: '6-layer 256×256 MatMul chain, bits=4', model: deepNet(6, 256), query: '?bits=4', jobs: o.quick ? 12 : 24 },
+      { key: 'heavier', what: '8-layer 512×512 MatMul chain, bits=4, calibration=mse', model: deepNet(8, 512), query: '?bits=4&calibration=mse', jobs: o.quick ? 6 : 10 },
+    ];
     const rounds = 3;
-    const throughput: Record<number, number[]> = { 1: [], 2: [] };
-    /** CPU seconds per job, all threads, of the worker replicas together and of the API replica. */
-    const cpu: Record<number, { workers: number; api: number; s3: number; redis: number }> = {};
-    const loads: number[] = [];
+    type Cpu = { workers: number; api: number; s3: number; redis: number };
+    const measured: Record<string, Record<number, { rates: number[]; cpu: Cpu; loads: number[] }>> = { small: {}, heavier: {} };
     const workers: BenchServer[] = [];
     for (const n of [1, 2]) {
       while (workers.length < n) workers.push(await replica(`w${workers.length}`, { ROLE: 'worker' }));
-      // Warm-up: every worker has run a job (its pool and onnxruntime are loaded).
-      await Promise.all(Array.from({ length: 2 * n }, async () => finished(base, await post(base, '?bits=4', model))));
-      const cpu0 = workers.reduce((sum, w) => sum + w.cpuSeconds(), 0);
-      const api0 = api.cpuSeconds();
-      const s30 = cpuOf(s3.child!.pid!);
-      const redis0 = cpuOf(redis.child!.pid!);
-      for (let r = 0; r < rounds; r++) {
-        loads.push(loadavg()[0]!);
-        const t0 = performance.now();
-        const ids: string[] = [];
-        for (let i = 0; i < jobs; i++) ids.push(await post(base, '?bits=4', model));
-        for (const id of ids) await finished(base, id);
-        throughput[n]!.push(jobs / ((performance.now() - t0) / 1000));
-        for (const id of ids) await fetch(`${base}/v1/jobs/${id}`, { method: 'DELETE' });
+      for (const w of workloads) {
+        // Warm-up: every worker has run a job (its pool and onnxruntime are loaded).
+        await Promise.all(Array.from({ length: 2 * n }, async () => finished(base, await post(base, w.query, w.model))));
+        const cpu0 = workers.reduce((sum, x) => sum + x.cpuSeconds(), 0);
+        const api0 = api.cpuSeconds();
+        const s30 = cpuOf(s3.child!.pid!);
+        const redis0 = cpuOf(redis.child!.pid!);
+        const rates: number[] = [];
+        const loads: number[] = [];
+        for (let r = 0; r < rounds; r++) {
+          loads.push(loadavg()[0]!);
+          const t0 = performance.now();
+          const ids: string[] = [];
+          for (let i = 0; i < w.jobs; i++) ids.push(await post(base, w.query, w.model));
+          for (const id of ids) await finished(base, id);
+          rates.push(w.jobs / ((performance.now() - t0) / 1000));
+          for (const id of ids) await fetch(`${base}/v1/jobs/${id}`, { method: 'DELETE' });
+        }
+        const per = rounds * w.jobs;
+        const cpu: Cpu = {
+          workers: (workers.reduce((sum, x) => sum + x.cpuSeconds(), 0) - cpu0) / per,
+          api: (api.cpuSeconds() - api0) / per,
+          s3: (cpuOf(s3.child!.pid!) - s30) / per,
+          redis: (cpuOf(redis.child!.pid!) - redis0) / per,
+        };
+        measured[w.key]![n] = { rates, cpu, loads };
+        o.log(
+          `scale: ${w.key}, ${n} worker replica(s): ${rates.map((v) => v.toFixed(2)).join(', ')} jobs/s; CPU per job: workers ${cpu.workers.toFixed(3)} s, API ${cpu.api.toFixed(3)} s, s3rver ${cpu.s3.toFixed(3)} s, redis ${cpu.redis.toFixed(3)} s; load ${loads.map((l) => l.toFixed(1)).join(', ')}`,
+        );
       }
-      const per = rounds * jobs;
-      cpu[n] = {
-        workers: (workers.reduce((sum, w) => sum + w.cpuSeconds(), 0) - cpu0) / per,
-        api: (api.cpuSeconds() - api0) / per,
-        s3: (cpuOf(s3.child!.pid!) - s30) / per,
-        redis: (cpuOf(redis.child!.pid!) - redis0) / per,
-      };
-      const c = cpu[n]!;
-      o.log(`scale: ${n} worker replica(s): ${throughput[n]!.map((v) => v.toFixed(2)).join(', ')} jobs/s; CPU per job: workers ${c.workers.toFixed(3)} s, API ${c.api.toFixed(3)} s, s3rver ${c.s3.toFixed(3)} s, redis ${c.redis.toFixed(3)} s`);
     }
-    for (const w of workers) await w.stop();
-    servers.splice(servers.indexOf(workers[0]!), 1);
-    servers.splice(servers.indexOf(workers[1]!), 1);
-    const one = median(throughput[1]!);
-    const two = median(throughput[2]!);
+    for (const w of workers) {
+      await w.stop();
+      servers.splice(servers.indexOf(w), 1);
+    }
 
     // Memory during big uploads, each on a fresh API replica (so idle is a replica that has
     // not yet held a big upload); no worker runs them, the jobs are deleted after.
@@ -157,19 +164,23 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
       servers.splice(servers.indexOf(fresh), 1);
     }
     const big = memory[o.quick ? 1 : 2]!;
-    const load = `load average ${median(loads).toFixed(1)} (1 min, median over the rounds)`;
+    const throughputRows = workloads.map((w) => {
+      const m = measured[w.key]!;
+      const loads = [...m[1]!.loads, ...m[2]!.loads];
+      return row({
+        name: w.key === 'small' ? 'scale.workers_2_throughput' : 'scale.workers_2_throughput_heavier',
+        value: median(m[2]!.rates),
+        unit: 'jobs/s',
+        baselineName: 'one worker replica',
+        baselineValue: median(m[1]!.rates),
+        better: 'higher',
+        target: 1.6,
+        note: `${w.jobs} jobs of a ${w.what}, posted to an API replica; median of ${rounds} rounds; load average ${median(loads).toFixed(1)} (1 min); target 0.8 × N × one replica's; replicas, Redis, s3rver and the client share the machine`,
+      });
+    });
     return {
       rows: [
-        row({
-          name: 'scale.workers_2_throughput',
-          value: two,
-          unit: 'jobs/s',
-          baselineName: 'one worker replica',
-          baselineValue: one,
-          better: 'higher',
-          target: 1.6,
-          note: `${jobs} jobs of a 6-layer 256×256 MatMul chain, bits=4, posted to an API replica; median of ${rounds} rounds; ${load}; target 0.8 × N × one replica's; replicas, Redis, s3rver and the client share the machine`,
-        }),
+        ...throughputRows,
         row({
           name: `scale.api_rss_${o.quick ? 1 : 2}gib_upload`,
           value: (big.peak - big.idle) / MiB,
@@ -182,13 +193,19 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
         }),
       ],
       details: [
-        { name: 'one worker replica', value: one, unit: 'jobs/s' },
-        { name: 'two worker replicas', value: two, unit: 'jobs/s' },
-        { name: 'worker CPU per job, 1 worker replica', value: cpu[1]!.workers * 1000, unit: 'ms' },
-        { name: 'worker CPU per job, 2 worker replicas', value: cpu[2]!.workers * 1000, unit: 'ms' },
-        { name: 'API replica CPU per job', value: cpu[2]!.api * 1000, unit: 'ms' },
-        { name: 's3rver CPU per job', value: cpu[2]!.s3 * 1000, unit: 'ms' },
-        { name: 'redis-server CPU per job', value: cpu[2]!.redis * 1000, unit: 'ms' },
+        ...workloads.flatMap((w) =>
+          ([1, 2] as const).flatMap((n) => {
+            const c = measured[w.key]![n]!.cpu;
+            const at = `${w.key}, ${n} worker replica(s)`;
+            return [
+              { name: at, value: median(measured[w.key]![n]!.rates), unit: 'jobs/s' },
+              { name: `${at}: worker CPU per job`, value: c.workers * 1000, unit: 'ms' },
+              { name: `${at}: API replica CPU per job`, value: c.api * 1000, unit: 'ms' },
+              { name: `${at}: s3rver CPU per job`, value: c.s3 * 1000, unit: 'ms' },
+              { name: `${at}: redis-server CPU per job`, value: c.redis * 1000, unit: 'ms' },
+            ];
+          }),
+        ),
         ...Object.entries(memory).flatMap(([gib, m]) => [
           { name: `${gib} GiB upload: API replica RSS peak above idle`, value: (m.peak - m.idle) / MiB, unit: 'MiB' },
           { name: `${gib} GiB upload: time`, value: m.seconds, unit: 's' },
