@@ -52,6 +52,7 @@ export function renderForm(container: HTMLElement, schema: Schema, spec: FormSpe
   const readers = new Map<string, () => string | undefined>();
   const inputs = new Map<string, HTMLInputElement | HTMLSelectElement>();
   const groups = new Map<string, HTMLElement>();
+  const wraps = new Map<string, HTMLElement>();
   const groupFor = (title: string | undefined) => {
     const key = title ?? '';
     let g = groups.get(key);
@@ -130,11 +131,14 @@ export function renderForm(container: HTMLElement, schema: Schema, spec: FormSpe
       if (prop.type === 'array') wrap.classList.add('wide');
     }
     groupFor(spec.group?.(name, prop)).append(wrap);
+    wraps.set(name, wrap);
   }
   return {
     values: () => {
       const out: Record<string, string> = {};
       for (const [name, read] of readers) {
+        // A group the page hides (the static options under another format) is not sent.
+        if (wraps.get(name)?.closest('fieldset[hidden]')) continue;
         const v = read();
         if (v !== undefined) out[name] = v;
       }

@@ -161,12 +161,12 @@ function analyzeView(r: AnalyzeReply, asked: Record<string, string>): HTMLElemen
   if (target !== undefined && allBits.length) {
     datasets.push({ label: `target ${target} dB`, data: [{ x: Math.min(...allBits), y: target }, { x: Math.max(...allBits), y: target }], borderColor: '#777', borderDash: [2, 4], pointRadius: 0, showLine: true });
   }
-  const { box, canvas } = chartBox('analyze-chart', 380);
+  const { box, canvas } = chartBox('analyze-chart', 460);
   draw('analyze', canvas, {
     type: 'scatter',
     data: { datasets: datasets as never },
     options: {
-      plugins: { legend: { position: 'right' } },
+      plugins: { legend: { position: 'bottom', labels: { boxWidth: 18, font: { size: 11 } } } },
       scales: { x: { type: 'linear', title: axisTitle('bits'), ticks: { stepSize: 1 } }, y: { title: axisTitle('SNR (dB)') } },
     },
   });
