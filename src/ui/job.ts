@@ -1,16 +1,12 @@
 import { ApiError, apiJson, serverEvents } from './api.js';
 import type { ModelReport } from './model-view.js';
+import type { z } from 'zod';
+import type { JobView as JobViewSchema } from '../http/schemas/jobs.js';
 
 // A model through the jobs API: POST /v1/jobs, then its server-sent events drive the
 // progress bar until `end`; then the report. The result is fetched when the user downloads.
 
-interface JobView {
-  id: string;
-  status: 'queued' | 'running' | 'succeeded' | 'failed';
-  progress: { phase: string; tensors_done: number; tensors_total: number; samples_done?: number; samples_total?: number; fraction: number };
-  error?: { code: string; message: string };
-  links: { self: string; result: string; report: string; events: string };
-}
+type JobView = z.infer<typeof JobViewSchema>;
 
 export interface JobOutcome {
   id: string;

@@ -1,71 +1,14 @@
 import { axisTitle, colourFor, draw } from './charts.js';
 import { bytes, chartBox, el, facts, fmt, section, table } from './dom.js';
+import type { z } from 'zod';
+import type { ModelReport as ModelReportSchema } from '../http/schemas/models.js';
 
 // The model view: the report of POST /v1/models/quantize (Accept: application/json) or of a
 // job's /report, drawn as the README's "Reading the report" describes it.
 
-interface TensorRow {
-  name: string;
-  node: string;
-  op_type: string;
-  shape: number[];
-  format: string;
-  bits: number;
-  granularity: string;
-  group_size: number | null;
-  original_bytes: number;
-  quantized_bytes: number;
-  max_error: number;
-  snr_db: number | null;
-  note?: string;
-}
-interface OutputRow {
-  name: string;
-  cosine_similarity: number;
-  snr_db: number | null;
-  max_abs_error: number;
-  mean_abs_error: number;
-  constant?: true;
-}
-interface Run {
-  session_options: string;
-  outputs: OutputRow[];
-}
-interface StaticSection {
-  activation_type: string;
-  calibration_data: string;
-  calibration_samples: number;
-  held_back_samples: number;
-  warnings: string[];
-  target_met: boolean | null;
-  excluded: Array<{ node: string; op_type: string; tensor: string; snr_db: number | null; reason: string }>;
-  outputs: Array<{ name: string; cosine_similarity: number; min_cosine_similarity: number; snr_db: number | null; top1_agreement: number | null }>;
-  activations: Array<{ name: string; node: string; op_type: string; scale: number; zero_point: number; snr_db: number | null }>;
-  fused_ops: { status: 'ok'; fused: Record<string, number>; float_compute: Record<string, number> } | { status: 'skipped'; reason: string };
-}
-export interface ModelReport {
-  summary: {
-    format: string;
-    formats: Record<string, number>;
-    bits: number;
-    opset: number | null;
-    tensors_quantized: number;
-    tensors_skipped: number;
-    original_bytes: number;
-    quantized_bytes: number;
-    compression_ratio: number;
-    weights_original_bytes: number;
-    weights_quantized_bytes: number;
-    weights_quantized_fraction: number;
-    worst_tensor: { name: string; snr_db: number | null } | null;
-    timings_ms: Record<string, number>;
-  };
-  tensors: TensorRow[];
-  skipped: Array<{ name: string; reason: string }>;
-  validation: { status: string; reason?: string; what_to_send?: string; weights_only?: Run; default_optimization?: Run };
-  latency?: { status: 'ok'; rows: Array<{ intra_op_threads: number; original_ms: number; quantized_ms: number; speedup: number; original_runs: number; quantized_runs: number }> } | { status: 'skipped'; reason: string };
-  static?: StaticSection;
-}
+// The report's types are the API's own (type-only imports: nothing of zod is bundled).
+export type ModelReport = z.infer<typeof ModelReportSchema>;
+type StaticSection = NonNullable<ModelReport['static']>;
 
 export interface ModelViewActions {
   exclude: (name: string) => void;
@@ -151,10 +94,10 @@ function skipped(r: ModelReport): HTMLElement {
 function validation(r: ModelReport): HTMLElement {
   const v = r.validation;
   const parts: Array<Node | string> = [el('p', { id: 'validation-status', class: `status-${v.status}` }, `status: ${v.status}`)];
-  if (v.reason) parts.push(el('p', {}, v.reason));
-  if (v.what_to_send) parts.push(el('p', { class: 'note' }, `What to send: ${v.what_to_send}`));
+  if ('reason' in v) parts.push(el('p', {}, v.reason));
+  if ('what_to_send' in v && v.what_to_send) parts.push(el('p', { class: 'note' }, `What to send: ${v.what_to_send}`));
+  if (v.status !== 'ok' && v.status !== 'inconclusive') return section('validation', 'Validation per output (onnxruntime, original vs quantized)', ...parts);
   for (const [title, run] of [['weights only', v.weights_only], ['onnxruntime defaults', v.default_optimization]] as const) {
-    if (!run) continue;
     parts.push(
       el('h3', {}, `${title} (${run.session_options})`),
       table(

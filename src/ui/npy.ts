@@ -2,6 +2,8 @@
 // service parses and checks the file itself; order does not matter for a histogram, so
 // Fortran order needs no handling here).
 
+import { halfToFloat } from '../core/float16.js';
+
 export function npyValues(buf: ArrayBuffer): Float64Array {
   const bytes = new Uint8Array(buf);
   const magic = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
@@ -20,18 +22,9 @@ export function npyValues(buf: ArrayBuffer): Float64Array {
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const at = offset + i * size;
-    out[i] = size === 4 ? view.getFloat32(at, little) : size === 8 ? view.getFloat64(at, little) : half(view.getUint16(at, little));
+    out[i] = size === 4 ? view.getFloat32(at, little) : size === 8 ? view.getFloat64(at, little) : halfToFloat(view.getUint16(at, little));
   }
   return out;
-}
-
-function half(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
 /** Counts of both arrays over one set of equal-width bins spanning both (finite values). */

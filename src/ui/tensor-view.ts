@@ -2,48 +2,17 @@ import { apiJson, fromBase64, query } from './api.js';
 import { axisTitle, colourFor, draw } from './charts.js';
 import { chartBox, el, facts, fmt, section, table } from './dom.js';
 import { npyValues, sharedHistogram } from './npy.js';
+import type { z } from 'zod';
+import type { AnalyzeResponse } from '../http/schemas/analyze.js';
+import type { QuantizeResponse } from '../http/schemas/quantize.js';
 
 // The tensor view: POST /v1/quantize (with histogram_bins) and /v1/analyze on the dropped
 // .npy, then /v1/dequantize on the quantize reply for the value distribution.
 
-interface ErrorFigures {
-  max_error: number;
-  mean_error: number;
-  mse: number;
-  snr_db: number | null;
-  clipped: number;
-  clipped_fraction: number;
-}
-interface QuantizeReply {
-  shape: number[];
-  bits: number;
-  scheme: string;
-  granularity: string;
-  group_size: number | null;
-  axis: number | null;
-  calibration: { method: string; percentile: number | null };
-  method: string;
-  methods?: Record<string, number | null>;
-  quantized: { dtype: string };
-  scale: unknown;
-  error: ErrorFigures;
-  error_histogram?: { bins: number; min: number; max: number; counts: number[] };
-  size: { original_bytes: number; quantized_bytes: number; compression_ratio: number };
-}
-interface AnalyzeRow {
-  bits: number;
-  scheme: string;
-  granularity: string;
-  calibration: string;
-  method: string;
-  error: ErrorFigures;
-  size: { quantized_bytes: number; compression_ratio: number };
-}
-interface AnalyzeReply {
-  shape: number[];
-  rows: AnalyzeRow[];
-  recommended: AnalyzeRow | null;
-}
+// The replies' types are the API's own (type-only imports: nothing of zod is bundled).
+type QuantizeReply = z.infer<typeof QuantizeResponse>;
+type AnalyzeReply = z.infer<typeof AnalyzeResponse>;
+type AnalyzeRow = AnalyzeReply['rows'][number];
 
 const DISTRIBUTION_BINS = 80;
 const NPY = { 'content-type': 'application/x-npy', accept: 'application/json' };
