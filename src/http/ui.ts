@@ -41,6 +41,8 @@ export const uiRoutes: FastifyPluginAsync = async (app) => {
   const common = { 'x-content-type-options': 'nosniff', 'content-security-policy': CSP, 'cache-control': 'no-cache' };
 
   app.get('/ui', { schema: { hide: true } }, async (_request, reply) => reply.headers(common).type(UI_FILES['index.html']!).send(serve('index.html')));
+  // Relative links typed by hand (http://host/ui/) land on the page too.
+  app.get('/ui/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/ui', 302));
   app.get('/ui/options.json', { schema: { hide: true } }, async (_request, reply) => reply.headers(common).type('application/json; charset=utf-8').send(options));
   app.get<{ Params: { file: string } }>('/ui/:file', { schema: { hide: true } }, async (request, reply) => {
     const type = Object.hasOwn(UI_FILES, request.params.file) ? UI_FILES[request.params.file] : undefined;

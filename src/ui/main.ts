@@ -69,6 +69,10 @@ function modelBody(file: File, values: Record<string, string>): FormData {
   body.append('model', file, file.name);
   const cal = calibrationInput.files?.[0];
   if (cal) body.append('calibration', cal, cal.name);
+  const inputs = $<HTMLInputElement>('inputs-file').files?.[0];
+  if (inputs) body.append('inputs', inputs, inputs.name);
+  // External data: one part per file, named by its location (the file's own name).
+  for (const f of $<HTMLInputElement>('external-files').files ?? []) body.append(f.name, f, f.name);
   return body;
 }
 

@@ -97,6 +97,7 @@ function validation(r: ModelReport): HTMLElement {
   if ('reason' in v) parts.push(el('p', {}, v.reason));
   if ('what_to_send' in v && v.what_to_send) parts.push(el('p', { class: 'note' }, `What to send: ${v.what_to_send}`));
   if (v.status !== 'ok' && v.status !== 'inconclusive') return section('validation', 'Validation per output (onnxruntime, original vs quantized)', ...parts);
+  parts.push(table('validation-inputs', ['input', 'dtype', 'shape', 'values'], v.inputs.map((i) => [i.name, i.dtype, `[${i.shape.join('×')}]`, i.source === 'user' ? 'yours (inputs .npz)' : i.source])));
   for (const [title, run] of [['weights only', v.weights_only], ['onnxruntime defaults', v.default_optimization]] as const) {
     parts.push(
       el('h3', {}, `${title} (${run.session_options})`),

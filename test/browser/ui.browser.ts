@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { encodeNpy } from '../../src/codecs/npy.js';
+import { encodeNpz } from '../../src/codecs/npz.js';
 import { startServer, type ServerProcess } from '../http/server-process.js';
 
 // The report page in a real browser (Debian's chromium, driven by playwright-core): the
@@ -196,7 +197,14 @@ test('a bad option shows the API\'s 400 word for word', { timeout: TIMEOUT }, as
 test('model view: bars per tensor worst first, exclude one with a click, re-run, download the model the API returns', { timeout: TIMEOUT }, async () => {
   await page.setInputFiles('#file', MODEL);
   await page.selectOption('#model-bits', '4');
+  // Validation on our own token ids (the model's input `tokens`, int64 [sequence, batch]).
+  const ids = encodeNpy(BigInt64Array.from({ length: 16 }, (_, i) => BigInt((i * 7) % 64)), '<i8', [16, 1]);
+  const inputsPath = join(work, 'inputs.npz');
+  writeFileSync(inputsPath, encodeNpz([{ name: 'tokens.npy', data: ids }]));
+  await page.setInputFiles('#inputs-file', inputsPath);
   await runOnPage();
+  const inputsRow = page.locator('#validation-inputs tbody tr', { hasText: 'tokens' });
+  assert.match((await inputsRow.textContent()) ?? '', /yours \(inputs \.npz\)/, 'validation ran on the inputs .npz the page sent');
   const report = await apiJson<{ tensors: Array<{ name: string; format: string; snr_db: number }>; skipped: Array<{ name: string; reason: string }> }>('/v1/models/quantize', {
     method: 'POST',
     headers: { accept: 'application/json' },
@@ -242,6 +250,7 @@ test('model view: bars per tensor worst first, exclude one with a click, re-run,
   assert.ok(got.equals(expected), `the download (${got.length} bytes) is the model the API returns (${expected.length} bytes)`);
   assert.match(download.suggestedFilename(), /\.onnx$/);
   await page.fill('#model-exclude', '');
+  await page.setInputFiles('#inputs-file', []);
 });
 
 test('static model view: per-activation SNR bars and outputs from the report', { timeout: TIMEOUT }, async () => {

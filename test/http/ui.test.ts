@@ -43,6 +43,9 @@ test('only the built files are served under /ui; anything else is a 404 in the A
     assert.equal(res.status, 404, path);
     assert.equal(res.body.code, 'QUANT_ERR_NOT_FOUND', path);
   }
+  const slash = await server().get('/ui/');
+  assert.equal(slash.status, 302);
+  assert.equal(slash.headers.location, '/ui');
   // The API itself still needs the key.
   assert.equal((await server().post('/v1/quantize').send({ tensor: { data: [1] } })).status, 401);
 });
