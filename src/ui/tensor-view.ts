@@ -15,6 +15,8 @@ type AnalyzeReply = z.infer<typeof AnalyzeResponse>;
 type AnalyzeRow = AnalyzeReply['rows'][number];
 
 const DISTRIBUTION_BINS = 80;
+/** Past this the page does not fetch the dequantized tensor for the value plot. */
+const MAX_DISTRIBUTION_ELEMENTS = 16 * 1024 * 1024;
 const NPY = { 'content-type': 'application/x-npy', accept: 'application/json' };
 
 export async function runTensor(file: File, quantize: Record<string, string>, analyze: Record<string, string>, out: HTMLElement, showError: (where: string, e: unknown) => void): Promise<void> {
@@ -28,7 +30,12 @@ export async function runTensor(file: File, quantize: Record<string, string>, an
     out.append(summary(file.name, reply));
     out.append(errorHistogram(reply));
     try {
-      out.append(await distribution(body, reply));
+      const n = reply.shape.reduce((a, b) => a * b, 1);
+      out.append(
+        n <= MAX_DISTRIBUTION_ELEMENTS
+          ? await distribution(body, reply)
+          : section('distribution', 'Original vs dequantized values', el('p', { class: 'note' }, `Not drawn above ${fmt(MAX_DISTRIBUTION_ELEMENTS)} elements (the dequantized copy would come back as ${fmt(n * 4)} bytes of JSON).`)),
+      );
     } catch (e) {
       showError('value distribution', e);
     }

@@ -164,6 +164,20 @@ test('tensor view: error histogram, value distribution and the analyze plot matc
   assert.equal(sum(dist.datasets[0]!.data), values.length);
   assert.equal(sum(dist.datasets[1]!.data), values.length);
   assert.notDeepEqual(dist.datasets[0]!.data, dist.datasets[1]!.data);
+  // And they are the histograms of the input and of what /v1/dequantize returns, over 80 bins spanning both.
+  const deq = await apiJson<{ data: string }>('/v1/dequantize', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(q) });
+  const raw = Buffer.from(deq.data, 'base64');
+  const dequantized = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of [...values, ...dequantized]) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+  const counts = (arr: Float32Array) => {
+    const c = new Array<number>(80).fill(0);
+    for (const v of arr) c[Math.min(79, Math.floor((v - lo) / ((hi - lo) / 80)))]!++;
+    return c;
+  };
+  assert.deepEqual(dist.datasets[0]!.data, counts(values));
+  assert.deepEqual(dist.datasets[1]!.data, counts(dequantized));
 
   const a = await apiJson<{ rows: unknown[]; recommended: { bits: number; scheme: string; granularity: string; calibration: string; method: string; error: { snr_db: number } } | null }>('/v1/analyze?target_snr_db=30', {
     method: 'POST',
