@@ -28,21 +28,32 @@ for (const [name, run] of Object.entries(impls)) {
     }
   });
 
-  test(`${name}: the proxy loss tr((W−Ŵ)H(W−Ŵ)ᵀ) is below round to nearest's on correlated activations, 24 seeds`, () => {
-    let worst = 0;
-    for (let seed = 1; seed <= 24; seed++) {
-      const rows = 12;
-      const cols = 40;
-      const n = 96;
+  // GPTQ is greedy: on one small instance it can lose to round to nearest (measured up to
+  // 1.04× in natural column order on these inputs, whose column scales grow with the index,
+  // so the loudest columns come last), so natural order is held to the total over seeds;
+  // act-order (loudest first) wins on every seed, by about 2.5× on these inputs.
+  test(`${name}: the proxy loss tr((W−Ŵ)H(W−Ŵ)ᵀ) is below round to nearest's on correlated activations, 36 seeds`, () => {
+    const rows = 16;
+    const cols = 64;
+    const n = 256;
+    const total = { gptq: 0, rtn: 0 };
+    for (let seed = 1; seed <= 36; seed++) {
       const x = correlated(n, cols, 1000 + seed);
       const h = gramOf(x, n, cols);
-      const w = randn(rows * cols, seed);
-      const opts: GptqOptions = { bits: seed % 2 ? 3 : 4, scheme: seed % 3 ? 'asymmetric' : 'symmetric', groupSize: seed % 4 ? 16 : 64, actOrder: seed % 5 === 0, blockSize: 8 + (seed % 3) * 8 };
-      const gl = proxyLoss(w, dequantized(run(w, rows, cols, h, opts), rows, cols, opts.groupSize), rows, cols, h);
-      const rl = proxyLoss(w, dequantized(rtn(w, rows, cols, opts), rows, cols, opts.groupSize), rows, cols, h);
-      assert.ok(gl < rl, `seed ${seed} ${JSON.stringify(opts)}: gptq ${gl} vs rtn ${rl}`);
-      worst = Math.max(worst, gl / rl);
+      const w = randn(rows * cols, seed, 0.125);
+      const base = { bits: 2 + (seed % 3), scheme: seed % 2 ? 'asymmetric' : 'symmetric', groupSize: [16, 32, 64][seed % 3]!, blockSize: [8, 16, 128][(seed >> 1) % 3]! } as const;
+      for (const actOrder of [false, true]) {
+        const opts: GptqOptions = { ...base, actOrder };
+        const gl = proxyLoss(w, dequantized(run(w, rows, cols, h, opts), rows, cols, opts.groupSize), rows, cols, h);
+        const rl = proxyLoss(w, dequantized(rtn(w, rows, cols, opts), rows, cols, opts.groupSize), rows, cols, h);
+        if (actOrder) assert.ok(gl < 0.8 * rl, `seed ${seed} ${JSON.stringify(opts)}: gptq ${gl} vs rtn ${rl}`);
+        else {
+          assert.ok(gl < 1.1 * rl, `seed ${seed} ${JSON.stringify(opts)}: gptq ${gl} vs rtn ${rl}`);
+          total.gptq += gl;
+          total.rtn += rl;
+        }
+      }
     }
-    assert.ok(worst < 1);
+    assert.ok(total.gptq < 0.95 * total.rtn, `natural order over all seeds: gptq ${total.gptq} vs rtn ${total.rtn}`);
   });
 }
