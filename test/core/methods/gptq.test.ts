@@ -1,7 +1,7 @@
 // GPTQ's defining properties on the float64 reference and on the kernel path.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { gptq, type GptqOptions } from '../../../src/core/methods/gptq.js';
+import { GPTQ_DAMP_RETRIES, gptq, type GptqOptions } from '../../../src/core/methods/gptq.js';
 import { gptqReference } from '../../../src/core/reference/gptq.js';
 import { randn } from '../../onnx/models.js';
 import { correlated, dequantized, gramOf, proxyLoss, rtn } from './gptq-helpers.js';
@@ -55,5 +55,41 @@ for (const [name, run] of Object.entries(impls)) {
       }
     }
     assert.ok(total.gptq < 0.95 * total.rtn, `natural order over all seeds: gptq ${total.gptq} vs rtn ${total.rtn}`);
+  });
+
+  test(`${name}: a Hessian that is not positive definite is retried with ten times the dampening, up to ${GPTQ_DAMP_RETRIES} times, then a 400 naming it`, () => {
+    const cols = 6;
+    const w = randn(3 * cols, 5);
+    // A 2×2 block [[1, c], [c, 1]] has the eigenvalue 1 − c: λ = damp·mean(diag) must pass c − 1.
+    const hessian = (c: number) => {
+      const h = new Float64Array(cols * cols);
+      for (let i = 0; i < cols; i++) h[i * cols + i] = 1;
+      h[1] = c;
+      h[cols] = c;
+      return h;
+    };
+    const opts: GptqOptions = { bits: 4, scheme: 'asymmetric', groupSize: cols };
+    assert.equal(run(w, 3, cols, hessian(0.5), opts).damp, 0.01);
+    assert.ok(Math.abs(run(w, 3, cols, hessian(1.05), opts).damp - 0.1) < 1e-12);
+    assert.ok(Math.abs(run(w, 3, cols, hessian(3), opts).damp - 10) < 1e-9);
+    assert.throws(() => run(w, 3, cols, hessian(20), opts), (err: Error & { code?: string }) =>
+      err.code === 'QUANT_ERR_CALIBRATION' && /not positive definite even with dampening 10/.test(err.message));
+  });
+
+  test(`${name}: shapes, options and non-finite values are refused with a message naming them`, () => {
+    const w = randn(8, 1);
+    const h = new Float64Array(16).fill(0);
+    for (let i = 0; i < 4; i++) h[i * 5] = 1;
+    const ok: GptqOptions = { bits: 4, scheme: 'symmetric', groupSize: 2 };
+    const refused = (f: () => unknown, code: string, re: RegExp) => assert.throws(f, (err: Error & { code?: string }) => err.code === code && re.test(err.message));
+    refused(() => run(w, 3, 4, h, ok), 'QUANT_ERR_TENSOR_SHAPE', /weight has 8 values, rows×cols = 12/);
+    refused(() => run(w, 2, 4, h.subarray(1), ok), 'QUANT_ERR_TENSOR_SHAPE', /xtx has 15 values/);
+    refused(() => run(w, 2, 4, h, { ...ok, bits: 9 }), 'QUANT_ERR_OPTION', /bits must be an integer in 2\.\.8, got: 9/);
+    refused(() => run(w, 2, 4, h, { ...ok, groupSize: 0 }), 'QUANT_ERR_OPTION', /group_size/);
+    refused(() => run(w, 2, 4, h, { ...ok, blockSize: 2.5 }), 'QUANT_ERR_OPTION', /block_size/);
+    refused(() => run(w, 2, 4, h, { ...ok, damp: -1 }), 'QUANT_ERR_OPTION', /damp/);
+    const bad = Float64Array.from(h);
+    bad[3] = NaN;
+    refused(() => run(w, 2, 4, bad, ok), 'QUANT_ERR_NON_FINITE', /xtx .* index 3/);
   });
 }
