@@ -6,7 +6,7 @@ export { GPTQ_DAMP_RETRIES, GPTQ_DEFAULTS, type GptqOptions, type GptqResult } f
 /** Bytes of the kernels' memory a rows×cols GPTQ needs (W, the block's errors, the factorization). */
 export function gptqBytes(rows: number, cols: number, blockSize: number): number {
   const ld = pad8(cols) + 8;
-  return 4 * pad4(rows) * ld + 4 * pad4(rows) * Math.min(blockSize, cols) + factorBytes(cols) + 64 * 4;
+  return 4 * pad4(rows) * (ld + pad8(Math.min(blockSize, cols)) + 8) + factorBytes(cols) + 64 * 4;
 }
 
 /**
