@@ -228,3 +228,24 @@ function invertLowerInto(space: LinalgSpace, l: F32Matrix, x: F32Matrix, np: num
     }
   }
 }
+
+/**
+ * tr(D·H·Dᵀ) for each rows×k matrix D (row-major float32), H k×k float64: each D·H on the
+ * product in float32, its elementwise product with D summed in float64. The output error
+ * ‖X·Dᵀ‖² that H = XᵀX stands for, without the activations.
+ */
+export function quadraticForms(ds: readonly Float32Array[], rows: number, k: number, h: Float64Array): number[] {
+  const ld = pad8(k) + 8;
+  const space = new LinalgSpace(4 * (ld * k + 2 * pad4(rows) * ld) + 1024);
+  const hm = space.matrix(k, ld);
+  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) hm.data[i * ld + j] = h[i * k + j]!;
+  const dm = space.matrix(pad4(rows), ld);
+  const cm = space.matrix(pad4(rows), ld);
+  return ds.map((d) => {
+    for (let r = 0; r < rows; r++) dm.data.set(d.subarray(r * k, (r + 1) * k), r * ld);
+    space.gemm(cm, 0, dm, 0, ld, 1, hm, 0, rows, k, k, GEMM_SET);
+    let s = 0;
+    for (let r = 0; r < rows; r++) for (let j = 0; j < k; j++) s += cm.data[r * ld + j]! * dm.data[r * ld + j]!;
+    return s;
+  });
+}
