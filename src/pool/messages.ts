@@ -55,8 +55,11 @@ export interface AnalyzeOptions {
   schemes: Scheme[];
   granularities: Granularity[];
   calibrations: CalibrationMethod[];
-  /** ['rtn'] when absent. */
-  methods?: QuantMethod[] | undefined;
+  /** ['rtn'] when absent; imatrix and gptq need an .npz body with activations or xtx. */
+  methods?: Array<QuantMethod | TensorDataMethod> | undefined;
+  gptq_damp?: number | undefined;
+  gptq_block_size?: number | undefined;
+  gptq_act_order?: boolean | undefined;
   axis?: number | undefined;
   group_size: number;
   percentile: number;

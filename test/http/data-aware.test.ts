@@ -108,3 +108,24 @@ test('refusals name the culprit: missing or misshapen statistics, per_tensor, ra
   assert.match(big.body.message, /DATA_AWARE_MAX_MACS=1000/);
   await small.close();
 });
+
+test('analyze with an .npz of tensor and xtx: every row has output_snr_db, gptq rows beat rtn rows, and the recommendation (by output SNR) can name gptq', async () => {
+  const body = npz({ tensor: { data: w, shape: [OUT, IN] }, xtx: { data: xtx, shape: [IN, IN] } });
+  const q = 'bits=3,4&schemes=asymmetric&granularities=per_group,per_tensor&calibrations=minmax&methods=rtn,lsq,imatrix,gptq&group_size=32&gptq_act_order=true';
+  const res = await server().post(`/v1/analyze?${q}`).set('content-type', 'application/x-npz').send(body).expect(200);
+  const rows = res.body.rows as Array<{ bits: number; granularity: string; method: string; output_snr_db: number | null }>;
+  // Data-aware methods only where they apply: per_group rows, not per_tensor.
+  assert.equal(rows.length, 2 * (1 * 4 + 1 * 2));
+  for (const r of rows) assert.ok('output_snr_db' in r);
+  const at = (bits: number, method: string) => rows.find((r) => r.bits === bits && r.granularity === 'per_group' && r.method === method)!.output_snr_db!;
+  for (const bits of [3, 4]) assert.ok(at(bits, 'gptq') > at(bits, 'rtn'), `${bits}-bit gptq ${at(bits, 'gptq')} vs rtn ${at(bits, 'rtn')}`);
+  // A target between the other 3-bit rows and 3-bit gptq: gptq reaches it at the smallest size
+  // (3-bit codes take 4-bit containers, so between equal sizes the higher output SNR wins).
+  const target = (at(3, 'gptq') + Math.max(at(3, 'rtn'), at(3, 'lsq'), at(3, 'imatrix'))) / 2;
+  const rec = await server().post(`/v1/analyze?${q}&target_snr_db=${target}`).set('content-type', 'application/x-npz').send(body).expect(200);
+  assert.equal(rec.body.recommended.method, 'gptq');
+  const sizes = (rec.body.rows as Array<{ output_snr_db: number | null; size: { quantized_bytes: number } }>).filter((r) => r.output_snr_db !== null && r.output_snr_db >= target).map((r) => r.size.quantized_bytes);
+  assert.equal(rec.body.recommended.size.quantized_bytes, Math.min(...sizes));
+  const refused = await server().post('/v1/analyze?methods=gptq').send({ tensor: { data: Array.from(w), shape: [OUT, IN] } }).expect(400);
+  assert.match(refused.body.message, /needs calibration statistics/);
+});

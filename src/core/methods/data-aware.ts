@@ -114,6 +114,20 @@ function sumsOf(x: Float32Array, xHat: Float32Array, q: UnpackedArray, params: Q
   return s;
 }
 
+/** The output SNR of each reconstruction of x on H: 10·log10(tr(W·H·Wᵀ) / tr(ΔW·H·ΔWᵀ)). */
+export function outputSnrs(x: Float32Array, shape: Shape, kAxis: 0 | 1, h: Float64Array, reconstructions: readonly Float32Array[]): Array<number | null> {
+  const k = shape[kAxis]!;
+  const outs = shape[1 - kAxis]!;
+  const w = asOutIn(x, shape, kAxis);
+  const ds = reconstructions.map((r) => {
+    const d = Float32Array.from(asOutIn(r, shape, kAxis));
+    for (let i = 0; i < d.length; i++) d[i] = w[i]! - d[i]!;
+    return d;
+  });
+  const [signal, ...noise] = quadraticForms([w, ...ds], outs, k, h);
+  return noise.map((n) => snrDb(signal!, n));
+}
+
 export function quantizeDataAware(x: Float32Array, shape: Shape, spec: QuantSpec, method: TensorDataMethod, h: Float64Array, opts: GptqTensorOptions = {}): DataAwareResult {
   const kAxis = inputAxis(shape, spec, method);
   const k = shape[kAxis]!;
@@ -155,14 +169,8 @@ export function quantizeDataAware(x: Float32Array, shape: Shape, spec: QuantSpec
     res = { params, q, sums: sumsOf(x, xHat, q, params), outputSnrDb: null, rtnOutputSnrDb: null, damp: g.damp };
   }
   // The output error both ways, on the same H: what the method is for.
-  const w = asOutIn(x, shape, kAxis);
-  const delta = (q: UnpackedArray, params: QuantParams) => {
-    const d = asOutIn(dequantizeWith(q, params), shape, kAxis);
-    for (let i = 0; i < d.length; i++) d[i] = w[i]! - d[i]!;
-    return d;
-  };
-  const [signal, noise, rtnNoise] = quadraticForms([w, delta(res.q, res.params), delta(rtn.q, rtnParams)], outs, k, h);
-  res.outputSnrDb = snrDb(signal!, noise!);
-  res.rtnOutputSnrDb = snrDb(signal!, rtnNoise!);
+  const [own, base] = outputSnrs(x, shape, kAxis, h, [dequantizeWith(res.q, res.params), dequantizeWith(rtn.q, rtnParams)]);
+  res.outputSnrDb = own!;
+  res.rtnOutputSnrDb = base!;
   return res;
 }

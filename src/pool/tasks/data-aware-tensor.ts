@@ -1,28 +1,35 @@
 import { readNpyNumeric } from '../../codecs/npy.js';
-import { hessianOf, inputAxis, quantizeDataAware, type DataAwareResult, type TensorDataMethod } from '../../core/methods/data-aware.js';
+import { hessianOf, inputAxis, quantizeDataAware, type DataAwareResult, type GptqTensorOptions, type TensorDataMethod } from '../../core/methods/data-aware.js';
 import type { QuantSpec } from '../../core/quantize.js';
 import type { Tensor } from '../../core/tensor.js';
 import { Errors } from '../../errors.js';
-import type { Task } from '../messages.js';
+import type { TaskLimits } from '../messages.js';
 import { npyTensor } from './decode-input.js';
 
-// method=imatrix|gptq on /v1/quantize: the .npz body's calibration statistics (activations
-// [n, in] or xtx [in, in]) checked against the weight and the work bound, then the core.
+// method=imatrix|gptq on /v1/quantize and /v1/analyze: the .npz body's calibration
+// statistics (activations [n, in] or xtx [in, in]) checked against the weight and the work
+// bound, then the core.
 
 export interface CalibrationMembers {
   activations?: Uint8Array | undefined;
   xtx?: Uint8Array | undefined;
 }
 
-/** Multiply-adds of the request: XᵀX (upper half), GPTQ's factorization and updates, the three output-error forms. */
-function workOf(method: TensorDataMethod, n: number, k: number, outs: number): number {
+export interface Statistics {
+  h: Float64Array;
+  statistics: 'activations' | 'xtx';
+  activationRows: number | null;
+}
+
+/** Multiply-adds: XᵀX (upper half), GPTQ's factorization and updates, the three output-error forms. */
+function workOf(method: TensorDataMethod | 'rtn', n: number, k: number, outs: number): number {
   const gram = (n * k * k) / 2;
   const gptq = method === 'gptq' ? (2 * k ** 3) / 3 + (outs * k * k) / 2 : 0;
   return gram + gptq + 3 * outs * k * k;
 }
 
-export function runDataAwareTensor(task: Extract<Task, { op: 'quantize' }>, tensor: Tensor, members: CalibrationMembers, spec: QuantSpec, method: TensorDataMethod): DataAwareResult & { statistics: 'activations' | 'xtx'; activationRows: number | null; h: Float64Array } {
-  const { limits, options } = task;
+/** H = XᵀX over the weight's input features (the axis spec groups along), from the .npz members. */
+export function statisticsFor(limits: TaskLimits, tensor: Tensor, members: CalibrationMembers, spec: QuantSpec, method: TensorDataMethod | 'rtn'): Statistics {
   if (!members.activations && !members.xtx) {
     throw new Errors.Option(
       `method ${method} needs calibration statistics: send an .npz body (application/x-npz) with tensor and activations ([n, in]: calibration rows of the layer's input) or xtx ([in, in] = Σ xᵀx)`,
@@ -49,7 +56,10 @@ export function runDataAwareTensor(task: Extract<Task, { op: 'quantize' }>, tens
     );
   }
   const { h, rows } = hessianOf({ activations, xtx }, k);
-  const gptqOpts = { damp: options.gptq_damp, blockSize: options.gptq_block_size, actOrder: options.gptq_act_order };
-  const res = quantizeDataAware(tensor.data, tensor.shape, spec, method, h, gptqOpts);
-  return { ...res, statistics: activations ? 'activations' : 'xtx', activationRows: rows, h };
+  return { h, statistics: activations ? 'activations' : 'xtx', activationRows: rows };
+}
+
+export function runDataAwareTensor(limits: TaskLimits, tensor: Tensor, members: CalibrationMembers, spec: QuantSpec, method: TensorDataMethod, gptqOpts: GptqTensorOptions): DataAwareResult & Statistics {
+  const stats = statisticsFor(limits, tensor, members, spec, method);
+  return { ...quantizeDataAware(tensor.data, tensor.shape, spec, method, stats.h, gptqOpts), ...stats };
 }

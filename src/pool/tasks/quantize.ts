@@ -93,7 +93,8 @@ export function runQuantize(task: Extract<Task, { op: 'quantize' }>): TaskReply 
   if (dataAware && givenScale) throw new Errors.Option(`method ${dataAware} fits its own scales: leave out scale and zero_point`);
   if (dataAware && spec.calibration !== 'minmax') throw new Errors.Option(`method ${dataAware} takes calibration=minmax (its grid is min-max per group), got: ${spec.calibration}`);
   checkJsonReply(task, shape, data.length, spec);
-  const da = dataAware ? runDataAwareTensor(task, tensor, calibration, spec, dataAware) : undefined;
+  const gptqOpts = { damp: task.options.gptq_damp, blockSize: task.options.gptq_block_size, actOrder: task.options.gptq_act_order };
+  const da = dataAware ? runDataAwareTensor(task.limits, tensor, calibration, spec, dataAware, gptqOpts) : undefined;
   // Given parameters skip calibration: QuantizeLinear with exactly those, on the same kernels.
   const { params, q, sums } = da ?? (givenScale ? { params: givenParams(shape, spec, givenScale, zeroPoint), q: undefined, sums: undefined } : quantize(data, shape, spec));
   const done = q && sums ? { q, sums } : quantizeWith(data, params);
@@ -104,7 +105,6 @@ export function runQuantize(task: Extract<Task, { op: 'quantize' }>): TaskReply 
   const echo = { ...optionsEcho(spec, params), method: requested };
   const errorReport = reportFromSums(done.sums);
   // Given parameters have no method to compare: they are used as they are.
-  const gptqOpts = { damp: task.options.gptq_damp, blockSize: task.options.gptq_block_size, actOrder: task.options.gptq_act_order };
   const methods = task.options.compare_methods && !givenScale ? compareMethods(data, shape, spec, errorReport.snr_db, requested, da?.h, gptqOpts) : undefined;
   const report = {
     shape,
