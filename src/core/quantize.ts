@@ -11,7 +11,7 @@ import {
 } from './calibrate.js';
 import { minmaxRanges, countNaN } from './kernels/calibrate.js';
 import { dequantizeKernel, isKernelInts } from './kernels/dequantize.js';
-import { fusableShape, quantizeFusedKernel, quantizeKernel } from './kernels/quantize.js';
+import { fusableShape, kernelSumsPrecise, quantizeFusedKernel, quantizeKernel } from './kernels/quantize.js';
 import { arenaAlloc } from './kernels/arenas.js';
 import { groupValues } from './groups.js';
 import { refineGroup, type QuantMethod } from './methods/index.js';
@@ -178,14 +178,15 @@ export interface ErrorSums {
  * accumulated in float64.
  *
  * The WebAssembly kernels compute every q, the clipped count and max_error exactly as the
- * reference (reference/quantize.ts) does; the three float64 sums are added in another order
- * (eight partial sums), so they can differ from the reference's in the last bits. Inputs the
- * kernels cannot match (NaN, or a reconstruction past the float32 range) take the reference.
+ * reference (reference/quantize.ts) does; the three sums are taken in float32 lanes flushed
+ * to float64 in blocks, within 1e-6 relative of the reference's (quantize.wat $spanr). Inputs
+ * the kernels cannot match (NaN, a reconstruction past the float32 range, values so small
+ * that their squares leave float32's normal range) take the reference.
  */
 export function quantizeWith(x: Float32Array, params: QuantParams, out?: UnpackedArray): { q: UnpackedArray; sums: ErrorSums } {
   const q = outputFor(params, x, out);
   const sums = quantizeKernel(x, params, q, true);
-  if (!finite(sums)) return quantizeWithReference(x, params, adopt(q, out));
+  if (!kernelSumsPrecise(sums)) return quantizeWithReference(x, params, adopt(q, out));
   return { q: adopt(q, out), sums };
 }
 
@@ -228,10 +229,6 @@ export function dequantizeWith(q: ArrayLike<number>, params: Pick<QuantParams, '
   return x;
 }
 
-function finite(s: ErrorSums): boolean {
-  return Number.isFinite(s.sumAbs) && Number.isFinite(s.sumSq) && Number.isFinite(s.sumX2);
-}
-
 /**
  * Min-max calibration fused into quantization where each parameter's values are one run in
  * memory (one pass instead of two); null where that layout does not apply.
@@ -250,7 +247,7 @@ function quantizeFused(x: Float32Array, shape: Shape, spec: QuantSpec, sums: boo
 
 export function quantize(x: Float32Array, shape: Shape, spec: QuantSpec): { params: QuantParams; q: UnpackedArray; sums: ErrorSums } {
   const fused = quantizeFused(x, shape, spec, true);
-  if (fused && finite(fused.sums)) return fused;
+  if (fused && kernelSumsPrecise(fused.sums)) return fused;
   const params = fused?.params ?? calibrate(x, shape, spec);
   return { params, ...quantizeWith(x, params, fused?.q) };
 }

@@ -6,6 +6,8 @@ import { copyRowsParams, forEachRowsPiece, forEachRunsCall, kernelShape, type Ru
 // Drives quantize.wat over a tensor: stages each call's elements and parameters, runs the
 // kernel, copies the integers out. Reading the results back (sumsOf) fixes the order in
 // which the lanes' partial sums are added, so a given input always gives the same sums.
+// The error sums are taken in float32 lanes and flushed to float64 in blocks (quantize.wat
+// $spanr says how that stays within 1e-6 relative); kernelSumsPrecise says when it does.
 
 const MODE_8 = 0;
 const MODE_8_SUMS = 1;
@@ -13,6 +15,8 @@ const MODE_16_SUMS = 2;
 /** bits(1.5 * 2^23), the magic number's bit pattern (see quantize.wat). */
 const MAGIC_BITS = 0x4b400000;
 const ACC_BYTES = 144;
+/** Where the accumulator block keeps the float32 abs mask (four lanes). */
+const ABS_MASK = 144;
 
 interface Output {
   width: 1 | 2;
@@ -33,6 +37,25 @@ function setup(k: Kernels, out: Output): void {
   k.i32.fill(out.xor, kw + 20, kw + 24);
   k.i32[kw + 25] = out.width;
   k.f64.fill(0, LAYOUT.acc >> 3, (LAYOUT.acc + ACC_BYTES) >> 3);
+  k.i32.fill(0x7fffffff, (LAYOUT.acc + ABS_MASK) >> 2, (LAYOUT.acc + ABS_MASK + 16) >> 2);
+}
+
+/** Absolute error a float32 product below the normal range can carry (half its last place). */
+const SUBNORMAL_SLACK = 2 ** -150;
+/** The part of a sum that products below float32's normal range may take up at most. */
+const SLACK_SHARE = 1e-7;
+
+/**
+ * Whether the kernels' sums are within 1e-6 relative of the float64 reference: finite, and
+ * with too few products below float32's normal range to matter (each e^2 and x^2 that falls
+ * there is off by up to 2^-150 absolute, not 2^-24 relative: count * 2^-150 must stay under
+ * 1e-7 of its sum). A max_error of 0 means every error is exactly 0, and so is their sum.
+ * Tensors of values under ~1e-19 fail it and take the reference.
+ */
+export function kernelSumsPrecise(s: ErrorSums): boolean {
+  if (!(Number.isFinite(s.sumAbs) && Number.isFinite(s.sumSq) && Number.isFinite(s.sumX2))) return false;
+  const slack = (s.count * SUBNORMAL_SLACK) / SLACK_SHARE;
+  return (s.maxError === 0 || s.sumSq >= slack) && s.sumX2 >= slack;
 }
 
 /**
