@@ -156,7 +156,20 @@ export function quantizeFusedKernel(x: Float32Array, params: QuantParams, shape:
   const { at: outAt, stageOut } = outputStaging(k, qBytes, out.width);
   forEachRunsCall(shape, CHUNK, (c) => {
     const xa = stage(k, x, c.start, c.count, X);
-    k.quantize.fused(mode, sym, xa, outAt(c.start), c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, params.qMin, params.qMax, out.bias, K, ACC, P2, P3);
+    const qa = outAt(c.start);
+    // Groups all of one length, their parameters consecutive: four at a time ("groups"),
+    // the last few (and every other layout) through "fused".
+    const ng = c.rows * c.runs;
+    const quads = mode === MODE_8 && c.lastLen === c.runLen && (c.rows === 1 || c.prow === c.runs) && c.runLen % 4 === 0 ? ng & ~3 : 0;
+    if (quads > 0) k.quantize.groups(sym, xa, qa, quads, c.runLen, P0, P1, params.qMin, params.qMax, out.bias, K, ACC);
+    if (quads === ng) {
+      // every group done
+    } else if (quads > 0) {
+      const skip = quads * c.runLen;
+      k.quantize.fused(mode, sym, xa + 4 * skip, qa + skip, 1, ng - quads, c.runLen, c.lastLen, P0 + 4 * quads, P1 + 4 * quads, 0, params.qMin, params.qMax, out.bias, K, ACC, P2, P3);
+    } else {
+      k.quantize.fused(mode, sym, xa, qa, c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, params.qMin, params.qMax, out.bias, K, ACC, P2, P3);
+    }
     params.scale.set(k.f32.subarray(P0 >> 2, (P0 >> 2) + c.params), c.p0);
     params.zeroPoint.set(k.i32.subarray(P1 >> 2, (P1 >> 2) + c.params), c.p0);
     stageOut(c.start, c.count);
