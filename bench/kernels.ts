@@ -148,6 +148,10 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
   k.i32.fill(0x4b400000, kw + 16, kw + 20);
   k.i32.fill(0, kw + 20, kw + 24);
   k.i32[kw + 25] = 1;
+  // The rest of the span constants (quantize.wat setk for zero point 0): lo, hi, mz.
+  k.f32.fill(-128, kw + 4, kw + 8);
+  k.f32.fill(127, kw + 8, kw + 12);
+  k.f32.fill(1.5 * 2 ** 23, kw + 12, kw + 16);
   // quantize.ts setup(): the float32 abs mask the error sums use (accumulator block +144).
   k.i32.fill(0x7fffffff, (LAYOUT.acc + 144) >> 2, (LAYOUT.acc + 160) >> 2);
   details.push({

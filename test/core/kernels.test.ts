@@ -220,8 +220,9 @@ test('kernels = reference on tensors larger than one staging chunk', () => {
   assert.deepEqual([...forms].sort(), ['rows', 'runs']);
 });
 
-// quantize.wat "groups" (min-max per group, four groups at a time, integers only) takes
-// per-group layouts along the last axis whose groups all have one length, a multiple of 4;
+// quantize.wat "groups" (min-max per group, four groups at a time; the error sums through
+// $spanr) takes per-group layouts along the last axis whose groups all have one length, a
+// multiple of 4;
 // "fused" the groups past the last multiple of four in each call. Counts of groups that are
 // and are not multiples of four, groups that fill a whole staging call, data whose range
 // overflows float32 (the float64 fallback for scales), every bit width and both schemes.
@@ -231,7 +232,7 @@ test('four groups at a time = reference for every group length that is a multipl
   for (const [rows, cols] of layouts) {
     for (const groupSize of [4, 8, 12, 16, 32, 128, 2048]) {
       if (cols! % groupSize !== 0) continue;
-      for (const [bits, scheme] of [[8, 'symmetric'], [8, 'asymmetric'], [4, 'symmetric'], [4, 'asymmetric'], [2, 'asymmetric'], [3, 'symmetric']] as const) {
+      for (const [bits, scheme] of [[8, 'symmetric'], [8, 'asymmetric'], [4, 'symmetric'], [4, 'asymmetric'], [2, 'asymmetric'], [3, 'symmetric'], [12, 'asymmetric'], [16, 'symmetric']] as const) {
         const spec: QuantSpec = { bits, scheme, granularity: 'per_group', axis: -1, groupSize, calibration: 'minmax', percentile: 99.99 };
         const kind: Kind = seed % 4 === 0 ? 'wide' : seed % 4 === 1 ? 'zeros' : 'uniform';
         const x = data(rows! * cols!, kind, seed++);

@@ -160,13 +160,13 @@ export function quantizeFusedKernel(x: Float32Array, params: QuantParams, shape:
     // Groups all of one length, their parameters consecutive: four at a time ("groups"),
     // the last few (and every other layout) through "fused".
     const ng = c.rows * c.runs;
-    const quads = mode === MODE_8 && c.lastLen === c.runLen && (c.rows === 1 || c.prow === c.runs) && c.runLen % 4 === 0 ? ng & ~3 : 0;
-    if (quads > 0) k.quantize.groups(sym, xa, qa, quads, c.runLen, P0, P1, params.qMin, params.qMax, out.bias, K, ACC);
+    const quads = c.lastLen === c.runLen && (c.rows === 1 || c.prow === c.runs) && c.runLen % 4 === 0 ? ng & ~3 : 0;
+    if (quads > 0) k.quantize.groups(mode, sym, xa, qa, quads, c.runLen, P0, P1, params.qMin, params.qMax, out.bias, K, ACC);
     if (quads === ng) {
       // every group done
     } else if (quads > 0) {
       const skip = quads * c.runLen;
-      k.quantize.fused(mode, sym, xa + 4 * skip, qa + skip, 1, ng - quads, c.runLen, c.lastLen, P0 + 4 * quads, P1 + 4 * quads, 0, params.qMin, params.qMax, out.bias, K, ACC, P2, P3);
+      k.quantize.fused(mode, sym, xa + 4 * skip, qa + skip * out.width, 1, ng - quads, c.runLen, c.lastLen, P0 + 4 * quads, P1 + 4 * quads, 0, params.qMin, params.qMax, out.bias, K, ACC, P2, P3);
     } else {
       k.quantize.fused(mode, sym, xa, qa, c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, params.qMin, params.qMax, out.bias, K, ACC, P2, P3);
     }

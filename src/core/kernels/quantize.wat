@@ -542,21 +542,23 @@
       (br $row2))))
 
   ;; Min-max calibration and quantization of $ng consecutive groups of $g values each ($g a
-  ;; multiple of 4), 8-bit output without error sums ("fused" mode 0 for runs that are all
-  ;; one length), four groups at a time: their four ranges reduced into one vector, their
+  ;; multiple of 4), "fused" for runs that are all one length, four groups at a time: their four ranges reduced into one vector, their
   ;; scales and zero points computed in the lanes of one vector ($params's arithmetic, lane
   ;; for lane; a range wider than float32 sends the four to $params), then each group
-  ;; quantized with its constants splatted from those vectors into registers. "fused" pays a
+  ;; quantized with its constants splatted from those vectors into registers (mode 0), or
+  ;; stored as its span constants for $spanr (modes 1, 2: error sums). "fused" pays a
   ;; call, a lane-by-lane reduction and a scalar division per group, which for groups of 32
   ;; cost more than quantizing them. Groups past the last multiple of four are left to the
   ;; caller. Scales and zero points go to $ps / $pz (index = group), like "fused".
-  (func (export "groups") (param $sym i32) (param $x i32) (param $q i32) (param $ng i32) (param $g i32)
+  (func (export "groups") (param $mode i32) (param $sym i32) (param $x i32) (param $q i32) (param $ng i32) (param $g i32)
         (param $ps i32) (param $pz i32) (param $qmin f32) (param $qmax f32) (param $bias i32) (param $k i32) (param $acc i32)
     (local $j i32) (local $gb i32) (local $p i32) (local $end i32) (local $cnt v128)
     (local $v v128) (local $lo0 v128) (local $lo1 v128) (local $lo2 v128) (local $lo3 v128)
     (local $hi0 v128) (local $hi1 v128) (local $hi2 v128) (local $hi3 v128)
     (local $lo v128) (local $hi v128) (local $sc v128) (local $zp v128) (local $vlo v128) (local $vhi v128) (local $vmz v128)
     (local $s v128) (local $cl v128) (local $ch v128) (local $cm v128) (local $r v128) (local $c v128) (local $a v128) (local $b v128)
+    (local $width i32)
+    (local.set $width (i32.load offset=100 (local.get $k)))
     (local.set $gb (i32.shl (local.get $g) (i32.const 2)))
     (local.set $cnt (v128.load (local.get $acc)))
     (block $quads_done (loop $quad
@@ -651,7 +653,20 @@
       (local.set $ch (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $vhi) (local.get $vhi)))
       (local.set $cm (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $vmz) (local.get $vmz)))
       (local.set $end (i32.add (local.get $x) (local.get $gb)))
-      (if (i32.eqz (i32.and (local.get $g) (i32.const 15)))
+      (if (local.get $mode)
+        (then
+          ;; with error sums: the group's span constants into $k, then $spanr
+          (v128.store (local.get $k) (local.get $s))
+          (v128.store offset=16 (local.get $k) (local.get $cl))
+          (v128.store offset=32 (local.get $k) (local.get $ch))
+          (v128.store offset=48 (local.get $k) (local.get $cm))
+          (i32.store offset=96 (local.get $k) (i32x4.extract_lane 0 (local.get $zp)))
+          (v128.store (local.get $acc) (local.get $cnt))
+          (call $spanr (local.get $x) (local.get $q) (local.get $g) (local.get $k) (local.get $acc) (local.get $width))
+          (local.set $cnt (v128.load (local.get $acc)))
+          (local.set $x (local.get $end))
+          (local.set $q (i32.add (local.get $q) (i32.mul (local.get $g) (local.get $width)))))
+      (else (if (i32.eqz (i32.and (local.get $g) (i32.const 15)))
         (then (loop $q4_0
           (local.set $r (f32x4.nearest (f32x4.div (v128.load offset=0 (local.get $x)) (local.get $s))))
           (local.set $c (f32x4.pmax (f32x4.pmin (local.get $r) (local.get $ch)) (local.get $cl)))
@@ -684,14 +699,27 @@
           (v128.store32_lane 0 (local.get $q) (v128.xor (i8x16.narrow_i16x8_s (local.get $a) (local.get $a)) (v128.load offset=80 (local.get $k))))
           (local.set $x (i32.add (local.get $x) (i32.const 16)))
           (local.set $q (i32.add (local.get $q) (i32.const 4)))
-          (br_if $q1_0 (i32.lt_u (local.get $x) (local.get $end))))))
+          (br_if $q1_0 (i32.lt_u (local.get $x) (local.get $end))))))))
       ;; group 1
       (local.set $s (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $sc) (local.get $sc)))
       (local.set $cl (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $vlo) (local.get $vlo)))
       (local.set $ch (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $vhi) (local.get $vhi)))
       (local.set $cm (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $vmz) (local.get $vmz)))
       (local.set $end (i32.add (local.get $x) (local.get $gb)))
-      (if (i32.eqz (i32.and (local.get $g) (i32.const 15)))
+      (if (local.get $mode)
+        (then
+          ;; with error sums: the group's span constants into $k, then $spanr
+          (v128.store (local.get $k) (local.get $s))
+          (v128.store offset=16 (local.get $k) (local.get $cl))
+          (v128.store offset=32 (local.get $k) (local.get $ch))
+          (v128.store offset=48 (local.get $k) (local.get $cm))
+          (i32.store offset=96 (local.get $k) (i32x4.extract_lane 1 (local.get $zp)))
+          (v128.store (local.get $acc) (local.get $cnt))
+          (call $spanr (local.get $x) (local.get $q) (local.get $g) (local.get $k) (local.get $acc) (local.get $width))
+          (local.set $cnt (v128.load (local.get $acc)))
+          (local.set $x (local.get $end))
+          (local.set $q (i32.add (local.get $q) (i32.mul (local.get $g) (local.get $width)))))
+      (else (if (i32.eqz (i32.and (local.get $g) (i32.const 15)))
         (then (loop $q4_1
           (local.set $r (f32x4.nearest (f32x4.div (v128.load offset=0 (local.get $x)) (local.get $s))))
           (local.set $c (f32x4.pmax (f32x4.pmin (local.get $r) (local.get $ch)) (local.get $cl)))
@@ -724,14 +752,27 @@
           (v128.store32_lane 0 (local.get $q) (v128.xor (i8x16.narrow_i16x8_s (local.get $a) (local.get $a)) (v128.load offset=80 (local.get $k))))
           (local.set $x (i32.add (local.get $x) (i32.const 16)))
           (local.set $q (i32.add (local.get $q) (i32.const 4)))
-          (br_if $q1_1 (i32.lt_u (local.get $x) (local.get $end))))))
+          (br_if $q1_1 (i32.lt_u (local.get $x) (local.get $end))))))))
       ;; group 2
       (local.set $s (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $sc) (local.get $sc)))
       (local.set $cl (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $vlo) (local.get $vlo)))
       (local.set $ch (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $vhi) (local.get $vhi)))
       (local.set $cm (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $vmz) (local.get $vmz)))
       (local.set $end (i32.add (local.get $x) (local.get $gb)))
-      (if (i32.eqz (i32.and (local.get $g) (i32.const 15)))
+      (if (local.get $mode)
+        (then
+          ;; with error sums: the group's span constants into $k, then $spanr
+          (v128.store (local.get $k) (local.get $s))
+          (v128.store offset=16 (local.get $k) (local.get $cl))
+          (v128.store offset=32 (local.get $k) (local.get $ch))
+          (v128.store offset=48 (local.get $k) (local.get $cm))
+          (i32.store offset=96 (local.get $k) (i32x4.extract_lane 2 (local.get $zp)))
+          (v128.store (local.get $acc) (local.get $cnt))
+          (call $spanr (local.get $x) (local.get $q) (local.get $g) (local.get $k) (local.get $acc) (local.get $width))
+          (local.set $cnt (v128.load (local.get $acc)))
+          (local.set $x (local.get $end))
+          (local.set $q (i32.add (local.get $q) (i32.mul (local.get $g) (local.get $width)))))
+      (else (if (i32.eqz (i32.and (local.get $g) (i32.const 15)))
         (then (loop $q4_2
           (local.set $r (f32x4.nearest (f32x4.div (v128.load offset=0 (local.get $x)) (local.get $s))))
           (local.set $c (f32x4.pmax (f32x4.pmin (local.get $r) (local.get $ch)) (local.get $cl)))
@@ -764,14 +805,27 @@
           (v128.store32_lane 0 (local.get $q) (v128.xor (i8x16.narrow_i16x8_s (local.get $a) (local.get $a)) (v128.load offset=80 (local.get $k))))
           (local.set $x (i32.add (local.get $x) (i32.const 16)))
           (local.set $q (i32.add (local.get $q) (i32.const 4)))
-          (br_if $q1_2 (i32.lt_u (local.get $x) (local.get $end))))))
+          (br_if $q1_2 (i32.lt_u (local.get $x) (local.get $end))))))))
       ;; group 3
       (local.set $s (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $sc) (local.get $sc)))
       (local.set $cl (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $vlo) (local.get $vlo)))
       (local.set $ch (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $vhi) (local.get $vhi)))
       (local.set $cm (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $vmz) (local.get $vmz)))
       (local.set $end (i32.add (local.get $x) (local.get $gb)))
-      (if (i32.eqz (i32.and (local.get $g) (i32.const 15)))
+      (if (local.get $mode)
+        (then
+          ;; with error sums: the group's span constants into $k, then $spanr
+          (v128.store (local.get $k) (local.get $s))
+          (v128.store offset=16 (local.get $k) (local.get $cl))
+          (v128.store offset=32 (local.get $k) (local.get $ch))
+          (v128.store offset=48 (local.get $k) (local.get $cm))
+          (i32.store offset=96 (local.get $k) (i32x4.extract_lane 3 (local.get $zp)))
+          (v128.store (local.get $acc) (local.get $cnt))
+          (call $spanr (local.get $x) (local.get $q) (local.get $g) (local.get $k) (local.get $acc) (local.get $width))
+          (local.set $cnt (v128.load (local.get $acc)))
+          (local.set $x (local.get $end))
+          (local.set $q (i32.add (local.get $q) (i32.mul (local.get $g) (local.get $width)))))
+      (else (if (i32.eqz (i32.and (local.get $g) (i32.const 15)))
         (then (loop $q4_3
           (local.set $r (f32x4.nearest (f32x4.div (v128.load offset=0 (local.get $x)) (local.get $s))))
           (local.set $c (f32x4.pmax (f32x4.pmin (local.get $r) (local.get $ch)) (local.get $cl)))
@@ -804,7 +858,7 @@
           (v128.store32_lane 0 (local.get $q) (v128.xor (i8x16.narrow_i16x8_s (local.get $a) (local.get $a)) (v128.load offset=80 (local.get $k))))
           (local.set $x (i32.add (local.get $x) (i32.const 16)))
           (local.set $q (i32.add (local.get $q) (i32.const 4)))
-          (br_if $q1_3 (i32.lt_u (local.get $x) (local.get $end))))))
+          (br_if $q1_3 (i32.lt_u (local.get $x) (local.get $end))))))))
       (local.set $ps (i32.add (local.get $ps) (i32.const 16)))
       (local.set $pz (i32.add (local.get $pz) (i32.const 16)))
       (local.set $j (i32.add (local.get $j) (i32.const 4)))
