@@ -11,7 +11,7 @@ import {
 } from './calibrate.js';
 import { minmaxRanges, countNaN } from './kernels/calibrate.js';
 import { dequantizeKernel, isKernelInts } from './kernels/dequantize.js';
-import { fusableShape, kernelSumsPrecise, quantizeFusedKernel, quantizeKernel } from './kernels/quantize.js';
+import { fusableShape, kernelSumsPrecise, paramsFromRanges, quantizeFusedKernel, quantizeKernel } from './kernels/quantize.js';
 import { arenaAlloc } from './kernels/arenas.js';
 import { groupValues } from './groups.js';
 import { refineGroup, type QuantMethod } from './methods/index.js';
@@ -142,16 +142,10 @@ export function calibrate(x: Float32Array, shape: Shape, spec: QuantSpec): Quant
     return { ...ip, plan, scale, zeroPoint };
   }
   if (spec.calibration === 'minmax') {
-    // One fused min/max pass (the kernels); minmaxRange's symmetric range from it.
+    // One min/max pass (the kernels), then paramsFromRange of minmaxRange's range for each
+    // parameter, four at a time (the kernels: a loop here cost more than the pass).
     const { lo, hi } = minmaxRanges(x, plan);
-    for (let p = 0; p < plan.count; p++) {
-      if (spec.scheme === 'asymmetric') {
-        set(p, { lo: lo[p]!, hi: hi[p]! });
-      } else {
-        const alpha = Math.max(Math.abs(lo[p]!), Math.abs(hi[p]!));
-        set(p, { lo: -alpha, hi: alpha });
-      }
-    }
+    paramsFromRanges(lo, hi, ip, scale, zeroPoint);
     return { ...ip, plan, scale, zeroPoint };
   }
   const { values, offsets } = groupValues(x, plan);

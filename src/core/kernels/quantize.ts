@@ -1,6 +1,6 @@
 import { INT_DTYPE_INFO, type UnpackedArray } from '../dtypes.js';
 import type { ErrorSums, ParamPlan, QuantParams } from '../quantize.js';
-import { CHUNK, kernelsFor, LAYOUT, stage, type Kernels } from './runtime.js';
+import { CHUNK, getKernels, kernelsFor, LAYOUT, stage, type Kernels } from './runtime.js';
 import { copyRowsParams, forEachRowsPiece, forEachRunsCall, kernelShape, type RunsShape } from './segments.js';
 
 // Drives quantize.wat over a tensor: stages each call's elements and parameters, runs the
@@ -175,4 +175,24 @@ export function quantizeFusedKernel(x: Float32Array, params: QuantParams, shape:
     stageOut(c.start, c.count);
   });
   return sumsOf(k, x.length);
+}
+
+/**
+ * Min-max ranges into scales and zero points, as calibrate.ts paramsFromRange gives them for
+ * [lo, hi] (asymmetric) or [-alpha, alpha], alpha = max(|lo|, |hi|) (symmetric): four
+ * parameters a vector (quantize.wat "paramsmany"). A JavaScript loop over paramsFromRange
+ * took longer than the min/max pass for groups of 32.
+ */
+export function paramsFromRanges(lo: Float32Array, hi: Float32Array, ip: Pick<QuantParams, 'scheme' | 'qMin' | 'qMax'>, scale: Float32Array, zeroPoint: Int32Array): void {
+  const k = getKernels();
+  const [P0, P1, P2, P3] = LAYOUT.p;
+  const sym = ip.scheme === 'symmetric' ? 1 : 0;
+  for (let p0 = 0; p0 < lo.length; p0 += CHUNK) {
+    const n = Math.min(CHUNK, lo.length - p0);
+    k.f32.set(lo.subarray(p0, p0 + n), P0 >> 2);
+    k.f32.set(hi.subarray(p0, p0 + n), P1 >> 2);
+    k.quantize.paramsmany(P0, P1, P2, P3, n, sym, ip.qMin, ip.qMax);
+    scale.set(k.f32.subarray(P2 >> 2, (P2 >> 2) + n), p0);
+    zeroPoint.set(k.i32.subarray(P3 >> 2, (P3 >> 2) + n), p0);
+  }
 }

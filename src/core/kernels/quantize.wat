@@ -541,6 +541,57 @@
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $row2))))
 
+  ;; $params for four ranges at once, lane for lane (the lanes of $lo and $hi), the scales to
+  ;; $ps and zero points to $pz (four each). A range wider than float32 (hi - lo overflows)
+  ;; sends all four through $params, whose float64 fallback handles it.
+  (func $params4 (param $ps i32) (param $pz i32) (param $lo v128) (param $hi v128) (param $sym i32) (param $qmin f32) (param $qmax f32)
+    (local $sc v128) (local $zp v128)
+    (if (local.get $sym)
+      (then
+        (local.set $sc (f32x4.div (f32x4.max (f32x4.abs (local.get $lo)) (f32x4.abs (local.get $hi))) (f32x4.splat (local.get $qmax))))
+        (local.set $sc (v128.bitselect (local.get $sc) (f32x4.splat (f32.const 1)) (f32x4.gt (local.get $sc) (v128.const f32x4 0 0 0 0))))
+        (local.set $zp (v128.const i32x4 0 0 0 0)))
+      (else
+        (local.set $lo (f32x4.min (local.get $lo) (v128.const f32x4 0 0 0 0)))
+        (local.set $hi (f32x4.max (local.get $hi) (v128.const f32x4 0 0 0 0)))
+        (local.set $sc (f32x4.div (f32x4.sub (local.get $hi) (local.get $lo)) (f32x4.splat (f32.sub (local.get $qmax) (local.get $qmin)))))
+        (local.set $sc (v128.bitselect (local.get $sc) (f32x4.splat (f32.const 1)) (f32x4.gt (local.get $sc) (v128.const f32x4 0 0 0 0))))
+        (local.set $zp (f32x4.sub (f32x4.splat (local.get $qmin)) (f32x4.nearest (f32x4.div (local.get $lo) (local.get $sc)))))
+        (local.set $zp (i32x4.trunc_sat_f32x4_s (f32x4.min (f32x4.max (local.get $zp) (f32x4.splat (local.get $qmin))) (f32x4.splat (local.get $qmax)))))))
+    (v128.store (local.get $ps) (local.get $sc))
+    (v128.store (local.get $pz) (local.get $zp))
+        (if (v128.any_true (f32x4.ne (f32x4.sub (local.get $sc) (local.get $sc)) (v128.const f32x4 0 0 0 0)))
+      (then
+        (call $params (i32.add (local.get $ps) (i32.const 0)) (i32.add (local.get $pz) (i32.const 0))
+          (f32x4.extract_lane 0 (local.get $lo)) (f32x4.extract_lane 0 (local.get $hi)) (local.get $sym) (local.get $qmin) (local.get $qmax))
+        (call $params (i32.add (local.get $ps) (i32.const 4)) (i32.add (local.get $pz) (i32.const 4))
+          (f32x4.extract_lane 1 (local.get $lo)) (f32x4.extract_lane 1 (local.get $hi)) (local.get $sym) (local.get $qmin) (local.get $qmax))
+        (call $params (i32.add (local.get $ps) (i32.const 8)) (i32.add (local.get $pz) (i32.const 8))
+          (f32x4.extract_lane 2 (local.get $lo)) (f32x4.extract_lane 2 (local.get $hi)) (local.get $sym) (local.get $qmin) (local.get $qmax))
+        (call $params (i32.add (local.get $ps) (i32.const 12)) (i32.add (local.get $pz) (i32.const 12))
+          (f32x4.extract_lane 3 (local.get $lo)) (f32x4.extract_lane 3 (local.get $hi)) (local.get $sym) (local.get $qmin) (local.get $qmax)))))
+
+  ;; $params over n ranges (float32 lo at $plo, hi at $phi), four at a time: scales to $ps,
+  ;; zero points to $pz. calibrate() takes its min-max parameters from here.
+  (func (export "paramsmany") (param $plo i32) (param $phi i32) (param $ps i32) (param $pz i32) (param $n i32)
+        (param $sym i32) (param $qmin f32) (param $qmax f32)
+    (local $i i32) (local $end i32)
+    (local.set $end (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (call $params4 (i32.add (local.get $ps) (local.get $i)) (i32.add (local.get $pz) (local.get $i))
+        (v128.load (i32.add (local.get $plo) (local.get $i))) (v128.load (i32.add (local.get $phi) (local.get $i)))
+        (local.get $sym) (local.get $qmin) (local.get $qmax))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $l)))
+    (block $tdone (loop $t
+      (br_if $tdone (i32.ge_u (local.get $i) (i32.shl (local.get $n) (i32.const 2))))
+      (call $params (i32.add (local.get $ps) (local.get $i)) (i32.add (local.get $pz) (local.get $i))
+        (f32.load (i32.add (local.get $plo) (local.get $i))) (f32.load (i32.add (local.get $phi) (local.get $i)))
+        (local.get $sym) (local.get $qmin) (local.get $qmax))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $t))))
+
   ;; Min-max calibration and quantization of $ng consecutive groups of $g values each ($g a
   ;; multiple of 4), "fused" for runs that are all one length, four groups at a time: their four ranges reduced into one vector, their
   ;; scales and zero points computed in the lanes of one vector ($params's arithmetic, lane
@@ -616,34 +667,9 @@
                            (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $hi2) (local.get $hi3))))
       (local.set $hi (f32x4.pmax (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $a) (local.get $b))
                              (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $a) (local.get $b))))
-      ;; the four groups' scales and zero points ($params, lane for lane)
-      (if (local.get $sym)
-        (then
-          (local.set $sc (f32x4.div (f32x4.max (f32x4.abs (local.get $lo)) (f32x4.abs (local.get $hi))) (f32x4.splat (local.get $qmax))))
-          (local.set $sc (v128.bitselect (local.get $sc) (f32x4.splat (f32.const 1)) (f32x4.gt (local.get $sc) (v128.const f32x4 0 0 0 0))))
-          (local.set $zp (v128.const i32x4 0 0 0 0)))
-        (else
-          (local.set $lo (f32x4.min (local.get $lo) (v128.const f32x4 0 0 0 0)))
-          (local.set $hi (f32x4.max (local.get $hi) (v128.const f32x4 0 0 0 0)))
-          (local.set $sc (f32x4.div (f32x4.sub (local.get $hi) (local.get $lo)) (f32x4.splat (f32.sub (local.get $qmax) (local.get $qmin)))))
-          (local.set $sc (v128.bitselect (local.get $sc) (f32x4.splat (f32.const 1)) (f32x4.gt (local.get $sc) (v128.const f32x4 0 0 0 0))))
-          (local.set $zp (f32x4.sub (f32x4.splat (local.get $qmin)) (f32x4.nearest (f32x4.div (local.get $lo) (local.get $sc)))))
-          (local.set $zp (i32x4.trunc_sat_f32x4_s (f32x4.min (f32x4.max (local.get $zp) (f32x4.splat (local.get $qmin))) (f32x4.splat (local.get $qmax)))))))
-      (v128.store (local.get $ps) (local.get $sc))
-      (v128.store (local.get $pz) (local.get $zp))
-      ;; a range wider than float32 (hi - lo overflows): $params's float64 fallback, group by group
-      (if (v128.any_true (f32x4.ne (f32x4.sub (local.get $sc) (local.get $sc)) (v128.const f32x4 0 0 0 0)))
-        (then
-          (call $params (i32.add (local.get $ps) (i32.const 0)) (i32.add (local.get $pz) (i32.const 0))
-            (f32x4.extract_lane 0 (local.get $lo)) (f32x4.extract_lane 0 (local.get $hi)) (local.get $sym) (local.get $qmin) (local.get $qmax))
-          (call $params (i32.add (local.get $ps) (i32.const 4)) (i32.add (local.get $pz) (i32.const 4))
-            (f32x4.extract_lane 1 (local.get $lo)) (f32x4.extract_lane 1 (local.get $hi)) (local.get $sym) (local.get $qmin) (local.get $qmax))
-          (call $params (i32.add (local.get $ps) (i32.const 8)) (i32.add (local.get $pz) (i32.const 8))
-            (f32x4.extract_lane 2 (local.get $lo)) (f32x4.extract_lane 2 (local.get $hi)) (local.get $sym) (local.get $qmin) (local.get $qmax))
-          (call $params (i32.add (local.get $ps) (i32.const 12)) (i32.add (local.get $pz) (i32.const 12))
-            (f32x4.extract_lane 3 (local.get $lo)) (f32x4.extract_lane 3 (local.get $hi)) (local.get $sym) (local.get $qmin) (local.get $qmax))
-          (local.set $sc (v128.load (local.get $ps)))
-          (local.set $zp (v128.load (local.get $pz)))))
+      (call $params4 (local.get $ps) (local.get $pz) (local.get $lo) (local.get $hi) (local.get $sym) (local.get $qmin) (local.get $qmax))
+      (local.set $sc (v128.load (local.get $ps)))
+      (local.set $zp (v128.load (local.get $pz)))
       (local.set $vlo (f32x4.sub (f32x4.splat (local.get $qmin)) (f32x4.convert_i32x4_s (local.get $zp))))
       (local.set $vhi (f32x4.sub (f32x4.splat (local.get $qmax)) (f32x4.convert_i32x4_s (local.get $zp))))
       (local.set $vmz (f32x4.convert_i32x4_s (i32x4.add (local.get $zp) (i32x4.splat (i32.sub (i32.const 12582912) (local.get $bias))))))
