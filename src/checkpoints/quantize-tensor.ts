@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { bfloat16ToFloat, floatToBfloat16, floatToHalf, halfToFloat } from '../core/float16.js';
 import { reportFromSums } from '../core/metrics.js';
-import { calibrate, quantize, quantizeWith, type QuantParams, type QuantSpec } from '../core/quantize.js';
+import { calibrate, quantize, quantizeWith, type ErrorSums, type QuantParams, type QuantSpec } from '../core/quantize.js';
 import type { Limits } from '../core/tensor.js';
 import { decodeRaw } from '../core/tensor.js';
 import type { UnpackedArray } from '../core/dtypes.js';
@@ -64,6 +64,24 @@ function storedScales(scale: Float32Array, dtype: string): { values: Float32Arra
   return { values, bytes: bytesOf(bits) };
 }
 
+/**
+ * Scales, zero points and integers for a 2-D weight as the checkpoint stores them: the scale
+ * fitted in float32, then rounded to the weight's dtype, then the integers fitted to it.
+ */
+export function fitTensor(data: Float32Array, dtype: string, shape: number[], o: CheckpointOptions): { params: QuantParams; q: UnpackedArray; sums: ErrorSums; scaleBytes: Uint8Array } {
+  const perGroup = o.granularity === 'per_group';
+  const spec: QuantSpec = { bits: o.bits, scheme: o.scheme, granularity: o.granularity, axis: perGroup ? 1 : 0, groupSize: o.group_size, calibration: o.calibration, percentile: o.percentile };
+  if (dtype === 'F32') {
+    const { params, q, sums } = quantize(data, shape, spec);
+    return { params, q, sums, scaleBytes: bytesOf(params.scale) };
+  }
+  const fitted = calibrate(data, shape, spec);
+  const stored = storedScales(fitted.scale, dtype);
+  const params = { ...fitted, scale: stored.values };
+  const { q, sums } = quantizeWith(data, params);
+  return { params, q, sums, scaleBytes: stored.bytes };
+}
+
 /** `bytes` are the tensor's own bytes (its data_offsets range). Returns one buffer per planned output. */
 export function quantizeTensor(bytes: Uint8Array, p: PlannedTensor, o: CheckpointOptions, limits: Limits, times: TensorTimes): { data: Uint8Array[]; row: CheckpointRow } {
   const { t } = p;
@@ -74,21 +92,7 @@ export function quantizeTensor(bytes: Uint8Array, p: PlannedTensor, o: Checkpoin
   times.decode += t1 - t0;
   t0 = t1;
   const perGroup = o.granularity === 'per_group';
-  const spec: QuantSpec = { bits: o.bits, scheme: o.scheme, granularity: o.granularity, axis: perGroup ? 1 : 0, groupSize: o.group_size, calibration: o.calibration, percentile: o.percentile };
-  let params: QuantParams;
-  let q: UnpackedArray;
-  let sums;
-  let scaleBytes: Uint8Array;
-  if (t.dtype === 'F32') {
-    ({ params, q, sums } = quantize(data, t.shape, spec));
-    scaleBytes = bytesOf(params.scale);
-  } else {
-    const fitted = calibrate(data, t.shape, spec);
-    const stored = storedScales(fitted.scale, t.dtype);
-    params = { ...fitted, scale: stored.values };
-    ({ q, sums } = quantizeWith(data, params));
-    scaleBytes = stored.bytes;
-  }
+  const { params, q, sums, scaleBytes } = fitTensor(data, t.dtype, t.shape, o);
   // The layout stores q + 2^(bits-1) for signed q. Symmetric q is signed; asymmetric q is
   // already unsigned (q_signed + 2^(bits-1) for the signed range compressed-tensors uses), and
   // so are its zero points.
