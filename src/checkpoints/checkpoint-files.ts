@@ -23,6 +23,8 @@ export interface ShardFile {
   /** The shard's file name (as the index names it); the output keeps it. */
   name: string;
   path: string;
+  /** What messages call it, when not its name (one file renamed on output). */
+  label?: string | undefined;
 }
 
 export interface CheckpointFiles {
@@ -134,7 +136,7 @@ export function openCheckpoint(files: CheckpointFiles): { shards: Omit<Shard, 'p
     if (problem && files.index !== undefined) throw new Errors.Safetensors(`safetensors: ${problem}`);
     if (names.has(file.name)) throw new Errors.Safetensors(`safetensors: shard '${file.name}' is given twice`);
     names.add(file.name);
-    const { header, size } = inShard(file.name, () => readHeaderFile(file.path));
+    const { header, size } = inShard(file.label ?? file.name, () => readHeaderFile(file.path));
     tensors += header.tensors.length;
     if (tensors > MAX_CHECKPOINT_TENSORS) throw new Errors.Safetensors(`safetensors: the shards hold more than ${MAX_CHECKPOINT_TENSORS} tensors`);
     return { file, header, size };
@@ -156,7 +158,7 @@ export function quantizeCheckpointFiles(files: CheckpointFiles, outDir: string, 
   let t0 = performance.now();
   const opened = openCheckpoint(files);
   const all = new Set(opened.shards.flatMap((s) => s.header.tensors.map((t) => t.name)));
-  const shards: Shard[] = opened.shards.map((s) => ({ ...s, plan: inShard(s.file.name, () => planTensors(s.header.tensors, o, all)) }));
+  const shards: Shard[] = opened.shards.map((s) => ({ ...s, plan: inShard(s.file.label ?? s.file.name, () => planTensors(s.header.tensors, o, all)) }));
   // Refused before writing: a weight over MAX_ELEMENTS.
   for (const s of shards) for (const p of s.plan) if (p.reason === undefined) checkElementLimits(p.t.shape, limits, `tensor '${p.t.name}'.shape`);
   const quantized = shards.flatMap((s) => s.plan.filter((p) => p.reason === undefined));
@@ -195,7 +197,7 @@ export function quantizeCheckpointFiles(files: CheckpointFiles, outDir: string, 
         t0 = performance.now();
         const own = readAt(input, length, p.t.begin);
         tensorTimes.decode += performance.now() - t0;
-        const q = inShard(s.file.name, () => quantizeTensor(own, p, o, limits, tensorTimes));
+        const q = inShard(s.file.label ?? s.file.name, () => quantizeTensor(own, p, o, limits, tensorTimes));
         t0 = performance.now();
         for (const d of q.data) out.write(d);
         times.encode += performance.now() - t0;

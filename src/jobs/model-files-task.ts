@@ -38,7 +38,7 @@ function weightsFilesTask(job: JobRecord, dirs: { input: string; output: string 
   // Shards keep their names (the index names them); one file is renamed as the synchronous endpoint names it.
   const shards = sharded
     ? job.external.filter((f) => f !== config).map((f) => ({ name: f.name, path: at(f.file) }))
-    : [{ name: weightsFilename(job.model.name, job.options.bits), path: at(job.model.file) }];
+    : [{ name: weightsFilename(job.model.name, job.options.bits), path: at(job.model.file), label: job.filename }];
   return {
     op: 'quantizeWeightsFiles',
     shards,

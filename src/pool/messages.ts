@@ -187,7 +187,7 @@ export type Task =
       /** A safetensors checkpoint on disk (one file, or shards and their index) → pack-quantized files in outputDir. */
       op: 'quantizeWeightsFiles';
       /** Shard file names (as the index names them; the outputs keep them) and their paths. */
-      shards: { name: string; path: string }[];
+      shards: { name: string; path: string; label?: string | undefined }[];
       index?: string | undefined;
       config?: string | undefined;
       outputDir: string;
