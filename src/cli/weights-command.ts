@@ -1,17 +1,14 @@
-import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { BroadcastChannel } from 'node:worker_threads';
 import { INDEX_FILENAME, parseIndex } from '../checkpoints/index-file.js';
 import type { CheckpointReport } from '../checkpoints/quantize-checkpoint.js';
 import { Errors } from '../errors.js';
 import { WeightsOptions } from '../http/schemas/weights.js';
-import type { WorkerProgress } from '../pool/tasks/quantize-model-files.js';
 import { weightsFilename } from '../pool/tasks/quantize-weights.js';
 import type { CliContext } from './context.js';
 import { assertReadable, assertWritable, FileError, readInput, reportPath, writeOutput } from './files.js';
 import { helpText, parseFlags, validateOptions, type OwnFlag } from './flags.js';
-import { Progress } from './progress.js';
+import { withProgress } from './task-progress.js';
 import { weightsSummary } from './summary.js';
 
 const OWN: OwnFlag[] = [
@@ -30,11 +27,6 @@ export function weightsHelp(): string {
     WeightsOptions.shape,
     OWN,
   );
-}
-
-function describe(p: WorkerProgress): { phase: string; fraction?: number; detail?: string } {
-  if (p.phase !== 'quantizing') return { phase: p.phase };
-  return { phase: 'quantizing', fraction: p.bytesTotal > 0 ? p.bytesDone / p.bytesTotal : 1, detail: `${p.tensorsDone}/${p.tensorsTotal} tensors` };
 }
 
 interface Plan {
@@ -97,29 +89,9 @@ export async function weightsCommand(argv: string[], ctx: CliContext, print: (s:
   assertWritable(report);
 
   const quiet = parsed.own.quiet === true;
-  const progress = new Progress();
-  const channelName = `quantd-cli-${randomUUID()}`;
-  const channel = new BroadcastChannel(channelName);
-  channel.onmessage = (e) => {
-    if (!quiet) progress.update(describe((e as { data: WorkerProgress }).data));
-  };
-  if (!quiet) progress.update({ phase: 'decoding' });
-  let result;
-  try {
-    result = await ctx.pool().run({
-      op: 'quantizeWeightsFiles',
-      shards: plan.shards,
-      index: plan.index,
-      config: plan.config,
-      outputDir: plan.outputDir,
-      options,
-      limits: ctx.limits,
-      progressChannel: channelName,
-    });
-  } finally {
-    channel.close();
-    progress.done();
-  }
+  const result = await withProgress(quiet, (progressChannel) =>
+    ctx.pool().run({ op: 'quantizeWeightsFiles', shards: plan.shards, index: plan.index, config: plan.config, outputDir: plan.outputDir, options, limits: ctx.limits, progressChannel }),
+  );
   const meta = result.meta as { report: CheckpointReport; artifacts: { name: string; size: number }[] };
   writeOutput(report, JSON.stringify(meta.report, null, 2) + '\n');
   if (!quiet) print(weightsSummary(meta.report, plan.index ? `${plan.outputDir}/ (${meta.artifacts.map((a) => a.name).join(', ')})` : meta.artifacts.map((a) => join(plan.outputDir, a.name)).join(' + '), report));

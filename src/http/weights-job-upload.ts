@@ -8,6 +8,7 @@ import { WEIGHTS_CONFIG_NAME } from '../jobs/model-files-task.js';
 import type { JobStore, StoredFile } from '../jobs/types.js';
 import type { WeightsTaskOptions } from '../pool/messages.js';
 import { jobBudget, save, uploadError, type Budget } from './job-upload.js';
+import { parseOptions } from './model-upload.js';
 import { WeightsOptions } from './schemas/weights.js';
 
 // A weights job's upload, streamed to the job store like a model job's: one .safetensors as
@@ -91,18 +92,6 @@ async function readSmall(source: Readable, limit: number, what: string, budget: 
   return Buffer.concat(chunks);
 }
 
-function parseWeightsOptions(values: Record<string, unknown>, where: string): WeightsTaskOptions {
-  const parsed = WeightsOptions.safeParse(values);
-  if (!parsed.success) {
-    const detail = parsed.error.issues
-      .slice(0, 5)
-      .map((i) => `${where}${i.path.length ? '/' + i.path.join('/') : ''}: ${i.message}`)
-      .join('; ');
-    throw new Errors.Validation(detail);
-  }
-  return parsed.data;
-}
-
 /** The upload's file name as a shard name we may write: the sync endpoint's rule. */
 function singleName(upload: string): string {
   const base = upload.split(/[\\/]/).pop() ?? '';
@@ -126,7 +115,7 @@ export async function receiveWeightsUpload(request: FastifyRequest, store: JobSt
       const probe = new HeaderProbe('model.safetensors');
       const model = await save(store, id, 'model.safetensors', 'model.safetensors', request.body as Readable, budget, probe);
       if (model.size === 0) throw new Errors.Validation('send the .safetensors file as the body, or as `shard` file parts of multipart/form-data (with `index` when there are several)');
-      const options = parseWeightsOptions(request.query as Record<string, unknown>, 'querystring');
+      const options = parseOptions(WeightsOptions, request.query as Record<string, unknown>, 'querystring');
       return { filename: 'model.safetensors', model, external: [], options, bytes: budget.used };
     }
     const fields: Record<string, unknown> = {};
@@ -163,7 +152,7 @@ export async function receiveWeightsUpload(request: FastifyRequest, store: JobSt
         throw new Errors.Validation(`unknown multipart file part '${part.fieldname}': send 'shard' (repeated, one per .safetensors file), 'index' and 'config'`);
       }
     }
-    const options = parseWeightsOptions({ ...(request.query as Record<string, unknown>), ...fields }, 'multipart');
+    const options = parseOptions(WeightsOptions, { ...(request.query as Record<string, unknown>), ...fields }, 'multipart');
     if (shards.size === 0) throw new Errors.Validation(`the multipart body has no file part named 'shard' (send each .safetensors file as a 'shard' part)`);
     if (shards.size > 1 && !index) throw new Errors.Validation(`${shards.size} shards need their index: send ${INDEX_FILENAME} as the file part 'index'`);
     // Refused now rather than when the job ends: config.json must be a JSON object.

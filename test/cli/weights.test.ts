@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,30 +7,14 @@ import { concatPieces, encodeSafetensors, readSafetensorsHeader, type Safetensor
 import { quantizeCheckpoint } from '../../src/checkpoints/quantize-checkpoint.js';
 import { WeightsReport, WeightsOptions } from '../../src/http/schemas/weights.js';
 import { randn } from '../onnx/models.js';
+import { spawnCli } from './spawn.js';
 
 // `quantd weights`, spawned as a user runs it: one file, and a sharded checkpoint by its index.
 
-const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'quantd-cli-weights-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function cli(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`quantd ${args.join(' ')} ran past ${timeoutMs} ms; stderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[]) => spawnCli(dir, args);
 
 const f32 = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const t = (name: string, shape: number[], seed: number): SafetensorsOutput => ({ name, dtype: 'F32', shape, data: f32(randn(shape.reduce((a, b) => a * b, 1), seed, 0.05)) });

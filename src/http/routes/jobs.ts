@@ -1,5 +1,5 @@
 import fastifyMultipart from '@fastify/multipart';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -74,6 +74,30 @@ export const jobRoutes: FastifyPluginAsync = async (app) => {
     return job;
   };
 
+  type Upload = Pick<JobRecord, 'filename' | 'options' | 'model' | 'external' | 'inputs' | 'bytes'> & Partial<Pick<JobRecord, 'kind' | 'calibration'>>;
+
+  /** Reserves a job, streams its upload into the store (deleted again if refused), commits and queues it: 202. */
+  const startJob = async (reply: FastifyReply, receive: (id: string, room: number) => Promise<Upload>) => {
+    const id = randomUUID();
+    await store.create(id, app.config.jobsTtlS);
+    let upload: Upload;
+    try {
+      upload = await receive(id, jobsMaxBytes - (await store.usage()));
+    } catch (err) {
+      await store.delete(id).catch(() => undefined);
+      throw err;
+    }
+    const now = new Date().toISOString();
+    await store.commit({ id, status: 'queued', created_at: now, updated_at: now, expires_at: runner.expiry(), attempts: 0, progress: INITIAL_PROGRESS, ...upload });
+    try {
+      await runner.enqueue(id);
+    } catch (err) {
+      await store.delete(id).catch(() => undefined);
+      throw err;
+    }
+    return reply.code(202).header('location', links(id).self).send({ id, status: 'queued' as const, links: links(id) });
+  };
+
   r.post('/v1/jobs', {
     schema: {
       summary: 'Start quantizing a model in the background',
@@ -85,41 +109,19 @@ export const jobRoutes: FastifyPluginAsync = async (app) => {
       querystring: ModelOptions,
       response: { 202: JobCreated, ...errors },
     },
-    handler: async (request, reply) => {
-      const id = randomUUID();
-      await store.create(id, app.config.jobsTtlS);
-      let upload;
-      try {
-        upload = await receiveJobUpload(request, store, id, jobsMaxBytes - (await store.usage()), jobsMaxBytes);
-      } catch (err) {
-        await store.delete(id).catch(() => undefined);
-        throw err;
-      }
-      const now = new Date().toISOString();
-      await store.commit({
-        id,
-        status: 'queued',
-        created_at: now,
-        updated_at: now,
-        expires_at: runner.expiry(),
-        attempts: 0,
-        filename: upload.filename,
-        options: upload.options,
-        model: upload.model,
-        external: upload.external,
-        inputs: upload.inputs,
-        calibration: upload.calibration,
-        progress: INITIAL_PROGRESS,
-        bytes: upload.bytes,
-      });
-      try {
-        await runner.enqueue(id);
-      } catch (err) {
-        await store.delete(id).catch(() => undefined);
-        throw err;
-      }
-      return reply.code(202).header('location', links(id).self).send({ id, status: 'queued' as const, links: links(id) });
-    },
+    handler: async (request, reply) =>
+      startJob(reply, async (id, room) => {
+        const upload = await receiveJobUpload(request, store, id, room, jobsMaxBytes);
+        return {
+          filename: upload.filename,
+          options: upload.options,
+          model: upload.model,
+          external: upload.external,
+          inputs: upload.inputs,
+          calibration: upload.calibration,
+          bytes: upload.bytes,
+        };
+      }),
   });
 
   r.post(WEIGHTS_JOB_PATH, {
@@ -135,41 +137,11 @@ export const jobRoutes: FastifyPluginAsync = async (app) => {
       querystring: WeightsOptions,
       response: { 202: JobCreated, ...errors },
     },
-    handler: async (request, reply) => {
-      const id = randomUUID();
-      await store.create(id, app.config.jobsTtlS);
-      let upload;
-      try {
-        upload = await receiveWeightsUpload(request, store, id, jobsMaxBytes - (await store.usage()), jobsMaxBytes);
-      } catch (err) {
-        await store.delete(id).catch(() => undefined);
-        throw err;
-      }
-      const now = new Date().toISOString();
-      await store.commit({
-        id,
-        kind: 'weights',
-        status: 'queued',
-        created_at: now,
-        updated_at: now,
-        expires_at: runner.expiry(),
-        attempts: 0,
-        filename: upload.filename,
-        options: upload.options,
-        model: upload.model,
-        external: upload.external,
-        inputs: undefined,
-        progress: INITIAL_PROGRESS,
-        bytes: upload.bytes,
-      });
-      try {
-        await runner.enqueue(id);
-      } catch (err) {
-        await store.delete(id).catch(() => undefined);
-        throw err;
-      }
-      return reply.code(202).header('location', links(id).self).send({ id, status: 'queued' as const, links: links(id) });
-    },
+    handler: async (request, reply) =>
+      startJob(reply, async (id, room) => {
+        const upload = await receiveWeightsUpload(request, store, id, room, jobsMaxBytes);
+        return { kind: 'weights' as const, filename: upload.filename, options: upload.options, model: upload.model, external: upload.external, inputs: undefined, bytes: upload.bytes };
+      }),
   });
 
   r.get('/v1/jobs/:id', {
