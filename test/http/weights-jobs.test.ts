@@ -106,7 +106,7 @@ describe('POST /v1/weights/jobs', () => {
     assert.deepEqual(job.body, sync.body);
   });
 
-  it('streams SSE progress per tensor and can be cancelled', async () => {
+  it('streams SSE progress per tensor; DELETE removes the finished job', async () => {
     const created = await sharded({ index: index() }).expect(202);
     const events = await server().get(`/v1/jobs/${created.body.id}/events`).buffer(true).parse((res, done) => {
       let text = '';
