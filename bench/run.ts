@@ -10,6 +10,8 @@ import { run as onnxModel } from './onnx-model.js';
 import { run as modelCalibration } from './model-calibration.js';
 import { run as staticQuant } from './static.js';
 import { run as methods } from './methods.js';
+import { run as gptq } from './gptq.js';
+import { run as weights } from './weights.js';
 import { run as scale } from './scale.js';
 
 // npm run bench [-- --quick] [-- --only=kernels,http]: every scenario, a table of medians and
@@ -24,6 +26,8 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   'model-calibration': modelCalibration,
   static: staticQuant,
   methods,
+  gptq,
+  weights,
   scale,
 };
 
