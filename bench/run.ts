@@ -8,6 +8,7 @@ import { run as poolScaling } from './pool-scaling.js';
 import { run as memory } from './memory.js';
 import { run as onnxModel } from './onnx-model.js';
 import { run as modelPath } from './model-path.js';
+import { run as latencyTable } from './latency-table.js';
 import { run as modelCalibration } from './model-calibration.js';
 import { run as staticQuant } from './static.js';
 import { run as methods } from './methods.js';
@@ -22,6 +23,7 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   memory,
   'onnx-model': onnxModel,
   'model-path': modelPath,
+  'latency-table': latencyTable,
   'model-calibration': modelCalibration,
   static: staticQuant,
   methods,
