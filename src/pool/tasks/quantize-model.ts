@@ -37,7 +37,8 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
   const pending: Promise<HostReference | ReferenceFailure> | undefined = task.options.validate
     ? referenceRunIsolated(original, { user: prepared.user, dims: task.options.dims, maxElements: task.limits.maxElements }, cancelled)
     : undefined;
-  times.validation += performance.now() - t0;
+  // A stage that did not run must stay exactly 0 (the metrics leave it out).
+  if (pending) times.validation += performance.now() - t0;
   // A refusal (a 4xx for the inputs) is rethrown where it is awaited; never unhandled before that.
   pending?.catch(() => {});
   // If anything below throws, the host still answers: let its reference go when it does.
