@@ -1,6 +1,6 @@
 import { HostCrashed, ortHost, type OrtHost } from './host/client.js';
 import type { ReferenceOptions, ReferenceReply } from './host/protocol.js';
-import { stageModel } from './host/stage.js';
+import { stageModel, type StagedModel } from './host/stage.js';
 import type { FusedOpsReport } from './fused-ops.js';
 import type { LatencyOptions, LatencyReport } from './latency.js';
 import { message, type ModelBytes, type ValidationReport } from './validate.js';
@@ -24,25 +24,40 @@ function crashed(err: unknown, what: string): string | undefined {
   return `onnxruntime crashed (${err.signal ?? `exit code ${err.exitCode}`}) ${what}; it ran in a separate process, so only this validation is lost`;
 }
 
+/**
+ * Stages the models as files, sends what `ask` builds from their paths, and turns a crash
+ * of the host (or models that cannot be staged) into `onCrash(reason)`; the staged files
+ * go once the host has answered.
+ */
+async function inHost<T>(models: ModelBytes[], what: string, ask: (paths: string[]) => Promise<unknown>, onCrash: (reason: string) => T): Promise<T> {
+  const staged: StagedModel[] = [];
+  try {
+    try {
+      for (const m of models) staged.push(stageModel(m));
+    } catch (err) {
+      // No room for the files, or an external data name that is not a plain relative path.
+      return onCrash(`could not hand the model to onnxruntime: ${message(err)}`);
+    }
+    return (await ask(staged.map((s) => s.path))) as T;
+  } catch (err) {
+    const why = crashed(err, what);
+    if (why) return onCrash(why);
+    throw err;
+  } finally {
+    for (const s of staged) s.dispose();
+  }
+}
+
 /** `cancelled` is polled while the host works; a cancelled task's host is stopped. */
 export async function referenceRunIsolated(original: ModelBytes, opts: ReferenceOptions = {}, cancelled?: () => boolean): Promise<HostReference | ReferenceFailure> {
   const host = ortHost();
-  let staged;
-  try {
-    staged = stageModel(original);
-  } catch (err) {
-    return { status: 'skipped', reason: `could not hand the model to onnxruntime: ${message(err)}` };
-  }
-  try {
-    const r = (await host.request({ op: 'reference', model: staged.path, opts }, cancelled)) as ReferenceReply;
-    return 'status' in r ? r : { ref: r.ref, host, threads: r.threads };
-  } catch (err) {
-    const why = crashed(err, 'loading or running the original model');
-    if (why) return { status: 'error', reason: why };
-    throw err;
-  } finally {
-    staged.dispose();
-  }
+  const r = await inHost<ReferenceReply | ReferenceFailure>(
+    [original],
+    'loading or running the original model',
+    ([model]) => host.request({ op: 'reference', model: model!, opts }, cancelled),
+    (reason) => ({ status: 'error', reason }),
+  );
+  return 'status' in r ? r : { ref: r.ref, host, threads: r.threads };
 }
 
 export function releaseReference(ref: HostReference): void {
@@ -50,55 +65,33 @@ export function releaseReference(ref: HostReference): void {
   ref.host.request({ op: 'release', ref: ref.ref }).catch(() => {});
 }
 
-export async function compareRunIsolated(ref: HostReference, quantized: ModelBytes, cancelled?: () => boolean): Promise<ValidationReport> {
-  let staged;
-  try {
-    staged = stageModel(quantized);
-  } catch (err) {
-    return { status: 'error', reason: `could not hand the quantized model to onnxruntime: ${message(err)}` };
-  }
-  try {
-    return (await ref.host.request({ op: 'compare', ref: ref.ref, model: staged.path }, cancelled)) as ValidationReport;
-  } catch (err) {
-    const why = crashed(err, 'loading or running the quantized model');
-    if (why) return { status: 'error', reason: why };
-    throw err;
-  } finally {
-    staged.dispose();
-  }
+export function compareRunIsolated(ref: HostReference, quantized: ModelBytes, cancelled?: () => boolean): Promise<ValidationReport> {
+  return inHost<ValidationReport>(
+    [quantized],
+    'loading or running the quantized model',
+    ([model]) => ref.host.request({ op: 'compare', ref: ref.ref, model: model! }, cancelled),
+    (reason) => ({ status: 'error', reason }),
+  );
 }
 
-export async function measureLatencyIsolated(original: ModelBytes, quantized: ModelBytes, opts: LatencyOptions = {}): Promise<LatencyReport> {
+export function measureLatencyIsolated(original: ModelBytes, quantized: ModelBytes, opts: LatencyOptions = {}): Promise<LatencyReport> {
   const { checkpoint, ...rest } = opts;
   checkpoint?.();
-  const a = stageModel(original);
-  try {
-    const b = stageModel(quantized);
-    try {
-      return (await ortHost().request({ op: 'latency', original: a.path, quantized: b.path, opts: rest }, cancelledBy(checkpoint))) as LatencyReport;
-    } finally {
-      b.dispose();
-    }
-  } catch (err) {
-    const why = crashed(err, 'loading or running one of the models for the latency measurement');
-    if (why) return { status: 'skipped', reason: why };
-    throw err;
-  } finally {
-    a.dispose();
-  }
+  return inHost<LatencyReport>(
+    [original, quantized],
+    'loading or running one of the models for the latency measurement',
+    ([a, b]) => ortHost().request({ op: 'latency', original: a!, quantized: b!, opts: rest }, cancelledBy(checkpoint)),
+    (reason) => ({ status: 'skipped', reason }),
+  );
 }
 
-export async function fusedOpsIsolated(model: ModelBytes): Promise<FusedOpsReport> {
-  const staged = stageModel(model);
-  try {
-    return (await ortHost().request({ op: 'fusedOps', model: staged.path })) as FusedOpsReport;
-  } catch (err) {
-    const why = crashed(err, "optimizing the quantized model to count onnxruntime's fused operators");
-    if (why) return { status: 'skipped', reason: why };
-    throw err;
-  } finally {
-    staged.dispose();
-  }
+export function fusedOpsIsolated(model: ModelBytes): Promise<FusedOpsReport> {
+  return inHost<FusedOpsReport>(
+    [model],
+    "optimizing the quantized model to count onnxruntime's fused operators",
+    ([m]) => ortHost().request({ op: 'fusedOps', model: m! }),
+    (reason) => ({ status: 'skipped', reason }),
+  );
 }
 
 /** A checkpoint that throws when cancelled, as a predicate the host client can poll. */

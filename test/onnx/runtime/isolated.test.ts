@@ -45,10 +45,12 @@ test('a model with external data is staged beside its files and validates', { ti
   releaseReference(ref);
 });
 
-test('external data locations that leave the staging directory are refused', () => {
+test('external data locations that leave the staging directory are refused, and validation says so', async () => {
   for (const path of ['../x.bin', '/etc/passwd', '.']) {
     assert.throws(() => stageModel({ bytes: new Uint8Array(1), externalData: [{ path, data: new Uint8Array(1) }] }), /not a path inside/, path);
   }
+  const r = await referenceRunIsolated({ bytes: gemmMlp().bytes, externalData: [{ path: '../x.bin', data: new Uint8Array(1) }] });
+  assert.deepEqual(r, { status: 'error', reason: "could not hand the model to onnxruntime: external data location '../x.bin' is not a path inside the model's directory" });
 });
 
 test('a model that crashes onnxruntime: validation error naming the crash; the host is replaced for the next model', { timeout: 60_000 }, async () => {
