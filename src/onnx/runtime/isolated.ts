@@ -29,7 +29,7 @@ function crashed(err: unknown, what: string): string | undefined {
  * of the host (or models that cannot be staged) into `onCrash(reason)`; the staged files
  * go once the host has answered.
  */
-async function inHost<T>(models: ModelBytes[], what: string, ask: (paths: string[]) => Promise<unknown>, onCrash: (reason: string) => T): Promise<T> {
+async function inHost<T>(models: ModelBytes[], what: string, ask: (paths: string[], cleanup: string[]) => Promise<unknown>, onCrash: (reason: string) => T): Promise<T> {
   const staged: StagedModel[] = [];
   try {
     try {
@@ -38,7 +38,9 @@ async function inHost<T>(models: ModelBytes[], what: string, ask: (paths: string
       // No room for the files, or an external data name that is not a plain relative path.
       return onCrash(`could not hand the model to onnxruntime: ${message(err)}`);
     }
-    return (await ask(staged.map((s) => s.path))) as T;
+    // The host removes them too: this thread may be terminated before its finally runs.
+    const cleanup = staged.flatMap((s) => (s.dir ? [s.dir] : []));
+    return (await ask(staged.map((s) => s.path), cleanup)) as T;
   } catch (err) {
     const why = crashed(err, what);
     if (why) return onCrash(why);
@@ -54,7 +56,7 @@ export async function referenceRunIsolated(original: ModelBytes, opts: Reference
   const r = await inHost<ReferenceReply | ReferenceFailure>(
     [original],
     'loading or running the original model',
-    ([model]) => host.request({ op: 'reference', model: model!, opts }, cancelled),
+    ([model], cleanup) => host.request({ op: 'reference', model: model!, opts }, cancelled, cleanup),
     (reason) => ({ status: 'error', reason }),
   );
   return 'status' in r ? r : { ref: r.ref, host, threads: r.threads };
@@ -69,7 +71,7 @@ export function compareRunIsolated(ref: HostReference, quantized: ModelBytes, ca
   return inHost<ValidationReport>(
     [quantized],
     'loading or running the quantized model',
-    ([model]) => ref.host.request({ op: 'compare', ref: ref.ref, model: model! }, cancelled),
+    ([model], cleanup) => ref.host.request({ op: 'compare', ref: ref.ref, model: model! }, cancelled, cleanup),
     (reason) => ({ status: 'error', reason }),
   );
 }
@@ -80,7 +82,7 @@ export function measureLatencyIsolated(original: ModelBytes, quantized: ModelByt
   return inHost<LatencyReport>(
     [original, quantized],
     'loading or running one of the models for the latency measurement',
-    ([a, b]) => ortHost().request({ op: 'latency', original: a!, quantized: b!, opts: rest }, cancelledBy(checkpoint)),
+    ([a, b], cleanup) => ortHost().request({ op: 'latency', original: a!, quantized: b!, opts: rest }, cancelledBy(checkpoint), cleanup),
     (reason) => ({ status: 'skipped', reason }),
   );
 }
@@ -89,7 +91,7 @@ export function fusedOpsIsolated(model: ModelBytes): Promise<FusedOpsReport> {
   return inHost<FusedOpsReport>(
     [model],
     "optimizing the quantized model to count onnxruntime's fused operators",
-    ([m]) => ortHost().request({ op: 'fusedOps', model: m! }),
+    ([m], cleanup) => ortHost().request({ op: 'fusedOps', model: m! }, undefined, cleanup),
     (reason) => ({ status: 'skipped', reason }),
   );
 }

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { test } from 'node:test';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
 import { encodeModelBytes } from '../../../src/onnx/proto/encode.js';
 import { decodeModel } from '../../../src/onnx/proto/decode.js';
 import { OrtHost, ortHost } from '../../../src/onnx/runtime/host/client.js';
@@ -13,6 +15,15 @@ import { gemmMlp, withExternalData } from '../models.js';
 
 // The onnxruntime host process: the same reports as in-process validation, and a model that
 // crashes onnxruntime (the corpus' fp16 transformer at optimization 'all') costs its report only.
+
+// Staging goes to a directory of this file's own, holding a leftover of a dead process
+// (two hours old) and one of a live one: the first staging removes only the first.
+const stagingDir = mkdtempSync(join(tmpdir(), 'quantd-staging-test-'));
+process.env.ORT_STAGING_DIR = stagingDir;
+after(() => rmSync(stagingDir, { recursive: true, force: true }));
+for (const name of ['quantd-ort-dead', 'quantd-ort-live']) mkdirSync(join(stagingDir, name));
+const hoursAgo = (Date.now() - 2 * 3_600_000) / 1000;
+utimesSync(join(stagingDir, 'quantd-ort-dead'), hoursAgo, hoursAgo);
 
 const CRASHER = readFileSync(new URL('../../../../test/fixtures/models/corpus/transformer-fp16-op13.onnx', import.meta.url));
 
@@ -93,4 +104,9 @@ test('a cancelled request stops its host and rejects at once', { timeout: 60_000
   assert.notEqual(host.pid, pid, 'the next request starts a new host');
   host.close();
   assert.ok(ortHost() === ortHost());
+});
+
+test('staged files are gone once the host answered; a dead process\'s leftovers were swept, a live one\'s kept', () => {
+  assert.equal(existsSync(join(stagingDir, 'quantd-ort-dead')), false);
+  assert.deepEqual(readdirSync(stagingDir), ['quantd-ort-live']);
 });

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { isQuantError } from '../../../errors.js';
 import { fusedOps } from '../fused-ops.js';
 import { measureLatency } from '../latency.js';
@@ -44,17 +45,33 @@ function reply(msg: HostReply): void {
 }
 
 let queue: Promise<void> = Promise.resolve();
+/** Staging directories of requests received and not yet finished. */
+const staged = new Set<string>();
+
+function remove(dirs: readonly string[]): void {
+  for (const d of dirs) {
+    rmSync(d, { recursive: true, force: true });
+    staged.delete(d);
+  }
+}
 
 process.on('message', (req: HostRequest) => {
+  const dirs = req.cleanup ?? [];
+  for (const d of dirs) staged.add(d);
   queue = queue.then(async () => {
     try {
       reply({ id: req.id, ok: true, value: await handle(req) });
     } catch (err) {
       const message = (err instanceof Error ? err.message : String(err)).slice(0, 1000);
       reply({ id: req.id, ok: false, message, code: isQuantError(err) ? err.code : undefined });
+    } finally {
+      remove(dirs);
     }
   });
 });
 
 // The worker that started this host is gone (finished, replaced, or the service stopped).
-process.on('disconnect', () => process.exit(0));
+process.on('disconnect', () => {
+  remove([...staged]);
+  process.exit(0);
+});

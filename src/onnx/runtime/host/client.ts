@@ -28,7 +28,7 @@ interface Pending {
   reject(e: Error): void;
 }
 
-type Request = HostRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+type Request = HostRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id' | 'cleanup'> : never) : never;
 
 export class OrtHost {
   #child: ChildProcess | undefined;
@@ -86,7 +86,7 @@ export class OrtHost {
   }
 
   /** Sends one request; `cancelled` is polled while it runs, and stops the host when it says so. */
-  request(req: Request, cancelled?: () => boolean): Promise<HostValue> {
+  request(req: Request, cancelled?: () => boolean, cleanup?: string[]): Promise<HostValue> {
     clearTimeout(this.#idle);
     const child = (this.#child ??= this.#start());
     child.ref();
@@ -109,7 +109,7 @@ export class OrtHost {
           reject(new Errors.Aborted('the task was cancelled'));
         }, CANCEL_POLL_MS);
       }
-      child.send({ ...req, id } as HostRequest);
+      child.send({ ...req, id, cleanup } as HostRequest);
     });
   }
 

@@ -17,13 +17,21 @@ export interface ReferenceOptions {
 
 export type HostLatencyOptions = Omit<LatencyOptions, 'checkpoint'>;
 
-export type HostRequest =
-  | { id: number; op: 'reference'; model: string; opts: ReferenceOptions }
-  | { id: number; op: 'compare'; ref: number; model: string }
-  | { id: number; op: 'release'; ref: number }
-  | { id: number; op: 'latency'; original: string; quantized: string; opts: HostLatencyOptions }
-  | { id: number; op: 'fusedOps'; model: string }
-  | { id: number; op: 'ping' };
+export type HostRequest = (
+  | { op: 'reference'; model: string; opts: ReferenceOptions }
+  | { op: 'compare'; ref: number; model: string }
+  | { op: 'release'; ref: number }
+  | { op: 'latency'; original: string; quantized: string; opts: HostLatencyOptions }
+  | { op: 'fusedOps'; model: string }
+  | { op: 'ping' }
+) & {
+  id: number;
+  /**
+   * Staging directories the host removes when it is done with the request, or when the
+   * worker that sent it goes away first (a terminated worker runs no cleanup of its own).
+   */
+  cleanup?: string[] | undefined;
+};
 
 /** What the reference run leaves in the host: a handle, or why there is none. */
 export type ReferenceReply = { ref: number; threads: number } | Skipped;

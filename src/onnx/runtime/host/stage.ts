@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
 import type { ModelBytes } from '../validate.js';
@@ -10,6 +10,8 @@ import type { ModelBytes } from '../validate.js';
 
 export interface StagedModel {
   path: string;
+  /** The staging directory, when the model was written out for the host (not a file it already was). */
+  dir?: string | undefined;
   dispose(): void;
 }
 
@@ -31,11 +33,43 @@ export function stagingDir(bytes: number): string {
   return freeBytes(SHM) > bytes * 1.25 ? SHM : tmpdir();
 }
 
+const PREFIX = 'quantd-ort-';
+/** Staged files this old are a dead process's (a staged model lives for one request). */
+const STALE_MS = 3_600_000;
+let swept = false;
+
+/**
+ * Staged files are removed once the host has answered; a process killed in between (a
+ * crash, SIGKILL) leaves them, in tmpfs, i.e. in memory. The first staging of each process
+ * removes such leftovers from both places they can be.
+ */
+function sweepStale(): void {
+  if (swept) return;
+  swept = true;
+  const now = Date.now();
+  for (const dir of new Set([SHM, tmpdir(), process.env.ORT_STAGING_DIR].filter((d): d is string => !!d))) {
+    let names: string[];
+    try {
+      names = readdirSync(dir).filter((n) => n.startsWith(PREFIX));
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      try {
+        if (now - statSync(join(dir, n)).mtimeMs > STALE_MS) rmSync(join(dir, n), { recursive: true, force: true });
+      } catch {
+        // Another process removed it first, or it is not ours to remove.
+      }
+    }
+  }
+}
+
 export function stageModel(model: ModelBytes): StagedModel {
   if ('path' in model) return { path: model.path, dispose: () => {} };
+  sweepStale();
   const files = model.externalData ?? [];
   const total = model.bytes.length + files.reduce((s, f) => s + f.data.length, 0);
-  const dir = mkdtempSync(join(stagingDir(total), 'quantd-ort-'));
+  const dir = mkdtempSync(join(stagingDir(total), PREFIX));
   const dispose = () => rmSync(dir, { recursive: true, force: true });
   try {
     const taken = new Set<string>();
@@ -51,7 +85,7 @@ export function stageModel(model: ModelBytes): StagedModel {
     for (let i = 1; taken.has(name); i++) name = `model-${i}.onnx`;
     const path = join(dir, name);
     writeFileSync(path, model.bytes);
-    return { path, dispose };
+    return { path, dir, dispose };
   } catch (err) {
     dispose();
     throw err;
