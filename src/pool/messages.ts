@@ -3,10 +3,11 @@ import type { WasmMemory } from '../core/kernels/runtime.js';
 import type { CalibrationMethod, Scheme } from '../core/calibrate.js';
 import type { Granularity } from '../core/quantize.js';
 import type { QuantMethod } from '../core/methods/index.js';
+import type { TensorDataMethod } from '../core/methods/data-aware.js';
 import type { Limits } from '../core/tensor.js';
 import type { ModelBits, ModelFormat, ModelOpType } from '../onnx/weights/options.js';
 import type { ErrorPayload } from '../errors.js';
-import type { CheckpointOptions } from '../checkpoints/quantize-checkpoint.js';
+import type { CheckpointOptions } from '../checkpoints/layout.js';
 import type { ActivationCalibration } from '../onnx/activations/calibrate.js';
 import type { ActivationType } from '../onnx/activations/qparams.js';
 
@@ -35,8 +36,11 @@ export interface QuantizeOptions {
   group_size: number;
   calibration: CalibrationMethod;
   percentile: number;
-  /** rtn when absent. */
-  method?: QuantMethod | undefined;
+  /** rtn when absent; imatrix and gptq need the .npz body's activations or xtx. */
+  method?: QuantMethod | TensorDataMethod | undefined;
+  gptq_damp?: number | undefined;
+  gptq_block_size?: number | undefined;
+  gptq_act_order?: boolean | undefined;
   compare_methods?: boolean | undefined;
   include_values: boolean;
   /** Given parameters: no calibration, QuantizeLinear with exactly these. */
@@ -51,8 +55,11 @@ export interface AnalyzeOptions {
   schemes: Scheme[];
   granularities: Granularity[];
   calibrations: CalibrationMethod[];
-  /** ['rtn'] when absent. */
-  methods?: QuantMethod[] | undefined;
+  /** ['rtn'] when absent; imatrix and gptq need an .npz body with activations or xtx. */
+  methods?: Array<QuantMethod | TensorDataMethod> | undefined;
+  gptq_damp?: number | undefined;
+  gptq_block_size?: number | undefined;
+  gptq_act_order?: boolean | undefined;
   axis?: number | undefined;
   group_size: number;
   percentile: number;
@@ -128,6 +135,8 @@ export interface ModelFile {
 
 export interface TaskLimits extends Limits {
   maxMatmulMacs: number;
+  /** DATA_AWARE_MAX_MACS (method=imatrix|gptq on the tensor API); absent means no bound. */
+  dataAwareMaxMacs?: number | undefined;
   maxJsonReplyBytes: number;
   /** CALIBRATION_MAX_BYTES / CALIBRATION_MAX_SAMPLES (format=static). */
   calibrationMaxBytes?: number | undefined;
@@ -181,6 +190,20 @@ export type Task =
       options: ModelTaskOptions;
       limits: TaskLimits;
       progressChannel: string;
+      cancel?: Int32Array | undefined;
+    }
+  | {
+      /** A safetensors checkpoint on disk (one file, or shards and their index) → pack-quantized files in outputDir. */
+      op: 'quantizeWeightsFiles';
+      /** Shard file names (as the index names them; the outputs keep them) and their paths. */
+      shards: { name: string; path: string; label?: string | undefined }[];
+      index?: string | undefined;
+      config?: string | undefined;
+      outputDir: string;
+      options: WeightsTaskOptions;
+      limits: TaskLimits;
+      /** A BroadcastChannel for progress (jobs and the CLI), per tensor. */
+      progressChannel?: string | undefined;
       cancel?: Int32Array | undefined;
     };
 

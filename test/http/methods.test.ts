@@ -9,6 +9,7 @@ import { ModelJsonResponse } from '../../src/http/schemas/models.js';
 import { DequantizeResponse, QuantizeResponse } from '../../src/http/schemas/quantize.js';
 import { gemmMlp } from '../onnx/models.js';
 import { decodeF32, gaussian, testApp } from './helpers.js';
+import { KERNEL_SUM_REL } from '../core/sums-close.js';
 
 // The method option on the tensor API and the model path, over HTTP.
 
@@ -38,7 +39,8 @@ test('method=lsq returns the core lsq parameters; compare_methods reports every 
   const xHat = decodeF32(DequantizeResponse.parse(back.body).data);
   let sq = 0;
   for (let i = 0; i < x.length; i++) sq += (x[i]! - xHat[i]!) ** 2;
-  assert.ok(Math.abs(sq / x.length - body.error.mse) <= 1e-9 * body.error.mse);
+  // The report's sums are within KERNEL_SUM_REL of float64 (test/core/sums-close.ts).
+  assert.ok(Math.abs(sq / x.length - body.error.mse) <= KERNEL_SUM_REL * body.error.mse);
 });
 
 test('the default is rtn, methods absent unless asked; method works in the query string and rejects unknown names', async () => {
@@ -49,9 +51,13 @@ test('the default is rtn, methods absent unless asked; method works in the query
   const npy = encodeNpy(new Float32Array(data), '<f4', [256]);
   const q = await server().post('/v1/quantize?bits=4&method=hqq&granularity=per_channel').set('content-type', 'application/x-npy').send(Buffer.from(npy)).expect(200);
   assert.equal(q.body.method, 'hqq');
-  const bad = await server().post('/v1/quantize').send({ tensor: { data }, method: 'gptq' }).expect(400);
+  const bad = await server().post('/v1/quantize').send({ tensor: { data }, method: 'awq' }).expect(400);
   assert.equal(bad.body.code, 'QUANT_ERR_VALIDATION');
   assert.match(bad.body.message, /method/);
+  // A data-aware method without its statistics is refused, never run as rtn.
+  const none = await server().post('/v1/quantize').send({ tensor: { data, shape: [16, 16] }, method: 'gptq', granularity: 'per_channel' }).expect(400);
+  assert.equal(none.body.code, 'QUANT_ERR_OPTION');
+  assert.match(none.body.message, /activations .*xtx/);
 });
 
 test('analyze compares methods like bit widths, and the recommendation names the best method at the smallest size', async () => {

@@ -65,7 +65,7 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
       : undefined;
     const staticPart = isStatic(q) ? await staticReportOf(q, { bytes: model }) : undefined;
     const report = buildReport(q, inBytes, model.length, validation, times, { latency, static: staticPart });
-    return { ...modelReply(task, model, report), stages: stageTimes(times, q.quantizeMs) };
+    return { ...modelReply(task, model, report), stages: stageTimes(times, q) };
   } finally {
     dropReference();
   }
