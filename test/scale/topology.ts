@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { startServer, type ServerProcess } from '../http/server-process.js';
-import { RedisServer, S3Server, freePort, s3Env, stopChild } from './servers.js';
+import { RedisServer, S3Server, freePort, s3Env, stopChild, until } from './servers.js';
 
 export { BUCKET, RedisServer, S3Server, bigUpload, deepNet, freePort, rssBytes, s3Env, sleep, until } from './servers.js';
 
@@ -81,6 +81,9 @@ export async function topology(opts: { aof?: boolean } = {}): Promise<Topology> 
       track(server.child);
       const replica = { ...server, name, pid, base: `http://127.0.0.1:${server.port}`, stop: (signal: NodeJS.Signals = 'SIGKILL') => stopChild(server.child, signal) };
       replicas.push(replica);
+      // Listening is not ready: its Redis connections may still be connecting (then POST
+      // /v1/jobs is a 503). A replica is handed out once /readyz says it takes jobs.
+      await until(`${name} to be ready`, async () => ((await fetch(`${replica.base}/readyz`)).status === 200 ? true : undefined), 30_000, 50);
       return replica;
     },
   };
