@@ -7,6 +7,7 @@ import { run as http } from './http.js';
 import { run as poolScaling } from './pool-scaling.js';
 import { run as memory } from './memory.js';
 import { run as onnxModel } from './onnx-model.js';
+import { run as modelIo } from './model-io.js';
 import { run as modelCalibration } from './model-calibration.js';
 import { run as staticQuant } from './static.js';
 import { run as methods } from './methods.js';
@@ -20,6 +21,7 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   'pool-scaling': poolScaling,
   memory,
   'onnx-model': onnxModel,
+  'model-io': modelIo,
   'model-calibration': modelCalibration,
   static: staticQuant,
   methods,

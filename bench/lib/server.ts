@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { send } from './http-client.js';
 
 export interface BenchServer {
   port: number;
@@ -11,6 +12,10 @@ export interface BenchServer {
   rss(): number;
   /** CPU time the server process has used (all threads, user + system), in seconds. */
   cpuSeconds(): number;
+  /** CPU time of the server's main thread alone (the event loop: user + system), in seconds. */
+  loopCpuSeconds(): number;
+  /** The event loop's busy time so far (performance.eventLoopUtilization().active), in ms. */
+  loopActiveMs(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -21,6 +26,13 @@ function statusField(pid: number, field: string): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${field}:`));
   if (!line) throw new Error(`no ${field} in /proc/${pid}/status`);
   return Number(line.split(/\s+/)[1]) * 1024;
+}
+
+/** utime + stime of a /proc stat file (fields 14 and 15, after the parenthesised command name), in seconds. */
+function cpuOf(path: string): number {
+  const stat = readFileSync(path, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
 /** Starts bench/server.ts with extra environment; resolves once it listens on 127.0.0.1. */
@@ -49,11 +61,13 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ben
     pid,
     peakRss: () => statusField(pid, 'VmHWM'),
     rss: () => statusField(pid, 'VmRSS'),
-    cpuSeconds: () => {
-      // /proc/<pid>/stat fields 14 and 15 (after the parenthesised command name): utime, stime in ticks.
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    cpuSeconds: () => cpuOf(`/proc/${pid}/stat`),
+    // The main thread's id is the process id; workers, libuv's and V8's threads have their own.
+    // schedstat's first field is the thread's time on a CPU in ns (stat counts 10 ms ticks).
+    loopCpuSeconds: () => Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9,
+    loopActiveMs: async () => {
+      const r = await send(port, 'GET', '/bench/loop', undefined, {}, true);
+      return (JSON.parse(r.body!.toString()) as { active_ms: number }).active_ms;
     },
     stop: () =>
       new Promise<void>((resolve) => {
