@@ -33,6 +33,17 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
     const loaded = await healthz(() => done, 100_000);
     await load;
     const p99 = percentile(loaded, 99);
+    // The two timed requests again on a server started without SERVER_NODE_FLAGS, to show
+    // what the flag does for them in the same run.
+    const plain = await startServer({}, []);
+    let plainEcho = NaN;
+    let plainNpz = NaN;
+    try {
+      plainEcho = await timeMedian(() => sendOk(plain.port, 'POST', '/bench/echo', body, npy), o.runs);
+      plainNpz = await timeMedian(() => sendOk(plain.port, 'POST', '/v1/quantize?bits=8', body, { ...npy, accept: 'application/x-npz' }), o.runs);
+    } finally {
+      await plain.stop();
+    }
     const note = `${mib} MiB float32 .npy, bits=8 per tensor, loopback`;
     return {
       rows: [
@@ -52,6 +63,8 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
       details: [
         { name: 'healthz p50 under load', value: percentile(loaded, 50), unit: 'ms' },
         { name: 'healthz max under load', value: Math.max(...loaded), unit: 'ms' },
+        { name: 'echo, server without SERVER_NODE_FLAGS', value: plainEcho, unit: 'ms' },
+        { name: '.npz quantize, server without SERVER_NODE_FLAGS', value: plainNpz, unit: 'ms' },
       ],
     };
   } finally {

@@ -57,8 +57,8 @@ async function measure(server: BenchServer, load: Load): Promise<Measured> {
   return { reqPerS: median(rounds), serverCpuMs: ((server.cpuSeconds() - server0) * 1000) / n, loopCpuMs, loopActiveMs, loopGcMs, clientCpuMs: (client.user + client.system) / 1000 / n };
 }
 
-async function withServer<T>(workers: number, fn: (s: BenchServer) => Promise<T>): Promise<T> {
-  const server = await startServer({ WORKERS: String(workers) });
+async function withServer<T>(workers: number, fn: (s: BenchServer) => Promise<T>, nodeFlags?: readonly string[]): Promise<T> {
+  const server = await startServer({ WORKERS: String(workers) }, nodeFlags);
   try {
     return await fn(server);
   } finally {
@@ -96,6 +96,16 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
     await warm(s, echoLoad, 4);
     return [a, b, await measure(s, echoLoad)] as const;
   });
+  // The same 4 MiB load on a server started without SERVER_NODE_FLAGS (V8's default heap
+  // sizing): what the flag saves the event loop, in the same run.
+  const plain = await withServer(
+    2,
+    async (s) => {
+      await warm(s, smallLoad, 4);
+      return measure(s, smallLoad);
+    },
+    [],
+  );
   return {
     rows: [
       row({ name: 'pool.scaling_2_workers', value: two.reqPerS, unit: 'req/s', baselineName: 'one worker', baselineValue: one.reqPerS, better: 'higher', target: 1.7, note: `${smallLoad.total} requests of 4 MiB, ${smallLoad.concurrency} in flight, calibration=mse, .npz replies; median of 3 rounds` }),
@@ -128,6 +138,8 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
       { name: 'event loop busy time per 4 MiB request, 2 workers (eventLoopUtilization)', value: two.loopActiveMs, unit: 'ms' },
       { name: 'garbage collection pauses on the event loop per 4 MiB request, 2 workers', value: two.loopGcMs, unit: 'ms' },
       { name: 'garbage collection pauses on the event loop per 4 MiB echo', value: echo.loopGcMs, unit: 'ms' },
+      { name: 'event loop CPU per 4 MiB request, 2 workers, server without SERVER_NODE_FLAGS', value: plain.loopCpuMs, unit: 'ms' },
+      { name: 'throughput of 4 MiB requests, 2 workers, server without SERVER_NODE_FLAGS', value: plain.reqPerS, unit: 'req/s' },
       { name: 'event loop CPU per 4 MiB echo (the floor: read the body, write it back)', value: echo.loopCpuMs, unit: 'ms' },
       { name: 'event loop CPU per 16 MiB per-group MSE request, 2 workers', value: twoBig.loopCpuMs, unit: 'ms' },
       { name: 'server CPU per 16 MiB per-group MSE request, 1 worker (all threads)', value: oneBig.serverCpuMs, unit: 'ms' },

@@ -42,10 +42,10 @@ function cpuOf(path: string): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
-/** Starts bench/server.ts (with the server's V8 flags) and extra environment; resolves once it listens on 127.0.0.1. */
-export async function startServer(env: Record<string, string> = {}): Promise<BenchServer> {
+/** Starts bench/server.ts (with the server's V8 flags unless told others) and extra environment; resolves once it listens on 127.0.0.1. */
+export async function startServer(env: Record<string, string> = {}, nodeFlags: readonly string[] = SERVER_NODE_FLAGS): Promise<BenchServer> {
   const entry = fileURLToPath(new URL('../server.js', import.meta.url));
-  const child: ChildProcess = spawn(process.execPath, [...SERVER_NODE_FLAGS, entry], {
+  const child: ChildProcess = spawn(process.execPath, [...nodeFlags, entry], {
     env: { ...process.env, LOG_LEVEL: 'silent', ...env },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
