@@ -27,6 +27,7 @@ import { jobsPlugin, type JobsPluginOptions } from './jobs-plugin.js';
 import { quantizeRoutes } from './routes/quantize.js';
 import { systemRoutes } from './routes/system.js';
 import { weightsRoutes } from './routes/weights.js';
+import { uiRoutes } from './ui.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -66,6 +67,7 @@ export const app = fp<AppOptions>(async (fastify, opts) => {
     maxElements: config.maxElements,
     maxDims: config.maxDims,
     maxMatmulMacs: config.maxMatmulMacs,
+    dataAwareMaxMacs: config.dataAwareMaxMacs,
     maxJsonReplyBytes: config.maxJsonReplyBytes,
     calibrationMaxBytes: config.calibrationMaxBytes,
     calibrationMaxSamples: config.calibrationMaxSamples,
@@ -128,6 +130,7 @@ export const app = fp<AppOptions>(async (fastify, opts) => {
     await fastify.register(modelRoutes);
     await fastify.register(weightsRoutes);
     await fastify.register(jobRoutes);
+    await fastify.register(uiRoutes);
   }
 });
 
