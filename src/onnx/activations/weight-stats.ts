@@ -1,9 +1,8 @@
 import { Errors } from '../../errors.js';
 import type { CancelFlag } from '../../pool/cancel.js';
 import type { OnnxModel } from '../proto/model.js';
-import { runWithIntermediates, type ExternalDataFiles } from '../runtime/collect.js';
+import { runWithGrams, runWithIntermediates, type ExternalDataFiles } from '../runtime/collect.js';
 import type { CalibrationSamples } from './calibration-data.js';
-import { addGram } from './gram.js';
 
 // Statistics of the activations that weights multiply, accumulated sample by sample while
 // the float model runs in onnxruntime (runWithIntermediates: one sample's activations alive
@@ -12,7 +11,8 @@ import { addGram } from './gram.js';
 //   sumSq[k]  = Σ x_k²        (diag XᵀX: imatrix's importance)
 //   sumAbs[k] = Σ |x_k|       (AWQ's mean |x| per channel)
 //   xtx       = Σ xᵀx, K×K    (GPTQ's Hessian, AWQ's output-error metric), when asked for
-// The full K×K sums are float64 (8·K² bytes each): the activations are taken in batches
+// The K×K products are computed inside onnxruntime (MatMul(Transpose(X), X) per sample, as the
+// static path reduces min/max in the graph) and summed in float64 here. The sums are float64 (8·K² bytes each): the activations are taken in batches
 // whose K×K sums fit `maxBytes` together, the samples running once per batch, and one
 // activation alone past the limit is a 413 that names it.
 
@@ -101,7 +101,6 @@ function accumulate(s: InputStats, data: Float32Array, dims: readonly number[], 
         s.sumAbs[i]! += Math.abs(v);
       }
     }
-    if (s.xtx) addGram(s.xtx, data, rows, k);
     s.rows += rows;
     return;
   }
@@ -158,33 +157,54 @@ export async function forEachStatsBatch(
     }
     peakBytes = Math.max(peakBytes, bytes);
     activations += here.size;
-    await runWithIntermediates(
-      model,
-      [...here.keys()],
-      samples,
-      (_i, values) => {
-        for (const [name, { r, s }] of here) {
-          const v = values.get(name)!;
-          accumulate(s, v.data, v.dims, r.layout, name);
-        }
-        done++;
-        opts.onSample?.(done, total);
-      },
-      { cancel: opts.cancel, externalData: opts.externalData },
-    );
-    const stats = new Map<string, InputStats>();
-    for (const [name, { s }] of here) {
-      if (s.xtx) symmetrize(s.xtx, s.k);
-      stats.set(name, s);
+    const names = [...here.keys()];
+    const each = () => {
+      done++;
+      opts.onSample?.(done, total);
+    };
+    const cancel = { cancel: opts.cancel, externalData: opts.externalData };
+    const grams = [...here.values()].filter(({ s }) => s.xtx);
+    if (grams.length) {
+      // The K×K sums come from onnxruntime's MatMul (in-graph, float32 per sample), added here in float64.
+      await runWithGrams(
+        model,
+        grams.map(({ r }) => ({ name: r.activation, k: r.k })),
+        samples,
+        (_i, values) => {
+          for (const { r, s } of grams) {
+            const v = values.get(r.activation)!;
+            accumulate(s, v.value.data, v.value.dims, r.layout, r.activation);
+            const g = v.gram;
+            const acc = s.xtx!;
+            for (let i = 0; i < acc.length; i++) acc[i]! += g[i]!;
+          }
+          each();
+        },
+        cancel,
+      );
     }
+    const rest = names.filter((n) => !here.get(n)!.s.xtx);
+    if (rest.length) {
+      await runWithIntermediates(
+        model,
+        rest,
+        samples,
+        (_i, values) => {
+          for (const name of rest) {
+            const { r, s } = here.get(name)!;
+            const v = values.get(name)!;
+            accumulate(s, v.data, v.dims, r.layout, name);
+          }
+          if (!grams.length) each();
+        },
+        cancel,
+      );
+    }
+    const stats = new Map<string, InputStats>();
+    for (const [name, { s }] of here) stats.set(name, s);
     await onBatch(stats);
   }
   return { passes: batches.length, peakBytes, activations };
-}
-
-/** addGram fills the upper triangle; the lower one is its mirror. */
-function symmetrize(a: Float64Array, k: number): void {
-  for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) a[i * k + j] = a[j * k + i]!;
 }
 
 /** The sum of several activations' statistics (a weight read by several nodes). */

@@ -2,7 +2,8 @@ import { performance } from 'node:perf_hooks';
 import { decodeModel } from '../../onnx/proto/decode.js';
 import { checkExternalFiles } from '../../onnx/io/external.js';
 import type { OnnxModel } from '../../onnx/proto/model.js';
-import { modelQuantOptions, type ModelQuantOptions } from '../../onnx/weights/options.js';
+import { GPTQ_DEFAULTS, isDataAware, modelQuantOptions, type ModelQuantOptions } from '../../onnx/weights/options.js';
+import { Errors } from '../../errors.js';
 import { preflight, quantizeModel, type ModelProgress, type ModelQuantResult } from '../../onnx/weights/quantize-model.js';
 import type { ExternalData } from '../../onnx/proto/tensor-data.js';
 import type { UserArray } from '../../onnx/runtime/inputs.js';
@@ -13,6 +14,7 @@ import { checkGraph } from '../../onnx/graph/check.js';
 import { checkCalibrationGiven } from './static-stage.js';
 import type { LatencyReport } from '../../onnx/runtime/latency.js';
 import type { StaticReport } from '../../onnx/activations/static-report.js';
+import type { DataAwareReport } from '../../onnx/activations/quantize-data-aware.js';
 import type { ModelReport } from './model-reply.js';
 
 // What the synchronous endpoint and the jobs share: decode, check the uploads, quantize,
@@ -25,7 +27,7 @@ export interface PipelineInput {
   external: ExternalData;
   externalSizes: ReadonlyMap<string, number>;
   inputs?: Uint8Array | undefined;
-  /** format=static: whether a calibration .npz came (its bytes are read where the samples are made). */
+  /** format=static or a data-aware method: whether a calibration .npz came (its bytes are read where the samples are made). */
   hasCalibration?: boolean | undefined;
   options: ModelTaskOptions;
   limits: TaskLimits;
@@ -79,6 +81,7 @@ export function coreOptions(o: ModelTaskOptions): ModelQuantOptions {
     calibration: o.calibration,
     percentile: o.percentile,
     method: o.method,
+    gptq: { damp: o.gptq_damp ?? GPTQ_DEFAULTS.damp, blockSize: o.gptq_block_size ?? GPTQ_DEFAULTS.blockSize, actOrder: o.gptq_act_order ?? GPTQ_DEFAULTS.actOrder },
     // Static quantization's weights are QDQ int8; the activations are its own (static-stage.ts).
     format: o.format === 'static' ? 'qdq' : o.format,
     opTypes: o.op_types,
@@ -93,6 +96,9 @@ export function prepare(p: PipelineInput): Prepared {
   checkExternalFiles(input, p.externalSizes);
   const user = p.inputs ? userInputs(p.inputs, input, p.limits) : undefined;
   const opts = coreOptions(p.options);
+  if (p.options.format === 'static' && isDataAware(p.options.method)) {
+    throw new Errors.Option(`method=${p.options.method} fits weight-only formats; format=static quantizes weights per channel with rtn: drop one of them`);
+  }
   checkCalibrationGiven(p.options, p.hasCalibration ? true : undefined);
   // Static quantization picks its own Q/DQ domains per opset (never refused for the opset).
   if (p.options.format === 'static') checkGraph(input);
@@ -109,6 +115,7 @@ export function quantizeStage(p: Prepared, onProgress?: (progress: ModelProgress
 export interface ReportExtras {
   latency?: LatencyReport | undefined;
   static?: StaticReport | undefined;
+  dataAware?: DataAwareReport | undefined;
 }
 
 export function buildReport(q: Quantized, inBytes: number, outBytes: number, validation: ValidationReport, times: StageTimes, extras: ReportExtras = {}): ModelReport {
@@ -153,6 +160,7 @@ export function buildReport(q: Quantized, inBytes: number, outBytes: number, val
     validation,
     ...(extras.latency ? { latency: extras.latency } : {}),
     ...(extras.static ? { static: extras.static } : {}),
+    ...(extras.dataAware ? { data_aware: extras.dataAware } : {}),
   };
 }
 
