@@ -10,6 +10,7 @@ import { run as onnxModel } from './onnx-model.js';
 import { run as modelCalibration } from './model-calibration.js';
 import { run as staticQuant } from './static.js';
 import { run as methods } from './methods.js';
+import { run as lowbit } from './lowbit.js';
 
 // npm run bench [-- --quick] [-- --only=kernels,http]: every scenario, a table of medians and
 // ratios against baselines measured in the same run, and bench/results.json.
@@ -23,6 +24,7 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   'model-calibration': modelCalibration,
   static: staticQuant,
   methods,
+  lowbit,
 };
 
 const quick = process.argv.includes('--quick');
