@@ -11,6 +11,7 @@ import { run as modelCalibration } from './model-calibration.js';
 import { run as staticQuant } from './static.js';
 import { run as methods } from './methods.js';
 import { run as lowbit } from './lowbit.js';
+import { run as gptq } from './gptq.js';
 
 // npm run bench [-- --quick] [-- --only=kernels,http]: every scenario, a table of medians and
 // ratios against baselines measured in the same run, and bench/results.json.
@@ -25,6 +26,7 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   static: staticQuant,
   methods,
   lowbit,
+  gptq,
 };
 
 const quick = process.argv.includes('--quick');

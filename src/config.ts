@@ -36,6 +36,7 @@ const ConfigSchema = z.object({
   MAX_ELEMENTS: int(64 * MiB, 1),
   MAX_DIMS: int(8, 1),
   MAX_MATMUL_MACS: int(2 ** 31, 1),
+  DATA_AWARE_MAX_MACS: int(2 ** 36, 1),
   MAX_JSON_REPLY_BYTES: int(256 * MiB, 1024),
   MAX_QUEUE: int(64, 0),
   REQUEST_TIMEOUT_MS: int(120_000, 1),
@@ -93,6 +94,8 @@ export interface Config {
   maxElements: number;
   maxDims: number;
   maxMatmulMacs: number;
+  /** Most multiply-adds one tensor request with method=imatrix|gptq may cost (XᵀX, GPTQ, the output-error measure). */
+  dataAwareMaxMacs: number;
   /** Most text a JSON reply may build (V8 caps one string near 2^29 characters). */
   maxJsonReplyBytes: number;
   maxQueue: number;
@@ -165,6 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxElements: c.MAX_ELEMENTS,
     maxDims: c.MAX_DIMS,
     maxMatmulMacs: c.MAX_MATMUL_MACS,
+    dataAwareMaxMacs: c.DATA_AWARE_MAX_MACS,
     maxJsonReplyBytes: c.MAX_JSON_REPLY_BYTES,
     maxQueue: c.MAX_QUEUE,
     requestTimeoutMs: c.REQUEST_TIMEOUT_MS,

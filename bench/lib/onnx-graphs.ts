@@ -90,3 +90,13 @@ export function perAxisQuantizeModel(rows: number, cols: number): Uint8Array {
     [valueInfo('Q', INT8, [rows, cols])],
   );
 }
+
+/** Xᵀ·X for X [n, k]: one Gemm with transA (the onnxruntime baseline of GPTQ's Hessian accumulation). */
+export function gramModel(n: number, k: number): Uint8Array {
+  return model(
+    [{ op: 'Gemm', inputs: ['X', 'X'], outputs: ['Y'], ints: { transA: 1 } }],
+    [],
+    [valueInfo('X', FLOAT, [n, k])],
+    [valueInfo('Y', FLOAT, [k, k])],
+  );
+}

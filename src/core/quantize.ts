@@ -33,6 +33,8 @@ export interface QuantSpec {
   percentile: number;
   /** How each group's scale and zero point are fitted to its calibrated range (methods/); rtn when absent. */
   method?: QuantMethod | undefined;
+  /** Per-element weights of lsq's squared error (x's layout), e.g. imatrix's diag(XᵀX) per input feature. */
+  weights?: Float32Array | undefined;
 }
 
 /**
@@ -125,6 +127,7 @@ export function calibrate(x: Float32Array, shape: Shape, spec: QuantSpec): Quant
   const method = spec.method ?? 'rtn';
   if (method !== 'rtn') {
     const { values, offsets } = groupValues(x, plan);
+    const weights = spec.weights ? groupValues(spec.weights, plan).values : undefined;
     const ranges = spec.calibration === 'minmax' ? minmaxRanges(x, plan) : undefined;
     for (let p = 0; p < plan.count; p++) {
       const slice = values.subarray(offsets[p]!, offsets[p + 1]!);
@@ -135,7 +138,7 @@ export function calibrate(x: Float32Array, shape: Shape, spec: QuantSpec): Quant
         const alpha = Math.max(Math.abs(lo), Math.abs(hi));
         range = spec.scheme === 'asymmetric' ? { lo, hi } : { lo: -alpha, hi: alpha };
       } else range = calibrateSlice(slice, spec, ip);
-      const sz = refineGroup(method, slice, range, ip);
+      const sz = refineGroup(method, slice, range, ip, weights?.subarray(offsets[p]!, offsets[p + 1]!));
       scale[p] = sz.scale;
       zeroPoint[p] = sz.zeroPoint;
     }

@@ -66,6 +66,7 @@ export const app = fp<AppOptions>(async (fastify, opts) => {
     maxElements: config.maxElements,
     maxDims: config.maxDims,
     maxMatmulMacs: config.maxMatmulMacs,
+    dataAwareMaxMacs: config.dataAwareMaxMacs,
     maxJsonReplyBytes: config.maxJsonReplyBytes,
     calibrationMaxBytes: config.calibrationMaxBytes,
     calibrationMaxSamples: config.calibrationMaxSamples,

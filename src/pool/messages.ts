@@ -3,6 +3,7 @@ import type { WasmMemory } from '../core/kernels/runtime.js';
 import type { CalibrationMethod, Scheme } from '../core/calibrate.js';
 import type { Granularity } from '../core/quantize.js';
 import type { QuantMethod } from '../core/methods/index.js';
+import type { TensorDataMethod } from '../core/methods/data-aware.js';
 import type { Limits } from '../core/tensor.js';
 import type { ModelBits, ModelFormat, ModelMethod, ModelOpType } from '../onnx/weights/options.js';
 import type { ErrorPayload } from '../errors.js';
@@ -35,8 +36,11 @@ export interface QuantizeOptions {
   group_size: number;
   calibration: CalibrationMethod;
   percentile: number;
-  /** rtn when absent. */
-  method?: QuantMethod | undefined;
+  /** rtn when absent; imatrix and gptq need the .npz body's activations or xtx. */
+  method?: QuantMethod | TensorDataMethod | undefined;
+  gptq_damp?: number | undefined;
+  gptq_block_size?: number | undefined;
+  gptq_act_order?: boolean | undefined;
   compare_methods?: boolean | undefined;
   include_values: boolean;
   /** Given parameters: no calibration, QuantizeLinear with exactly these. */
@@ -51,8 +55,11 @@ export interface AnalyzeOptions {
   schemes: Scheme[];
   granularities: Granularity[];
   calibrations: CalibrationMethod[];
-  /** ['rtn'] when absent. */
-  methods?: QuantMethod[] | undefined;
+  /** ['rtn'] when absent; imatrix and gptq need an .npz body with activations or xtx. */
+  methods?: Array<QuantMethod | TensorDataMethod> | undefined;
+  gptq_damp?: number | undefined;
+  gptq_block_size?: number | undefined;
+  gptq_act_order?: boolean | undefined;
   axis?: number | undefined;
   group_size: number;
   percentile: number;
@@ -131,6 +138,8 @@ export interface ModelFile {
 
 export interface TaskLimits extends Limits {
   maxMatmulMacs: number;
+  /** DATA_AWARE_MAX_MACS (method=imatrix|gptq on the tensor API); absent means no bound. */
+  dataAwareMaxMacs?: number | undefined;
   maxJsonReplyBytes: number;
   /** CALIBRATION_MAX_BYTES / CALIBRATION_MAX_SAMPLES (format=static). */
   calibrationMaxBytes?: number | undefined;

@@ -49,9 +49,13 @@ test('the default is rtn, methods absent unless asked; method works in the query
   const npy = encodeNpy(new Float32Array(data), '<f4', [256]);
   const q = await server().post('/v1/quantize?bits=4&method=hqq&granularity=per_channel').set('content-type', 'application/x-npy').send(Buffer.from(npy)).expect(200);
   assert.equal(q.body.method, 'hqq');
-  const bad = await server().post('/v1/quantize').send({ tensor: { data }, method: 'gptq' }).expect(400);
+  const bad = await server().post('/v1/quantize').send({ tensor: { data }, method: 'awq' }).expect(400);
   assert.equal(bad.body.code, 'QUANT_ERR_VALIDATION');
   assert.match(bad.body.message, /method/);
+  // A data-aware method without its statistics is refused, never run as rtn.
+  const none = await server().post('/v1/quantize').send({ tensor: { data, shape: [16, 16] }, method: 'gptq', granularity: 'per_channel' }).expect(400);
+  assert.equal(none.body.code, 'QUANT_ERR_OPTION');
+  assert.match(none.body.message, /activations .*xtx/);
 });
 
 test('analyze compares methods like bit widths, and the recommendation names the best method at the smallest size', async () => {

@@ -1,13 +1,42 @@
-import { gptqReference } from '../reference/gptq.js';
-import type { GptqOptions, GptqResult } from './gptq-steps.js';
+import { factorBytes, factorInverse, GEMM_SUB, LinalgSpace, pad4, pad8, type F32Matrix } from '../kernels/linalg.js';
+import { resolveGptq, runGptq, type GptqOps, type GptqOptions, type GptqResult, type Matrix } from './gptq-steps.js';
 
 export { GPTQ_DAMP_RETRIES, GPTQ_DEFAULTS, type GptqOptions, type GptqResult } from './gptq-steps.js';
+
+/** Bytes of the kernels' memory a rows×cols GPTQ needs (W, the block's errors, the factorization). */
+export function gptqBytes(rows: number, cols: number, blockSize: number): number {
+  const ld = pad8(cols) + 8;
+  return 4 * pad4(rows) * (ld + pad8(Math.min(blockSize, cols)) + 8) + factorBytes(cols) + 64 * 4;
+}
 
 /**
  * GPTQ of one linear layer. W is [rows = output channels, cols = input features] row-major;
  * xtx is cols×cols = Σ xᵀx over calibration rows (not normalized: GPTQ's result does not
  * depend on H's scale, and the dampening is relative to its mean diagonal).
+ *
+ * The steps are reference/gptq.ts's (runGptq); the factorization of H and the lazy blocks'
+ * updates run in float32 on the WebAssembly product (kernels/linalg.ts), as the reference
+ * implementation runs in float32 on a GPU. So codes can differ from the float64 reference's
+ * where a value lands within float32 rounding of a decision boundary (and the columns after it
+ * see that difference): test/core/methods/gptq-fixtures.test.ts bounds how often.
  */
 export function gptq(weight: Float32Array, rows: number, cols: number, xtx: Float64Array, opts: GptqOptions): GptqResult {
-  return gptqReference(weight, rows, cols, xtx, opts);
+  const { blockSize } = resolveGptq(weight, rows, cols, xtx, opts);
+  const space = new LinalgSpace(gptqBytes(rows, cols, blockSize));
+  const ops: GptqOps = {
+    matrix: (r, c) => space.matrix(pad4(r), pad8(c) + 8),
+    factor(h, n, lambda) {
+      const mark = space.mark();
+      const u = factorInverse(space, h, n, lambda);
+      if (!u) space.release(mark);
+      return u;
+    },
+    update(w: Matrix, e: Matrix, u: Matrix, r: number, c: number, i1: number, i2: number) {
+      const wm = w as F32Matrix;
+      const em = e as F32Matrix;
+      // W[:, i2:] −= E[:, 0:count] · U[i1:i2, i2:]
+      space.gemm(wm, i2, em, 0, em.ld, 1, u as F32Matrix, i1 * u.ld + i2, r, c - i2, i2 - i1, GEMM_SUB);
+    },
+  };
+  return runGptq(ops, weight, rows, cols, xtx, opts);
 }

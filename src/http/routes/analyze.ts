@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { AnalyzeJsonBody, AnalyzeOptions, AnalyzeQuery, AnalyzeResponse } from '../schemas/analyze.js';
 import { MatmulBody, MatmulResponse } from '../schemas/matmul.js';
 import { ErrorReply } from '../schemas/common.js';
-import { fromJson, mergeQueryOptions, splitTensorRequest, negotiate, NPY, OCTET, SAFETENSORS } from '../tensor-source.js';
+import { fromJson, mergeQueryOptions, splitTensorRequest, negotiate, NPY, NPZ, OCTET, SAFETENSORS } from '../tensor-source.js';
 import { sendReply } from '../send.js';
 
 const OPTION_KEYS = Object.keys(AnalyzeOptions.shape);
@@ -18,9 +18,11 @@ export const analyzeRoutes: FastifyPluginAsync = async (app) => {
       summary: 'Compare bit widths, schemes, granularities and calibrations on one tensor',
       description:
         'Quantizes the tensor with every combination asked for and reports the error and size of each. ' +
-        'With `target_snr_db`, `recommended` is the smallest row that reaches it. Lists in the query string are comma-separated.',
+        'With `target_snr_db`, `recommended` is the smallest row that reaches it. Lists in the query string are comma-separated. ' +
+        'An .npz body (`application/x-npz`) holds `tensor` and optionally `activations` ([n, in]) or `xtx` ([in, in]): then every row also reports `output_snr_db`, ' +
+        'the recommendation is by it, and methods may include imatrix and gptq.',
       tags: ['analyze'],
-      consumes: ['application/json', NPY, OCTET, SAFETENSORS],
+      consumes: ['application/json', NPY, OCTET, NPZ, SAFETENSORS],
       body: AnalyzeJsonBody,
       querystring: AnalyzeQuery,
       response: { 200: AnalyzeResponse, ...errors },

@@ -17,7 +17,8 @@ export const quantizeRoutes: FastifyPluginAsync = async (app) => {
       summary: 'Quantize a tensor',
       description:
         'Body: JSON `{tensor, ...options}`, a NumPy .npy file (`application/x-npy`), raw little-endian values (`application/octet-stream` with `?shape=`) ' +
-        'or an .npz (`application/x-npz`) with the member `tensor` and optionally `scale` and `zero_point`. ' +
+        'or an .npz (`application/x-npz`) with the member `tensor` and optionally `scale` and `zero_point`, or, for method=imatrix|gptq, ' +
+        '`activations` ([n, in]: calibration rows of the layer input) or `xtx` ([in, in] = Σ xᵀx) beside a 2-D `tensor`. ' +
         'Options go in the JSON body or the query string. With `scale` (and `zero_point`) there is no calibration: ONNX QuantizeLinear with exactly those. ' +
         '`Accept: application/x-npz` returns an .npz with quantized, scale, zero_point and report.json.',
       tags: ['quantize'],

@@ -3,6 +3,7 @@ import { CALIBRATIONS, SCHEMES } from '../../core/calibrate.js';
 import { FLOAT_DTYPES, INT_DTYPES, MAX_BITS, MIN_BITS } from '../../core/dtypes.js';
 import { GRANULARITIES } from '../../core/quantize.js';
 import { METHODS } from '../../core/methods/index.js';
+import { TENSOR_DATA_METHODS } from '../../core/methods/data-aware.js';
 
 // Options arrive as JSON fields or as query-string text; numbers and booleans are coerced
 // from text so both spellings share one schema.
@@ -12,6 +13,12 @@ export const Scheme = z.enum(SCHEMES);
 export const Granularity = z.enum(GRANULARITIES);
 export const Calibration = z.enum(CALIBRATIONS);
 export const Method = z.enum(METHODS).describe('How each group\'s scale and zero point are fitted to its calibrated range: rtn (round to nearest), lsq (least-squares refit), hqq (half-quadratic)');
+/** The tensor API's methods: the data-free ones, and those that need calibration statistics in an .npz body. */
+export const TensorMethod = z
+  .enum([...METHODS, ...TENSOR_DATA_METHODS])
+  .describe(
+    "How each group's scale and zero point are fitted: rtn (round to nearest), lsq (least-squares refit), hqq (half-quadratic); with calibration statistics (an .npz body with activations or xtx): imatrix (lsq weighted by diag XᵀX), gptq (Hessian-based rounding of the integers)",
+  );
 export const FloatDtype = z.enum(FLOAT_DTYPES);
 export const IntDtype = z.enum(INT_DTYPES);
 export const Axis = z.coerce.number().int().describe('Channel axis (per_channel, default 0) or grouped axis (per_group, default -1); negative counts from the end');

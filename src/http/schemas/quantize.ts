@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { TensorName, Axis, Bits, Calibration, Method, Dims, DimsText, ErrorReport, Flag, FloatDtype, GivenParam, Granularity, GroupSize, IntDtype, ParamValue, Percentile, Scheme, SizeReport, Tensor } from './common.js';
+import { GPTQ_DEFAULTS } from '../../core/methods/gptq.js';
+import { TensorName, TensorMethod, Axis, Bits, Calibration, Dims, DimsText, ErrorReport, Flag, FloatDtype, GivenParam, Granularity, GroupSize, IntDtype, ParamValue, Percentile, Scheme, SizeReport, Tensor } from './common.js';
 
 /** Most bins an error histogram may have (its counts are JSON numbers). */
 export const MAX_HISTOGRAM_BINS = 4096;
@@ -12,8 +13,11 @@ export const QuantizeOptions = z.object({
   group_size: GroupSize.default(128),
   calibration: Calibration.default('minmax'),
   percentile: Percentile.default(99.99),
-  method: Method.default('rtn'),
-  compare_methods: Flag.default(false).describe('Also report the SNR every method reaches with these options (methods: {rtn, lsq, hqq})'),
+  method: TensorMethod.default('rtn'),
+  compare_methods: Flag.default(false).describe('Also report the SNR every method reaches with these options (methods: {rtn, lsq, hqq}, and imatrix, gptq when calibration statistics are given)'),
+  gptq_damp: z.coerce.number().min(0).max(10).default(GPTQ_DEFAULTS.damp).describe("method=gptq: dampening added to XᵀX's diagonal, as a fraction of its mean"),
+  gptq_block_size: z.coerce.number().int().min(1).max(4096).default(GPTQ_DEFAULTS.blockSize).describe('method=gptq: columns per lazy batch update'),
+  gptq_act_order: Flag.default(GPTQ_DEFAULTS.actOrder).describe('method=gptq: input features in descending order of diag XᵀX, with static groups'),
   include_values: Flag.default(false).describe('Also list the quantized integers as a flat JSON array'),
   scale: GivenParam.optional().describe('Given scale(s): no calibration, ONNX QuantizeLinear with exactly these (shape as granularity gives it)'),
   zero_point: GivenParam.optional().describe('Given zero point(s) with scale, integers in the type\'s range (default 0)'),
@@ -24,6 +28,14 @@ export const QuantizeOptions = z.object({
     .max(MAX_HISTOGRAM_BINS)
     .default(0)
     .describe(`Bins of an error histogram (dequantized minus original) in the report, 1..${MAX_HISTOGRAM_BINS}; 0 leaves it out`),
+});
+
+export const DataAwareEcho = z.object({
+  statistics: z.enum(['activations', 'xtx']).describe('What the .npz body held'),
+  activation_rows: z.number().int().nullable().describe('Rows of activations (null for xtx)'),
+  output_snr_db: z.number().nullable().describe('10·log10(tr(W·H·Wᵀ) / tr(ΔW·H·ΔWᵀ)), H = XᵀX: the layer output error on the calibration data'),
+  rtn_output_snr_db: z.number().nullable().describe('The same for round to nearest with these options'),
+  damp: z.number().nullable().describe('method=gptq: the dampening the factorization used (larger than gptq_damp after a retry)'),
 });
 
 export const ErrorHistogram = z.object({
@@ -55,7 +67,7 @@ export const QuantizeResponse = z.object({
   axis: z.number().int().nullable(),
   group_size: z.number().int().nullable(),
   calibration: CalibrationEcho,
-  method: Method,
+  method: TensorMethod,
   methods: z.record(z.string(), z.number().nullable()).optional().describe('With compare_methods: the snr_db of each method, these options otherwise'),
   q_min: z.number().int(),
   q_max: z.number().int(),
@@ -68,6 +80,7 @@ export const QuantizeResponse = z.object({
   scale: ParamValue,
   zero_point: ParamValue,
   error: ErrorReport,
+  data_aware: DataAwareEcho.optional().describe('method=imatrix|gptq: the calibration statistics and the output error they measure'),
   error_histogram: ErrorHistogram.optional().describe('With histogram_bins > 0'),
   size: SizeReport,
 });
@@ -87,7 +100,8 @@ export const DequantizeBody = QuantizeResponse.extend({
   scale: GivenParam,
   zero_point: GivenParam.optional().describe('Default 0'),
   calibration: CalibrationEcho.optional(),
-  method: Method.optional(),
+  method: TensorMethod.optional(),
+  data_aware: DataAwareEcho.optional(),
   q_min: z.number().int().optional(),
   q_max: z.number().int().optional(),
   error: ErrorReport.optional(),

@@ -1,3 +1,4 @@
+import { quadraticForms } from '../../core/kernels/linalg.js';
 import { axisLayout } from '../../core/shape.js';
 
 // The layer-output error a weight error causes on the calibration activations:
@@ -15,10 +16,10 @@ export interface ProxyStats {
  * ΔW = a − b for a weight of `dims` whose K features run along kAxis (any layout: the other
  * axes are output channels), as [columns][K] float64 vectors.
  */
-function deltaColumns(a: Float32Array, b: Float32Array, dims: readonly number[], kAxis: number): { cols: number; d: Float64Array; k: number } {
+function deltaColumns(a: Float32Array, b: Float32Array, dims: readonly number[], kAxis: number): { cols: number; d: Float32Array; k: number } {
   const { outer, len: k, inner } = axisLayout(dims, kAxis);
   const cols = outer * inner;
-  const d = new Float64Array(cols * k);
+  const d = new Float32Array(cols * k);
   for (let o = 0; o < outer; o++) {
     for (let kk = 0; kk < k; kk++) {
       const base = (o * k + kk) * inner;
@@ -30,22 +31,9 @@ function deltaColumns(a: Float32Array, b: Float32Array, dims: readonly number[],
 
 export function proxyLoss(w: Float32Array, wHat: Float32Array, dims: readonly number[], kAxis: number, s: ProxyStats): number {
   const { cols, d, k } = deltaColumns(w, wHat, dims, kAxis);
+  // The core's SIMD D·H product (float32 products, float64 sums): AWQ scores 20 candidates per weight with it.
+  if (s.xtx) return quadraticForms([d], cols, k, s.xtx)[0]!;
   let loss = 0;
-  if (s.xtx) {
-    const h = s.xtx;
-    for (let c = 0; c < cols; c++) {
-      const o = c * k;
-      for (let i = 0; i < k; i++) {
-        const di = d[o + i]!;
-        if (di === 0) continue;
-        let row = 0;
-        const hi = i * k;
-        for (let j = 0; j < k; j++) row += h[hi + j]! * d[o + j]!;
-        loss += di * row;
-      }
-    }
-    return loss;
-  }
   for (let c = 0; c < cols; c++) for (let i = 0; i < k; i++) loss += s.sumSq[i]! * d[c * k + i]! ** 2;
   return loss;
 }

@@ -1,50 +1,107 @@
 import { INT_DTYPE_INFO, type IntDType, type UnpackedArray } from '../../core/dtypes.js';
 import { reportFromSums } from '../../core/metrics.js';
-import { calibrate, quantizeWith, type Granularity } from '../../core/quantize.js';
+import { calibrate, dequantizeWith, quantizeWith, type Granularity, type QuantSpec } from '../../core/quantize.js';
 import type { CalibrationMethod, Scheme } from '../../core/calibrate.js';
 import type { QuantMethod } from '../../core/methods/index.js';
+import { inputAxis, isTensorDataMethod, outputSnrs, quantizeDataAware, type TensorDataMethod } from '../../core/methods/data-aware.js';
 import type { Task, TaskReply } from '../messages.js';
-import { decodeInput } from './decode-input.js';
+import { decodeInput, npyTensor, npzMembers } from './decode-input.js';
+import { statisticsFor, type CalibrationMembers } from './data-aware-tensor.js';
 import { jsonBody, sizeReport, specOf } from './report.js';
+import { Errors } from '../../errors.js';
+import type { Tensor } from '../../core/tensor.js';
 
-/** Every requested combination of bits × scheme × granularity × calibration on one tensor. */
+type Row = {
+  bits: number;
+  scheme: Scheme;
+  granularity: Granularity;
+  calibration: CalibrationMethod;
+  method: QuantMethod | TensorDataMethod;
+  error: ReturnType<typeof reportFromSums>;
+  output_snr_db?: number | null;
+  size: ReturnType<typeof sizeReport>;
+};
+
+/** The tensor, and the calibration statistics of an .npz body. */
+function inputOf(task: Extract<Task, { op: 'analyze' }>): { tensor: Tensor; calibration: CalibrationMembers } {
+  if (task.input.kind !== 'npz') return { tensor: decodeInput(task.input, task.limits), calibration: {} };
+  const members = npzMembers(task.input, ['tensor', 'activations', 'xtx']);
+  const bytes = members.get('tensor');
+  if (!bytes) throw new Errors.Npy('the .npz body has no member tensor.npy (numpy.savez(f, tensor=w, activations=x))');
+  return { tensor: npyTensor(bytes, task.limits, 'tensor (tensor.npy)', true), calibration: { activations: members.get('activations'), xtx: members.get('xtx') } };
+}
+
+/**
+ * Every requested combination of bits × scheme × granularity × calibration × method on one
+ * tensor. With calibration statistics every row also gets its output SNR on H = XᵀX, and the
+ * data-aware methods join the rows where they apply (per_group, per_channel; minmax).
+ */
 export function runAnalyze(task: Extract<Task, { op: 'analyze' }>): TaskReply {
-  const { data, shape } = decodeInput(task.input, task.limits);
+  const { tensor, calibration } = inputOf(task);
+  const { data, shape } = tensor;
   const o = task.options;
-  const rows: Array<{
-    bits: number;
-    scheme: Scheme;
-    granularity: Granularity;
-    calibration: CalibrationMethod;
-    method: QuantMethod;
-    error: ReturnType<typeof reportFromSums>;
-    size: ReturnType<typeof sizeReport>;
-  }> = [];
+  const methods = o.methods ?? ['rtn'];
+  const withStats = calibration.activations !== undefined || calibration.xtx !== undefined;
+  const wanted = methods.find(isTensorDataMethod);
+  if (wanted && !withStats) {
+    throw new Errors.Option(`methods lists ${wanted}, which needs calibration statistics: send an .npz body (application/x-npz) with tensor and activations ([n, in]) or xtx ([in, in])`);
+  }
+  const gptqOpts = { damp: o.gptq_damp, blockSize: o.gptq_block_size, actOrder: o.gptq_act_order };
+  // H once per input-feature count (the granularities' axes may put the features on either axis).
+  const hessians = new Map<number, Float64Array>();
+  const hessianFor = (spec: QuantSpec, method: TensorDataMethod | 'rtn'): { h: Float64Array; kAxis: 0 | 1 } => {
+    const kAxis = inputAxis(shape, spec, method);
+    const k = shape[kAxis]!;
+    let h = hessians.get(k);
+    if (!h) {
+      h = statisticsFor(task.limits, tensor, calibration, spec, methods.includes('gptq') ? 'gptq' : method).h;
+      hessians.set(k, h);
+    }
+    return { h, kAxis };
+  };
+  const rows: Row[] = [];
   // One output buffer per container, reused across rows: only the error sums are kept.
   const scratch = new Map<IntDType, UnpackedArray>();
   for (const bits of o.bits) {
     for (const scheme of o.schemes) {
       for (const granularity of o.granularities) {
-        for (const calibration of o.calibrations) {
-          for (const method of o.methods ?? ['rtn']) {
-            const spec = specOf({ bits, scheme, granularity, calibration, method, axis: o.axis, group_size: o.group_size, percentile: o.percentile });
+        for (const calibrationMethod of o.calibrations) {
+          for (const method of methods) {
+            const dataAware = isTensorDataMethod(method) ? method : undefined;
+            if (dataAware && (granularity === 'per_tensor' || calibrationMethod !== 'minmax' || (dataAware === 'gptq' && bits > 8))) continue;
+            const spec = specOf({ bits, scheme, granularity, calibration: calibrationMethod, method: dataAware ? undefined : method, axis: o.axis, group_size: o.group_size, percentile: o.percentile });
+            const size = (p: Parameters<typeof sizeReport>[0]) => sizeReport(p, data.length);
+            if (dataAware) {
+              const { h } = hessianFor(spec, dataAware);
+              const r = quantizeDataAware(data, shape, spec, dataAware, h, gptqOpts);
+              rows.push({ bits, scheme, granularity, calibration: calibrationMethod, method, error: reportFromSums(r.sums), output_snr_db: r.outputSnrDb, size: size(r.params) });
+              continue;
+            }
             const params = calibrate(data, shape, spec);
             const out = scratch.get(params.dtype) ?? INT_DTYPE_INFO[params.dtype].create(data.length);
             scratch.set(params.dtype, out);
             const { sums } = quantizeWith(data, params, out);
-            rows.push({ bits, scheme, granularity, calibration, method, error: reportFromSums(sums), size: sizeReport(params, data.length) });
+            const row: Row = { bits, scheme, granularity, calibration: calibrationMethod, method, error: reportFromSums(sums), size: size(params) };
+            if (withStats && granularity !== 'per_tensor' && shape.length === 2) {
+              const { h, kAxis } = hessianFor(spec, 'rtn');
+              row.output_snr_db = outputSnrs(data, shape, kAxis, h, [dequantizeWith(out, params)])[0]!;
+            } else if (withStats) row.output_snr_db = null;
+            rows.push(row);
           }
         }
       }
     }
   }
-  let recommended: (typeof rows)[number] | null = null;
+  let recommended: Row | null = null;
   if (o.target_snr_db !== undefined) {
+    // With statistics the output error decides (what the data-aware methods lower); else the weight error.
+    const snr = (r: Row) => (withStats ? (r.output_snr_db ?? null) : r.error.snr_db);
     for (const row of rows) {
-      if (row.error.snr_db !== null && row.error.snr_db >= o.target_snr_db) {
+      const s = snr(row);
+      if (s !== null && s >= o.target_snr_db) {
         // The smallest; between equal sizes (methods and calibrations cost no bytes), the higher SNR.
         const smaller = !recommended || row.size.quantized_bytes < recommended.size.quantized_bytes;
-        const better = recommended && row.size.quantized_bytes === recommended.size.quantized_bytes && row.error.snr_db > recommended.error.snr_db!;
+        const better = recommended && row.size.quantized_bytes === recommended.size.quantized_bytes && s > snr(recommended)!;
         if (smaller || better) recommended = row;
       }
     }

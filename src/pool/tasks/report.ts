@@ -2,8 +2,12 @@ import { packedBytes } from '../../core/dtypes.js';
 import type { QuantParams, QuantSpec } from '../../core/quantize.js';
 import { nest } from '../../core/shape.js';
 import type { QuantizeOptions } from '../messages.js';
+import { isTensorDataMethod } from '../../core/methods/data-aware.js';
 
-/** The spec the core runs, with the axis default that depends on the granularity. */
+/**
+ * The spec the core runs, with the axis default that depends on the granularity. A
+ * data-aware method (imatrix, gptq) is left out of it: runQuantize runs those itself.
+ */
 export function specOf(o: Omit<QuantizeOptions, 'include_values' | 'compare_methods' | 'histogram_bins'>): QuantSpec {
   return {
     bits: o.bits,
@@ -13,7 +17,7 @@ export function specOf(o: Omit<QuantizeOptions, 'include_values' | 'compare_meth
     groupSize: o.group_size,
     calibration: o.calibration,
     percentile: o.percentile,
-    method: o.method,
+    method: isTensorDataMethod(o.method) ? undefined : o.method,
   };
 }
 

@@ -1,7 +1,7 @@
 // GPTQ's defining properties on the float64 reference and on the kernel path.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { gptq, type GptqOptions } from '../../../src/core/methods/gptq.js';
+import { GPTQ_DAMP_RETRIES, gptq, type GptqOptions } from '../../../src/core/methods/gptq.js';
 import { gptqReference } from '../../../src/core/reference/gptq.js';
 import { randn } from '../../onnx/models.js';
 import { correlated, dequantized, gramOf, proxyLoss, rtn } from './gptq-helpers.js';
@@ -28,21 +28,68 @@ for (const [name, run] of Object.entries(impls)) {
     }
   });
 
-  test(`${name}: the proxy loss tr((W−Ŵ)H(W−Ŵ)ᵀ) is below round to nearest's on correlated activations, 24 seeds`, () => {
-    let worst = 0;
-    for (let seed = 1; seed <= 24; seed++) {
-      const rows = 12;
-      const cols = 40;
-      const n = 96;
+  // GPTQ is greedy: on one small instance it can lose to round to nearest (measured up to
+  // 1.04× in natural column order on these inputs, whose column scales grow with the index,
+  // so the loudest columns come last), so natural order is held to the total over seeds;
+  // act-order (loudest first) wins on every seed, by about 2.5× on these inputs.
+  test(`${name}: the proxy loss tr((W−Ŵ)H(W−Ŵ)ᵀ) is below round to nearest's on correlated activations, 36 seeds`, () => {
+    const rows = 16;
+    const cols = 64;
+    const n = 256;
+    const total = { gptq: 0, rtn: 0 };
+    for (let seed = 1; seed <= 36; seed++) {
       const x = correlated(n, cols, 1000 + seed);
       const h = gramOf(x, n, cols);
-      const w = randn(rows * cols, seed);
-      const opts: GptqOptions = { bits: seed % 2 ? 3 : 4, scheme: seed % 3 ? 'asymmetric' : 'symmetric', groupSize: seed % 4 ? 16 : 64, actOrder: seed % 5 === 0, blockSize: 8 + (seed % 3) * 8 };
-      const gl = proxyLoss(w, dequantized(run(w, rows, cols, h, opts), rows, cols, opts.groupSize), rows, cols, h);
-      const rl = proxyLoss(w, dequantized(rtn(w, rows, cols, opts), rows, cols, opts.groupSize), rows, cols, h);
-      assert.ok(gl < rl, `seed ${seed} ${JSON.stringify(opts)}: gptq ${gl} vs rtn ${rl}`);
-      worst = Math.max(worst, gl / rl);
+      const w = randn(rows * cols, seed, 0.125);
+      const base = { bits: 2 + (seed % 3), scheme: seed % 2 ? 'asymmetric' : 'symmetric', groupSize: [16, 32, 64][seed % 3]!, blockSize: [8, 16, 128][(seed >> 1) % 3]! } as const;
+      for (const actOrder of [false, true]) {
+        const opts: GptqOptions = { ...base, actOrder };
+        const gl = proxyLoss(w, dequantized(run(w, rows, cols, h, opts), rows, cols, opts.groupSize), rows, cols, h);
+        const rl = proxyLoss(w, dequantized(rtn(w, rows, cols, opts), rows, cols, opts.groupSize), rows, cols, h);
+        if (actOrder) assert.ok(gl < 0.8 * rl, `seed ${seed} ${JSON.stringify(opts)}: gptq ${gl} vs rtn ${rl}`);
+        else {
+          assert.ok(gl < 1.1 * rl, `seed ${seed} ${JSON.stringify(opts)}: gptq ${gl} vs rtn ${rl}`);
+          total.gptq += gl;
+          total.rtn += rl;
+        }
+      }
     }
-    assert.ok(worst < 1);
+    assert.ok(total.gptq < 0.95 * total.rtn, `natural order over all seeds: gptq ${total.gptq} vs rtn ${total.rtn}`);
+  });
+
+  test(`${name}: a Hessian that is not positive definite is retried with ten times the dampening, up to ${GPTQ_DAMP_RETRIES} times, then a 400 naming it`, () => {
+    const cols = 6;
+    const w = randn(3 * cols, 5);
+    // A 2×2 block [[1, c], [c, 1]] has the eigenvalue 1 − c: λ = damp·mean(diag) must pass c − 1.
+    const hessian = (c: number) => {
+      const h = new Float64Array(cols * cols);
+      for (let i = 0; i < cols; i++) h[i * cols + i] = 1;
+      h[1] = c;
+      h[cols] = c;
+      return h;
+    };
+    const opts: GptqOptions = { bits: 4, scheme: 'asymmetric', groupSize: cols };
+    assert.equal(run(w, 3, cols, hessian(0.5), opts).damp, 0.01);
+    assert.ok(Math.abs(run(w, 3, cols, hessian(1.05), opts).damp - 0.1) < 1e-12);
+    assert.ok(Math.abs(run(w, 3, cols, hessian(3), opts).damp - 10) < 1e-9);
+    assert.throws(() => run(w, 3, cols, hessian(20), opts), (err: Error & { code?: string }) =>
+      err.code === 'QUANT_ERR_CALIBRATION' && /not positive definite even with dampening 10/.test(err.message));
+  });
+
+  test(`${name}: shapes, options and non-finite values are refused with a message naming them`, () => {
+    const w = randn(8, 1);
+    const h = new Float64Array(16).fill(0);
+    for (let i = 0; i < 4; i++) h[i * 5] = 1;
+    const ok: GptqOptions = { bits: 4, scheme: 'symmetric', groupSize: 2 };
+    const refused = (f: () => unknown, code: string, re: RegExp) => assert.throws(f, (err: Error & { code?: string }) => err.code === code && re.test(err.message));
+    refused(() => run(w, 3, 4, h, ok), 'QUANT_ERR_TENSOR_SHAPE', /weight has 8 values, rows×cols = 12/);
+    refused(() => run(w, 2, 4, h.subarray(1), ok), 'QUANT_ERR_TENSOR_SHAPE', /xtx has 15 values/);
+    refused(() => run(w, 2, 4, h, { ...ok, bits: 9 }), 'QUANT_ERR_OPTION', /bits must be an integer in 2\.\.8, got: 9/);
+    refused(() => run(w, 2, 4, h, { ...ok, groupSize: 0 }), 'QUANT_ERR_OPTION', /group_size/);
+    refused(() => run(w, 2, 4, h, { ...ok, blockSize: 2.5 }), 'QUANT_ERR_OPTION', /block_size/);
+    refused(() => run(w, 2, 4, h, { ...ok, damp: -1 }), 'QUANT_ERR_OPTION', /damp/);
+    const bad = Float64Array.from(h);
+    bad[3] = NaN;
+    refused(() => run(w, 2, 4, bad, ok), 'QUANT_ERR_NON_FINITE', /xtx .* index 3/);
   });
 }

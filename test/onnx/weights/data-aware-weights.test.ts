@@ -113,7 +113,7 @@ describe('gptq on model weights', () => {
     for (const h of [wHat!, rtnHat]) {
       const a = proxyLoss(w, h, [K, N], 0, stats);
       const b = directLoss(w, h);
-      assert.ok(Math.abs(a - b) <= 1e-6 * b, `${a} vs ${b}`);
+      assert.ok(Math.abs(a - b) <= 1e-4 * b, `${a} vs ${b}`);
     }
     assert.ok(directLoss(w, wHat!) < 0.8 * directLoss(w, rtnHat), `gptq ${directLoss(w, wHat!)} vs rtn ${directLoss(w, rtnHat)}`);
   });

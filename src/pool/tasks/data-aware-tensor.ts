@@ -1,0 +1,65 @@
+import { readNpyNumeric } from '../../codecs/npy.js';
+import { hessianOf, inputAxis, quantizeDataAware, type DataAwareResult, type GptqTensorOptions, type TensorDataMethod } from '../../core/methods/data-aware.js';
+import type { QuantSpec } from '../../core/quantize.js';
+import type { Tensor } from '../../core/tensor.js';
+import { Errors } from '../../errors.js';
+import type { TaskLimits } from '../messages.js';
+import { npyTensor } from './decode-input.js';
+
+// method=imatrix|gptq on /v1/quantize and /v1/analyze: the .npz body's calibration
+// statistics (activations [n, in] or xtx [in, in]) checked against the weight and the work
+// bound, then the core.
+
+export interface CalibrationMembers {
+  activations?: Uint8Array | undefined;
+  xtx?: Uint8Array | undefined;
+}
+
+export interface Statistics {
+  h: Float64Array;
+  statistics: 'activations' | 'xtx';
+  activationRows: number | null;
+}
+
+/** Multiply-adds: XᵀX (upper half), GPTQ's factorization and updates, the three output-error forms. */
+function workOf(method: TensorDataMethod | 'rtn', n: number, k: number, outs: number): number {
+  const gram = (n * k * k) / 2;
+  const gptq = method === 'gptq' ? (2 * k ** 3) / 3 + (outs * k * k) / 2 : 0;
+  return gram + gptq + 3 * outs * k * k;
+}
+
+/** H = XᵀX over the weight's input features (the axis spec groups along), from the .npz members. */
+export function statisticsFor(limits: TaskLimits, tensor: Tensor, members: CalibrationMembers, spec: QuantSpec, method: TensorDataMethod | 'rtn'): Statistics {
+  if (!members.activations && !members.xtx) {
+    throw new Errors.Option(
+      `method ${method} needs calibration statistics: send an .npz body (application/x-npz) with tensor and activations ([n, in]: calibration rows of the layer's input) or xtx ([in, in] = Σ xᵀx)`,
+    );
+  }
+  const kAxis = inputAxis(tensor.shape, spec, method);
+  const k = tensor.shape[kAxis]!;
+  const outs = tensor.shape[1 - kAxis]!;
+  const activations = members.activations ? npyTensor(members.activations, limits, 'activations (activations.npy)', true) : undefined;
+  let xtx: { data: Float64Array; shape: number[] } | undefined;
+  if (members.xtx) {
+    const parsed = readNpyNumeric(members.xtx, limits, 'xtx (xtx.npy)');
+    for (let i = 0; i < parsed.data.length; i++) {
+      if (!Number.isFinite(parsed.data[i]!)) throw new Errors.NonFinite(`xtx (xtx.npy) holds a non-finite value at flat index ${i}`);
+    }
+    xtx = { data: parsed.data, shape: parsed.shape };
+  }
+  const n = activations?.shape.length === 2 ? activations.shape[0]! : 0;
+  const macs = workOf(method, n, k, outs);
+  const bound = limits.dataAwareMaxMacs;
+  if (bound !== undefined && macs > bound) {
+    throw new Errors.TooManyElements(
+      `method ${method} on a [${tensor.shape.join(', ')}] weight with ${k} input features${n ? ` and ${n} activation rows` : ''} needs about ${Math.round(macs)} multiply-adds; the limit is DATA_AWARE_MAX_MACS=${bound}`,
+    );
+  }
+  const { h, rows } = hessianOf({ activations, xtx }, k);
+  return { h, statistics: activations ? 'activations' : 'xtx', activationRows: rows };
+}
+
+export function runDataAwareTensor(limits: TaskLimits, tensor: Tensor, members: CalibrationMembers, spec: QuantSpec, method: TensorDataMethod, gptqOpts: GptqTensorOptions): DataAwareResult & Statistics {
+  const stats = statisticsFor(limits, tensor, members, spec, method);
+  return { ...quantizeDataAware(tensor.data, tensor.shape, spec, method, stats.h, gptqOpts), ...stats };
+}
