@@ -5,7 +5,7 @@ import * as ort from 'onnxruntime-node';
 import request from 'supertest';
 import { encodeNpy } from '../../src/codecs/npy.js';
 import { encodeNpz } from '../../src/codecs/npz.js';
-import { ModelJsonResponse } from '../../src/http/schemas/models.js';
+import { ModelJsonResponse, ModelReport } from '../../src/http/schemas/models.js';
 import { gemmMlp, randn } from '../onnx/models.js';
 import { binaryParser, testApp } from './helpers.js';
 
@@ -87,6 +87,22 @@ describe('data-aware methods over HTTP', () => {
     assert.deepEqual(rows.map((a) => a.activation).sort(), ['r', 'x']);
     for (const a of rows) assert.ok(a.alpha >= 0 && a.alpha < 1 && (a.proxy_loss_reduction ?? 0) >= 0);
     assert.equal(r.validation.status, 'ok');
+  });
+
+  it('POST /v1/jobs with method=imatrix and the calibration part: the data_aware report (the calibrating phase is checked deterministically by the CLI test)', async () => {
+    const res = await server().post('/v1/jobs').field('bits', '4').field('method', 'imatrix').field('measure_latency', 'false').attach('model', Buffer.from(mlp.bytes), 'mlp.onnx').attach('calibration', mlpCalibration, 'c.npz').expect(202);
+    const id = res.body.id as string;
+    let status = '';
+    for (let i = 0; i < 3000 && status !== 'succeeded' && status !== 'failed'; i++) {
+      const job = (await server().get(`/v1/jobs/${id}`).expect(200)).body as { status: string };
+      status = job.status;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(status, 'succeeded');
+    const report = ModelReport.parse((await server().get(`/v1/jobs/${id}/report`).expect(200)).body);
+    assert.equal(report.data_aware?.method, 'imatrix');
+    assert.equal(report.data_aware?.statistics.kind, 'diag');
+    assert.deepEqual(report.tensors.map((t) => t.method), ['imatrix', 'imatrix']);
   });
 
   it('K×K sums past HESSIAN_MAX_BYTES are a 413 naming the activation; format=static with gptq is a 400', async () => {
