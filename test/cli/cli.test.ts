@@ -127,8 +127,8 @@ describe('quantd quantize', () => {
   });
 
   it('--method gptq with --calibration samples.npz: the calibrating phase, the data_aware report, GPTQ on both Gemm weights', async () => {
-    writeFileSync(join(dir, 'samples.npz'), encodeNpz([{ name: 'x.npy', data: encodeNpy(randn(8 * 256, 4), '<f4', [8, 1, 256]) }]));
-    const r = await cli(['quantize', 'mlp.onnx', '-o', 'mlp.gptq.onnx', '--bits', '4', '--method', 'gptq', '--gptq-act-order', '--calibration', 'samples.npz', '--no-measure-latency']);
+    writeFileSync(join(dir, 'gptq-samples.npz'), encodeNpz([{ name: 'x.npy', data: encodeNpy(randn(8 * 256, 4), '<f4', [8, 1, 256]) }]));
+    const r = await cli(['quantize', 'mlp.onnx', '-o', 'mlp.gptq.onnx', '--bits', '4', '--method', 'gptq', '--gptq-act-order', '--calibration', 'gptq-samples.npz', '--no-measure-latency']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /quantd: calibrating/);
     const report = ModelReport.parse(JSON.parse(readFileSync(join(dir, 'mlp.gptq.report.json'), 'utf8')));
