@@ -27,6 +27,7 @@ import { jobsPlugin, type JobsPluginOptions } from './jobs-plugin.js';
 import { quantizeRoutes } from './routes/quantize.js';
 import { systemRoutes } from './routes/system.js';
 import { weightsRoutes } from './routes/weights.js';
+import { uiRoutes } from './ui.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -130,6 +131,7 @@ export const app = fp<AppOptions>(async (fastify, opts) => {
     await fastify.register(modelRoutes);
     await fastify.register(weightsRoutes);
     await fastify.register(jobRoutes);
+    await fastify.register(uiRoutes);
   }
 });
 

@@ -1,9 +1,9 @@
 import type { FastifyRequest } from 'fastify';
 
-// Probes, metrics and documentation: open to everyone (/metrics has its own METRICS_TOKEN),
+// Probes, metrics, documentation and the report page (whose API calls carry the user's key): open to everyone (/metrics has its own METRICS_TOKEN),
 // never rate limited or shed, so that orchestrators, scrapers and people can always see the
 // service's state and how to call it.
-const OPEN = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json']);
+const OPEN = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json', '/ui', '/ui/', '/ui/options.json', '/ui/:file']);
 
 export function isOpenRoute(request: FastifyRequest): boolean {
   const url = request.routeOptions.url;

@@ -227,8 +227,12 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   }
 }
 
-/** The promises of issue 5 for a load run, as one list of what broke (empty when all hold). */
-export function brokenPromises(r: LoadReport, requests: number): string[] {
+/**
+ * The promises of issue 5 for a load run, as one list of what broke (empty when all hold).
+ * The /healthz latency limit is a speed target: only the full run (`npm run test:load`, run
+ * on a quiet machine) holds it; the in-suite run checks that /healthz keeps answering.
+ */
+export function brokenPromises(r: LoadReport, requests: number, opts: { healthzP99Ms?: number } = {}): string[] {
   const broken: string[] = [];
   const fivexx = Object.entries(r.statusCounts).filter(([s]) => Number(s) >= 500);
   if (fivexx.length) broken.push(`5xx answers: ${JSON.stringify(Object.fromEntries(fivexx))}`);
@@ -240,7 +244,8 @@ export function brokenPromises(r: LoadReport, requests: number): string[] {
     if (grew(what)) broken.push(`${what} grew from ${(r.memory.start[what] / 2 ** 20).toFixed(1)} to ${(r.memory.end[what] / 2 ** 20).toFixed(1)} MiB (> 20%)`);
   }
   if (r.memory.end.pool.inFlight !== 0) broken.push(`${r.memory.end.pool.inFlight} tasks still in flight after the run`);
-  if (!(r.healthz.p99 < 50)) broken.push(`/healthz p99 ${r.healthz.p99.toFixed(1)} ms (limit 50)`);
+  const limit = opts.healthzP99Ms;
+  if (limit !== undefined && !(r.healthz.p99 < limit)) broken.push(`/healthz p99 ${r.healthz.p99.toFixed(1)} ms (limit ${limit})`);
   if (r.healthz.samples < 10) broken.push(`only ${r.healthz.samples} /healthz samples`);
   if (r.healthz.failures.length) broken.push(`/healthz failed: ${r.healthz.failures.slice(0, 5).join('; ')}`);
   return broken;
