@@ -3,7 +3,7 @@ import { calibrate, dequantizeWith, quantize, quantizeIntegers, quantizeValues, 
 import { givenParams } from '../src/core/given.js';
 import { pack } from '../src/core/pack.js';
 import { arenaAlloc, tensorFloats } from '../src/core/kernels/arenas.js';
-import { arenaOf, CHUNK, getKernels, LAYOUT } from '../src/core/kernels/runtime.js';
+import { arenaOf, CHUNK, getKernels, LAYOUT, resetArena } from '../src/core/kernels/runtime.js';
 import { absMaxQuantizeModel, dynamicQuantizeModel, perAxisQuantizeModel } from './lib/onnx-graphs.js';
 import { row, type BenchOptions, type Detail, type ScenarioResult } from './lib/rows.js';
 import { melems, timeMedian } from './lib/stats.js';
@@ -56,7 +56,16 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
   const q8a = beside(xa, n, Int8Array);
   const u8a = beside(xa, n, Uint8Array);
   const int8 = await rate(() => quantizeIntegers(xa, [n], SPEC, q8a));
-  const int8Report = await rate(() => quantize(xa, [n], SPEC));
+  // quantize() with the error report, as the service runs it on a body in an arena: it puts
+  // its integers beside the tensor (arenaAlloc), here over u8a's bytes, the arena's top set
+  // back before each run as a request's recycled arena is (else the arena would fill and
+  // later runs write ordinary arrays, paying first-touch page faults the service does not).
+  const arena = arenaOf(xa)!;
+  const withReport = (spec: QuantSpec, shape: number[]) => () => {
+    resetArena(arena, u8a.byteOffset);
+    quantize(xa, shape, spec);
+  };
+  const int8Report = await rate(withReport(SPEC, [n]));
   details.push({ name: 'int8 per tensor, staged (input an ordinary Float32Array)', value: await rate(() => quantizeIntegers(x, [n], SPEC, q8)), unit: 'Melem/s' });
   details.push({ name: 'int8 per tensor, allocating the output each run', value: await rate(() => quantizeIntegers(xa, [n], SPEC)), unit: 'Melem/s' });
   const ortQ = (await sym.run({ X })).Q!.data as Int8Array;
@@ -95,6 +104,26 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
   };
   const int4 = await rate(int4Of(xa, q8a));
   details.push({ name: 'int4 per group, staged', value: await rate(int4Of(x, q8)), unit: 'Melem/s' });
+  details.push({ name: 'int4 per group of 128 with the error report (quantize(), integers unpacked)', value: await rate(withReport(groupSpec, [side, side])), unit: 'Melem/s' });
+
+  // Groups of 32 along the last axis, llama.cpp's block size: int8 (as q8_0), 4-bit
+  // symmetric (q4_0) and asymmetric (q4_1) with packing. ggml's test-quantize-perf is not
+  // run here (it is built by hand, bench/README.md); GGML_Q8_0 / GGML_Q4_0 (Melem/s) set its
+  // figures as the baselines when given.
+  const g32: QuantSpec = { ...SPEC, granularity: 'per_group', axis: -1, groupSize: 32 };
+  const int8g32 = await rate(() => quantizeIntegers(xa, [side, side], g32, q8a));
+  const int4g32Of = (spec: QuantSpec) => () => {
+    const { params, q } = quantizeIntegers(xa, [side, side], spec, q8a);
+    pack(q, params.dtype);
+  };
+  const int4g32 = await rate(int4g32Of({ ...g32, bits: 4 }));
+  details.push({ name: 'uint4 asymmetric per group of 32 with packing (as q4_1)', value: await rate(int4g32Of({ ...g32, bits: 4, scheme: 'asymmetric' })), unit: 'Melem/s' });
+  details.push({ name: 'int8 per group of 32 with the error report (quantize())', value: await rate(withReport(g32, [side, side])), unit: 'Melem/s' });
+  details.push({ name: 'int8 per channel (axis 0) with the error report (quantize())', value: await rate(withReport(channelSpec, [side, side])), unit: 'Melem/s' });
+  const ggml = (name: string) => {
+    const v = Number(process.env[name]);
+    return Number.isFinite(v) && v > 0 ? v : null;
+  };
 
   // dequantize int8 per tensor into a preallocated output, against a copy into one
   const params = calibrate(x, [n], SPEC);
@@ -119,6 +148,12 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
   k.i32.fill(0x4b400000, kw + 16, kw + 20);
   k.i32.fill(0, kw + 20, kw + 24);
   k.i32[kw + 25] = 1;
+  // The rest of the span constants (quantize.wat setk for zero point 0): lo, hi, mz.
+  k.f32.fill(-128, kw + 4, kw + 8);
+  k.f32.fill(127, kw + 8, kw + 12);
+  k.f32.fill(1.5 * 2 ** 23, kw + 12, kw + 16);
+  // quantize.ts setup(): the float32 abs mask the error sums use (accumulator block +144).
+  k.i32.fill(0x7fffffff, (LAYOUT.acc + 144) >> 2, (LAYOUT.acc + 160) >> 2);
   details.push({
     name: 'bound: staging copy of the tensor into the kernels\' memory (Float32Array.set, 256 KiB pieces)',
     value: melems(n, await timeMedian(() => { for (let s0 = 0; s0 < n; s0 += CHUNK) k.f32.set(x.subarray(s0, s0 + CHUNK), LAYOUT.x >> 2); }, o.runs)),
@@ -138,6 +173,9 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
       row({ name: 'kernel.int8_per_channel', value: perChannel, unit: 'Melem/s', baselineName: 'onnxruntime QuantizeLinear per axis (scales given)', baselineValue: ortAxis, better: 'higher', target: 0.9, note: `[${side}, ${side}] axis 0, with calibration` }),
       row({ name: 'kernel.int8_per_channel_given', value: perChannelGiven, unit: 'Melem/s', baselineName: 'onnxruntime QuantizeLinear per axis (scales given)', baselineValue: ortAxis, better: 'higher', target: 0.9, note: `[${side}, ${side}] axis 0, scales given (no calibration); with the error report (quantizeWith): ${givenWithReport.toFixed(0)} Melem/s` }),
       row({ name: 'kernel.int4_per_group', value: int4, unit: 'Melem/s', baselineName: 'kernel.int8_sym_per_tensor', baselineValue: int8, better: 'higher', target: 1.0, note: `[${side}, ${side}] int4 symmetric, groups of 128 along the last axis, calibrate + quantize + pack` }),
+      row({ name: 'kernel.int8_with_report', value: int8Report, unit: 'Melem/s', baselineName: 'kernel.int8_sym_per_tensor (no error report)', baselineValue: int8, better: 'higher', target: 0.8, note: `${note}; quantize(): min-max calibration, quantize, error sums in the same pass (float32 lanes, within 1e-6 of float64)` }),
+      row({ name: 'kernel.int8_per_group_g32', value: int8g32, unit: 'Melem/s', baselineName: 'ggml quantize_row_q8_0 (GGML_Q8_0, measured by hand)', baselineValue: ggml('GGML_Q8_0'), better: 'higher', target: 1.0, note: `[${side}, ${side}] int8 symmetric, groups of 32 along the last axis, calibrate + quantize, no error report` }),
+      row({ name: 'kernel.int4_per_group_g32', value: int4g32, unit: 'Melem/s', baselineName: 'ggml quantize_row_q4_0 (GGML_Q4_0, measured by hand)', baselineValue: ggml('GGML_Q4_0'), better: 'higher', target: 2.0, note: `[${side}, ${side}] int4 symmetric, groups of 32 along the last axis, calibrate + quantize + pack` }),
       row({ name: 'kernel.dequantize', value: dequant, unit: 'Melem/s', baselineName: 'copy floor (Float32Array.set)', baselineValue: copy, better: 'higher', target: 0.7, note: 'int8 per tensor into a preallocated Float32Array' }),
     ],
     details,

@@ -12,6 +12,7 @@ import { run as staticQuant } from './static.js';
 import { run as methods } from './methods.js';
 import { run as lowbit } from './lowbit.js';
 import { run as gptq } from './gptq.js';
+import { run as weights } from './weights.js';
 
 // npm run bench [-- --quick] [-- --only=kernels,http]: every scenario, a table of medians and
 // ratios against baselines measured in the same run, and bench/results.json.
@@ -27,6 +28,7 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   methods,
   lowbit,
   gptq,
+  weights,
 };
 
 const quick = process.argv.includes('--quick');

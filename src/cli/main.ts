@@ -6,6 +6,7 @@ import { FileError } from './files.js';
 import { quantizeCommand, QUANTIZE_USAGE } from './quantize-command.js';
 import { serveEnv, serveHelp, SERVE_USAGE } from './serve-command.js';
 import { tensorCommand, TENSOR_USAGE } from './tensor-command.js';
+import { weightsCommand, WEIGHTS_USAGE } from './weights-command.js';
 
 // `quantd <command>`: the service, or one model or tensor quantized in this process on the
 // same worker pool and tasks the service runs. Errors carry the API's codes.
@@ -23,6 +24,7 @@ const USAGE = [
   `  ${SERVE_USAGE}`,
   `  ${QUANTIZE_USAGE}`,
   `  ${TENSOR_USAGE}`,
+  `  ${WEIGHTS_USAGE}`,
   '',
   'quantd <command> --help lists a command\'s flags.',
   '',
@@ -51,7 +53,7 @@ async function run(argv: string[]): Promise<number> {
     // The server owns the process from here (it exits on SIGTERM/SIGINT).
     return -1;
   }
-  const commands: Record<string, typeof tensorCommand> = { quantize: quantizeCommand, tensor: tensorCommand };
+  const commands: Record<string, typeof tensorCommand> = { quantize: quantizeCommand, tensor: tensorCommand, weights: weightsCommand };
   const handler = commands[command];
   if (!handler) {
     process.stderr.write(`quantd: unknown command '${command}'\n\n${USAGE}`);

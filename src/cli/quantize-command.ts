@@ -1,18 +1,15 @@
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { BroadcastChannel } from 'node:worker_threads';
 import { Errors } from '../errors.js';
 import { ModelOptions } from '../http/schemas/models.js';
 import { externalTensors } from '../onnx/io/external.js';
 import { decodeModel } from '../onnx/proto/decode.js';
 import { externalRef } from '../onnx/proto/tensor-data.js';
 import { outputFilename, type ModelReport } from '../pool/tasks/model-reply.js';
-import type { WorkerProgress } from '../pool/tasks/quantize-model-files.js';
 import type { CliContext } from './context.js';
 import { helpText, parseFlags, validateOptions, type OwnFlag } from './flags.js';
 import { assertReadable, assertWritable, readInput, reportPath, writeOutput } from './files.js';
-import { Progress } from './progress.js';
+import { withProgress } from './task-progress.js';
 import { modelSummary } from './summary.js';
 
 const OWN: OwnFlag[] = [
@@ -48,12 +45,6 @@ function externalFiles(modelPath: string): { name: string; file: string }[] {
   return [...out].map(([name, file]) => ({ name, file }));
 }
 
-function describe(p: WorkerProgress): { phase: string; fraction?: number; detail?: string } {
-  if (p.phase === 'calibrating') return { phase: 'calibrating', fraction: p.samplesTotal > 0 ? p.samplesDone / p.samplesTotal : 1, detail: `${p.samplesDone}/${p.samplesTotal} samples` };
-  if (p.phase !== 'quantizing') return { phase: p.phase };
-  return { phase: 'quantizing', fraction: p.bytesTotal > 0 ? p.bytesDone / p.bytesTotal : 1, detail: `${p.tensorsDone}/${p.tensorsTotal} tensors` };
-}
-
 export async function quantizeCommand(argv: string[], ctx: CliContext, print: (s: string) => void): Promise<number> {
   const parsed = parseFlags(argv, ModelOptions.shape, OWN);
   if (parsed.help) {
@@ -81,16 +72,8 @@ export async function quantizeCommand(argv: string[], ctx: CliContext, print: (s
   const external = externalFiles(modelPath);
 
   const quiet = parsed.own.quiet === true;
-  const progress = new Progress();
-  const channelName = `quantd-cli-${randomUUID()}`;
-  const channel = new BroadcastChannel(channelName);
-  channel.onmessage = (e) => {
-    if (!quiet) progress.update(describe((e as { data: WorkerProgress }).data));
-  };
-  if (!quiet) progress.update({ phase: 'decoding' });
-  let result;
-  try {
-    result = await ctx.pool().run({
+  const result = await withProgress(quiet, (progressChannel) =>
+    ctx.pool().run({
       op: 'quantizeModelFiles',
       inputDir,
       model: basename(modelPath),
@@ -101,12 +84,9 @@ export async function quantizeCommand(argv: string[], ctx: CliContext, print: (s
       outputName: basename(output),
       options,
       limits: ctx.limits,
-      progressChannel: channelName,
-    });
-  } finally {
-    channel.close();
-    progress.done();
-  }
+      progressChannel,
+    }),
+  );
   const meta = result.meta as { report: ModelReport; artifacts: { name: string; size: number }[] };
   writeOutput(report, JSON.stringify(meta.report, null, 2) + '\n');
   if (!quiet) print(modelSummary(meta.report, meta.artifacts.map((a) => join(dirname(output), a.name)), report));

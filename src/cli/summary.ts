@@ -1,3 +1,4 @@
+import type { CheckpointReport } from '../checkpoints/quantize-checkpoint.js';
 import type { ModelReport } from '../pool/tasks/model-reply.js';
 
 // The one-screen summaries the commands print: what was written, how much smaller, how
@@ -83,4 +84,23 @@ export function tensorSummary(r: TensorReportLike, output: string, reportFile: s
     `  SNR ${db(r.error.snr_db)}, max error ${r.error.max_error.toExponential(3)}, mean error ${r.error.mean_error.toExponential(3)}, clipped ${r.error.clipped} (${(100 * r.error.clipped_fraction).toFixed(3)}%)`,
     `report: ${reportFile}`,
   ].join('\n');
+}
+
+export function weightsSummary(r: CheckpointReport, written: string, reportFile: string): string {
+  const s = r.summary;
+  const lines = [
+    `wrote ${written}`,
+    `  ${bytes(s.original_bytes)} -> ${bytes(s.quantized_bytes)} (${s.compression_ratio.toFixed(2)}x smaller); weights ${bytes(s.weights_original_bytes)} -> ${bytes(s.weights_quantized_bytes)}`,
+    `  ${s.bits}-bit ${s.scheme} ${s.granularity}${s.group_size ? ` (groups of ${s.group_size})` : ''}, ${s.calibration}; compressed-tensors pack-quantized, ${s.files} file${s.files === 1 ? '' : 's'}`,
+    `  tensors: ${s.tensors_quantized} quantized, ${s.tensors_skipped} kept as they were, ${s.tensors_copied - s.tensors_skipped} vectors copied${s.worst_tensor ? `; worst ${s.worst_tensor.name} at ${db(s.worst_tensor.snr_db)}` : ''}`,
+    `  time: ${Object.entries(s.timings_ms).map(([k, ms]) => `${k} ${ms} ms`).join(', ')}`,
+  ];
+  if (r.tensors.length) lines.push(`worst tensors (of ${r.tensors.length}):`, ...worstRows(r.tensors));
+  if (r.skipped.length) {
+    const reasons = new Map<string, number>();
+    for (const k of r.skipped) reasons.set(k.reason, (reasons.get(k.reason) ?? 0) + 1);
+    lines.push('kept as they were:', ...[...reasons].slice(0, WORST_ROWS).map(([reason, n]) => `  ${n} x ${reason}`));
+  }
+  lines.push(`report: ${reportFile} (quantization_config: the JSON vLLM reads from config.json)`);
+  return lines.join('\n');
 }

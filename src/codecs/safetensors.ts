@@ -54,18 +54,37 @@ function isSafeCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-/** The header, every entry checked; `bytes` is the whole file. */
-export function readSafetensorsHeader(bytes: Uint8Array, maxHeaderBytes = MAX_HEADER_BYTES): SafetensorsHeader {
-  if (bytes.length < 8) fail(`the file is ${bytes.length} bytes, too short for the 8-byte header length`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/**
+ * The header length N from the file's first 8 bytes, checked against the limit and the file's
+ * length: what a reader needs before it reads the 8 + N header bytes (the file need not be in memory).
+ */
+export function safetensorsHeaderLength(first8: Uint8Array, fileLength: number, maxHeaderBytes = MAX_HEADER_BYTES): number {
+  if (fileLength < 8 || first8.length < 8) fail(`the file is ${fileLength} bytes, too short for the 8-byte header length`);
+  const view = new DataView(first8.buffer, first8.byteOffset, 8);
   const lo = view.getUint32(0, true);
   const hi = view.getUint32(4, true);
   const n = hi * 2 ** 32 + lo;
   if (hi >= 2 ** 21 || n > maxHeaderBytes) fail(`the header length ${n} is over the limit of ${maxHeaderBytes} bytes`);
-  if (8 + n > bytes.length) fail(`the header length ${n} runs past the end of the file (${bytes.length} bytes)`);
+  if (8 + n > fileLength) fail(`the header length ${n} runs past the end of the file (${fileLength} bytes)`);
+  return n;
+}
+
+/** The header, every entry checked; `bytes` is the whole file. */
+export function readSafetensorsHeader(bytes: Uint8Array, maxHeaderBytes = MAX_HEADER_BYTES): SafetensorsHeader {
+  const n = safetensorsHeaderLength(bytes, bytes.length, maxHeaderBytes);
+  return parseSafetensorsHeader(bytes.subarray(0, 8 + n), bytes.length, maxHeaderBytes);
+}
+
+/**
+ * The header from the file's first 8 + N bytes (`head`) and the file's length: every entry
+ * checked against the whole file without reading its data (a shard on disk, a stream).
+ */
+export function parseSafetensorsHeader(head: Uint8Array, fileLength: number, maxHeaderBytes = MAX_HEADER_BYTES): SafetensorsHeader {
+  const n = safetensorsHeaderLength(head, fileLength, maxHeaderBytes);
+  if (head.length < 8 + n) throw new RangeError(`parseSafetensorsHeader: ${head.length} bytes given, the header needs ${8 + n}`);
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(head.subarray(8, 8 + n));
   } catch {
     return fail('the header is not valid UTF-8');
   }
@@ -78,7 +97,7 @@ export function readSafetensorsHeader(bytes: Uint8Array, maxHeaderBytes = MAX_HE
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) return fail('the header is not a JSON object');
   const dataStart = 8 + n;
-  const dataLength = bytes.length - dataStart;
+  const dataLength = fileLength - dataStart;
   let metadata: Record<string, string> | undefined;
   const tensors: SafetensorsTensor[] = [];
   for (const [name, value] of Object.entries(json as Record<string, unknown>)) {
@@ -120,7 +139,7 @@ export function readSafetensorsHeader(bytes: Uint8Array, maxHeaderBytes = MAX_HE
     cursor = t.end;
     previous = t.name;
   }
-  if (cursor !== bytes.length) fail(`${bytes.length - cursor} bytes after the last tensor${previous ? ` ('${previous}')` : ''} belong to no tensor`);
+  if (cursor !== fileLength) fail(`${fileLength - cursor} bytes after the last tensor${previous ? ` ('${previous}')` : ''} belong to no tensor`);
   return { metadata, tensors, dataStart };
 }
 
@@ -131,20 +150,26 @@ export interface SafetensorsOutput {
   data: Uint8Array;
 }
 
+export interface SafetensorsSpec {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+}
+
 /**
- * A safetensors file as pieces (header, then each tensor's bytes in order, no copies of the
- * data), the header padded with spaces to a multiple of 8 bytes as the library writes it.
+ * The header of a file holding `tensors` in this order (their data follows it back to back),
+ * padded with spaces to a multiple of 8 bytes as the library writes it. Known before any data
+ * exists, so a writer can stream the tensors after it.
  */
-export function encodeSafetensors(tensors: SafetensorsOutput[], metadata?: Record<string, string>): { pieces: Uint8Array[]; length: number } {
+export function encodeSafetensorsHeader(tensors: SafetensorsSpec[], metadata?: Record<string, string>): { head: Uint8Array; dataBytes: number } {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;
   for (const t of tensors) {
-    const count = t.shape.reduce((a, b) => a * b, 1);
-    if (count * SAFETENSORS_DTYPES[t.dtype] !== t.data.length) throw new RangeError(`tensor '${t.name}': ${t.data.length} bytes for ${t.dtype} [${t.shape.join(', ')}]`);
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPES[t.dtype];
     if (Object.hasOwn(header, t.name)) throw new RangeError(`tensor '${t.name}' is written twice`);
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.length] };
-    offset += t.data.length;
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const padded = Math.ceil(json.length / 8) * 8;
@@ -152,7 +177,17 @@ export function encodeSafetensors(tensors: SafetensorsOutput[], metadata?: Recor
   head.writeUInt32LE(padded % 2 ** 32, 0);
   head.writeUInt32LE(Math.floor(padded / 2 ** 32), 4);
   json.copy(head, 8);
-  return { pieces: [new Uint8Array(head.buffer, head.byteOffset, head.length), ...tensors.map((t) => t.data)], length: head.length + offset };
+  return { head: new Uint8Array(head.buffer, head.byteOffset, head.length), dataBytes: offset };
+}
+
+/** A safetensors file as pieces (header, then each tensor's bytes in order, no copies of the data). */
+export function encodeSafetensors(tensors: SafetensorsOutput[], metadata?: Record<string, string>): { pieces: Uint8Array[]; length: number } {
+  for (const t of tensors) {
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (count * SAFETENSORS_DTYPES[t.dtype] !== t.data.length) throw new RangeError(`tensor '${t.name}': ${t.data.length} bytes for ${t.dtype} [${t.shape.join(', ')}]`);
+  }
+  const { head, dataBytes } = encodeSafetensorsHeader(tensors, metadata);
+  return { pieces: [head, ...tensors.map((t) => t.data)], length: head.length + dataBytes };
 }
 
 /** The pieces joined into one buffer. */

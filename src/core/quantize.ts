@@ -11,7 +11,7 @@ import {
 } from './calibrate.js';
 import { minmaxRanges, countNaN } from './kernels/calibrate.js';
 import { dequantizeKernel, isKernelInts } from './kernels/dequantize.js';
-import { fusableShape, quantizeFusedKernel, quantizeKernel } from './kernels/quantize.js';
+import { fusableShape, kernelSumsPrecise, paramsFromRanges, quantizeFusedKernel, quantizeKernel } from './kernels/quantize.js';
 import { arenaAlloc } from './kernels/arenas.js';
 import { groupValues } from './groups.js';
 import { refineGroup, type QuantMethod } from './methods/index.js';
@@ -145,16 +145,10 @@ export function calibrate(x: Float32Array, shape: Shape, spec: QuantSpec): Quant
     return { ...ip, plan, scale, zeroPoint };
   }
   if (spec.calibration === 'minmax') {
-    // One fused min/max pass (the kernels); minmaxRange's symmetric range from it.
+    // One min/max pass (the kernels), then paramsFromRange of minmaxRange's range for each
+    // parameter, four at a time (the kernels: a loop here cost more than the pass).
     const { lo, hi } = minmaxRanges(x, plan);
-    for (let p = 0; p < plan.count; p++) {
-      if (spec.scheme === 'asymmetric') {
-        set(p, { lo: lo[p]!, hi: hi[p]! });
-      } else {
-        const alpha = Math.max(Math.abs(lo[p]!), Math.abs(hi[p]!));
-        set(p, { lo: -alpha, hi: alpha });
-      }
-    }
+    paramsFromRanges(lo, hi, ip, scale, zeroPoint);
     return { ...ip, plan, scale, zeroPoint };
   }
   const { values, offsets } = groupValues(x, plan);
@@ -181,14 +175,15 @@ export interface ErrorSums {
  * accumulated in float64.
  *
  * The WebAssembly kernels compute every q, the clipped count and max_error exactly as the
- * reference (reference/quantize.ts) does; the three float64 sums are added in another order
- * (eight partial sums), so they can differ from the reference's in the last bits. Inputs the
- * kernels cannot match (NaN, or a reconstruction past the float32 range) take the reference.
+ * reference (reference/quantize.ts) does; the three sums are taken in float32 lanes flushed
+ * to float64 in blocks, within 1e-6 relative of the reference's (quantize.wat $spanr). Inputs
+ * the kernels cannot match (NaN, a reconstruction past the float32 range, values so small
+ * that their squares leave float32's normal range) take the reference.
  */
 export function quantizeWith(x: Float32Array, params: QuantParams, out?: UnpackedArray): { q: UnpackedArray; sums: ErrorSums } {
   const q = outputFor(params, x, out);
   const sums = quantizeKernel(x, params, q, true);
-  if (!finite(sums)) return quantizeWithReference(x, params, adopt(q, out));
+  if (!kernelSumsPrecise(sums)) return quantizeWithReference(x, params, adopt(q, out));
   return { q: adopt(q, out), sums };
 }
 
@@ -231,10 +226,6 @@ export function dequantizeWith(q: ArrayLike<number>, params: Pick<QuantParams, '
   return x;
 }
 
-function finite(s: ErrorSums): boolean {
-  return Number.isFinite(s.sumAbs) && Number.isFinite(s.sumSq) && Number.isFinite(s.sumX2);
-}
-
 /**
  * Min-max calibration fused into quantization where each parameter's values are one run in
  * memory (one pass instead of two); null where that layout does not apply.
@@ -253,7 +244,7 @@ function quantizeFused(x: Float32Array, shape: Shape, spec: QuantSpec, sums: boo
 
 export function quantize(x: Float32Array, shape: Shape, spec: QuantSpec): { params: QuantParams; q: UnpackedArray; sums: ErrorSums } {
   const fused = quantizeFused(x, shape, spec, true);
-  if (fused && finite(fused.sums)) return fused;
+  if (fused && kernelSumsPrecise(fused.sums)) return fused;
   const params = fused?.params ?? calibrate(x, shape, spec);
   return { params, ...quantizeWith(x, params, fused?.q) };
 }

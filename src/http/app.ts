@@ -15,14 +15,14 @@ import { loadShedding } from './load-shedding.js';
 import { loggerOptions } from './logger.js';
 import { metrics, metricsRoute } from './metrics.js';
 import { binaryRequestBodies } from './openapi.js';
-import { modelRequestBodies } from './openapi-models.js';
+import { modelRequestBodies, weightsJobRequestBody } from './openapi-models.js';
 import { bearerSecurity } from './openapi-security.js';
 import { rateLimiting } from './rate-limit.js';
 import { logFact, RequestLogController, requestLog } from './request-log.js';
 import { shutdown } from './shutdown.js';
 import { analyzeRoutes } from './routes/analyze.js';
 import { MODEL_UPLOAD_PATHS, modelRoutes } from './routes/models.js';
-import { JOB_UPLOAD_PATHS, jobRoutes } from './routes/jobs.js';
+import { JOB_UPLOAD_PATHS, jobRoutes, WEIGHTS_JOB_PATH } from './routes/jobs.js';
 import { jobsPlugin, type JobsPluginOptions } from './jobs-plugin.js';
 import { quantizeRoutes } from './routes/quantize.js';
 import { systemRoutes } from './routes/system.js';
@@ -117,7 +117,8 @@ export const app = fp<AppOptions>(async (fastify, opts) => {
       components: { securitySchemes: {} },
     },
     transform: jsonSchemaTransform,
-    transformObject: (doc) => bearerSecurity(binaryRequestBodies(modelRequestBodies(jsonSchemaTransformObject(doc), [...MODEL_UPLOAD_PATHS, ...JOB_UPLOAD_PATHS]))),
+    transformObject: (doc) =>
+      bearerSecurity(weightsJobRequestBody(binaryRequestBodies(modelRequestBodies(jsonSchemaTransformObject(doc), [...MODEL_UPLOAD_PATHS, ...JOB_UPLOAD_PATHS])), WEIGHTS_JOB_PATH)),
   });
   await fastify.register(fastifySwaggerUi, { routePrefix: '/docs' });
   await fastify.register(poolPlugin, opts);

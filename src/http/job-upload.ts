@@ -25,7 +25,7 @@ export interface JobUpload {
 }
 
 /** Counts bytes through; fails the pipeline once the upload passes what the store can take. */
-class Budget {
+export class Budget {
   used = 0;
   constructor(
     readonly limit: number,
@@ -42,13 +42,14 @@ class Budget {
   }
 }
 
-async function save(store: JobStore, id: string, name: string, file: string, source: Readable, budget: Budget): Promise<StoredFile> {
+export async function save(store: JobStore, id: string, name: string, file: string, source: Readable, budget: Budget, probe?: Transform): Promise<StoredFile> {
   const before = budget.used;
-  await pipeline(source, budget.meter(), await store.inputWriter(id, file));
+  if (probe) await pipeline(source, budget.meter(), probe, await store.inputWriter(id, file));
+  else await pipeline(source, budget.meter(), await store.inputWriter(id, file));
   return { name, file, size: budget.used - before };
 }
 
-function uploadError(err: unknown, budget: Budget): Error {
+export function uploadError(err: unknown, budget: Budget): Error {
   if (isQuantError(err)) return err;
   const code = (err as { code?: string }).code;
   if (code === 'FST_REQ_FILE_TOO_LARGE') return budget.tooBig();
@@ -62,16 +63,21 @@ function uploadError(err: unknown, budget: Budget): Error {
   return new Errors.Validation(`the upload failed: ${(err as Error).message}`);
 }
 
+/** What an upload may still take: 507 past `room`, or 413 when even an empty store could not hold it. */
+export function jobBudget(room: number, maxBytes: number): Budget {
+  return new Budget(room, () =>
+    room < maxBytes
+      ? new Errors.StorageFull(`the job store holds too much to take this upload (JOBS_MAX_BYTES=${maxBytes}); retry when jobs have expired or been deleted`)
+      : new Errors.BodyTooLarge(`the upload exceeds JOBS_MAX_BYTES=${maxBytes}`),
+  );
+}
+
 /**
  * Streams the request into job `id`. `room` is what the store can still take; past it
  * the answer is 507 (or 413 when even an empty store could not hold the upload).
  */
 export async function receiveJobUpload(request: FastifyRequest, store: JobStore, id: string, room: number, maxBytes: number): Promise<JobUpload> {
-  const budget = new Budget(room, () =>
-    room < maxBytes
-      ? new Errors.StorageFull(`the job store holds too much to take this upload (JOBS_MAX_BYTES=${maxBytes}); retry when jobs have expired or been deleted`)
-      : new Errors.BodyTooLarge(`the upload exceeds JOBS_MAX_BYTES=${maxBytes}`),
-  );
+  const budget = jobBudget(room, maxBytes);
   try {
     if (!request.isMultipart()) {
       const model = await save(store, id, 'model', MODEL_FILE, request.body as Readable, budget);

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import type { z } from 'zod';
 import { Errors, isQuantError } from '../errors.js';
 import type { ModelFile, ModelTaskOptions } from '../pool/messages.js';
 import { ModelOptions } from './schemas/models.js';
@@ -21,7 +22,12 @@ export interface ModelUpload {
 }
 
 export function parseModelOptions(values: Record<string, unknown>, where: string): ModelTaskOptions {
-  const parsed = ModelOptions.safeParse(values);
+  return parseOptions(ModelOptions, values, where);
+}
+
+/** Options from the query string and multipart fields, by a route's schema; a failure names the field. */
+export function parseOptions<T extends z.ZodType>(schema: T, values: Record<string, unknown>, where: string): z.output<T> {
+  const parsed = schema.safeParse(values);
   if (!parsed.success) {
     const detail = parsed.error.issues
       .slice(0, 5)

@@ -42,3 +42,30 @@ export function modelRequestBodies<T>(doc: T, paths: readonly string[]): T {
   }
   return doc;
 }
+
+export const WEIGHTS_JOB_REQUEST_BODY: OpenAPIV3_1.RequestBodyObject = {
+  required: true,
+  content: {
+    'application/x-safetensors': { schema: { type: 'string', format: 'binary', description: `One .safetensors file. ${OPTIONS_NOTE}` } },
+    'application/octet-stream': { schema: { type: 'string', format: 'binary', description: `One .safetensors file. ${OPTIONS_NOTE}` } },
+    'multipart/form-data': {
+      schema: {
+        type: 'object',
+        required: ['shard'],
+        properties: {
+          shard: { type: 'array', items: { type: 'string', format: 'binary' }, description: 'One part per .safetensors shard; the part\'s filename is the shard\'s name as the index gives it' },
+          index: { type: 'string', format: 'binary', description: 'model.safetensors.index.json (required with more than one shard)' },
+          config: { type: 'string', format: 'binary', description: "Optional config.json: the result holds it with quantization_config set" },
+        },
+        additionalProperties: { description: `An option field (bits, scheme, ...). ${OPTIONS_NOTE}` },
+      },
+    },
+  },
+};
+
+/** The weights job's request body, read by hand like the model uploads. */
+export function weightsJobRequestBody<T>(doc: T, path: string): T {
+  const op = (doc as OpenAPIV3_1.Document).paths?.[path]?.post as OpenAPIV3_1.OperationObject | undefined;
+  if (op) op.requestBody = WEIGHTS_JOB_REQUEST_BODY;
+  return doc;
+}

@@ -1,5 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
-import type { ModelTaskOptions } from '../pool/messages.js';
+import type { CheckpointReport } from '../checkpoints/quantize-checkpoint.js';
+import type { ModelTaskOptions, WeightsTaskOptions } from '../pool/messages.js';
 import type { ModelSummary } from '../pool/tasks/model-reply.js';
 
 // Jobs for models too big or too slow for one request. The store is an interface so that
@@ -39,8 +40,14 @@ export interface Artifact {
   crc: number;
 }
 
+/** model: an ONNX model (POST /v1/jobs); weights: a safetensors checkpoint (POST /v1/weights/jobs). */
+export const JOB_KINDS = ['model', 'weights'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+
 export interface JobRecord {
   id: string;
+  /** Absent in records written before weights jobs existed: a model job. */
+  kind?: JobKind | undefined;
   status: JobStatus;
   created_at: string;
   updated_at: string;
@@ -48,15 +55,18 @@ export interface JobRecord {
   /** How many times a worker has started it (a restart re-queues interrupted jobs once). */
   attempts: number;
   filename: string;
-  options: ModelTaskOptions;
+  /** WeightsTaskOptions for a weights job. */
+  options: ModelTaskOptions | WeightsTaskOptions;
+  /** A weights job: the index (name 'index') when sharded, else the one shard. */
   model: StoredFile;
+  /** External data files; for a weights job the shards and config.json. */
   external: StoredFile[];
   inputs: StoredFile | undefined;
   /** format=static: the calibration .npz. */
   calibration?: StoredFile | undefined;
   progress: JobProgress;
   /** The report's summary once the job has succeeded. */
-  summary?: ModelSummary | undefined;
+  summary?: ModelSummary | CheckpointReport['summary'] | undefined;
   /** X-Quantization-Summary of the result. */
   summary_header?: string | undefined;
   error?: { code: string; message: string } | undefined;

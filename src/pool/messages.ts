@@ -7,7 +7,7 @@ import type { TensorDataMethod } from '../core/methods/data-aware.js';
 import type { Limits } from '../core/tensor.js';
 import type { ModelBits, ModelFormat, ModelMethod, ModelOpType } from '../onnx/weights/options.js';
 import type { ErrorPayload } from '../errors.js';
-import type { CheckpointOptions } from '../checkpoints/quantize-checkpoint.js';
+import type { CheckpointOptions } from '../checkpoints/layout.js';
 import type { ActivationCalibration } from '../onnx/activations/calibrate.js';
 import type { ActivationType } from '../onnx/activations/qparams.js';
 
@@ -195,6 +195,20 @@ export type Task =
       options: ModelTaskOptions;
       limits: TaskLimits;
       progressChannel: string;
+      cancel?: Int32Array | undefined;
+    }
+  | {
+      /** A safetensors checkpoint on disk (one file, or shards and their index) → pack-quantized files in outputDir. */
+      op: 'quantizeWeightsFiles';
+      /** Shard file names (as the index names them; the outputs keep them) and their paths. */
+      shards: { name: string; path: string; label?: string | undefined }[];
+      index?: string | undefined;
+      config?: string | undefined;
+      outputDir: string;
+      options: WeightsTaskOptions;
+      limits: TaskLimits;
+      /** A BroadcastChannel for progress (jobs and the CLI), per tensor. */
+      progressChannel?: string | undefined;
       cancel?: Int32Array | undefined;
     };
 

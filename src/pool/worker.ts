@@ -9,6 +9,7 @@ import { runQuantize } from './tasks/quantize.js';
 import { runQuantizeModel } from './tasks/quantize-model.js';
 import { runQuantizeModelFiles } from './tasks/quantize-model-files.js';
 import { runQuantizeWeights } from './tasks/quantize-weights.js';
+import { runQuantizeWeightsFiles } from './tasks/quantize-weights-files.js';
 
 // Typed-array views are used as little-endian storage throughout.
 if (endianness() !== 'LE') throw new Error('quantd needs a little-endian host');
@@ -29,6 +30,8 @@ function run(task: Task): TaskReply | Promise<TaskReply> {
       return runQuantizeModelFiles(task);
     case 'quantizeWeights':
       return runQuantizeWeights(task);
+    case 'quantizeWeightsFiles':
+      return runQuantizeWeightsFiles(task);
   }
 }
 

@@ -13,36 +13,14 @@ import { reportFromSums } from '../../src/core/metrics.js';
 import { ModelReport } from '../../src/http/schemas/models.js';
 import { decodeModel } from '../../src/onnx/proto/decode.js';
 import { gemmMlp, randn } from '../onnx/models.js';
+import { MAIN, spawnCli, type Run } from './spawn.js';
 
 // The command-line tool, spawned as a user runs it (node dist/src/cli/main.js, the package's bin).
 
-const MAIN = new URL('../../src/cli/main.js', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'quantd-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`quantd ${args.join(' ')} ran past ${timeoutMs} ms; stderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<Run> => spawnCli(dir, args, env, timeoutMs);
 
 const weights = randn(64 * 96, 7, 0.2);
 writeFileSync(join(dir, 'w.npy'), encodeNpy(weights, '<f4', [64, 96]));

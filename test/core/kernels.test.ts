@@ -1,6 +1,6 @@
 // The WebAssembly kernels against the reference loops (src/core/reference/), bit for bit:
 // integers, scales, zero points, clipped counts, max_error and reconstructions must be equal;
-// only the float64 error sums may differ in the last bits (another summation order).
+// only the error sums may differ, within 1e-6 relative (float32 lanes, sums-close.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -148,6 +148,7 @@ function compare(x: Float32Array, shape: number[], spec: QuantSpec): string[] {
   problems.push(...sumsDiffer(whole.sums, ref.sums).map((d) => `quantize() sums: ${d}`));
   const ints = quantizeIntegers(x, shape, spec);
   note('quantizeIntegers() scale', firstDiff(ints.params.scale, params.scale));
+  note('quantizeIntegers() zero point', firstDiff(ints.params.zeroPoint, params.zeroPoint));
   note('quantizeIntegers() q', firstDiff(ints.q, ref.q));
   if (ints.clipped !== ref.sums.clipped) problems.push(`quantizeIntegers() clipped: ${ints.clipped} vs ${ref.sums.clipped}`);
   const xHat = dequantizeWith(ref.q, params);
@@ -217,6 +218,29 @@ test('kernels = reference on tensors larger than one staging chunk', () => {
     }
   }
   assert.deepEqual([...forms].sort(), ['rows', 'runs']);
+});
+
+// quantize.wat "groups" (min-max per group, four groups at a time; the error sums through
+// $spanr) takes per-group layouts along the last axis whose groups all have one length, a
+// multiple of 4;
+// "fused" the groups past the last multiple of four in each call. Counts of groups that are
+// and are not multiples of four, groups that fill a whole staging call, data whose range
+// overflows float32 (the float64 fallback for scales), every bit width and both schemes.
+test('four groups at a time = reference for every group length that is a multiple of 4', () => {
+  let seed = 100;
+  const layouts: number[][] = [[3, 4 * 5], [7, 8 * 9], [5, 12 * 3], [4, 16 * 11], [33, 32 * 7], [2, 32 * 4], [6, 128 * 3], [1, 4 * 3], [2, CHUNK], [3, 2048 * 2]];
+  for (const [rows, cols] of layouts) {
+    for (const groupSize of [4, 8, 12, 16, 32, 128, 2048]) {
+      if (cols! % groupSize !== 0) continue;
+      for (const [bits, scheme] of [[8, 'symmetric'], [8, 'asymmetric'], [4, 'symmetric'], [4, 'asymmetric'], [2, 'asymmetric'], [3, 'symmetric'], [12, 'asymmetric'], [16, 'symmetric']] as const) {
+        const spec: QuantSpec = { bits, scheme, granularity: 'per_group', axis: -1, groupSize, calibration: 'minmax', percentile: 99.99 };
+        const kind: Kind = seed % 4 === 0 ? 'wide' : seed % 4 === 1 ? 'zeros' : 'uniform';
+        const x = data(rows! * cols!, kind, seed++);
+        assert.deepEqual(compare(x, [rows!, cols!], spec), [], `${kind} [${rows}, ${cols}] ${JSON.stringify(spec)}`);
+        assert.deepEqual(compare(resident(x, 4), [rows!, cols!], spec), [], `in an arena: ${kind} [${rows}, ${cols}] ${JSON.stringify(spec)}`);
+      }
+    }
+  }
 });
 
 function manualParams(shape: number[], granularity: Granularity, bits: number, scheme: Scheme, scale: number, zeroPoint: number): QuantParams {

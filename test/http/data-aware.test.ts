@@ -107,6 +107,13 @@ test('refusals name the culprit: missing or misshapen statistics, per_tensor, ra
   const big = await request(small.server).post('/v1/quantize?method=gptq&granularity=per_channel').set('content-type', 'application/x-npz').send(npz({ tensor: { data: w, shape: [OUT, IN] }, activations: { data: x, shape: [N, IN] } })).expect(413);
   assert.match(big.body.message, /DATA_AWARE_MAX_MACS=1000/);
   await small.close();
+  // /v1/analyze counts every row that uses H: one gptq quantization fits 10^6 here, four rows do not.
+  const mid = await testApp({ dataAwareMaxMacs: 1e6 });
+  const stats = npz({ tensor: { data: w, shape: [OUT, IN] }, xtx: { data: xtx, shape: [IN, IN] } });
+  await request(mid.server).post('/v1/quantize?method=gptq&granularity=per_group&group_size=32').set('content-type', 'application/x-npz').send(stats).expect(200);
+  const rows = await request(mid.server).post('/v1/analyze?bits=3,4&schemes=asymmetric&granularities=per_group&calibrations=minmax&methods=rtn,gptq&group_size=32').set('content-type', 'application/x-npz').send(stats).expect(413);
+  assert.match(rows.body.message, /4 rows, needs about \d+ multiply-adds; the limit is DATA_AWARE_MAX_MACS=1000000/);
+  await mid.close();
 });
 
 test('analyze with an .npz of tensor and xtx: every row has output_snr_db, gptq rows beat rtn rows, and the recommendation (by output SNR) can name gptq', async () => {

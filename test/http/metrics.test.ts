@@ -88,6 +88,10 @@ describe('GET /metrics after a mixed load', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
 
+    // A static model with validation: every stage runs, calibration runs included.
+    await server().post('/v1/models/quantize?format=static&calibration_data=random&calibration_samples=4&measure_latency=false').set('content-type', 'application/octet-stream').send(mlp).expect(200);
+    note('/v1/models/quantize', 'POST', 200);
+
     const scrape = await server().get('/metrics').expect(200);
     assert.match(scrape.headers['content-type']!, /^text\/plain; version=0\.0\.4/);
     const m = parseMetrics(scrape.text);
@@ -115,7 +119,7 @@ describe('GET /metrics after a mixed load', () => {
     assert.equal(sum(m, 'quantd_tasks_total', { op: 'quantize', outcome: 'error' }), 2);
     assert.equal(sum(m, 'quantd_tasks_total', { op: 'quantize', outcome: 'rejected' }), 1);
     assert.equal(sum(m, 'quantd_tasks_total', { op: 'quantize', outcome: 'timeout' }), 1);
-    assert.equal(sum(m, 'quantd_tasks_total', { op: 'quantizeModel', outcome: 'ok' }), 1);
+    assert.equal(sum(m, 'quantd_tasks_total', { op: 'quantizeModel', outcome: 'ok' }), 2);
     assert.equal(sum(m, 'quantd_tasks_total', { op: 'quantizeModelFiles', outcome: 'ok' }), 1);
     assert.equal(sum(m, 'quantd_tasks_rejected_total'), 1);
     assert.equal(sum(m, 'quantd_tasks_timed_out_total'), 1);
@@ -126,11 +130,12 @@ describe('GET /metrics after a mixed load', () => {
     assert.ok(busy >= 0.8 && busy < 10, `busy ${busy}`);
 
     for (const stage of ['decode', 'quantize', 'encode']) {
-      assert.equal(sum(m, 'quantd_model_stage_duration_seconds_count', { stage }), 2, stage);
+      assert.equal(sum(m, 'quantd_model_stage_duration_seconds_count', { stage }), 3, stage);
     }
-    // validate=false: no validation stage ran; no calibration in a weight-only model.
-    assert.equal(sum(m, 'quantd_model_stage_duration_seconds_count', { stage: 'validate' }), 0);
-    assert.ok(m.has('quantd_model_stage_duration_seconds_count{stage="calibrate"}'));
+    // Only the static request validated and calibrated (the weight-only ones had validate=false).
+    assert.equal(sum(m, 'quantd_model_stage_duration_seconds_count', { stage: 'validate' }), 1);
+    assert.equal(sum(m, 'quantd_model_stage_duration_seconds_count', { stage: 'calibrate' }), 1);
+    assert.ok(sum(m, 'quantd_model_stage_duration_seconds_sum', { stage: 'calibrate' }) > 0);
     for (const phase of ['queued', 'decoding', 'quantizing', 'writing', 'validating']) {
       assert.equal(sum(m, 'quantd_job_phase_duration_seconds_count', { phase }), 1, phase);
     }

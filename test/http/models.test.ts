@@ -110,6 +110,7 @@ describe('POST /v1/models/quantize', () => {
     const t = body.summary.timings_ms;
     assert.equal(t.quantize, body.summary.quantize_ms);
     assert.ok(t.decode >= 0 && t.encode >= 0 && t.validation > 0, JSON.stringify(t));
+    assert.equal(t.calibrate, 0, 'a weight-only model calibrates no activations');
     const snrs = body.tensors.map((t) => t.snr_db!);
     assert.deepEqual(snrs, [...snrs].sort((a, b) => a - b), 'worst first');
   });

@@ -39,6 +39,9 @@ describe('format=static', () => {
     assert.equal(s.calibration_data, 'user');
     assert.equal(s.calibration_samples + s.held_back_samples, N);
     assert.deepEqual(s.warnings, []);
+    // The calibration runs are their own stage in the summary's timings, not inside quantize.
+    assert.equal(report.summary.timings_ms.calibrate, s.timings_ms.calibration);
+    assert.ok(report.summary.timings_ms.calibrate > 0);
     assert.equal(s.fused_ops.status, 'ok');
     if (s.fused_ops.status === 'ok') assert.equal(s.fused_ops.fused.QLinearConv, 9);
     assert.ok(s.activations.length > 10);

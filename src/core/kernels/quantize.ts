@@ -1,11 +1,13 @@
 import { INT_DTYPE_INFO, type UnpackedArray } from '../dtypes.js';
 import type { ErrorSums, ParamPlan, QuantParams } from '../quantize.js';
-import { CHUNK, kernelsFor, LAYOUT, stage, type Kernels } from './runtime.js';
+import { CHUNK, getKernels, kernelsFor, LAYOUT, stage, type Kernels } from './runtime.js';
 import { copyRowsParams, forEachRowsPiece, forEachRunsCall, kernelShape, type RunsShape } from './segments.js';
 
 // Drives quantize.wat over a tensor: stages each call's elements and parameters, runs the
 // kernel, copies the integers out. Reading the results back (sumsOf) fixes the order in
 // which the lanes' partial sums are added, so a given input always gives the same sums.
+// The error sums are taken in float32 lanes and flushed to float64 in blocks (quantize.wat
+// $spanr says how that stays within 1e-6 relative); kernelSumsPrecise says when it does.
 
 const MODE_8 = 0;
 const MODE_8_SUMS = 1;
@@ -13,6 +15,8 @@ const MODE_16_SUMS = 2;
 /** bits(1.5 * 2^23), the magic number's bit pattern (see quantize.wat). */
 const MAGIC_BITS = 0x4b400000;
 const ACC_BYTES = 144;
+/** Where the accumulator block keeps the float32 abs mask (four lanes). */
+const ABS_MASK = 144;
 
 interface Output {
   width: 1 | 2;
@@ -33,6 +37,25 @@ function setup(k: Kernels, out: Output): void {
   k.i32.fill(out.xor, kw + 20, kw + 24);
   k.i32[kw + 25] = out.width;
   k.f64.fill(0, LAYOUT.acc >> 3, (LAYOUT.acc + ACC_BYTES) >> 3);
+  k.i32.fill(0x7fffffff, (LAYOUT.acc + ABS_MASK) >> 2, (LAYOUT.acc + ABS_MASK + 16) >> 2);
+}
+
+/** Absolute error a float32 product below the normal range can carry (half its last place). */
+const SUBNORMAL_SLACK = 2 ** -150;
+/** The part of a sum that products below float32's normal range may take up at most. */
+const SLACK_SHARE = 1e-7;
+
+/**
+ * Whether the kernels' sums are within 1e-6 relative of the float64 reference: finite, and
+ * with too few products below float32's normal range to matter (each e^2 and x^2 that falls
+ * there is off by up to 2^-150 absolute, not 2^-24 relative: count * 2^-150 must stay under
+ * 1e-7 of its sum). A max_error of 0 means every error is exactly 0, and so is their sum.
+ * Tensors of values under ~1e-19 fail it and take the reference.
+ */
+export function kernelSumsPrecise(s: ErrorSums): boolean {
+  if (!(Number.isFinite(s.sumAbs) && Number.isFinite(s.sumSq) && Number.isFinite(s.sumX2))) return false;
+  const slack = (s.count * SUBNORMAL_SLACK) / SLACK_SHARE;
+  return (s.maxError === 0 || s.sumSq >= slack) && s.sumX2 >= slack;
 }
 
 /**
@@ -133,10 +156,43 @@ export function quantizeFusedKernel(x: Float32Array, params: QuantParams, shape:
   const { at: outAt, stageOut } = outputStaging(k, qBytes, out.width);
   forEachRunsCall(shape, CHUNK, (c) => {
     const xa = stage(k, x, c.start, c.count, X);
-    k.quantize.fused(mode, sym, xa, outAt(c.start), c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, params.qMin, params.qMax, out.bias, K, ACC, P2, P3);
+    const qa = outAt(c.start);
+    // Groups all of one length, their parameters consecutive: four at a time ("groups"),
+    // the last few (and every other layout) through "fused".
+    const ng = c.rows * c.runs;
+    const quads = c.lastLen === c.runLen && (c.rows === 1 || c.prow === c.runs) && c.runLen % 4 === 0 ? ng & ~3 : 0;
+    if (quads > 0) k.quantize.groups(mode, sym, xa, qa, quads, c.runLen, P0, P1, params.qMin, params.qMax, out.bias, K, ACC);
+    if (quads === ng) {
+      // every group done
+    } else if (quads > 0) {
+      const skip = quads * c.runLen;
+      k.quantize.fused(mode, sym, xa + 4 * skip, qa + skip * out.width, 1, ng - quads, c.runLen, c.lastLen, P0 + 4 * quads, P1 + 4 * quads, 0, params.qMin, params.qMax, out.bias, K, ACC, P2, P3);
+    } else {
+      k.quantize.fused(mode, sym, xa, qa, c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, params.qMin, params.qMax, out.bias, K, ACC, P2, P3);
+    }
     params.scale.set(k.f32.subarray(P0 >> 2, (P0 >> 2) + c.params), c.p0);
     params.zeroPoint.set(k.i32.subarray(P1 >> 2, (P1 >> 2) + c.params), c.p0);
     stageOut(c.start, c.count);
   });
   return sumsOf(k, x.length);
+}
+
+/**
+ * Min-max ranges into scales and zero points, as calibrate.ts paramsFromRange gives them for
+ * [lo, hi] (asymmetric) or [-alpha, alpha], alpha = max(|lo|, |hi|) (symmetric): four
+ * parameters a vector (quantize.wat "paramsmany"). A JavaScript loop over paramsFromRange
+ * took longer than the min/max pass for groups of 32.
+ */
+export function paramsFromRanges(lo: Float32Array, hi: Float32Array, ip: Pick<QuantParams, 'scheme' | 'qMin' | 'qMax'>, scale: Float32Array, zeroPoint: Int32Array): void {
+  const k = getKernels();
+  const [P0, P1, P2, P3] = LAYOUT.p;
+  const sym = ip.scheme === 'symmetric' ? 1 : 0;
+  for (let p0 = 0; p0 < lo.length; p0 += CHUNK) {
+    const n = Math.min(CHUNK, lo.length - p0);
+    k.f32.set(lo.subarray(p0, p0 + n), P0 >> 2);
+    k.f32.set(hi.subarray(p0, p0 + n), P1 >> 2);
+    k.quantize.paramsmany(P0, P1, P2, P3, n, sym, ip.qMin, ip.qMax);
+    scale.set(k.f32.subarray(P2 >> 2, (P2 >> 2) + n), p0);
+    zeroPoint.set(k.i32.subarray(P3 >> 2, (P3 >> 2) + n), p0);
+  }
 }

@@ -42,6 +42,8 @@ export interface QuantizeExports {
   params(ps: number, pz: number, lo: number, hi: number, sym: number, qMin: number, qMax: number): void;
   fused(mode: number, sym: number, x: number, q: number, rows: number, runs: number, runLen: number, lastLen: number,
     ps: number, pz: number, prow: number, qMin: number, qMax: number, bias: number, k: number, acc: number, plo: number, phi: number): void;
+  paramsmany(plo: number, phi: number, ps: number, pz: number, n: number, sym: number, qMin: number, qMax: number): void;
+  groups(mode: number, sym: number, x: number, q: number, ng: number, g: number, ps: number, pz: number, qMin: number, qMax: number, bias: number, k: number, acc: number): void;
 }
 
 export interface CalibrateExports {

@@ -1,5 +1,5 @@
 import fastifyMultipart from '@fastify/multipart';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -8,10 +8,12 @@ import type { JobEvent, JobRecord } from '../../jobs/types.js';
 import { INITIAL_PROGRESS } from '../../jobs/runner.js';
 import { zipStream } from '../../onnx/io/zip-stream.js';
 import { receiveJobUpload } from '../job-upload.js';
+import { receiveWeightsUpload } from '../weights-job-upload.js';
+import { WeightsOptions, WeightsReport } from '../schemas/weights.js';
 import { ErrorReply } from '../schemas/common.js';
 import { JobCreated, JobParams, JobView } from '../schemas/jobs.js';
 import { ModelOptions, ModelReport } from '../schemas/models.js';
-import { OCTET } from '../tensor-source.js';
+import { OCTET, SAFETENSORS } from '../tensor-source.js';
 import { MULTIPART } from '../model-upload.js';
 
 const errors = { 400: ErrorReply, 404: ErrorReply, 409: ErrorReply, 413: ErrorReply, 415: ErrorReply, 507: ErrorReply };
@@ -20,6 +22,13 @@ const HEARTBEAT_MS = 15_000;
 const REDIRECT_EXPIRES_S = 900;
 
 export const JOB_UPLOAD_PATHS = ['/v1/jobs'];
+export const WEIGHTS_JOB_PATH = '/v1/weights/jobs';
+
+/** The zip of a weights job's files: `model.safetensors.index.json` → `model.4bit.zip`. */
+export function weightsArchiveName(filename: string, bits: number): string {
+  const stem = (filename.split(/[\\/]/).pop() ?? '').replace(/(\.safetensors)?(\.index)?(\.json)?$/i, '').replace(/\.safetensors$/i, '').replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._-]+/, '') || 'model';
+  return `${stem}.${bits}bit.zip`;
+}
 
 function links(id: string) {
   const self = `/v1/jobs/${id}`;
@@ -29,6 +38,7 @@ function links(id: string) {
 export function jobView(j: JobRecord) {
   return {
     id: j.id,
+    kind: j.kind ?? ('model' as const),
     status: j.status,
     created_at: j.created_at,
     updated_at: j.updated_at,
@@ -53,6 +63,8 @@ export const jobRoutes: FastifyPluginAsync = async (app) => {
   app.removeContentTypeParser(OCTET);
   // The body stays a stream; receiveJobUpload meters it into the store.
   app.addContentTypeParser(OCTET, (_request, payload, done) => done(null, payload));
+  app.removeContentTypeParser(SAFETENSORS);
+  app.addContentTypeParser(SAFETENSORS, (_request, payload, done) => done(null, payload));
   await app.register(fastifyMultipart, { limits: { fileSize: jobsMaxBytes, files: 1024, fields: 64, fieldSize: 1 << 20, parts: 1088 } });
   const r = app.withTypeProvider<ZodTypeProvider>();
 
@@ -60,6 +72,30 @@ export const jobRoutes: FastifyPluginAsync = async (app) => {
     const job = runner.isDeleting(id) ? undefined : await store.get(id);
     if (!job) throw new Errors.JobNotFound(`no job ${id}: it never existed, was deleted, or expired`);
     return job;
+  };
+
+  type Upload = Pick<JobRecord, 'filename' | 'options' | 'model' | 'external' | 'inputs' | 'bytes'> & Partial<Pick<JobRecord, 'kind' | 'calibration'>>;
+
+  /** Reserves a job, streams its upload into the store (deleted again if refused), commits and queues it: 202. */
+  const startJob = async (reply: FastifyReply, receive: (id: string, room: number) => Promise<Upload>) => {
+    const id = randomUUID();
+    await store.create(id, app.config.jobsTtlS);
+    let upload: Upload;
+    try {
+      upload = await receive(id, jobsMaxBytes - (await store.usage()));
+    } catch (err) {
+      await store.delete(id).catch(() => undefined);
+      throw err;
+    }
+    const now = new Date().toISOString();
+    await store.commit({ id, status: 'queued', created_at: now, updated_at: now, expires_at: runner.expiry(), attempts: 0, progress: INITIAL_PROGRESS, ...upload });
+    try {
+      await runner.enqueue(id);
+    } catch (err) {
+      await store.delete(id).catch(() => undefined);
+      throw err;
+    }
+    return reply.code(202).header('location', links(id).self).send({ id, status: 'queued' as const, links: links(id) });
   };
 
   r.post('/v1/jobs', {
@@ -73,41 +109,39 @@ export const jobRoutes: FastifyPluginAsync = async (app) => {
       querystring: ModelOptions,
       response: { 202: JobCreated, ...errors },
     },
-    handler: async (request, reply) => {
-      const id = randomUUID();
-      await store.create(id, app.config.jobsTtlS);
-      let upload;
-      try {
-        upload = await receiveJobUpload(request, store, id, jobsMaxBytes - (await store.usage()), jobsMaxBytes);
-      } catch (err) {
-        await store.delete(id).catch(() => undefined);
-        throw err;
-      }
-      const now = new Date().toISOString();
-      await store.commit({
-        id,
-        status: 'queued',
-        created_at: now,
-        updated_at: now,
-        expires_at: runner.expiry(),
-        attempts: 0,
-        filename: upload.filename,
-        options: upload.options,
-        model: upload.model,
-        external: upload.external,
-        inputs: upload.inputs,
-        calibration: upload.calibration,
-        progress: INITIAL_PROGRESS,
-        bytes: upload.bytes,
-      });
-      try {
-        await runner.enqueue(id);
-      } catch (err) {
-        await store.delete(id).catch(() => undefined);
-        throw err;
-      }
-      return reply.code(202).header('location', links(id).self).send({ id, status: 'queued' as const, links: links(id) });
+    handler: async (request, reply) =>
+      startJob(reply, async (id, room) => {
+        const upload = await receiveJobUpload(request, store, id, room, jobsMaxBytes);
+        return {
+          filename: upload.filename,
+          options: upload.options,
+          model: upload.model,
+          external: upload.external,
+          inputs: upload.inputs,
+          calibration: upload.calibration,
+          bytes: upload.bytes,
+        };
+      }),
+  });
+
+  r.post(WEIGHTS_JOB_PATH, {
+    schema: {
+      summary: 'Start quantizing a safetensors checkpoint (one file, or shards and their index) in the background',
+      description:
+        'The body: one .safetensors (application/x-safetensors or application/octet-stream, options in the query string), or multipart/form-data with a file part `shard` per .safetensors file ' +
+        '(named by its file name), `index` (model.safetensors.index.json, required with more than one shard), optionally `config` (config.json, returned with quantization_config set) and option fields. ' +
+        'Every header and the index are checked while the upload streams to the job store: a bad checkpoint is a 400 naming the shard and tensor. Follow the job at /v1/jobs/{id}; ' +
+        'the result is the quantized .safetensors (one file, no config), or a zip of the index, the shards under their own names and config.json.',
+      tags: ['jobs'],
+      consumes: [SAFETENSORS, OCTET, MULTIPART],
+      querystring: WeightsOptions,
+      response: { 202: JobCreated, ...errors },
     },
+    handler: async (request, reply) =>
+      startJob(reply, async (id, room) => {
+        const upload = await receiveWeightsUpload(request, store, id, room, jobsMaxBytes);
+        return { kind: 'weights' as const, filename: upload.filename, options: upload.options, model: upload.model, external: upload.external, inputs: undefined, bytes: upload.bytes };
+      }),
   });
 
   r.get('/v1/jobs/:id', {
@@ -139,14 +173,19 @@ export const jobRoutes: FastifyPluginAsync = async (app) => {
         return reply.type(OCTET).send(await store.openArtifact(job.id, a.name));
       }
       const zip = zipStream(artifacts.map((a) => ({ ...a, open: () => store.openArtifact(job.id, a.name) })));
-      const name = artifacts[0]!.name.replace(/\.onnx$/, '') + '.zip';
+      const name = job.kind === 'weights' ? weightsArchiveName(job.filename, job.options.bits) : artifacts[0]!.name.replace(/\.onnx$/, '') + '.zip';
       reply.header('content-disposition', `attachment; filename="${name}"`).header('content-length', zip.length);
       return reply.type('application/zip').send(zip.stream());
     },
   });
 
   r.get('/v1/jobs/:id/report', {
-    schema: { summary: "A job's report (as POST /v1/models/quantize answers with Accept: application/json, without the model)", tags: ['jobs'], params: JobParams, response: { 200: ModelReport, ...errors } },
+    schema: {
+      summary: "A job's report (as POST /v1/models/quantize, or for a weights job POST /v1/weights/quantize, answers with Accept: application/json, without the file)",
+      tags: ['jobs'],
+      params: JobParams,
+      response: { 200: z.union([ModelReport, WeightsReport]), ...errors },
+    },
     handler: async (request) => {
       const job = await find(request.params.id);
       if (job.status !== 'succeeded') throw notReady(job);

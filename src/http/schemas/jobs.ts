@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { JOB_PHASES, JOB_STATUSES } from '../../jobs/types.js';
+import { JOB_KINDS, JOB_PHASES, JOB_STATUSES } from '../../jobs/types.js';
 import { ModelSummary } from './models.js';
+import { WeightsSummary } from './weights.js';
 
 export const JobParams = z.object({ id: z.string().uuid().describe('The id POST /v1/jobs returned') }).strict();
 
@@ -19,12 +20,13 @@ export const JobProgress = z.object({
 
 export const JobView = z.object({
   id: z.string(),
+  kind: z.enum(JOB_KINDS).describe('model: POST /v1/jobs; weights: POST /v1/weights/jobs'),
   status: z.enum(JOB_STATUSES),
   created_at: z.string(),
   updated_at: z.string(),
   expires_at: z.string().describe('The job and its files are deleted after this (JOBS_TTL_S after it was created or finished)'),
   progress: JobProgress,
-  summary: ModelSummary.optional().describe('Once succeeded: the report summary'),
+  summary: z.union([ModelSummary, WeightsSummary]).optional().describe('Once succeeded: the report summary (a weights job: the checkpoint report\'s)'),
   error: z.object({ code: z.string(), message: z.string() }).optional().describe('Once failed: why'),
   links: JobLinks,
 });

@@ -196,8 +196,8 @@ export const ModelSummary = z.object({
   worst_tensor: z.object({ name: z.string(), snr_db: z.number().nullable() }).nullable(),
   quantize_ms: z.number(),
   timings_ms: z
-    .object({ decode: z.number(), quantize: z.number(), encode: z.number(), validation: z.number() })
-    .describe('Milliseconds per stage: decode and upload checks, quantization, writing the model, onnxruntime validation (both runs)'),
+    .object({ decode: z.number(), calibrate: z.number(), quantize: z.number(), encode: z.number(), validation: z.number() })
+    .describe('Milliseconds per stage: decode and upload checks, activation calibration runs (format=static; 0 otherwise), quantization, writing the model, onnxruntime validation (both runs)'),
 });
 
 export const ModelReport = z.object({

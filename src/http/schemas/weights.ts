@@ -25,3 +25,52 @@ export const WeightsOptions = z
       .describe('Comma-separated tensor names to keep as they are (default: embeddings and the output head, which vLLM does not quantize); exclude= for none'),
   })
   .strict();
+
+export const WeightsSummary = z.object({
+  format: z.literal('pack-quantized'),
+  bits: z.number().int(),
+  scheme: z.enum(['symmetric', 'asymmetric']),
+  granularity: z.string(),
+  group_size: z.number().int().nullable(),
+  calibration: z.string(),
+  files: z.number().int().describe('Shards written (1 for a single file)'),
+  tensors_quantized: z.number().int(),
+  tensors_skipped: z.number().int(),
+  tensors_copied: z.number().int(),
+  original_bytes: z.number().int(),
+  quantized_bytes: z.number().int(),
+  compression_ratio: z.number(),
+  weights_original_bytes: z.number().int(),
+  weights_quantized_bytes: z.number().int(),
+  worst_tensor: z.object({ name: z.string(), snr_db: z.number().nullable() }).nullable(),
+  quantize_ms: z.number(),
+  timings_ms: z.object({ decode: z.number(), quantize: z.number(), encode: z.number() }).describe('Milliseconds reading headers and decoding floats, fitting and packing, writing'),
+});
+
+export const WeightsRow = z.object({
+  name: z.string(),
+  module: z.string(),
+  file: z.string().optional().describe('The shard that holds it (sharded checkpoints)'),
+  shape: z.array(z.number().int()),
+  dtype: z.string(),
+  format: z.literal('pack-quantized'),
+  bits: z.number().int(),
+  granularity: z.string(),
+  group_size: z.number().int().nullable(),
+  scale_count: z.number().int(),
+  scale_dtype: z.string().describe("weight_scale's dtype: the weight's own"),
+  original_bytes: z.number().int(),
+  quantized_bytes: z.number().int(),
+  max_error: z.number(),
+  mean_error: z.number(),
+  mse: z.number(),
+  snr_db: z.number().nullable(),
+  clipped: z.number().int(),
+});
+
+export const WeightsReport = z.object({
+  summary: WeightsSummary,
+  tensors: z.array(WeightsRow).describe('Worst first: ascending snr_db'),
+  skipped: z.array(z.object({ name: z.string(), reason: z.string(), file: z.string().optional() })),
+  quantization_config: z.record(z.string(), z.unknown()).describe("The model's config.json `quantization_config` (compressed-tensors)"),
+});

@@ -54,7 +54,9 @@ export function runAnalyze(task: Extract<Task, { op: 'analyze' }>): TaskReply {
     const k = shape[kAxis]!;
     let h = hessians.get(k);
     if (!h) {
-      h = statisticsFor(task.limits, tensor, calibration, spec, methods.includes('gptq') ? 'gptq' : method).h;
+      // The bound covers every row that will use H (each costs its output-error forms, gptq rows their factorization too).
+      const repeats = o.bits.length * o.schemes.length * o.granularities.filter((g) => g !== 'per_tensor').length * o.calibrations.length * methods.length;
+      h = statisticsFor(task.limits, tensor, calibration, spec, methods.includes('gptq') ? 'gptq' : method, repeats).h;
       hessians.set(k, h);
     }
     return { h, kAxis };

@@ -41,7 +41,8 @@ export async function dataAwareStage(p: Prepared, samples: CalibrationSamples, l
     { method, weights: p.opts, heldBack, maxHessianBytes: limits.hessianMaxBytes ?? DEFAULT_HESSIAN_MAX_BYTES },
     { external: p.external, ...hooks },
   );
-  return { ...p, result, quantizeMs: performance.now() - t0, dataAware: report };
+  // Gathering the statistics (with GPTQ's fits and AWQ's search, done batch by batch as they arrive) is the calibrate stage.
+  return { ...p, result, quantizeMs: performance.now() - t0 - report.calibration_ms, calibrateMs: report.calibration_ms, dataAware: report };
 }
 
 export function isDataAwareResult(q: Quantized): q is DataAwareQuantized {

@@ -21,15 +21,19 @@ export interface Statistics {
   activationRows: number | null;
 }
 
-/** Multiply-adds: XᵀX (upper half), GPTQ's factorization and updates, the three output-error forms. */
-function workOf(method: TensorDataMethod | 'rtn', n: number, k: number, outs: number): number {
+/**
+ * Multiply-adds: XᵀX (upper half) once, then per quantization that uses it (`repeats`: one on
+ * /v1/quantize, one per row on /v1/analyze) GPTQ's factorization and updates and the three
+ * output-error forms.
+ */
+function workOf(method: TensorDataMethod | 'rtn', n: number, k: number, outs: number, repeats: number): number {
   const gram = (n * k * k) / 2;
   const gptq = method === 'gptq' ? (2 * k ** 3) / 3 + (outs * k * k) / 2 : 0;
-  return gram + gptq + 3 * outs * k * k;
+  return gram + repeats * (gptq + 3 * outs * k * k);
 }
 
 /** H = XᵀX over the weight's input features (the axis spec groups along), from the .npz members. */
-export function statisticsFor(limits: TaskLimits, tensor: Tensor, members: CalibrationMembers, spec: QuantSpec, method: TensorDataMethod | 'rtn'): Statistics {
+export function statisticsFor(limits: TaskLimits, tensor: Tensor, members: CalibrationMembers, spec: QuantSpec, method: TensorDataMethod | 'rtn', repeats = 1): Statistics {
   if (!members.activations && !members.xtx) {
     throw new Errors.Option(
       `method ${method} needs calibration statistics: send an .npz body (application/x-npz) with tensor and activations ([n, in]: calibration rows of the layer's input) or xtx ([in, in] = Σ xᵀx)`,
@@ -48,11 +52,11 @@ export function statisticsFor(limits: TaskLimits, tensor: Tensor, members: Calib
     xtx = { data: parsed.data, shape: parsed.shape };
   }
   const n = activations?.shape.length === 2 ? activations.shape[0]! : 0;
-  const macs = workOf(method, n, k, outs);
+  const macs = workOf(method, n, k, outs, repeats);
   const bound = limits.dataAwareMaxMacs;
   if (bound !== undefined && macs > bound) {
     throw new Errors.TooManyElements(
-      `method ${method} on a [${tensor.shape.join(', ')}] weight with ${k} input features${n ? ` and ${n} activation rows` : ''} needs about ${Math.round(macs)} multiply-adds; the limit is DATA_AWARE_MAX_MACS=${bound}`,
+      `method ${method} on a [${tensor.shape.join(', ')}] weight with ${k} input features${n ? ` and ${n} activation rows` : ''}${repeats > 1 ? `, ${repeats} rows,` : ''} needs about ${Math.round(macs)} multiply-adds; the limit is DATA_AWARE_MAX_MACS=${bound}`,
     );
   }
   const { h, rows } = hessianOf({ activations, xtx }, k);

@@ -43,7 +43,10 @@ export interface Prepared {
 
 export interface Quantized extends Prepared {
   result: ModelQuantResult;
+  /** Quantizing (and, for static models, placing Q/DQ and measuring), without calibrateMs. */
   quantizeMs: number;
+  /** Activation calibration runs (format=static) or data-aware fitting, when any ran. */
+  calibrateMs?: number | undefined;
 }
 
 /** Milliseconds spent in each stage besides quantizing, for the report's breakdown. */
@@ -67,8 +70,8 @@ export async function timed<T>(times: StageTimes, stage: keyof StageTimes, fn: (
  * The stages that ran, in unrounded milliseconds, for the metrics: a stage that did not run
  * (validation off, say) took exactly 0 and is left out.
  */
-export function stageTimes(times: StageTimes, quantizeMs: number): Record<string, number> {
-  const all: Record<string, number> = { ...times, quantize: quantizeMs };
+export function stageTimes(times: StageTimes, q: Pick<Quantized, 'quantizeMs' | 'calibrateMs'>): Record<string, number> {
+  const all: Record<string, number> = { ...times, calibrate: q.calibrateMs ?? 0, quantize: q.quantizeMs };
   return Object.fromEntries(Object.entries(all).filter(([, ms]) => ms > 0));
 }
 
@@ -150,6 +153,7 @@ export function buildReport(q: Quantized, inBytes: number, outBytes: number, val
       quantize_ms: Math.round(q.quantizeMs),
       timings_ms: {
         decode: Math.round(times.decode),
+        calibrate: Math.round(q.calibrateMs ?? 0),
         quantize: Math.round(q.quantizeMs),
         encode: Math.round(times.encode),
         validation: Math.round(times.validation),

@@ -36,8 +36,8 @@ export interface ModelSummary {
   weights_quantized_fraction: number;
   worst_tensor: { name: string; snr_db: number | null } | null;
   quantize_ms: number;
-  /** Where the task's time went: decode and checks, quantization, writing the model, both onnxruntime runs. */
-  timings_ms: { decode: number; quantize: number; encode: number; validation: number };
+  /** Where the task's time went: decode and checks, calibration runs (static), quantization, writing the model, both onnxruntime runs. */
+  timings_ms: { decode: number; calibrate: number; quantize: number; encode: number; validation: number };
 }
 
 export interface ModelReport {

@@ -81,7 +81,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
     const staticPart = isStatic(q) ? await staticReportOf(q, result) : undefined;
     const report = buildReport(q, inBytes, artifacts.reduce((s, a) => s + a.size, 0), validation, times, { latency, static: staticPart, dataAware: isDataAwareResult(q) ? q.dataAware : undefined });
     const meta = { report, summaryHeader: summaryHeader(report), artifacts: artifacts.map(({ name, size, crc }) => ({ name, size, crc })) };
-    return { body: jsonBody({ ok: true }), contentType: 'application/json', log: {}, meta, stages: stageTimes(times, q.quantizeMs) };
+    return { body: jsonBody({ ok: true }), contentType: 'application/json', log: {}, meta, stages: stageTimes(times, q) };
   } finally {
     external.close();
     channel.close();

@@ -50,5 +50,5 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
   const latency = task.options.measure_latency ? await measureLatency(original, { bytes: model }, { user: prepared.user, dims: task.options.dims, maxElements: task.limits.maxElements, checkpoint: () => checkpoint(task.cancel) }) : undefined;
   const staticPart = isStatic(q) ? await staticReportOf(q, { bytes: model }) : undefined;
   const report = buildReport(q, inBytes, model.length, validation, times, { latency, static: staticPart, dataAware: isDataAwareResult(q) ? q.dataAware : undefined });
-  return { ...modelReply(task, model, report), stages: stageTimes(times, q.quantizeMs) };
+  return { ...modelReply(task, model, report), stages: stageTimes(times, q) };
 }

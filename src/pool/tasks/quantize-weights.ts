@@ -19,6 +19,7 @@ export function weightsSummaryHeader(r: CheckpointReport): string {
   const compact = {
     format: s.format,
     bits: s.bits,
+    files: s.files,
     tensors_quantized: s.tensors_quantized,
     tensors_skipped: s.tensors_skipped,
     original_bytes: s.original_bytes,
@@ -29,13 +30,13 @@ export function weightsSummaryHeader(r: CheckpointReport): string {
 }
 
 export function runQuantizeWeights(task: WeightsTask): TaskReply {
-  const { file, report } = quantizeCheckpoint(task.file, task.options, task.limits, () => checkpoint(task.cancel));
+  const { file, report, times } = quantizeCheckpoint(task.file, task.options, task.limits, () => checkpoint(task.cancel));
   const filename = weightsFilename(task.filename, task.options.bits);
   const log = { elements: report.tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0) };
   const headers = { 'x-quantization-summary': weightsSummaryHeader(report) };
   if (task.accept === 'json') {
     const body = jsonBody({ ...report, file: { encoding: 'base64', filename, data: Buffer.from(concatPieces(file)).toString('base64') } });
-    return { body, contentType: 'application/json', headers, log, meta: report };
+    return { body, contentType: 'application/json', headers, log, meta: report, stages: { ...times } };
   }
   return {
     body: concatPieces(file),
@@ -43,5 +44,6 @@ export function runQuantizeWeights(task: WeightsTask): TaskReply {
     headers: { ...headers, 'content-disposition': `attachment; filename="${filename}"` },
     log,
     meta: report,
+    stages: { ...times },
   };
 }
