@@ -7,6 +7,8 @@ import { run as http } from './http.js';
 import { run as poolScaling } from './pool-scaling.js';
 import { run as memory } from './memory.js';
 import { run as onnxModel } from './onnx-model.js';
+import { run as modelPath } from './model-path.js';
+import { run as latencyTable } from './latency-table.js';
 import { run as modelCalibration } from './model-calibration.js';
 import { run as staticQuant } from './static.js';
 import { run as methods } from './methods.js';
@@ -23,6 +25,8 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   'pool-scaling': poolScaling,
   memory,
   'onnx-model': onnxModel,
+  'model-path': modelPath,
+  'latency-table': latencyTable,
   'model-calibration': modelCalibration,
   static: staticQuant,
   methods,

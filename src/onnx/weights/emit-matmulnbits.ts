@@ -15,7 +15,7 @@ export { MS_DOMAIN } from './dq-form.js';
 
 /**
  * W is [K, N] for MatMul and Gemm(transB=0), [N, K] for Gemm(transB=1); blocks run along K.
- * Strides of k and n in W, and of the block b and n in the tensor API's scale array.
+ * The stride of k in W (1: W is already rows along K), and of the block b and n in the tensor API's scale array.
  */
 function layoutOf(c: WeightCandidate, bs: number) {
   const [d0, d1] = c.tensor.dims as [number, number];
@@ -24,13 +24,53 @@ function layoutOf(c: WeightCandidate, bs: number) {
   const N = kFirst ? d1 : d0;
   const kBlocks = Math.ceil(K / bs);
   return kFirst
-    ? { K, N, kBlocks, strideK: N, strideN: 1, pStrideB: N, pStrideN: 1 }
-    : { K, N, kBlocks, strideK: 1, strideN: K, pStrideB: 1, pStrideN: kBlocks };
+    ? { K, N, kBlocks, strideK: N, pStrideB: N, pStrideN: 1 }
+    : { K, N, kBlocks, strideK: 1, pStrideB: 1, pStrideN: kBlocks };
 }
 
 /** ORs an unsigned value into out at a bit position, LSB first (fields never straddle bytes). */
 function packInto(out: Uint8Array, bitPos: number, value: number): void {
   out[bitPos >> 3]! |= value << (bitPos & 7);
+}
+
+type Ints = QuantizedWeight['q'];
+
+/** q [K, N] row-major as [N, K], 64 × 64 tiles at a time. */
+function transposeTiles(q: Ints, K: number, N: number): Ints {
+  const out = new (q.constructor as new (n: number) => Ints)(q.length);
+  const T = 64;
+  for (let k0 = 0; k0 < K; k0 += T) {
+    const kEnd = Math.min(K, k0 + T);
+    for (let n0 = 0; n0 < N; n0 += T) {
+      const nEnd = Math.min(N, n0 + T);
+      for (let k = k0; k < kEnd; k++) {
+        const from = k * N;
+        for (let n = n0; n < nEnd; n++) out[n * K + k] = q[from + n]!;
+      }
+    }
+  }
+  return out;
+}
+
+/** W [K, N] packed as 4-bit rows along K (row n at n * rowBytes), 64 × 64 tiles at a time: every pair k, k+1 < K. */
+function packNibbleTiles(out: Uint8Array, q: Ints, K: number, N: number, rowBytes: number, offset: number): void {
+  const T = 64;
+  const pairsEnd = K - (K % 2);
+  for (let k0 = 0; k0 < pairsEnd; k0 += T) {
+    const kEnd = Math.min(pairsEnd, k0 + T);
+    for (let n0 = 0; n0 < N; n0 += T) {
+      const nEnd = Math.min(N, n0 + T);
+      for (let n = n0; n < nEnd; n++) {
+        const row = n * rowBytes;
+        for (let k = k0; k < kEnd; k += 2) out[row + (k >> 1)] = (q[k * N + n]! + offset) | ((q[(k + 1) * N + n]! + offset) << 4);
+      }
+    }
+  }
+}
+
+/** `count` (even) 4-bit values from src[at..], offset, two a byte, the first in the low nibble. */
+function packNibbles(out: Uint8Array, byteAt: number, src: Ints, at: number, count: number, offset: number): void {
+  for (let j = 0; j < count; j += 2) out[byteAt + (j >> 1)] = (src[at + j]! + offset) | ((src[at + j + 1]! + offset) << 4);
 }
 
 export function emitMatMulNBits(
@@ -42,7 +82,7 @@ export function emitMatMulNBits(
 ): OnnxTensor[] {
   const bits = plan.bits;
   const bs = plan.groupSize;
-  const { K, N, kBlocks, strideK, strideN, pStrideB, pStrideN } = layoutOf(c, bs);
+  const { K, N, kBlocks, strideK, pStrideB, pStrideN } = layoutOf(c, bs);
   const blob = (bs * bits) / 8;
   const rowBits = kBlocks * blob * 8;
   const symmetric = w.params.scheme === 'symmetric';
@@ -56,17 +96,29 @@ export function emitMatMulNBits(
   const scales = new Float32Array(N * kBlocks);
   const zpRow = Math.ceil((kBlocks * bits) / 8);
   const zps = symmetric ? undefined : new Uint8Array(N * zpRow);
+  // Rows along K, one output column n after another: W[K, N] is read in tiles (reading a
+  // column of it element by element missed the cache on every value); 4-bit values are
+  // packed straight from the tiles, other widths from a transposed copy.
+  const fused = bits === 4 && strideK !== 1;
+  if (fused) packNibbleTiles(B, q, K, N, rowBits >> 3, offset);
+  const rows = strideK === 1 || fused ? q : transposeTiles(q, K, N);
   for (let n = 0; n < N; n++) {
     const rowBit = n * rowBits;
+    const rowAt = n * K;
     for (let b = 0; b < kBlocks; b++) {
       const p = b * pStrideB + n * pStrideN;
       scales[n * kBlocks + b] = scaleArr[p]!;
       const zp = symmetric ? offset : zpArr[p]!;
       if (zps) packInto(zps, (n * zpRow) * 8 + b * bits, zp);
-      const kEnd = Math.min(K, (b + 1) * bs);
-      for (let k = b * bs; k < kEnd; k++) packInto(B, rowBit + k * bits, q[k * strideK + n * strideN]! + offset);
+      const kStart = b * bs;
+      const kEnd = Math.min(K, kStart + bs);
+      if (fused) {
+        // The tiles packed every full pair of k below K; an odd K leaves its last value.
+        if (kEnd === K && K % 2 === 1) packInto(B, rowBit + (K - 1) * 4, q[(K - 1) * N + n]! + offset);
+      } else if (bits === 4 && kEnd === kStart + bs) packNibbles(B, (rowBit + kStart * 4) >> 3, rows, rowAt + kStart, bs, offset);
+      else for (let k = kStart; k < kEnd; k++) packInto(B, rowBit + k * bits, rows[rowAt + k]! + offset);
       // Padding past K dequantizes to exactly 0.
-      for (let k = kEnd; k < (b + 1) * bs; k++) packInto(B, rowBit + k * bits, zp);
+      for (let k = kEnd; k < kStart + bs; k++) packInto(B, rowBit + k * bits, zp);
     }
   }
 

@@ -116,6 +116,16 @@ function floatFormatProblem(c: WeightCandidate, format: 'nf4' | 'fp8e4m3' | 'fp8
   return undefined;
 }
 
+/** The index of the first NaN or ±Inf, or -1: a plain loop (findIndex's callback cost a quarter of the model path). */
+function firstNonFinite(values: Float32Array): number {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    // v - v is 0 for every finite v and NaN for NaN and ±Inf.
+    if (v - v !== 0) return i;
+  }
+  return -1;
+}
+
 /**
  * Quantizes the weights of a model, in every graph, one at a time (only one weight's float
  * copy is alive at once). The input model is not modified; the result shares every
@@ -141,7 +151,7 @@ export function quantizeModel(model: OnnxModel, opts: ModelQuantOptions, hooks: 
   candidates.forEach((c, i) => {
     const plan = plans[i]!;
     const values = 'skip' in plan ? undefined : readFloat(c.tensor, hooks.external);
-    const bad = values?.findIndex((v) => !Number.isFinite(v)) ?? -1;
+    const bad = values ? firstNonFinite(values) : -1;
     if ('skip' in plan) skipped.push({ name: c.name, reason: plan.skip });
     else if (bad >= 0) skipped.push({ name: c.name, reason: `holds ${values![bad]} at element ${bad}: a tensor with Inf or NaN (a mask?) is left float` });
     else if (values && (plan.format === 'nf4' || plan.format === 'fp8e4m3' || plan.format === 'fp8e5m2')) {

@@ -1,13 +1,12 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import { join } from 'node:path';
-import { compareRun, referenceRun } from '../../onnx/runtime/validate.js';
+import { compareRunIsolated, measureLatencyIsolated, referenceRunIsolated, releaseReference, type HostReference } from '../../onnx/runtime/isolated.js';
 import { FileExternalData, readWholeFile } from '../../onnx/io/files.js';
 import { writeModelFiles } from '../../onnx/io/write-model.js';
-import { checkpoint } from '../cancel.js';
+import { checkpoint, isCancelled } from '../cancel.js';
 import type { Task, TaskReply } from '../messages.js';
 import { buildReport, prepare, quantizeStage, stageTimes, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
 import { summaryHeader } from './model-reply.js';
-import { measureLatency } from '../../onnx/runtime/latency.js';
 import { calibrationSamples, isStatic, needsSamples, staticReportOf, staticStage } from './static-stage.js';
 import { dataAwareStage, isDataAwareResult, isDataAwareTask } from './data-aware-stage.js';
 import { jsonBody } from './report.js';
@@ -27,6 +26,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
   const channel = new BroadcastChannel(task.progressChannel);
   const post = (p: WorkerProgress) => channel.postMessage(p);
   const external = new FileExternalData(new Map(task.external.map((f) => [f.name, join(task.inputDir, f.file)])));
+  let held: HostReference | undefined;
   try {
     const times: StageTimes = { decode: 0, encode: 0, validation: 0 };
     const modelPath = join(task.inputDir, task.model);
@@ -42,7 +42,13 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
         ? await timed(times, 'decode', () => calibrationSamples(prepared, task.calibration ? readWholeFile(join(task.inputDir, task.calibration)) : undefined, task.limits))
         : undefined;
     if (task.options.validate) post({ phase: 'reference' });
-    const reference = task.options.validate ? await timed(times, 'validation', () => referenceRun({ path: modelPath }, { user: prepared.user, dims: task.options.dims, maxElements: task.limits.maxElements })) : VALIDATION_OFF;
+    // Before quantizing, not beside it as the synchronous endpoint does: a job's model may be
+    // many GiB, and the host's float session is as big as the model.
+    const cancelled = () => isCancelled(task.cancel);
+    const reference = task.options.validate
+      ? await timed(times, 'validation', () => referenceRunIsolated({ path: modelPath }, { user: prepared.user, dims: task.options.dims, maxElements: task.limits.maxElements }, cancelled))
+      : VALIDATION_OFF;
+    held = 'ref' in reference ? reference : undefined;
     checkpoint(task.cancel);
     // Calibration sessions are made from bytes: a static job's external data files are read in whole.
     const externalData = samples && task.external.length ? task.external.map((f) => ({ path: f.name, data: readWholeFile(join(task.inputDir, f.file)) })) : undefined;
@@ -73,16 +79,17 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
     checkpoint(task.cancel);
     post({ phase: 'validating' });
     const validation =
-      'status' in reference ? reference : await timed(times, 'validation', () => compareRun(reference, { path: artifacts[0]!.path }, () => checkpoint(task.cancel)));
+      'status' in reference ? reference : await timed(times, 'validation', () => compareRunIsolated(reference, { path: artifacts[0]!.path }, cancelled));
     const inBytes = model.length + [...sizes.values()].reduce((a, b) => a + b, 0);
     checkpoint(task.cancel);
     const result = { path: artifacts[0]!.path };
-    const latency = task.options.measure_latency ? await measureLatency({ path: modelPath }, result, { user: prepared.user, dims: task.options.dims, maxElements: task.limits.maxElements, checkpoint: () => checkpoint(task.cancel) }) : undefined;
+    const latency = task.options.measure_latency ? await measureLatencyIsolated({ path: modelPath }, result, { user: prepared.user, dims: task.options.dims, maxElements: task.limits.maxElements, checkpoint: () => checkpoint(task.cancel) }) : undefined;
     const staticPart = isStatic(q) ? await staticReportOf(q, result) : undefined;
     const report = buildReport(q, inBytes, artifacts.reduce((s, a) => s + a.size, 0), validation, times, { latency, static: staticPart, dataAware: isDataAwareResult(q) ? q.dataAware : undefined });
     const meta = { report, summaryHeader: summaryHeader(report), artifacts: artifacts.map(({ name, size, crc }) => ({ name, size, crc })) };
     return { body: jsonBody({ ok: true }), contentType: 'application/json', log: {}, meta, stages: stageTimes(times, q) };
   } finally {
+    if (held) releaseReference(held);
     external.close();
     channel.close();
   }

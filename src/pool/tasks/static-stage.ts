@@ -5,7 +5,7 @@ import { quantizeStatic, type StaticOutcome, type StaticRequest } from '../../on
 import { staticReport, staticWeightRows, type StaticReport } from '../../onnx/activations/static-report.js';
 import { defaultOpset } from '../../onnx/proto/model.js';
 import type { ExternalDataFiles } from '../../onnx/runtime/collect.js';
-import { fusedOps } from '../../onnx/runtime/fused-ops.js';
+import { fusedOpsIsolated } from '../../onnx/runtime/isolated.js';
 import type { ModelSource } from '../../onnx/runtime/latency.js';
 import type { CancelFlag } from '../cancel.js';
 import type { ModelTaskOptions, TaskLimits } from '../messages.js';
@@ -98,7 +98,7 @@ export async function staticStage(p: Prepared, samples: CalibrationSamples, hook
 }
 
 export async function staticReportOf(q: StaticQuantized, model: ModelSource): Promise<StaticReport> {
-  return staticReport(q.outcome, q.request, q.source, await fusedOps(model));
+  return staticReport(q.outcome, q.request, q.source, await fusedOpsIsolated(model));
 }
 
 export function isStatic(q: Quantized): q is StaticQuantized {

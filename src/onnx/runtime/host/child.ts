@@ -1,0 +1,77 @@
+import { rmSync } from 'node:fs';
+import { isQuantError } from '../../../errors.js';
+import { fusedOps } from '../fused-ops.js';
+import { measureLatency } from '../latency.js';
+import { compareRun, referenceRun, type Reference } from '../validate.js';
+import type { HostReply, HostRequest, HostValue } from './protocol.js';
+
+// The onnxruntime host: a child process that creates every session for an uploaded model.
+// onnxruntime-node can take the whole process down on a model it mishandles (a SIGSEGV in
+// InferenceSession.create, seen with 'all' optimization on an fp16 transformer), so that
+// happens here, where a crash costs one request's validation instead of the service.
+// Requests are served one at a time, in order: the worker that owns this host waits anyway.
+
+const references = new Map<number, Reference>();
+let nextRef = 1;
+
+async function handle(req: HostRequest): Promise<HostValue> {
+  switch (req.op) {
+    case 'reference': {
+      const r = await referenceRun({ path: req.model }, req.opts);
+      if ('status' in r) return r;
+      const ref = nextRef++;
+      references.set(ref, r);
+      return { ref, threads: r.threads };
+    }
+    case 'compare': {
+      const r = references.get(req.ref);
+      if (!r) throw new Error(`no reference run ${req.ref} in this onnxruntime host`);
+      return compareRun(r, { path: req.model });
+    }
+    case 'release':
+      references.delete(req.ref);
+      return null;
+    case 'latency':
+      return measureLatency({ path: req.original }, { path: req.quantized }, req.opts);
+    case 'fusedOps':
+      return fusedOps({ path: req.model });
+    case 'ping':
+      return null;
+  }
+}
+
+function reply(msg: HostReply): void {
+  process.send!(msg);
+}
+
+let queue: Promise<void> = Promise.resolve();
+/** Staging directories of requests received and not yet finished. */
+const staged = new Set<string>();
+
+function remove(dirs: readonly string[]): void {
+  for (const d of dirs) {
+    rmSync(d, { recursive: true, force: true });
+    staged.delete(d);
+  }
+}
+
+process.on('message', (req: HostRequest) => {
+  const dirs = req.cleanup ?? [];
+  for (const d of dirs) staged.add(d);
+  queue = queue.then(async () => {
+    try {
+      reply({ id: req.id, ok: true, value: await handle(req) });
+    } catch (err) {
+      const message = (err instanceof Error ? err.message : String(err)).slice(0, 1000);
+      reply({ id: req.id, ok: false, message, code: isQuantError(err) ? err.code : undefined });
+    } finally {
+      remove(dirs);
+    }
+  });
+});
+
+// The worker that started this host is gone (finished, replaced, or the service stopped).
+process.on('disconnect', () => {
+  remove([...staged]);
+  process.exit(0);
+});

@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { gemmMlp } from '../onnx/models.js';
+import { startServer } from './server-process.js';
+
+// test/fixtures/models/corpus/transformer-fp16-op13.onnx makes onnxruntime-node 1.30 segfault
+// in InferenceSession.create at graphOptimizationLevel 'all' (the corpus manifest records it).
+// Validation, latency and the static report open sessions at that level: they run in the
+// onnxruntime host process, so the upload gets its answer and the service keeps serving.
+
+const CRASHER = readFileSync(new URL('../../../test/fixtures/models/corpus/transformer-fp16-op13.onnx', import.meta.url));
+const jobsDir = mkdtempSync(join(tmpdir(), 'quantd-ort-crash-'));
+after(() => rmSync(jobsDir, { recursive: true, force: true }));
+const srv = await startServer({ WORKERS: '1', JOBS_DIR: jobsDir });
+
+function send(method: string, path: string, body?: Uint8Array): Promise<{ status: number; json: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: srv.port, method, path, headers: body ? { 'content-type': 'application/octet-stream', accept: 'application/json' } : { accept: 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(Buffer.concat(chunks).toString() || '{}') as Record<string, unknown> }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function alive(): void {
+  assert.equal(srv.child.exitCode, null, 'the service process is still running');
+  assert.equal(srv.child.signalCode, null, 'the service process was not killed by a signal');
+}
+
+test('an upload that crashes onnxruntime gets its quantized model with validation marked error; the service stays up', { timeout: 60_000 }, async () => {
+  const res = await send('POST', '/v1/models/quantize?measure_latency=true', CRASHER);
+  assert.equal(res.status, 200, JSON.stringify(res.json).slice(0, 500));
+  const validation = res.json.validation as { status: string; reason: string };
+  assert.equal(validation.status, 'error');
+  assert.match(validation.reason, /^onnxruntime crashed \(SIGSEGV\) loading or running the original model/);
+  const latency = res.json.latency as { status: string; reason: string };
+  assert.equal(latency.status, 'skipped');
+  assert.match(latency.reason, /onnxruntime crashed \(SIGSEGV\)/);
+  assert.ok(((res.json.summary as { tensors_quantized: number }).tensors_quantized) > 0, 'the weights were still quantized');
+  alive();
+  // The next model validates normally (a fresh host), and the health check answers.
+  const next = await send('POST', '/v1/models/quantize', Buffer.from(gemmMlp().bytes));
+  assert.equal(next.status, 200);
+  assert.equal((next.json.validation as { status: string }).status, 'ok');
+  assert.equal((await send('GET', '/healthz')).status, 200);
+  alive();
+});
+
+test('the same model as a job: the job succeeds, its report says onnxruntime crashed, the service stays up', { timeout: 60_000 }, async () => {
+  const submitted = await send('POST', '/v1/jobs', CRASHER);
+  assert.equal(submitted.status, 202);
+  const id = submitted.json.id as string;
+  let status = '';
+  for (let i = 0; i < 300 && status !== 'succeeded' && status !== 'failed'; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    status = (await send('GET', `/v1/jobs/${id}`)).json.status as string;
+  }
+  assert.equal(status, 'succeeded');
+  const report = (await send('GET', `/v1/jobs/${id}/report`)).json;
+  const validation = report.validation as { status: string; reason: string };
+  assert.equal(validation.status, 'error');
+  assert.match(validation.reason, /^onnxruntime crashed \(SIGSEGV\)/);
+  alive();
+});
