@@ -10,7 +10,7 @@ import { MiB } from './lib/tensors.js';
 // --quick) quantized to int8 per channel through POST /v1/models/quantize on loopback, with
 // the service's default validation. The row is the quantization time the service reports
 // (report.summary.quantize_ms of the JSON reply); the whole request time is in the note.
-function floatModel(layers: number, side: number): Uint8Array {
+export function floatModel(layers: number, side: number): Uint8Array {
   let seed = 1;
   const initializers = [];
   const nodes = [];

@@ -9,6 +9,7 @@ import { run as memory } from './memory.js';
 import { run as onnxModel } from './onnx-model.js';
 import { run as modelPath } from './model-path.js';
 import { run as latencyTable } from './latency-table.js';
+import { run as modelIo } from './model-io.js';
 import { run as modelCalibration } from './model-calibration.js';
 import { run as staticQuant } from './static.js';
 import { run as methods } from './methods.js';
@@ -27,6 +28,7 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   'onnx-model': onnxModel,
   'model-path': modelPath,
   'latency-table': latencyTable,
+  'model-io': modelIo,
   'model-calibration': modelCalibration,
   static: staticQuant,
   methods,

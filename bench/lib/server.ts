@@ -1,6 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../../src/http/node-flags.js';
+import { send } from './http-client.js';
+
+export interface LoopStats {
+  activeMs: number;
+  gcMs: number;
+  majorGcMs: number;
+}
 
 export interface BenchServer {
   port: number;
@@ -11,6 +19,10 @@ export interface BenchServer {
   rss(): number;
   /** CPU time the server process has used (all threads, user + system), in seconds. */
   cpuSeconds(): number;
+  /** CPU time of the server's main thread alone (the event loop: user + system), in seconds. */
+  loopCpuSeconds(): number;
+  /** The event loop's busy time so far (performance.eventLoopUtilization().active) and its garbage collections' pauses, in ms. */
+  loopStats(): Promise<LoopStats>;
   stop(): Promise<void>;
 }
 
@@ -23,10 +35,17 @@ function statusField(pid: number, field: string): number {
   return Number(line.split(/\s+/)[1]) * 1024;
 }
 
-/** Starts bench/server.ts with extra environment; resolves once it listens on 127.0.0.1. */
-export async function startServer(env: Record<string, string> = {}): Promise<BenchServer> {
+/** utime + stime of a /proc stat file (fields 14 and 15, after the parenthesised command name), in seconds. */
+function cpuOf(path: string): number {
+  const stat = readFileSync(path, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Starts bench/server.ts (with the server's V8 flags unless told others) and extra environment; resolves once it listens on 127.0.0.1. */
+export async function startServer(env: Record<string, string> = {}, nodeFlags: readonly string[] = SERVER_NODE_FLAGS): Promise<BenchServer> {
   const entry = fileURLToPath(new URL('../server.js', import.meta.url));
-  const child: ChildProcess = spawn(process.execPath, [entry], {
+  const child: ChildProcess = spawn(process.execPath, [...nodeFlags, entry], {
     env: { ...process.env, LOG_LEVEL: 'silent', ...env },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
@@ -49,11 +68,14 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ben
     pid,
     peakRss: () => statusField(pid, 'VmHWM'),
     rss: () => statusField(pid, 'VmRSS'),
-    cpuSeconds: () => {
-      // /proc/<pid>/stat fields 14 and 15 (after the parenthesised command name): utime, stime in ticks.
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    cpuSeconds: () => cpuOf(`/proc/${pid}/stat`),
+    // The main thread's id is the process id; workers, libuv's and V8's threads have their own.
+    // schedstat's first field is the thread's time on a CPU in ns (stat counts 10 ms ticks).
+    loopCpuSeconds: () => Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9,
+    loopStats: async () => {
+      const r = await send(port, 'GET', '/bench/loop', undefined, {}, true);
+      const j = JSON.parse(r.body!.toString()) as { active_ms: number; gc_ms: { minor: number; major: number; other: number } };
+      return { activeMs: j.active_ms, gcMs: j.gc_ms.minor + j.gc_ms.major + j.gc_ms.other, majorGcMs: j.gc_ms.major };
     },
     stop: () =>
       new Promise<void>((resolve) => {

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after } from 'node:test';
+import { SERVER_NODE_FLAGS } from '../../src/http/node-flags.js';
 
 export interface ServerProcess {
   child: ChildProcess;
@@ -19,7 +20,7 @@ const SERVER = new URL('../../src/http/server.js', import.meta.url);
  * started inside one test and used by the next).
  */
 export async function startServer(env: Record<string, string>, outlive = false): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [SERVER.pathname], {
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, SERVER.pathname], {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -2,6 +2,7 @@ import autocannon from 'autocannon';
 import { fork, type ChildProcess } from 'node:child_process';
 import { getPriority, setPriority } from 'node:os';
 import { buildMix, type Kind } from './mix.js';
+import { SERVER_NODE_FLAGS } from '../../src/http/node-flags.js';
 
 export interface LoadOptions {
   requests: number;
@@ -56,7 +57,8 @@ interface Harness {
 }
 
 function startHarness(env: Record<string, string>): Promise<Harness> {
-  const child = fork(HARNESS, { execArgv: ['--expose-gc'], env: { ...process.env, LOG_LEVEL: 'warn', ...ALLOCATOR, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // The server's own V8 flags, as production starts it (src/http/node-flags.ts).
+  const child = fork(HARNESS, { execArgv: ['--expose-gc', ...SERVER_NODE_FLAGS], env: { ...process.env, LOG_LEVEL: 'warn', ...ALLOCATOR, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const ask = <T>(type: string) =>
     new Promise<T>((resolve, reject) => {
