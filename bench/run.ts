@@ -13,6 +13,7 @@ import { run as modelIo } from './model-io.js';
 import { run as modelCalibration } from './model-calibration.js';
 import { run as staticQuant } from './static.js';
 import { run as methods } from './methods.js';
+import { run as lowbit } from './lowbit.js';
 import { run as gptq } from './gptq.js';
 import { run as weights } from './weights.js';
 import { run as scale } from './scale.js';
@@ -32,6 +33,7 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   'model-calibration': modelCalibration,
   static: staticQuant,
   methods,
+  lowbit,
   gptq,
   weights,
   scale,

@@ -50,6 +50,7 @@ const ConfigSchema = z.object({
   METRICS_TOKEN: z.string().min(MIN_API_KEY_LENGTH, `must be at least ${MIN_API_KEY_LENGTH} characters`).optional(),
   CALIBRATION_MAX_BYTES: int(GiB, 1),
   CALIBRATION_MAX_SAMPLES: int(4096, 1),
+  HESSIAN_MAX_BYTES: int(512 * MiB, 1),
   // Scale-out (README "Scaling out"): jobs in Redis (BullMQ) and S3 instead of JOBS_DIR.
   JOBS_STORE: z.enum(['local', 'redis']).default('local'),
   ROLE: z.enum(['all', 'api', 'worker']).default('all'),
@@ -115,6 +116,8 @@ export interface Config {
   calibrationMaxBytes: number;
   /** Most samples (the arrays' leading axis) one calibration .npz may hold. */
   calibrationMaxSamples: number;
+  /** Most bytes of K×K activation statistics (method=gptq|awq) alive at once in one task. */
+  hessianMaxBytes: number;
 }
 
 /** Where jobs live and what this replica does with them (README "Scaling out"). */
@@ -178,6 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: c.METRICS_TOKEN,
     calibrationMaxBytes: c.CALIBRATION_MAX_BYTES,
     calibrationMaxSamples: c.CALIBRATION_MAX_SAMPLES,
+    hessianMaxBytes: c.HESSIAN_MAX_BYTES,
   };
 }
 

@@ -17,7 +17,7 @@ export function cliContext(env: NodeJS.ProcessEnv = process.env): CliContext {
   let pool: QuantPool | undefined;
   return {
     config,
-    limits: { maxElements: config.maxElements, maxDims: config.maxDims, maxMatmulMacs: config.maxMatmulMacs, dataAwareMaxMacs: config.dataAwareMaxMacs, maxJsonReplyBytes: config.maxJsonReplyBytes, calibrationMaxBytes: config.calibrationMaxBytes, calibrationMaxSamples: config.calibrationMaxSamples },
+    limits: { maxElements: config.maxElements, maxDims: config.maxDims, maxMatmulMacs: config.maxMatmulMacs, dataAwareMaxMacs: config.dataAwareMaxMacs, maxJsonReplyBytes: config.maxJsonReplyBytes, calibrationMaxBytes: config.calibrationMaxBytes, calibrationMaxSamples: config.calibrationMaxSamples, hessianMaxBytes: config.hessianMaxBytes },
     // One task at a time: one worker (the task itself is what takes the time).
     pool: () => (pool ??= new QuantPool({ workers: 1, maxQueue: 4 })),
     close: async () => {

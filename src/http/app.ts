@@ -71,6 +71,7 @@ export const app = fp<AppOptions>(async (fastify, opts) => {
     maxJsonReplyBytes: config.maxJsonReplyBytes,
     calibrationMaxBytes: config.calibrationMaxBytes,
     calibrationMaxSamples: config.calibrationMaxSamples,
+    hessianMaxBytes: config.hessianMaxBytes,
   });
   fastify.setValidatorCompiler((route) => {
     const validate = validatorCompiler(route as Parameters<typeof validatorCompiler>[0]);

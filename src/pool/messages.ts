@@ -5,7 +5,7 @@ import type { Granularity } from '../core/quantize.js';
 import type { QuantMethod } from '../core/methods/index.js';
 import type { TensorDataMethod } from '../core/methods/data-aware.js';
 import type { Limits } from '../core/tensor.js';
-import type { ModelBits, ModelFormat, ModelOpType } from '../onnx/weights/options.js';
+import type { ModelBits, ModelFormat, ModelMethod, ModelOpType } from '../onnx/weights/options.js';
 import type { ErrorPayload } from '../errors.js';
 import type { CheckpointOptions } from '../checkpoints/layout.js';
 import type { ActivationCalibration } from '../onnx/activations/calibrate.js';
@@ -105,8 +105,11 @@ export interface ModelTaskOptions {
   group_size?: number | undefined;
   calibration: CalibrationMethod;
   percentile: number;
-  /** rtn when absent. */
-  method?: QuantMethod | undefined;
+  /** rtn when absent; imatrix, gptq and awq need calibration samples. */
+  method?: ModelMethod | undefined;
+  gptq_damp?: number | undefined;
+  gptq_block_size?: number | undefined;
+  gptq_act_order?: boolean | undefined;
   format: ModelFormat | 'static';
   op_types: ModelOpType[];
   exclude: string[];
@@ -141,6 +144,8 @@ export interface TaskLimits extends Limits {
   /** CALIBRATION_MAX_BYTES / CALIBRATION_MAX_SAMPLES (format=static). */
   calibrationMaxBytes?: number | undefined;
   calibrationMaxSamples?: number | undefined;
+  /** HESSIAN_MAX_BYTES (method=gptq|awq). */
+  hessianMaxBytes?: number | undefined;
 }
 
 export type Task =

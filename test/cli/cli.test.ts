@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { encodeNpy } from '../../src/codecs/npy.js';
-import { decodeNpz } from '../../src/codecs/npz.js';
+import { decodeNpz, encodeNpz } from '../../src/codecs/npz.js';
 import { quantize } from '../../src/core/quantize.js';
 import { reportFromSums } from '../../src/core/metrics.js';
 import { ModelReport } from '../../src/http/schemas/models.js';
@@ -102,6 +102,19 @@ describe('quantd quantize', () => {
     assert.match(r.stdout, /tensors: 1 quantized, 1 kept float/);
     assert.match(r.stdout, /validation \(weights only\): min cosine 0\.9\d+/);
     assert.match(r.stdout, /excluded by 'W2\*'/);
+  });
+
+  it('--method gptq with --calibration samples.npz: the calibrating phase, the data_aware report, GPTQ on both Gemm weights', async () => {
+    writeFileSync(join(dir, 'gptq-samples.npz'), encodeNpz([{ name: 'x.npy', data: encodeNpy(randn(8 * 256, 4), '<f4', [8, 1, 256]) }]));
+    const r = await cli(['quantize', 'mlp.onnx', '-o', 'mlp.gptq.onnx', '--bits', '4', '--method', 'gptq', '--gptq-act-order', '--calibration', 'gptq-samples.npz', '--no-measure-latency']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /quantd: calibrating/);
+    const report = ModelReport.parse(JSON.parse(readFileSync(join(dir, 'mlp.gptq.report.json'), 'utf8')));
+    assert.equal(report.summary.method, 'gptq');
+    assert.deepEqual(report.data_aware?.gptq, { damp: 0.01, block_size: 128, act_order: true });
+    assert.equal(report.data_aware?.calibration_samples, 6);
+    assert.deepEqual(report.tensors.map((t) => t.method).sort(), ['gptq (damp 0.01, block 128, act-order)', 'gptq (damp 0.01, block 128, act-order)']);
+    assert.equal(report.validation.status, 'ok');
   });
 
   it('the default output is <model>.<bits>bit.onnx beside the model', async () => {

@@ -214,7 +214,8 @@ describe('POST /v1/models/quantize refuses bad uploads with a 400 that says why'
     await expectError(octet(mlp, '?format=fp8e4m3'), 400, 'QUANT_ERR_OPTION', /format=fp8e4m3 needs opset ≥ 19.*this model has opset 17/);
     await expectError(octet(mlp, '?format=nf4&group_size=48'), 400, 'QUANT_ERR_OPTION', /format=nf4 \(MatMulBnb4\) needs group_size in 16, 32, 64, 128, 256/);
     await expectError(octet(mlp, '?format=nf4&method=lsq'), 400, 'QUANT_ERR_OPTION', /method=lsq .* use method=rtn/);
-    await expectError(octet(mlp, '?method=gptq'), 400, 'QUANT_ERR_VALIDATION', /method/);
+    await expectError(octet(mlp, '?method=magic'), 400, 'QUANT_ERR_VALIDATION', /method/);
+    await expectError(octet(mlp, '?method=gptq'), 400, 'QUANT_ERR_CALIBRATION', /method=gptq needs calibration data/);
     await expectError(octet(mlp, '?op_types=MatMul,Softmax'), 400, 'QUANT_ERR_VALIDATION', /op_types/);
     await expectError(octet(mlp, '?format=qdq&bits=4'), 400, 'QUANT_ERR_OPTION', /opset ≥ 21/);
     await expectError(post().field('colour', 'blue').attach('model', mlp, 'm.onnx'), 400, 'QUANT_ERR_VALIDATION', /colour/);

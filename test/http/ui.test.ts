@@ -7,7 +7,7 @@ import { TENSOR_DATA_METHODS } from '../../src/core/methods/data-aware.js';
 import { METHODS } from '../../src/core/methods/index.js';
 import { GRANULARITIES } from '../../src/core/quantize.js';
 import { ACTIVATION_TYPES } from '../../src/onnx/activations/qparams.js';
-import { MODEL_BITS, MODEL_OP_TYPES } from '../../src/onnx/weights/options.js';
+import { MODEL_BITS, MODEL_METHODS, MODEL_OP_TYPES } from '../../src/onnx/weights/options.js';
 import { REQUEST_FORMATS } from '../../src/http/schemas/models.js';
 import { MAX_HISTOGRAM_BINS } from '../../src/http/schemas/quantize.js';
 import { testApp } from './helpers.js';
@@ -68,6 +68,7 @@ test('GET /ui/options.json lists exactly the values the routes accept, with thei
   assert.deepEqual(model.properties.format.enum, [...REQUEST_FORMATS]);
   assert.deepEqual([...model.properties.bits.enum].sort(), [...MODEL_BITS].sort());
   assert.deepEqual(model.properties.op_types.items.enum, [...MODEL_OP_TYPES]);
+  assert.deepEqual(model.properties.method.enum, [...MODEL_METHODS]);
   assert.deepEqual(model.properties.activation_type.enum, [...ACTIVATION_TYPES]);
   assert.deepEqual(model.properties.exclude.default, []);
   assert.equal(model.properties.validate.default, true);

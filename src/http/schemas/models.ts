@@ -1,12 +1,20 @@
 import { z } from 'zod';
-import { MODEL_BITS, MODEL_FORMATS, MODEL_OP_TYPES } from '../../onnx/weights/options.js';
+import { GPTQ_DEFAULTS, MODEL_BITS, MODEL_FORMATS, MODEL_METHODS, MODEL_OP_TYPES } from '../../onnx/weights/options.js';
+import { DataAwareReport } from './data-aware-report.js';
 import { ACTIVATION_CALIBRATIONS } from '../../onnx/activations/calibrate.js';
 import { ACTIVATION_TYPES } from '../../onnx/activations/qparams.js';
 import { StaticReport } from './static-report.js';
 
 /** What `format` takes: the weight formats, and `static` (weights and activations, calibrated). */
 export const REQUEST_FORMATS = [...MODEL_FORMATS, 'static'] as const;
-import { Calibration, Flag, Granularity, GroupSize, Method, Percentile, Scheme } from './common.js';
+import { Calibration, Flag, Granularity, GroupSize, Percentile, Scheme } from './common.js';
+
+/** The model path's methods: the tensor API's data-free ones and the data-aware ones (they need the `calibration` part). */
+export const ModelMethod = z
+  .enum(MODEL_METHODS)
+  .describe(
+    "How each weight's scale and zero point (and, for gptq, its integers) are chosen: rtn (round to nearest), lsq (least-squares refit), hqq (half-quadratic); with the `calibration` part: imatrix (importance-weighted least squares), gptq (Hessian-based rounding), awq (activation-aware scaling)",
+  );
 
 // Model quantization options: query-string parameters, or multipart fields of the same
 // names. Lists are comma-separated text.
@@ -46,7 +54,10 @@ export const ModelOptions = z
     group_size: GroupSize.optional().describe('Block length along the reduction axis for per_group; default 32 (4/2-bit), 128 (8-bit)'),
     calibration: Calibration.default('minmax'),
     percentile: Percentile.default(99.99),
-    method: Method.default('rtn'),
+    method: ModelMethod.default('rtn'),
+    gptq_damp: z.coerce.number().min(0).max(10).default(GPTQ_DEFAULTS.damp).describe("method=gptq: dampening added to the Hessian's diagonal, as a fraction of its mean"),
+    gptq_block_size: z.coerce.number().int().min(1).max(4096).default(GPTQ_DEFAULTS.blockSize).describe('method=gptq: columns per lazy batch update'),
+    gptq_act_order: Flag.default(GPTQ_DEFAULTS.actOrder).describe('method=gptq: process the input features in descending order of their activation energy (diag XᵀX), with static groups'),
     format: z
       .enum(REQUEST_FORMATS)
       .default('auto')
@@ -65,9 +76,9 @@ export const ModelOptions = z
     activation_type: z.enum(ACTIVATION_TYPES).default('uint8').describe('format=static: activation integers (uint8 asymmetric is what x86 kernels fuse; int16 favours accuracy)'),
     activation_calibration: z.enum(ACTIVATION_CALIBRATIONS).default('minmax').describe('format=static: how activation ranges are chosen from the calibration samples'),
     activation_percentile: z.coerce.number().gt(0).max(100).default(99.999).describe('format=static, activation_calibration=percentile: the share of values kept'),
-    calibration_data: z.literal('random').optional().describe('format=static without a `calibration` part: random opts into N(0, 1) calibration inputs (the report warns)'),
-    calibration_samples: z.coerce.number().int().min(2).max(1024).default(32).describe('format=static with calibration_data=random: how many random samples'),
-    held_back: z.coerce.number().int().min(0).optional().describe('format=static: calibration samples kept out of calibration to measure errors on (default a quarter of N, at most 64)'),
+    calibration_data: z.literal('random').optional().describe('format=static or a data-aware method without a `calibration` part: random opts into N(0, 1) calibration inputs (the report warns)'),
+    calibration_samples: z.coerce.number().int().min(2).max(1024).default(32).describe('format=static or a data-aware method with calibration_data=random: how many random samples'),
+    held_back: z.coerce.number().int().min(0).optional().describe('format=static or a data-aware method: calibration samples kept out of calibration to measure errors on (default a quarter of N, at most 64)'),
     target_snr_db: z.coerce.number().min(-100).max(200).optional().describe('format=static: return the worst layers to float until every output reaches this SNR on the held-back samples'),
     max_cosine_drop: z.coerce.number().min(0).max(2).optional().describe('format=static: as target_snr_db, with 1 − cosine similarity of every output at most this'),
     dims: DimValues.optional().describe(
@@ -101,6 +112,12 @@ const Tensor = z.object({
   snr_db: z.number().nullable(),
   clipped: z.number().int(),
   int8_snr_db: z.number().nullable().optional().describe('FP8 rows: the snr_db int8 reaches on the same weight'),
+  method: z.string().optional().describe('Data-aware methods: what fitted this weight (rtn where the method could not, with the reason in note)'),
+  proxy_loss_reduction: z
+    .number()
+    .nullable()
+    .optional()
+    .describe("Data-aware methods: 1 − ‖XΔW‖²/‖XΔW_rtn‖² on the calibration activations (gptq, awq: full XᵀX; imatrix: its diagonal)"),
   note: z.string().optional().describe('Why the form differs from what was asked, or what it costs at run time'),
 });
 
@@ -162,7 +179,7 @@ export const ModelSummary = z.object({
   granularity: Granularity,
   group_size: z.number().int().nullable(),
   calibration: Calibration,
-  method: Method,
+  method: ModelMethod,
   format: z.enum(REQUEST_FORMATS),
   formats: z.record(z.string(), z.number().int()),
   opset: z.number().int().nullable(),
@@ -190,6 +207,7 @@ export const ModelReport = z.object({
   validation: Validation,
   latency: Latency.optional().describe('Both models timed in onnxruntime with the same options and inputs (measure_latency=true)'),
   static: StaticReport.optional().describe('format=static: calibration, activation parameters and errors, fallback, fused node units'),
+  data_aware: DataAwareReport.optional().describe('method=imatrix|gptq|awq: the calibration statistics and the quantized model against the float one on held-back samples'),
 });
 
 export const ModelJsonResponse = ModelReport.extend({

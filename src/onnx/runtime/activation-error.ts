@@ -49,7 +49,7 @@ export interface MeasureOptions {
   externalData?: { path: string; data: Uint8Array }[] | undefined;
 }
 
-class Sums {
+export class Sums {
   ref2 = 0;
   err2 = 0;
   dot = 0;

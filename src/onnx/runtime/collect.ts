@@ -1,7 +1,7 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { halfToFloat } from '../../core/float16.js';
 import { Errors } from '../../errors.js';
-import { attrs, node } from '../graph/build.js';
+import { attrs, int64Tensor, node } from '../graph/build.js';
 import { encodeModelBytes } from '../proto/encode.js';
 import { DataType, type OnnxModel, type OnnxNode, type OnnxValueInfo } from '../proto/model.js';
 import { elementTypes } from '../graph/element-types.js';
@@ -256,6 +256,79 @@ export async function runWithExtremes(
     for (const [name, o] of outputs) {
       const scalar = (n: string) => Number((got[n]!.data as ArrayLike<number | bigint>)[0] ?? NaN);
       values.set(name, { min: scalar(o.min), max: scalar(o.max), size: scalar(o.size) });
+    }
+    await onSample(i, values);
+  });
+}
+
+export interface GramValue {
+  /** The tensor's values as float32, as runWithIntermediates hands them. */
+  value: IntermediateValue;
+  /** Σ xᵀx over this sample's rows (the tensor reshaped to [-1, K]), K×K float32 from onnxruntime's MatMul. */
+  gram: Float32Array;
+}
+
+/**
+ * runWithIntermediates for tensors whose last dim is K, plus each tensor's K×K Gram matrix
+ * computed inside onnxruntime: Reshape(t, [-1, K]) → MatMul(Transpose(·), ·) as extra graph
+ * outputs (Cast to float32 first where the type is not known to be float32). onnxruntime's
+ * GEMM is many times faster than a JavaScript loop over the rows; the sum over samples is
+ * left to the caller (in float64).
+ */
+export async function runWithGrams(
+  model: OnnxModel,
+  tensors: readonly { name: string; k: number }[],
+  samples: CalibrationSamples,
+  onSample: (index: number, values: ReadonlyMap<string, GramValue>) => void | Promise<void>,
+  opts: CollectOptions = {},
+): Promise<void> {
+  stopIfCancelled(opts);
+  const { g, produced, initializers, outputs: graphOutputs } = graphFacts(
+    model,
+    tensors.map((t) => t.name),
+  );
+  const types = elementTypes(model);
+  const taken = new Set<string>([...produced, ...initializers, ...g.inputs.map((v) => v.name), ...g.nodes.map((n) => n.name)]);
+  const fresh = (base: string) => {
+    let name = base;
+    for (let i = 1; taken.has(name); i++) name = `${base}_${i}`;
+    taken.add(name);
+    return name;
+  };
+  const nodes: OnnxNode[] = [];
+  const added: OnnxValueInfo[] = [];
+  const shapes: OnnxModel['graph']['initializers'] = [];
+  const plan = new Map<string, { value: string; gram: string }>();
+  for (const { name, k } of tensors) {
+    if (plan.has(name)) continue;
+    let source = name;
+    if (types.get(name) !== DataType.float32) {
+      source = fresh(`${name}_gram_float`);
+      nodes.push(node('Cast', [name], [source], { name: source, attributes: [attrs.int('to', DataType.float32)] }));
+    }
+    const shape = fresh(`${name}_gram_shape`);
+    shapes.push(int64Tensor(shape, [2], [-1, k]));
+    const rows = fresh(`${name}_gram_rows`);
+    const t = fresh(`${name}_gram_t`);
+    const gram = fresh(`${name}_gram`);
+    nodes.push(
+      node('Reshape', [source, shape], [rows], { name: rows }),
+      node('Transpose', [rows], [t], { name: t, attributes: [attrs.ints('perm', [1, 0])] }),
+      node('MatMul', [t, rows], [gram], { name: gram }),
+    );
+    added.push(untyped(gram));
+    // The tensor itself comes out too (per-channel sums); a graph input comes from the feeds.
+    const isInput = g.inputs.some((v) => v.name === name) && !initializers.has(name);
+    if (!isInput && !graphOutputs.has(name)) added.push(untyped(name));
+    plan.set(name, { value: isInput ? '' : name, gram });
+  }
+  const augmented: OnnxModel = { ...model, graph: { ...g, nodes: [...g.nodes, ...nodes], initializers: [...g.initializers, ...shapes], outputs: [...g.outputs, ...added] } };
+  const fetches = [...plan.values()].flatMap((p) => (p.value ? [p.value, p.gram] : [p.gram]));
+  await runSamples(augmented, fetches, samples, opts, async (i, feeds, got) => {
+    const values = new Map<string, GramValue>();
+    for (const [name, p] of plan) {
+      const t = p.value ? got[p.value]! : feeds[name]!;
+      values.set(name, { value: { data: asFloat32(t), dims: t.dims }, gram: asFloat32(got[p.gram]!) });
     }
     await onSample(i, values);
   });

@@ -1,6 +1,6 @@
 import type { CalibrationMethod, Scheme } from '../../core/calibrate.js';
 import type { Granularity } from '../../core/quantize.js';
-import type { QuantMethod } from '../../core/methods/index.js';
+import { METHODS, type QuantMethod } from '../../core/methods/index.js';
 
 export const MODEL_FORMATS = ['auto', 'qdq', 'matmulnbits', 'dynamic', 'nf4', 'fp8e4m3', 'fp8e5m2'] as const;
 export type ModelFormat = (typeof MODEL_FORMATS)[number];
@@ -14,6 +14,27 @@ export type WeightFormat = Exclude<ModelFormat, 'auto'>;
  */
 export const MODEL_OP_TYPES = ['MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'Gather', 'LSTM', 'GRU', 'RNN', 'Add'] as const;
 export type ModelOpType = (typeof MODEL_OP_TYPES)[number];
+
+/**
+ * The model path's methods: the tensor API's data-free ones, and those that need the
+ * calibration part (the activations of each weight's input, gathered in onnxruntime).
+ */
+export const DATA_AWARE_METHODS = ['imatrix', 'gptq', 'awq'] as const;
+export type DataAwareMethod = (typeof DATA_AWARE_METHODS)[number];
+export const MODEL_METHODS = [...METHODS, ...DATA_AWARE_METHODS] as const;
+export type ModelMethod = QuantMethod | DataAwareMethod;
+export function isDataAware(m: ModelMethod | undefined): m is DataAwareMethod {
+  return (DATA_AWARE_METHODS as readonly string[]).includes(m ?? '');
+}
+
+/** GPTQ's defaults (the issue's and IST-DASLab's): dampening 1% of the mean diagonal, lazy blocks of 128 columns, no reordering. */
+export const GPTQ_DEFAULTS = { damp: 0.01, blockSize: 128, actOrder: false } as const;
+
+export interface GptqModelOptions {
+  damp: number;
+  blockSize: number;
+  actOrder: boolean;
+}
 
 export const MODEL_BITS = [2, 3, 4, 8] as const;
 export type ModelBits = (typeof MODEL_BITS)[number];
@@ -34,8 +55,9 @@ export interface ModelQuantOptions {
   groupSize: number;
   calibration: CalibrationMethod;
   percentile: number;
-  /** How each group's scale and zero point are fitted (core/methods). */
-  method: QuantMethod;
+  /** How each group's scale and zero point are fitted (core/methods), or a data-aware method (needs calibration samples). */
+  method: ModelMethod;
+  gptq: GptqModelOptions;
   format: ModelFormat;
   opTypes: ModelOpType[];
   /** Node or initializer names; `*` matches any run of characters. */
@@ -67,6 +89,7 @@ export function modelQuantOptions(partial: Partial<ModelQuantOptions> = {}): Mod
     calibration: partial.calibration ?? 'minmax',
     percentile: partial.percentile ?? 99.99,
     method: partial.method ?? 'rtn',
+    gptq: partial.gptq ?? { ...GPTQ_DEFAULTS },
     format,
     opTypes: partial.opTypes ?? [...MODEL_OP_TYPES],
     exclude: partial.exclude ?? [],

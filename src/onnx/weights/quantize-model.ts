@@ -11,10 +11,10 @@ import { findWeights, type Skipped, type WeightCandidate } from './find-weights.
 import type { ModelQuantOptions } from './options.js';
 import { checkOptionsForModel, planWeight, type PlanResult, type WeightPlan } from './plan.js';
 import { emitLstmWeight, rewriteLstm, type LstmWeight } from './emit-dynamic-lstm.js';
-import { quantizeWeight, specFor } from './quantize-weight.js';
+import { quantizeWeight, specFor, type QuantizedWeight } from './quantize-weight.js';
 import { emitFp8, fp8TypeOf, quantizeFp8Weight } from './emit-fp8.js';
 import { emitNf4, NF4_NOTE, quantizeNf4Weight } from './emit-nf4.js';
-import { reportFromSums } from '../../core/metrics.js';
+import { reportFromSums, type ErrorReport } from '../../core/metrics.js';
 import { quantize } from '../../core/quantize.js';
 import { rankTensors, tensorRow, type TensorRow } from './report.js';
 
@@ -36,9 +36,28 @@ export interface ModelQuantResult {
   quantizedWeightBytes?: number | undefined;
 }
 
+/**
+ * A data-aware method's result for one weight: the integers and parameters the emitters
+ * write, and what the report says (the error against the original weight when the stored
+ * one was transformed, as AWQ's scaled weights are).
+ */
+export interface WeightOverride {
+  weight: QuantizedWeight;
+  method: string;
+  error?: ErrorReport | undefined;
+  proxyLossReduction?: number | null | undefined;
+  note?: string | undefined;
+}
+
 export interface QuantizeModelHooks {
   external?: ExternalData | undefined;
   onProgress?: ((p: ModelProgress) => void) | undefined;
+  /** Quantizes a weight instead of quantizeWeight, or says why it is left to it (rounded to nearest). */
+  quantizeWeight?: ((c: WeightCandidate, plan: WeightPlan, values: Float32Array) => WeightOverride | string) | undefined;
+}
+
+function addNote(row: TensorRow, note: string | undefined): void {
+  if (note) row.note = row.note ? `${row.note}; ${note}` : note;
 }
 
 function bytesOf(tensors: OnnxTensor[]): number {
@@ -154,7 +173,8 @@ export function quantizeModel(model: OnnxModel, opts: ModelQuantOptions, hooks: 
         tensors.push(row);
       }
     } else if (values) {
-      const w = quantizeWeight(values, c.tensor.dims, plan, opts);
+      const override = hooks.quantizeWeight?.(c, plan, values);
+      const w = typeof override === 'object' ? override.weight : quantizeWeight(values, c.tensor.dims, plan, opts);
       let written: OnnxTensor[];
       let form: string;
       if (plan.format === 'qdq') {
@@ -181,7 +201,16 @@ export function quantizeModel(model: OnnxModel, opts: ModelQuantOptions, hooks: 
         written = emitDynamic(edit, c, w, activations, o);
         form = dynamicForm(o, plan);
       }
-      tensors.push(tensorRow(c, plan, w, originalBytes(c), bytesOf(written), form));
+      const row = tensorRow(c, plan, typeof override === 'object' && override.error ? { ...w, error: override.error } : w, originalBytes(c), bytesOf(written), form);
+      if (typeof override === 'object') {
+        row.method = override.method;
+        if (override.proxyLossReduction !== undefined) row.proxy_loss_reduction = override.proxyLossReduction;
+        addNote(row, override.note);
+      } else if (typeof override === 'string') {
+        row.method = 'rtn';
+        addNote(row, `${opts.method} not applied: ${override}`);
+      }
+      tensors.push(row);
     }
     bytesDone += originalBytes(c);
     hooks.onProgress?.({ tensorsDone: i + 1, tensorsTotal: candidates.length, bytesDone, bytesTotal });

@@ -1,7 +1,7 @@
 import type { IntDType, UnpackedArray } from '../../core/dtypes.js';
 import { reportFromSums, type ErrorReport } from '../../core/metrics.js';
 import { quantize, type QuantParams, type QuantSpec } from '../../core/quantize.js';
-import type { ModelQuantOptions } from './options.js';
+import { isDataAware, type ModelQuantOptions } from './options.js';
 import type { WeightPlan } from './plan.js';
 
 // One weight through the tensor API: the same calibrate/quantize the /v1/quantize endpoint
@@ -22,7 +22,8 @@ export function specFor(plan: WeightPlan, opts: Pick<ModelQuantOptions, 'scheme'
     groupSize: plan.groupSize,
     calibration: opts.calibration,
     percentile: opts.percentile,
-    method: opts.method,
+    // A data-aware method's weights without activation statistics (an embedding, say) are rounded to nearest.
+    method: isDataAware(opts.method) ? 'rtn' : opts.method,
   };
 }
 

@@ -36,6 +36,10 @@ export interface TensorRow {
   clipped: number;
   /** FP8 rows: what int8 (symmetric, same granularity) reaches on the same weight. */
   int8_snr_db?: number | null;
+  /** Data-aware methods: what fitted this weight (rtn where the method could not, with the reason in note). */
+  method?: string;
+  /** gptq, awq (full XᵀX) and imatrix (its diagonal): 1 − the layer-output proxy loss over rtn's on the calibration activations. */
+  proxy_loss_reduction?: number | null;
   note?: string;
 }
 

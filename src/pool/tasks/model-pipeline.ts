@@ -2,8 +2,9 @@ import { performance } from 'node:perf_hooks';
 import { decodeModel } from '../../onnx/proto/decode.js';
 import { checkExternalFiles } from '../../onnx/io/external.js';
 import type { OnnxModel } from '../../onnx/proto/model.js';
-import { modelQuantOptions, type ModelQuantOptions } from '../../onnx/weights/options.js';
+import { GPTQ_DEFAULTS, isDataAware, modelQuantOptions, type ModelQuantOptions } from '../../onnx/weights/options.js';
 import { checkOptionConflicts, checkOptionsForModel } from '../../onnx/weights/plan.js';
+import { Errors } from '../../errors.js';
 import { preflight, quantizeModel, type ModelProgress, type ModelQuantResult } from '../../onnx/weights/quantize-model.js';
 import type { ExternalData } from '../../onnx/proto/tensor-data.js';
 import type { UserArray } from '../../onnx/runtime/inputs.js';
@@ -14,6 +15,7 @@ import { checkGraph } from '../../onnx/graph/check.js';
 import { checkCalibrationGiven } from './static-stage.js';
 import type { LatencyReport } from '../../onnx/runtime/latency.js';
 import type { StaticReport } from '../../onnx/activations/static-report.js';
+import type { DataAwareReport } from '../../onnx/activations/quantize-data-aware.js';
 import type { ModelReport } from './model-reply.js';
 
 // What the synchronous endpoint and the jobs share: decode, check the uploads, quantize,
@@ -26,7 +28,7 @@ export interface PipelineInput {
   external: ExternalData;
   externalSizes: ReadonlyMap<string, number>;
   inputs?: Uint8Array | undefined;
-  /** format=static: whether a calibration .npz came (its bytes are read where the samples are made). */
+  /** format=static or a data-aware method: whether a calibration .npz came (its bytes are read where the samples are made). */
   hasCalibration?: boolean | undefined;
   options: ModelTaskOptions;
   limits: TaskLimits;
@@ -83,6 +85,7 @@ export function coreOptions(o: ModelTaskOptions): ModelQuantOptions {
     calibration: o.calibration,
     percentile: o.percentile,
     method: o.method,
+    gptq: { damp: o.gptq_damp ?? GPTQ_DEFAULTS.damp, blockSize: o.gptq_block_size ?? GPTQ_DEFAULTS.blockSize, actOrder: o.gptq_act_order ?? GPTQ_DEFAULTS.actOrder },
     // Static quantization's weights are QDQ int8; the activations are its own (static-stage.ts).
     format: o.format === 'static' ? 'qdq' : o.format,
     opTypes: o.op_types,
@@ -91,12 +94,19 @@ export function coreOptions(o: ModelTaskOptions): ModelQuantOptions {
   });
 }
 
+function checkStaticMethod(o: ModelTaskOptions): void {
+  if (o.format === 'static' && isDataAware(o.method)) {
+    throw new Errors.Option(`method=${o.method} fits weight-only formats; format=static quantizes weights per channel with rtn: drop one of them`);
+  }
+}
+
 /**
  * The checks of prepare() that need no decoded model, for a job's request before anything is
  * stored or queued: with the model's opset once its bytes have streamed past (OpsetScan), the
  * opset rules too; `hasCalibration` undefined while the parts are not all read.
  */
 export function checkModelRequest(o: ModelTaskOptions, opset: number | undefined, hasCalibration?: boolean): void {
+  checkStaticMethod(o);
   if (hasCalibration !== undefined) checkCalibrationGiven(o, hasCalibration ? true : undefined);
   if (o.format === 'static') return;
   if (opset === undefined) checkOptionConflicts(coreOptions(o));
@@ -109,6 +119,7 @@ export function prepare(p: PipelineInput): Prepared {
   checkExternalFiles(input, p.externalSizes);
   const user = p.inputs ? userInputs(p.inputs, input, p.limits) : undefined;
   const opts = coreOptions(p.options);
+  checkStaticMethod(p.options);
   checkCalibrationGiven(p.options, p.hasCalibration ? true : undefined);
   // Static quantization picks its own Q/DQ domains per opset (never refused for the opset).
   if (p.options.format === 'static') checkGraph(input);
@@ -125,6 +136,7 @@ export function quantizeStage(p: Prepared, onProgress?: (progress: ModelProgress
 export interface ReportExtras {
   latency?: LatencyReport | undefined;
   static?: StaticReport | undefined;
+  dataAware?: DataAwareReport | undefined;
 }
 
 export function buildReport(q: Quantized, inBytes: number, outBytes: number, validation: ValidationReport, times: StageTimes, extras: ReportExtras = {}): ModelReport {
@@ -170,6 +182,7 @@ export function buildReport(q: Quantized, inBytes: number, outBytes: number, val
     validation,
     ...(extras.latency ? { latency: extras.latency } : {}),
     ...(extras.static ? { static: extras.static } : {}),
+    ...(extras.dataAware ? { data_aware: extras.dataAware } : {}),
   };
 }
 

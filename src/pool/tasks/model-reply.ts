@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { CalibrationMethod, Scheme } from '../../core/calibrate.js';
-import type { QuantMethod } from '../../core/methods/index.js';
+import type { ModelMethod } from '../../onnx/weights/options.js';
+import type { DataAwareReport } from '../../onnx/activations/quantize-data-aware.js';
 import type { Skipped } from '../../onnx/weights/find-weights.js';
 import type { ModelFormat } from '../../onnx/weights/options.js';
 import type { Granularity } from '../../core/quantize.js';
@@ -19,7 +20,7 @@ export interface ModelSummary {
   granularity: Granularity;
   group_size: number | null;
   calibration: CalibrationMethod;
-  method: QuantMethod;
+  method: ModelMethod;
   format: ModelFormat | 'static';
   formats: Record<string, number>;
   opset: number | null;
@@ -46,6 +47,7 @@ export interface ModelReport {
   validation: ValidationReport;
   latency?: LatencyReport | undefined;
   static?: StaticReport | undefined;
+  data_aware?: DataAwareReport | undefined;
 }
 
 type ModelTask = Extract<Task, { op: 'quantizeModel' }>;
@@ -59,6 +61,11 @@ export function outputFilename(upload: string, bits: number): string {
 
 function minCosine(run: { outputs: { cosine_similarity: number }[] }): number | null {
   return run.outputs.length ? Math.min(...run.outputs.map((o) => o.cosine_similarity)) : null;
+}
+
+function minSnr(outputs: { snr_db: number | null }[]): number | null {
+  const v = outputs.map((o) => o.snr_db).filter((x): x is number => x !== null);
+  return v.length ? Math.min(...v) : null;
 }
 
 /** The compact summary for the X-Quantization-Summary header: JSON in plain ASCII. */
@@ -84,6 +91,9 @@ export function summaryHeader(report: ModelReport): string {
     ...(report.latency?.status === 'ok' ? { speedup_1_thread: report.latency.rows.find((r) => r.intra_op_threads === 1)?.speedup ?? null } : {}),
     ...(report.static
       ? { static: { target_met: report.static.target_met, min_output_cosine: minCosine(report.static), excluded: report.static.excluded.length } }
+      : {}),
+    ...(report.data_aware
+      ? { data_aware: { method: report.data_aware.method, min_output_cosine: minCosine(report.data_aware), min_output_snr_db: minSnr(report.data_aware.outputs) } }
       : {}),
   };
   return JSON.stringify(compact).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);

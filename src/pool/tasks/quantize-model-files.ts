@@ -7,7 +7,8 @@ import { checkpoint, isCancelled } from '../cancel.js';
 import type { Task, TaskReply } from '../messages.js';
 import { buildReport, prepare, quantizeStage, stageTimes, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
 import { summaryHeader } from './model-reply.js';
-import { calibrationSamples, isStatic, staticReportOf, staticStage } from './static-stage.js';
+import { calibrationSamples, isStatic, needsSamples, staticReportOf, staticStage } from './static-stage.js';
+import { dataAwareStage, isDataAwareResult, isDataAwareTask } from './data-aware-stage.js';
 import { jsonBody } from './report.js';
 
 type FilesTask = Extract<Task, { op: 'quantizeModelFiles' }>;
@@ -37,7 +38,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
       return { model, prepared: prepare({ model, external, externalSizes: sizes, inputs, hasCalibration, options: task.options, limits: task.limits }) };
     });
     const samples =
-      task.options.format === 'static'
+      needsSamples(task.options)
         ? await timed(times, 'decode', () => calibrationSamples(prepared, task.calibration ? readWholeFile(join(task.inputDir, task.calibration)) : undefined, task.limits))
         : undefined;
     if (task.options.validate) post({ phase: 'reference' });
@@ -51,11 +52,22 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
     checkpoint(task.cancel);
     // Calibration sessions are made from bytes: a static job's external data files are read in whole.
     const externalData = samples && task.external.length ? task.external.map((f) => ({ path: f.name, data: readWholeFile(join(task.inputDir, f.file)) })) : undefined;
-    const q = samples
+    const onCalibrating = (done: number, total: number) => post({ phase: 'calibrating', samplesDone: done, samplesTotal: total });
+    const q = samples && isDataAwareTask(prepared)
+      ? await dataAwareStage(prepared, samples, task.limits, {
+          cancel: task.cancel,
+          externalData,
+          onCalibrating,
+          onProgress: (p) => {
+            checkpoint(task.cancel);
+            post({ phase: 'quantizing', ...p });
+          },
+        })
+      : samples
       ? await staticStage(prepared, samples, {
           cancel: task.cancel,
           externalData,
-          onCalibrating: (done, total) => post({ phase: 'calibrating', samplesDone: done, samplesTotal: total }),
+          onCalibrating,
           onMeasuring: (round) => post({ phase: 'quantizing', tensorsDone: round, tensorsTotal: round + 1, bytesDone: 0, bytesTotal: 0 }),
         })
       : quantizeStage(prepared, (p) => {
@@ -73,7 +85,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
     const result = { path: artifacts[0]!.path };
     const latency = task.options.measure_latency ? await measureLatencyIsolated({ path: modelPath }, result, { user: prepared.user, dims: task.options.dims, maxElements: task.limits.maxElements, checkpoint: () => checkpoint(task.cancel) }) : undefined;
     const staticPart = isStatic(q) ? await staticReportOf(q, result) : undefined;
-    const report = buildReport(q, inBytes, artifacts.reduce((s, a) => s + a.size, 0), validation, times, { latency, static: staticPart });
+    const report = buildReport(q, inBytes, artifacts.reduce((s, a) => s + a.size, 0), validation, times, { latency, static: staticPart, dataAware: isDataAwareResult(q) ? q.dataAware : undefined });
     const meta = { report, summaryHeader: summaryHeader(report), artifacts: artifacts.map(({ name, size, crc }) => ({ name, size, crc })) };
     return { body: jsonBody({ ok: true }), contentType: 'application/json', log: {}, meta, stages: stageTimes(times, q) };
   } finally {

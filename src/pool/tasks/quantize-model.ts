@@ -7,7 +7,8 @@ import type { Task, TaskReply } from '../messages.js';
 import { buildReport, prepare, quantizeStage, stageTimes, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
 import { modelReply } from './model-reply.js';
 import { compareRunIsolated, measureLatencyIsolated, referenceRunIsolated, releaseReference, type HostReference, type ReferenceFailure } from '../../onnx/runtime/isolated.js';
-import { calibrationSamples, isStatic, staticReportOf, staticStage } from './static-stage.js';
+import { calibrationSamples, isStatic, needsSamples, staticReportOf, staticStage } from './static-stage.js';
+import { dataAwareStage, isDataAwareResult, isDataAwareTask } from './data-aware-stage.js';
 
 type ModelTask = Extract<Task, { op: 'quantizeModel' }>;
 
@@ -30,7 +31,7 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
   const prepared = await timed(times, 'decode', () =>
     prepare({ model: task.model, external, externalSizes: sizes, inputs: task.inputs, hasCalibration: task.calibration !== undefined, options: task.options, limits: task.limits }),
   );
-  const samples = task.options.format === 'static' ? await timed(times, 'decode', () => calibrationSamples(prepared, task.calibration, task.limits)) : undefined;
+  const samples = needsSamples(task.options) ? await timed(times, 'decode', () => calibrationSamples(prepared, task.calibration, task.limits)) : undefined;
   const original = { bytes: task.model, externalData: task.external.length ? task.external.map((f) => ({ path: f.name, data: f.bytes })) : undefined };
   // Started, not awaited: the staging copy happens now (counted), the run in the host.
   const t0 = performance.now();
@@ -46,7 +47,11 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
   try {
     checkpoint(task.cancel);
     const externalData = original.externalData;
-    const q = samples ? await staticStage(prepared, samples, { cancel: task.cancel, externalData }) : quantizeStage(prepared, () => checkpoint(task.cancel));
+    const q = !samples
+      ? quantizeStage(prepared, () => checkpoint(task.cancel))
+      : isDataAwareTask(prepared)
+        ? await dataAwareStage(prepared, samples, task.limits, { cancel: task.cancel, externalData, onProgress: () => checkpoint(task.cancel) })
+        : await staticStage(prepared, samples, { cancel: task.cancel, externalData });
     const model = await timed(times, 'encode', () => {
       const parts = inlineModelParts(q.result.model, external);
       if (parts.length > PROTOBUF_LIMIT) {
@@ -64,7 +69,7 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
       ? await measureLatencyIsolated(original, { bytes: model }, { user: prepared.user, dims: task.options.dims, maxElements: task.limits.maxElements, checkpoint: () => checkpoint(task.cancel) })
       : undefined;
     const staticPart = isStatic(q) ? await staticReportOf(q, { bytes: model }) : undefined;
-    const report = buildReport(q, inBytes, model.length, validation, times, { latency, static: staticPart });
+    const report = buildReport(q, inBytes, model.length, validation, times, { latency, static: staticPart, dataAware: isDataAwareResult(q) ? q.dataAware : undefined });
     return { ...modelReply(task, model, report), stages: stageTimes(times, q) };
   } finally {
     dropReference();

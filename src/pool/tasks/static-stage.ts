@@ -10,6 +10,7 @@ import type { ModelSource } from '../../onnx/runtime/latency.js';
 import type { CancelFlag } from '../cancel.js';
 import type { ModelTaskOptions, TaskLimits } from '../messages.js';
 import type { Prepared, Quantized } from './model-pipeline.js';
+import { isDataAware } from '../../onnx/weights/options.js';
 
 // format=static inside the model pipeline: the calibration samples, the static quantizer
 // (calibration, placement, fallback) and its report section. The rest (encode, validate,
@@ -18,11 +19,17 @@ import type { Prepared, Quantized } from './model-pipeline.js';
 export const DEFAULT_CALIBRATION_MAX_BYTES = 2 ** 30;
 export const DEFAULT_CALIBRATION_MAX_SAMPLES = 4096;
 
-/** format=static needs samples: the user's .npz, or an explicit opt-in to random data. Checked before any slow work. */
+/** Whether the task runs the float model on calibration samples: format=static, or a data-aware method. */
+export function needsSamples(o: ModelTaskOptions): boolean {
+  return o.format === 'static' || isDataAware(o.method);
+}
+
+/** format=static and the data-aware methods need samples: the user's .npz, or an explicit opt-in to random data. Checked before any slow work. */
 export function checkCalibrationGiven(o: ModelTaskOptions, calibration: unknown): void {
-  if (o.format !== 'static' || calibration !== undefined || o.calibration_data === 'random') return;
+  if (!needsSamples(o) || calibration !== undefined || o.calibration_data === 'random') return;
+  const what = o.format === 'static' ? 'format=static' : `method=${o.method}`;
   throw new Errors.Calibration(
-    'format=static needs calibration data: send an .npz as the multipart file part `calibration` (one array per model input, named like the input, with a leading sample axis N), ' +
+    `${what} needs calibration data: send an .npz as the multipart file part \`calibration\` (one array per model input, named like the input, with a leading sample axis N), ` +
       'or set calibration_data=random to calibrate on N(0, 1) inputs (the report then warns)',
   );
 }

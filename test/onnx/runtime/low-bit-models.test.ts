@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { fromFp8, quantizeFp8 } from '../../../src/core/fp8.js';
 import { NF4_LEVELS } from '../../../src/core/nf4.js';
+import type { QuantMethod } from '../../../src/core/methods/index.js';
 import { dequantizeWith, planParams, quantize } from '../../../src/core/quantize.js';
 import { floatTensor, graph, model, node, valueInfo } from '../../../src/onnx/graph/build.js';
 import { decodeModel } from '../../../src/onnx/proto/decode.js';
@@ -76,7 +77,7 @@ function intWeights(input: OnnxModel, rows: TensorRow[], opts: ModelQuantOptions
   const weights = new Map<string, Float32Array>();
   for (const row of rows) {
     const t = input.graph.initializers.find((x) => x.name === row.name)!;
-    const spec = { bits: row.bits, scheme: opts.scheme, granularity: row.granularity, axis: row.axis ?? 0, groupSize: row.group_size ?? 1, calibration: opts.calibration, percentile: opts.percentile, method: opts.method };
+    const spec = { bits: row.bits, scheme: opts.scheme, granularity: row.granularity, axis: row.axis ?? 0, groupSize: row.group_size ?? 1, calibration: opts.calibration, percentile: opts.percentile, method: opts.method as QuantMethod };
     const { params, q } = quantize(readFloat32(t), t.dims, spec);
     weights.set(row.name, dequantizeWith(q, params));
   }

@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { DATA_AWARE_METHODS } from '../../onnx/weights/options.js';
+
+// The `data_aware` section of a model report (src/onnx/activations/quantize-data-aware.ts).
+
+const n = z.number().nullable();
+
+const Output = z.object({
+  name: z.string(),
+  snr_db: n.describe('10·log10(Σ ref² / Σ (ref − q)²) over every held-back sample, quantized model with qdq_matmulnbits_accuracy_level 0 (the weights alone)'),
+  cosine_similarity: z.number().describe('Mean over held-back samples'),
+  min_cosine_similarity: z.number(),
+  top1_agreement: n.describe('Share of rows along the last axis (classes, vocabulary) whose argmax agrees; null for outputs of rank < 2'),
+});
+
+const AwqRow = z.object({
+  activation: z.string().describe('The activation whose mean |x| per channel gives s'),
+  weights: z.array(z.string()).describe('The weights reading it: they share one s'),
+  alpha: z.number().describe('s = mean|x|^alpha, chosen on a grid of 20 in [0, 1) by the output error on the calibration activations'),
+  proxy_loss_reduction: n.describe('1 − the chosen alpha’s ‖XΔW‖² over alpha = 0 (rtn), summed over the weights'),
+  scales: z.string().describe('Where 1/s went: folded into the producing op, or an inserted Mul'),
+});
+
+export const DataAwareReport = z.object({
+  method: z.enum(DATA_AWARE_METHODS),
+  source: z.enum(['user', 'random']),
+  warning: z.string().optional(),
+  calibration_samples: z.number().int(),
+  held_back_samples: z.number().int(),
+  measured_on_calibration: z.boolean().describe('True when no sample could be held back (N = 1): the outputs were measured on the calibration sample'),
+  statistics: z.object({
+    kind: z.enum(['diag', 'full']).describe('diag: diag(XᵀX) per input (imatrix); full: the K×K XᵀX per activation (gptq, awq)'),
+    activations: z.number().int(),
+    passes: z.number().int().describe('Runs over the calibration samples: one per batch of activations whose K×K sums fit hessian_max_bytes'),
+    peak_hessian_bytes: z.number().int(),
+    hessian_max_bytes: z.number().int(),
+  }),
+  gptq: z.object({ damp: z.number(), block_size: z.number().int(), act_order: z.boolean() }).optional(),
+  awq: z.array(AwqRow).optional(),
+  outputs: z.array(Output).describe('The quantized model against the float one on the held-back samples'),
+  calibration_ms: z.number(),
+  quantize_ms: z.number(),
+  measure_ms: z.number(),
+});

@@ -1,0 +1,284 @@
+import { performance } from 'node:perf_hooks';
+import { dequantizeWith } from '../../core/quantize.js';
+import type { CancelFlag } from '../../pool/cancel.js';
+import { encodeModelBytes } from '../proto/encode.js';
+import { defaultOpset, DataType, type OnnxModel } from '../proto/model.js';
+import { readFloat, type ExternalData } from '../proto/tensor-data.js';
+import type { ExternalDataFiles } from '../runtime/collect.js';
+import { compareOnSamples, type HeldBackOutput } from '../runtime/held-back.js';
+import { awqReconstruction, foldAwq, searchAwq, type AwqGroup, type AwqMember } from '../weights/awq.js';
+import { findWeights, type WeightCandidate } from '../weights/find-weights.js';
+import { quantizeImatrix } from '../weights/imatrix.js';
+import type { DataAwareMethod, ModelQuantOptions } from '../weights/options.js';
+import { planWeight, type WeightPlan } from '../weights/plan.js';
+import { lossReduction, proxyLoss } from '../weights/proxy-loss.js';
+import { quantizeModel, type ModelProgress, type ModelQuantResult, type WeightOverride } from '../weights/quantize-model.js';
+import { quantizeWeight } from '../weights/quantize-weight.js';
+import { weightInputs, type WeightInputs } from '../weights/weight-inputs.js';
+import { quantizeGptq } from '../weights/gptq-weight.js';
+import { errorBetween } from '../weights/weight-error.js';
+import { splitSamples, type CalibrationSamples } from './calibration-data.js';
+import { defaultHeldBack } from './quantize-static.js';
+import { batchesFor, forEachStatsBatch, sumStats, type InputStats, type StatsPasses, type StatsRequest } from './weight-stats.js';
+
+// method=imatrix|gptq|awq on a model: gather the statistics of each weight's input
+// activations on the calibration samples (float model, onnxruntime), fit the weights with
+// them, write the model with the usual emitters, and measure the quantized model against the
+// float one on held-back samples. K×K sums are alive one batch at a time (HESSIAN_MAX_BYTES):
+// each batch's weights are fitted (GPTQ) or searched (AWQ) as soon as its samples have run,
+// and only the results, the size of the quantized weights, are kept.
+
+export const DEFAULT_HESSIAN_MAX_BYTES = 512 * 2 ** 20;
+
+export interface DataAwareRequest {
+  method: DataAwareMethod;
+  weights: ModelQuantOptions;
+  heldBack?: number | undefined;
+  maxHessianBytes?: number | undefined;
+}
+
+export interface DataAwareHooks {
+  external?: ExternalData | undefined;
+  externalData?: ExternalDataFiles | undefined;
+  cancel?: CancelFlag | undefined;
+  onCalibrating?: ((done: number, total: number) => void) | undefined;
+  onProgress?: ((p: ModelProgress) => void) | undefined;
+}
+
+export interface AwqReportRow {
+  activation: string;
+  weights: string[];
+  alpha: number;
+  proxy_loss_reduction: number | null;
+  scales: string;
+}
+
+export interface DataAwareReport {
+  method: DataAwareMethod;
+  source: 'user' | 'random';
+  warning?: string;
+  calibration_samples: number;
+  held_back_samples: number;
+  measured_on_calibration: boolean;
+  statistics: { kind: 'diag' | 'full'; activations: number; passes: number; peak_hessian_bytes: number; hessian_max_bytes: number };
+  gptq?: { damp: number; block_size: number; act_order: boolean };
+  awq?: AwqReportRow[];
+  /** The quantized model against the float one on the held-back samples. */
+  outputs: HeldBackOutput[];
+  calibration_ms: number;
+  quantize_ms: number;
+  measure_ms: number;
+}
+
+export interface DataAwareOutcome {
+  result: ModelQuantResult;
+  report: DataAwareReport;
+}
+
+interface Target {
+  c: WeightCandidate;
+  plan: WeightPlan;
+  inputs: WeightInputs;
+}
+
+/** The weights the method can see, and why the others are rounded to nearest. */
+function targets(model: OnnxModel, opts: ModelQuantOptions, method: DataAwareMethod): { list: Target[]; why: Map<string, string> } {
+  const found = findWeights(model, opts);
+  const opset = defaultOpset(model);
+  const list: Target[] = [];
+  const why = new Map<string, string>();
+  for (const c of found.candidates) {
+    const plan = planWeight(c, opts, opset);
+    if ('skip' in plan) continue;
+    if (plan.format !== 'qdq' && plan.format !== 'matmulnbits' && plan.format !== 'dynamic') continue;
+    if (method !== 'imatrix' && plan.granularity === 'per_tensor') {
+      why.set(c.name, `${method} fits per group or per channel, and this weight is quantized per tensor`);
+      continue;
+    }
+    if (c.uses.some((u) => u.opType === 'Gather')) {
+      why.set(c.name, 'an embedding (Gather) has no input activation to weigh it by');
+      continue;
+    }
+    const inputs = weightInputs(c, method !== 'imatrix');
+    if (typeof inputs === 'string') {
+      why.set(c.name, inputs);
+      continue;
+    }
+    if (method === 'awq') {
+      const problem = awqProblem(c, inputs);
+      if (problem) {
+        why.set(c.name, problem);
+        continue;
+      }
+    }
+    list.push({ c, plan, inputs });
+  }
+  return { list, why };
+}
+
+function awqProblem(c: WeightCandidate, inputs: WeightInputs): string | undefined {
+  if (c.tensor.dataType !== DataType.float32 || c.uses.some((u) => u.valueType !== DataType.float32)) return 'awq rescales float32 weights and activations; this one is not float32';
+  if (c.constantNode !== undefined) return 'awq rescales initializers; this weight is a Constant node';
+  if (c.otherUses > 0) return 'the float weight is also read elsewhere';
+  if (new Set(inputs.inputs.map((i) => i.activation)).size > 1) return 'its consumers read different activations (one scale per activation)';
+  return undefined;
+}
+
+/** Targets that share activations, transitively: their statistics must be gathered in one batch. */
+function units(list: readonly Target[]): Target[][] {
+  const parent = list.map((_, i) => i);
+  const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i]!)));
+  const owner = new Map<string, number>();
+  list.forEach((t, i) => {
+    for (const inp of t.inputs.inputs) {
+      const j = owner.get(inp.activation);
+      if (j === undefined) owner.set(inp.activation, i);
+      else parent[find(i)] = find(j);
+    }
+  });
+  const groups = new Map<number, Target[]>();
+  list.forEach((t, i) => groups.set(find(i), [...(groups.get(find(i)) ?? []), t]));
+  return [...groups.values()];
+}
+
+function requestsOf(unit: readonly Target[]): StatsRequest[] {
+  const seen = new Map<string, StatsRequest>();
+  for (const t of unit) for (const i of t.inputs.inputs) seen.set(i.activation, { activation: i.activation, k: i.k, layout: i.layout });
+  return [...seen.values()];
+}
+
+function statsOf(t: Target, stats: ReadonlyMap<string, InputStats>): InputStats {
+  return sumStats(t.inputs.inputs.map((i) => stats.get(i.activation)!));
+}
+
+/** Mean x² per input feature, floored so a feature never seen non-zero still counts a little. */
+function importance(s: InputStats): Float64Array {
+  const out = Float64Array.from(s.sumSq, (v) => v / Math.max(1, s.rows));
+  const mean = out.reduce((a, b) => a + b, 0) / Math.max(1, out.length);
+  const floor = mean > 0 ? mean * 1e-6 : 1;
+  return out.map((v) => Math.max(v, floor));
+}
+
+function rtnReconstruction(values: Float32Array, t: Target, opts: ModelQuantOptions): Float32Array {
+  const w = quantizeWeight(values, t.c.tensor.dims, t.plan, { ...opts, method: 'rtn' });
+  return dequantizeWith(w.q, w.params);
+}
+
+function fitOne(t: Target, s: InputStats, opts: ModelQuantOptions, method: 'imatrix' | 'gptq', external: ExternalData | undefined): WeightOverride {
+  const values = readFloat(t.c.tensor, external);
+  const dims = t.c.tensor.dims;
+  const kAxis = t.inputs.kAxis;
+  const weight =
+    method === 'imatrix'
+      ? quantizeImatrix(values, dims, t.plan, opts, kAxis, importance(s))
+      : quantizeGptq(values, dims, t.plan, opts, kAxis, s.xtx!);
+  const wHat = dequantizeWith(weight.q, weight.params);
+  const proxy = method === 'imatrix' ? { k: s.k, sumSq: s.sumSq } : s;
+  const reduction = lossReduction(proxyLoss(values, wHat, dims, kAxis, proxy), proxyLoss(values, rtnReconstruction(values, t, opts), dims, kAxis, proxy));
+  const label = method === 'gptq' ? `gptq (damp ${opts.gptq.damp}, block ${opts.gptq.blockSize}${opts.gptq.actOrder ? ', act-order' : ''})` : 'imatrix';
+  return { weight, method: label, proxyLossReduction: reduction, error: errorBetween(values, wHat, weight.params) };
+}
+
+export async function quantizeDataAware(model: OnnxModel, samples: CalibrationSamples, req: DataAwareRequest, hooks: DataAwareHooks = {}): Promise<DataAwareOutcome> {
+  const { method, weights: opts } = req;
+  const heldBack = req.heldBack ?? defaultHeldBack(samples.count);
+  const split = heldBack > 0 ? splitSamples(samples, heldBack) : { calibrate: samples, heldBack: samples };
+  const maxBytes = req.maxHessianBytes ?? DEFAULT_HESSIAN_MAX_BYTES;
+  const full = method !== 'imatrix';
+  const t0 = performance.now();
+  const { list, why } = targets(model, opts, method);
+  const byUnit = units(list);
+  const batches = batchesFor(byUnit.map(requestsOf), full, maxBytes);
+  const fitted = new Map<string, WeightOverride>();
+  const awqGroups: AwqGroup[] = [];
+  const pending = new Set(list);
+  const passes: StatsPasses = await forEachStatsBatch(model, batches, split.calibrate, { full, maxBytes, cancel: hooks.cancel, externalData: hooks.externalData, onSample: hooks.onCalibrating }, (stats) => {
+    const ready = [...pending].filter((t) => t.inputs.inputs.every((i) => stats.has(i.activation)));
+    for (const t of ready) pending.delete(t);
+    if (method === 'awq') {
+      const byActivation = new Map<string, Target[]>();
+      for (const t of ready) {
+        const a = t.inputs.inputs[0]!.activation;
+        byActivation.set(a, [...(byActivation.get(a) ?? []), t]);
+      }
+      for (const [activation, ts] of byActivation) {
+        const s = stats.get(activation)!;
+        const members: AwqMember[] = ts.map((t) => ({ c: t.c, plan: t.plan, kAxis: t.inputs.kAxis, values: readFloat(t.c.tensor, hooks.external) }));
+        const meanAbs = Float64Array.from(s.sumAbs, (v) => v / Math.max(1, s.rows));
+        awqGroups.push({ activation, members, choice: searchAwq(members, meanAbs, s, opts) });
+      }
+      return;
+    }
+    for (const t of ready) fitted.set(t.c.name, fitOne(t, statsOf(t, stats), opts, method, hooks.external));
+  });
+  const t1 = performance.now();
+
+  let quantizeFrom = model;
+  const awqOf = new Map<string, { group: AwqGroup; member: AwqMember }>();
+  const awqRows: AwqReportRow[] = [];
+  if (method === 'awq') {
+    const folded = foldAwq(model, awqGroups, hooks.external);
+    quantizeFrom = folded.model;
+    for (const group of awqGroups) {
+      for (const member of group.members) awqOf.set(member.c.name, { group, member });
+      awqRows.push({
+        activation: group.activation,
+        weights: group.members.map((m) => m.c.name),
+        alpha: group.choice.alpha,
+        proxy_loss_reduction: lossReduction(group.choice.loss, group.choice.rtnLoss),
+        scales: group.choice.alpha === 0 ? 'none (α = 0: rtn was best)' : (folded.where.get(group.activation) ?? ''),
+      });
+    }
+  }
+  const result = quantizeModel(quantizeFrom, opts, {
+    external: hooks.external,
+    onProgress: hooks.onProgress,
+    quantizeWeight: (c, _plan, values) => {
+      const done = fitted.get(c.name);
+      if (done) {
+        fitted.delete(c.name);
+        return done;
+      }
+      const awq = awqOf.get(c.name);
+      if (awq) {
+        // The stored weight is W·s; its error is reported against W itself.
+        const { member, group } = awq;
+        const weight = quantizeWeight(values, c.tensor.dims, member.plan, { ...opts, method: 'rtn' });
+        const wHat = awqReconstruction(member, group.choice.s, opts);
+        return {
+          weight,
+          method: `awq (α ${group.choice.alpha.toFixed(2)})`,
+          proxyLossReduction: lossReduction(group.choice.loss, group.choice.rtnLoss),
+          error: errorBetween(member.values, wHat, weight.params),
+          note: group.choice.alpha === 0 ? undefined : awqNote(group, member),
+        };
+      }
+      return why.get(c.name) ?? 'no activation statistics for this weight';
+    },
+  });
+  const t2 = performance.now();
+  const floatBytes = { bytes: encodeModelBytes(model), externalData: hooks.externalData };
+  const outputs = await compareOnSamples(floatBytes, { bytes: encodeModelBytes(result.model), externalData: hooks.externalData }, split.heldBack, { cancel: hooks.cancel });
+  const t3 = performance.now();
+  const report: DataAwareReport = {
+    method,
+    source: samples.source,
+    ...(samples.source === 'random' ? { warning: 'calibration_data=random: the statistics come from N(0, 1) inputs, not from data like the model will see; the methods may then do worse than rtn' } : {}),
+    calibration_samples: split.calibrate.count,
+    held_back_samples: split.heldBack.count,
+    measured_on_calibration: heldBack === 0,
+    statistics: { kind: full ? 'full' : 'diag', activations: passes.activations, passes: passes.passes, peak_hessian_bytes: passes.peakBytes, hessian_max_bytes: maxBytes },
+    ...(method === 'gptq' ? { gptq: { damp: opts.gptq.damp, block_size: opts.gptq.blockSize, act_order: opts.gptq.actOrder } } : {}),
+    ...(method === 'awq' ? { awq: awqRows } : {}),
+    outputs,
+    calibration_ms: t1 - t0,
+    quantize_ms: t2 - t1,
+    measure_ms: t3 - t2,
+  };
+  return { result, report };
+}
+
+function awqNote(group: AwqGroup, member: AwqMember): string {
+  const shared = group.members.length > 1 ? `, s shared with ${group.members.filter((m) => m !== member).map((m) => `'${m.c.name}'`).join(', ')}` : '';
+  return `stored as W·s along K (s = mean|x|^${group.choice.alpha.toFixed(2)} of '${group.activation}'${shared})`;
+}

@@ -1,0 +1,203 @@
+import { dequantizeWith } from '../../core/quantize.js';
+import { axisLayout } from '../../core/shape.js';
+import { floatTensor, node } from '../graph/build.js';
+import { attrInt, DataType, type OnnxModel, type OnnxNode, type OnnxTensor } from '../proto/model.js';
+import { readFloat32 } from '../proto/tensor-data.js';
+import type { ExternalData } from '../proto/tensor-data.js';
+import type { WeightCandidate } from './find-weights.js';
+import type { ModelQuantOptions } from './options.js';
+import type { WeightPlan } from './plan.js';
+import { proxyLoss, type ProxyStats } from './proxy-loss.js';
+import { quantizeWeight } from './quantize-weight.js';
+
+// method=awq (AWQ, arXiv 2306.00978; llm-awq awq/quantize/auto_scale.py): per input channel
+// k a scale s_k = mean|x_k|^α, normalized by √(max s · min s); the weight's rows along K are
+// multiplied by s before rounding to nearest and the activation divided by s, so salient
+// channels (large |x|) get finer steps. α runs over 0, 0.05, …, 0.95 (a grid of 20) and the
+// one with the lowest output error on the calibration activations wins, per activation:
+// weights that read the same activation (q/k/v, gate/up) share one s and are judged together.
+// The error is ‖X(Ŵ − W)‖² summed over those weights, from the K×K XᵀX of every calibration
+// row (llm-awq measures the module's output on its samples; α = 0 is plain rtn, so the
+// search never ends worse than rtn by this measure).
+//
+// 1/s goes into the op that produces the activation when that is exact and touches nothing
+// else: a LayerNormalization over the last axis (its scale and bias ÷ s) or a Mul by a
+// constant along the last axis (the constant ÷ s), whose output only these weights' nodes
+// read. Anywhere else a Mul by 1/s is inserted before them. Either way the float graph
+// computes the same function (to float rounding).
+
+export const AWQ_GRID = 20;
+const MIN_SCALE = 1e-4;
+
+export interface AwqMember {
+  c: WeightCandidate;
+  plan: WeightPlan;
+  kAxis: number;
+  values: Float32Array;
+}
+
+export interface AwqChoice {
+  alpha: number;
+  /** Per input channel, normalized. */
+  s: Float32Array;
+  loss: number;
+  rtnLoss: number;
+}
+
+/** W with its K axis multiplied (or divided) by s, in the weight's own layout. */
+export function scaleAlongK(values: Float32Array, dims: readonly number[], kAxis: number, s: Float32Array, divide = false): Float32Array {
+  const { outer, len, inner } = axisLayout(dims, kAxis);
+  const out = new Float32Array(values.length);
+  for (let o = 0; o < outer; o++) {
+    for (let k = 0; k < len; k++) {
+      const base = (o * len + k) * inner;
+      const f = s[k]!;
+      for (let i = 0; i < inner; i++) out[base + i] = divide ? values[base + i]! / f : values[base + i]! * f;
+    }
+  }
+  return out;
+}
+
+export function awqScales(meanAbs: Float64Array, alpha: number): Float32Array {
+  const k = meanAbs.length;
+  const s = new Float64Array(k);
+  let max = 0;
+  let min = Infinity;
+  for (let i = 0; i < k; i++) {
+    const v = Math.max(meanAbs[i]! ** alpha, MIN_SCALE);
+    s[i] = v;
+    max = Math.max(max, v);
+    min = Math.min(min, v);
+  }
+  const norm = Math.sqrt(max * min);
+  return Float32Array.from(s, (v) => v / norm);
+}
+
+/** What rounding the scaled weight gives, brought back to the original's scale (Ŵ = Q(W·s)/s). */
+export function awqReconstruction(m: AwqMember, s: Float32Array, opts: ModelQuantOptions): Float32Array {
+  const dims = m.c.tensor.dims;
+  const scaled = scaleAlongK(m.values, dims, m.kAxis, s);
+  const w = quantizeWeight(scaled, dims, m.plan, { ...opts, method: 'rtn' });
+  return scaleAlongK(dequantizeWith(w.q, w.params), dims, m.kAxis, s, true);
+}
+
+export function searchAwq(members: readonly AwqMember[], meanAbs: Float64Array, stats: ProxyStats, opts: ModelQuantOptions): AwqChoice {
+  let best: AwqChoice | undefined;
+  let rtnLoss = 0;
+  for (let g = 0; g < AWQ_GRID; g++) {
+    const alpha = g / AWQ_GRID;
+    const s = awqScales(meanAbs, alpha);
+    let loss = 0;
+    for (const m of members) loss += proxyLoss(m.values, awqReconstruction(m, s, opts), m.c.tensor.dims, m.kAxis, stats);
+    if (g === 0) rtnLoss = loss;
+    if (!best || loss < best.loss) best = { alpha, s, loss, rtnLoss: 0 };
+  }
+  return { ...best!, rtnLoss };
+}
+
+export interface AwqGroup {
+  activation: string;
+  members: AwqMember[];
+  choice: AwqChoice;
+}
+
+export interface AwqFolded {
+  model: OnnxModel;
+  /** Per activation, where 1/s went. */
+  where: Map<string, string>;
+}
+
+function readers(model: OnnxModel, name: string): OnnxNode[] {
+  return model.graph.nodes.filter((n) => n.inputs.includes(name));
+}
+
+function hasSubgraphs(model: OnnxModel): boolean {
+  return model.graph.nodes.some((n) => n.attributes.some((a) => a.g || a.graphs?.length));
+}
+
+/** A [K] (or [1, …, 1, K]) float32 initializer read by this node alone, or undefined. */
+function ownVector(model: OnnxModel, name: string, k: number, by: OnnxNode): OnnxTensor | undefined {
+  const t = model.graph.initializers.find((x) => x.name === name);
+  if (!t || t.dataType !== DataType.float32 || t.dims[t.dims.length - 1] !== k || t.dims.slice(0, -1).some((d) => d !== 1)) return undefined;
+  if (model.graph.inputs.some((v) => v.name === name)) return undefined;
+  if (readers(model, name).some((n) => n !== by)) return undefined;
+  return t;
+}
+
+/**
+ * The model with every group's weights multiplied by s along K and 1/s folded or inserted;
+ * the input model is not modified.
+ */
+export function foldAwq(model: OnnxModel, groups: readonly AwqGroup[], external?: ExternalData): AwqFolded {
+  const g = model.graph;
+  const nodes = g.nodes.slice();
+  const inits = new Map(g.initializers.map((t, i) => [t.name, i]));
+  const initializers = g.initializers.slice();
+  const where = new Map<string, string>();
+  const taken = new Set<string>([...g.initializers.map((t) => t.name), ...g.nodes.flatMap((n) => n.outputs), ...g.inputs.map((v) => v.name), ...g.nodes.map((n) => n.name)]);
+  const fresh = (base: string) => {
+    let name = base;
+    for (let i = 1; taken.has(name); i++) name = `${base}_${i}`;
+    taken.add(name);
+    return name;
+  };
+  const replaceInit = (t: OnnxTensor, data: Float32Array) => {
+    initializers[inits.get(t.name)!] = floatTensor(t.name, t.dims, data);
+  };
+  const inserted: { before: OnnxNode; node: OnnxNode }[] = [];
+  const subgraphs = hasSubgraphs(model);
+  for (const grp of groups) {
+    const { s } = grp.choice;
+    if (grp.choice.alpha === 0) continue;
+    const k = s.length;
+    for (const m of grp.members) replaceInit(m.c.tensor, scaleAlongK(m.values, m.c.tensor.dims, m.kAxis, s));
+    const t = grp.activation;
+    const consumers = new Set(grp.members.flatMap((m) => m.c.uses.map((u) => u.node)));
+    const producer = g.nodes.find((n) => n.outputs.includes(t));
+    const onlyOurs = !subgraphs && !g.outputs.some((v) => v.name === t) && readers(model, t).every((n) => consumers.has(n));
+    const isDefault = (n: OnnxNode) => n.domain === '' || n.domain === 'ai.onnx';
+    let folded = false;
+    if (producer && onlyOurs && isDefault(producer) && producer.outputs[0] === t) {
+      if (producer.opType === 'LayerNormalization' && attrInt(producer, 'axis', -1) === -1) {
+        const scale = ownVector(model, producer.inputs[1] ?? '', k, producer);
+        const biasName = producer.inputs[2] ?? '';
+        const bias = biasName ? ownVector(model, biasName, k, producer) : undefined;
+        if (scale && (biasName === '' || bias) && scale.name !== biasName) {
+          replaceInit(scale, scaleAlongK(readFloat32(scale, external), scale.dims, scale.dims.length - 1, s, true));
+          if (bias) replaceInit(bias, scaleAlongK(readFloat32(bias, external), bias.dims, bias.dims.length - 1, s, true));
+          folded = true;
+          where.set(t, `1/s folded into LayerNormalization '${producer.name}' (scale${bias ? ' and bias' : ''})`);
+        }
+      } else if (producer.opType === 'Mul') {
+        const slot = [0, 1].find((i) => ownVector(model, producer.inputs[i] ?? '', k, producer) && producer.inputs[1 - i] !== producer.inputs[i]);
+        if (slot !== undefined) {
+          const c = ownVector(model, producer.inputs[slot]!, k, producer)!;
+          replaceInit(c, scaleAlongK(readFloat32(c, external), c.dims, c.dims.length - 1, s, true));
+          folded = true;
+          where.set(t, `1/s folded into Mul '${producer.name}' (its constant)`);
+        }
+      }
+    }
+    if (folded) continue;
+    const inv = fresh(`${t}_awq_inv_scale`);
+    const out = fresh(`${t}_awq`);
+    initializers.push(floatTensor(inv, [k], Float32Array.from(s, (v) => 1 / v)));
+    const first = nodes.find((n) => consumers.has(n))!;
+    inserted.push({ before: first, node: node('Mul', [t, inv], [out], { name: fresh(`${t}_awq_Mul`) }) });
+    for (let i = 0; i < nodes.length; i++) {
+      const n = nodes[i]!;
+      if (!consumers.has(n)) continue;
+      const { src: _src, ...rest } = n;
+      nodes[i] = { ...rest, inputs: n.inputs.map((x, j) => (j === 0 && x === t ? out : x)) };
+      consumers.delete(n);
+      consumers.add(nodes[i]!);
+    }
+    where.set(t, `Mul by 1/s inserted (${producer ? `${producer.opType} '${producer.name}'` : 'a graph input'} is not a LayerNormalization or constant Mul read by these weights alone)`);
+  }
+  // Each inserted Mul goes right before the first node that reads its output.
+  for (const { before, node: mul } of inserted) {
+    const at = nodes.findIndex((n) => n === before || (n.name === before.name && n.outputs[0] === before.outputs[0]));
+    nodes.splice(at, 0, mul);
+  }
+  return { model: { ...model, graph: { ...g, nodes, initializers } }, where };
+}
