@@ -24,6 +24,10 @@ import { row, type BenchOptions, type Detail, type Row, type ScenarioResult } fr
 // gptq and awq leave Conv weights to rtn (no K×K patch statistics).
 
 const FIXTURES = new URL('../../test/fixtures/models/trained/', import.meta.url).pathname;
+// Another char LM made by train_charlm.py (e.g. `--d-model 320 --out-dir DIR`) is measured in
+// place of the committed one with LOWBIT_LM_DIR=DIR; LOWBIT_LM_ONLY=1 leaves out the glyph CNN.
+const LM_DIR = process.env.LOWBIT_LM_DIR ? `${process.env.LOWBIT_LM_DIR.replace(/\/$/, '')}/` : FIXTURES;
+const LM_ONLY = process.env.LOWBIT_LM_ONLY === '1';
 
 interface Config {
   label: string;
@@ -102,9 +106,9 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
   const configs = o.quick ? CONFIGS.slice(0, 1) : CONFIGS;
 
   // Char LM: perplexity over the eval text (all 256 windows; --quick: 64).
-  const lmBytes = readFileSync(`${FIXTURES}charlm.onnx`);
-  const lmCalibration = readFileSync(`${FIXTURES}charlm-calibration.npz`);
-  const ids = encodeChars(readFileSync(`${FIXTURES}charlm-eval.txt`, 'utf8'), loadCharVocab(`${FIXTURES}charlm-vocab.json`));
+  const lmBytes = readFileSync(`${LM_DIR}charlm.onnx`);
+  const lmCalibration = readFileSync(`${LM_DIR}charlm-calibration.npz`);
+  const ids = encodeChars(readFileSync(`${LM_DIR}charlm-eval.txt`, 'utf8'), loadCharVocab(`${LM_DIR}charlm-vocab.json`));
   const windows = o.quick ? 64 : undefined;
   const opts = { context: 128, sessionOptions: { extra: { session: { qdq_matmulnbits_accuracy_level: '0' } } }, ...(windows ? { maxWindows: windows } : {}) };
   const increases: Record<string, Record<string, number>> = {};
@@ -143,6 +147,7 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
     if (two) for (const m of methods) if (two[m.name] !== undefined) rows.push(row({ name: `lowbit.charlm.2b_g64.${m.name}`, value: two[m.name]!, unit: 'ppl+', baselineName: 'rtn 2b increase', baselineValue: two.rtn!, better: 'lower', target: null, note: '2-bit: reported, no target' }));
   }
 
+  if (LM_ONLY) return { rows, details };
   // Glyph CNN: top-1 on the held-out fonts (1152 images; --quick: 256).
   const glyphs = atOpset21(decodeModel(readFileSync(`${FIXTURES}glyphs.onnx`)));
   const gCalibration = readFileSync(`${FIXTURES}glyphs-calibration.npz`);
