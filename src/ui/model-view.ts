@@ -16,7 +16,7 @@ export interface ModelViewActions {
 }
 
 export function renderModel(r: ModelReport, out: HTMLElement, actions: ModelViewActions): void {
-  out.replaceChildren(summary(r, actions), snrBars(r, actions), tensorTable(r, actions), skipped(r), validation(r), latency(r));
+  out.replaceChildren(summary(r, actions), snrBars(r), tensorTable(r, actions), skipped(r), validation(r), latency(r));
   if (r.static) out.append(...staticView(r.static));
 }
 
@@ -52,7 +52,7 @@ function summary(r: ModelReport, actions: ModelViewActions): HTMLElement {
   );
 }
 
-function snrBars(r: ModelReport, actions: ModelViewActions): HTMLElement {
+function snrBars(r: ModelReport): HTMLElement {
   const formats = [...new Set(r.tensors.map((t) => t.format))];
   const { box, canvas } = chartBox('snr-bars', Math.max(160, 22 * r.tensors.length + 70));
   draw('snrBars', canvas, {
@@ -63,18 +63,14 @@ function snrBars(r: ModelReport, actions: ModelViewActions): HTMLElement {
     },
     options: {
       indexAxis: 'y',
-      plugins: { legend: { display: false }, tooltip: { callbacks: { afterLabel: (c) => `${r.tensors[c.dataIndex]!.format}, ${r.tensors[c.dataIndex]!.bits} bits (click to exclude)` } } },
+      plugins: { legend: { display: false }, tooltip: { callbacks: { afterLabel: (c) => `${r.tensors[c.dataIndex]!.format}, ${r.tensors[c.dataIndex]!.bits} bits` } } },
       scales: { x: { title: axisTitle('SNR (dB), higher is better'), beginAtZero: true }, y: { title: axisTitle('weight (worst first)') } },
-      onClick: (_e, elements) => {
-        const t = elements[0] ? r.tensors[elements[0].index] : undefined;
-        if (t) actions.exclude(t.name);
-      },
     },
   });
   const legend = el('p', { class: 'legend', id: 'format-legend' });
   for (const f of formats) legend.append(el('span', { class: 'swatch', 'data-colour': colourFor(f, formats) }), f, ' ');
   for (const s of legend.querySelectorAll<HTMLElement>('.swatch')) s.style.background = s.dataset.colour!;
-  return section('snr', 'SNR per quantized weight, coloured by format', legend, box, el('p', { class: 'note' }, 'Click a bar (or Exclude in the table) to keep that weight in float, then Run again.'));
+  return section('snr', 'SNR per quantized weight, coloured by format', legend, box, el('p', { class: 'note' }, 'Exclude in the table keeps that weight in float; then Run again.'));
 }
 
 function tensorTable(r: ModelReport, actions: ModelViewActions): HTMLElement {
