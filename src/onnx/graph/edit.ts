@@ -43,10 +43,7 @@ export class GraphEdit {
 
   /** base, or base_1, base_2, ... whichever no tensor or node of any graph uses yet. */
   unique(base: string): string {
-    let name = base;
-    for (let i = 1; this.#names.has(name); i++) name = `${base}_${i}`;
-    this.#names.add(name);
-    return name;
+    return uniqueIn(this.#names, base);
   }
 
   /** Nodes whose inputs are all initializers (or outer-scope names) go first: that keeps the order topological. */
@@ -174,4 +171,12 @@ export class GraphEdit {
     });
     return changed ? { ...n, attributes, src: undefined } : n;
   }
+}
+
+/** base, or base_1, base_2, ... whichever `taken` does not hold yet; the name returned is added to it. */
+export function uniqueIn(taken: Set<string>, base: string): string {
+  let name = base;
+  for (let i = 1; taken.has(name); i++) name = `${base}_${i}`;
+  taken.add(name);
+  return name;
 }

@@ -9,6 +9,7 @@ import { Parts } from '../proto/wire.js';
 import type { CalibrationSamples } from '../activations/calibration-data.js';
 import { checkpoint, type CancelFlag } from '../../pool/cancel.js';
 import { baseOptions, message, withSession } from './validate.js';
+import { uniqueIn } from '../graph/edit.js';
 
 // Runs the float model on calibration samples with chosen intermediate tensors exposed, and
 // hands each sample's values to a callback before the next sample runs: nothing is kept
@@ -108,12 +109,7 @@ function extremesPlan(model: OnnxModel, tensorNames: readonly string[]): Extreme
   const { g, names, produced, initializers } = graphFacts(model, tensorNames);
   const types = elementTypes(model);
   const taken = new Set<string>([...produced, ...initializers, ...g.inputs.map((v) => v.name), ...g.nodes.map((n) => n.name)]);
-  const fresh = (base: string) => {
-    let name = base;
-    for (let i = 1; taken.has(name); i++) name = `${base}_${i}`;
-    taken.add(name);
-    return name;
-  };
+  const fresh = (base: string) => uniqueIn(taken, base);
   const nodes: OnnxNode[] = [];
   const added: OnnxValueInfo[] = [];
   const outputs = new Map<string, { min: string; max: string; size: string }>();
@@ -289,12 +285,7 @@ export async function runWithGrams(
   );
   const types = elementTypes(model);
   const taken = new Set<string>([...produced, ...initializers, ...g.inputs.map((v) => v.name), ...g.nodes.map((n) => n.name)]);
-  const fresh = (base: string) => {
-    let name = base;
-    for (let i = 1; taken.has(name); i++) name = `${base}_${i}`;
-    taken.add(name);
-    return name;
-  };
+  const fresh = (base: string) => uniqueIn(taken, base);
   const nodes: OnnxNode[] = [];
   const added: OnnxValueInfo[] = [];
   const shapes: OnnxModel['graph']['initializers'] = [];

@@ -9,6 +9,7 @@ import type { ModelQuantOptions } from './options.js';
 import type { WeightPlan } from './plan.js';
 import { proxyLoss, type ProxyStats } from './proxy-loss.js';
 import { quantizeWeight } from './quantize-weight.js';
+import { uniqueIn } from '../graph/edit.js';
 
 // method=awq (AWQ, arXiv 2306.00978; llm-awq awq/quantize/auto_scale.py): per input channel
 // k a scale s_k = mean|x_k|^α, normalized by √(max s · min s); the weight's rows along K are
@@ -135,12 +136,7 @@ export function foldAwq(model: OnnxModel, groups: readonly AwqGroup[], external?
   const initializers = g.initializers.slice();
   const where = new Map<string, string>();
   const taken = new Set<string>([...g.initializers.map((t) => t.name), ...g.nodes.flatMap((n) => n.outputs), ...g.inputs.map((v) => v.name), ...g.nodes.map((n) => n.name)]);
-  const fresh = (base: string) => {
-    let name = base;
-    for (let i = 1; taken.has(name); i++) name = `${base}_${i}`;
-    taken.add(name);
-    return name;
-  };
+  const fresh = (base: string) => uniqueIn(taken, base);
   const replaceInit = (t: OnnxTensor, data: Float32Array) => {
     initializers[inits.get(t.name)!] = floatTensor(t.name, t.dims, data);
   };
