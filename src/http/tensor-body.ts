@@ -48,9 +48,6 @@ export function tensorBodyParser(defaultLimit: number) {
     const sized = Number.isSafeInteger(declared) && declared >= 0;
     // Without a length (chunked upload) the buffer doubles as it fills; it is cut to size at the end.
     let body = sized ? sizedBody(declared, request.routeOptions.config.tensorBody === true) : Buffer.allocUnsafeSlow(64 * 1024);
-    // Chunks go in through a plain Uint8Array view: Buffer#copy into shared memory (an arena)
-    // ran at ~3 GB/s here, Uint8Array#set at ~12 (bench/README.md, HTTP event loop).
-    let into = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
     let received = 0;
     const finish = (err: Error | null, value?: Buffer) => {
       payload.removeListener('data', onData);
@@ -73,9 +70,12 @@ export function tensorBodyParser(defaultLimit: number) {
         const grown = Buffer.allocUnsafeSlow(Math.min(limit, Math.max(2 * body.length, received + bytes.length)));
         body.copy(grown, 0, 0, received);
         body = grown;
-        into = new Uint8Array(grown.buffer, grown.byteOffset, grown.byteLength);
       }
-      into.set(bytes, received);
+      // Buffer#fill with a buffer is one memcpy in C++. Uint8Array#set and Buffer#copy (which
+      // is set in Node 20) copy into shared memory (an arena) with V8's relaxed_memmove, word
+      // by word: a third of the event loop's CPU per 4 MiB request in `perf` (bench/README.md,
+      // "HTTP: the event loop, round two").
+      if (bytes.length > 0) body.fill(bytes, received, received + bytes.length);
       received += bytes.length;
     }
     function onEnd(err?: Error & { statusCode?: number }): void {
