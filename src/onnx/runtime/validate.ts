@@ -6,8 +6,10 @@ import { makeFeeds, VALIDATION_SEED, type Feeds, type InputDescription, type Mad
 import { isQuantError } from '../../errors.js';
 
 // Runs the float model and the quantized one in onnxruntime on the same inputs and says how
-// far each output moved. Sessions are created one after another and released at once, so
-// at most one model is loaded in onnxruntime at a time.
+// far each output moved. Sessions are released as soon as they have run: the float model's
+// before the quantized ones are created, and the quantized model's two (weights only,
+// default optimization) are created one after the other, or at once on two threads when
+// the caller gives a second one (compareRun's `elsewhere`, the onnxruntime host).
 //
 // onnxruntime's default optimization fuses DequantizeLinear → MatMul into MatMulNBits with
 // accuracy_level 4, which also quantizes the activations (ONNX-NOTES): the `weights_only`
@@ -117,7 +119,12 @@ export type Skipped = Extract<ValidationReport, { status: 'skipped' }>;
 function sessionOptions(threads: number) {
   const base = baseOptions(threads);
   const weightsOnly: InferenceSession.SessionOptions = { ...base, extra: { session: { qdq_matmulnbits_accuracy_level: '0' } } };
-  return { base, weightsOnly };
+  // The float model runs once: prepacking its weights for the GEMM kernels (a second copy
+  // of every MatMul weight, made at session creation) costs more than it saves. Its outputs
+  // are the same bit for bit (bench/README.md, "HTTP: the event loop, round two"). The
+  // optimization level stays: it decides which models onnxruntime can load at all.
+  const reference: InferenceSession.SessionOptions = { ...base, extra: { session: { qdq_matmulnbits_accuracy_level: '0', 'session.disable_prepacking': '1' } } };
+  return { base, weightsOnly, reference };
 }
 
 /** What to send when the inputs we made were not enough: the defaulted dims first. */
@@ -137,7 +144,7 @@ export async function referenceRun(original: ModelBytes, opts: ValidationOptions
   const feedOptions = { dims: opts.dims, maxElements: opts.maxElements ?? Number.MAX_SAFE_INTEGER };
   let fed: MadeFeeds | undefined;
   try {
-    const made = await withSession(original, sessionOptions(threads).weightsOnly, async (s) => {
+    const made = await withSession(original, sessionOptions(threads).reference, async (s) => {
       const f = makeFeeds((await loadOrt()).Tensor, s.inputMetadata, opts.user, feedOptions);
       if ('reason' in f) return f;
       fed = f;
@@ -165,18 +172,34 @@ function describeInputs(fed: MadeFeeds): string {
   return fed.inputs.map((i) => `${i.name} ${i.dtype}[${i.shape.join(', ')}] ${i.source}`).join('; ');
 }
 
-/** `checkpoint` runs before each session and may throw to stop (a cancelled task). */
-export async function compareRun(ref: Reference, quantized: ModelBytes, checkpoint: () => void = () => {}): Promise<ValidationReport> {
+/**
+ * Creates a session of a model on disk with these options somewhere else (another thread),
+ * runs it on the feeds and releases it: its outputs.
+ */
+export type RunElsewhere = (path: string, options: InferenceSession.SessionOptions, feeds: Feeds) => Promise<Outputs>;
+
+/**
+ * `checkpoint` runs before each session and may throw to stop (a cancelled task). With
+ * `elsewhere` (the onnxruntime host's second thread) and a model on disk, the default
+ * optimization's session is created there while the weights-only one is created here: two
+ * quantized sessions at once, in about the time of one.
+ */
+export async function compareRun(ref: Reference, quantized: ModelBytes, checkpoint: () => void = () => {}, elsewhere?: RunElsewhere): Promise<ValidationReport> {
   const t0 = performance.now();
   const { base, weightsOnly } = sessionOptions(ref.threads);
   const runs: ValidationRun[] = [];
+  const here = (options: InferenceSession.SessionOptions) => withSession(quantized, options, (s) => s.run(ref.feeds));
+  checkpoint();
+  const beside = elsewhere && 'path' in quantized ? elsewhere(quantized.path, base, ref.feeds) : undefined;
+  // Settled either way: a failure is reported below, in the order of the runs.
+  beside?.catch(() => {});
   for (const [options, label] of [
     [weightsOnly, WEIGHTS_ONLY_SETTINGS],
     [base, DEFAULT_SETTINGS],
   ] as const) {
-    checkpoint();
+    if (!beside) checkpoint();
     try {
-      const got = await withSession(quantized, options, (s) => s.run(ref.feeds));
+      const got = await (options === base && beside ? beside : here(options));
       runs.push({ session_options: label, outputs: compareAll(ref.names, ref.outputs, got) });
     } catch (err) {
       return { status: 'error', reason: `onnxruntime cannot run the quantized model (${label}): ${message(err)}` };

@@ -4,6 +4,7 @@ import { fusedOps } from '../fused-ops.js';
 import { measureLatency } from '../latency.js';
 import { compareRun, referenceRun, type Reference } from '../validate.js';
 import type { HostReply, HostRequest, HostValue } from './protocol.js';
+import { runBeside, warmSide } from './side-run.js';
 
 // The onnxruntime host: a child process that creates every session for an uploaded model.
 // onnxruntime-node can take the whole process down on a model it mishandles (a SIGSEGV in
@@ -12,6 +13,8 @@ import type { HostReply, HostRequest, HostValue } from './protocol.js';
 // Requests are served one at a time, in order: the worker that owns this host waits anyway.
 
 const references = new Map<number, Reference>();
+// The second thread loads onnxruntime while the first request's reference runs.
+warmSide();
 let nextRef = 1;
 
 async function handle(req: HostRequest): Promise<HostValue> {
@@ -26,7 +29,7 @@ async function handle(req: HostRequest): Promise<HostValue> {
     case 'compare': {
       const r = references.get(req.ref);
       if (!r) throw new Error(`no reference run ${req.ref} in this onnxruntime host`);
-      return compareRun(r, { path: req.model });
+      return compareRun(r, { path: req.model }, undefined, runBeside);
     }
     case 'release':
       references.delete(req.ref);
