@@ -62,7 +62,7 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
     checkpoint(task.cancel);
     // What the reference still takes after quantizing is the time validation adds.
     const reference = pending ? await timed(times, 'validation', () => pending) : VALIDATION_OFF;
-    const validation = 'status' in reference ? reference : await timed(times, 'validation', () => compareRunIsolated(reference, { bytes: model }, cancelled));
+    const validation = 'status' in reference ? reference : await timed(times, 'validation', () => compareRunIsolated(reference, { bytes: model }, cancelled, true));
     const inBytes = task.model.length + task.external.reduce((s, f) => s + f.bytes.length, 0);
     checkpoint(task.cancel);
     const latency = task.options.measure_latency

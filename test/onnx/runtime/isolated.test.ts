@@ -43,10 +43,13 @@ test('validation in the host gives the in-process report, figure for figure', { 
   const ref = await referenceRunIsolated({ bytes });
   assert.ok('ref' in ref, JSON.stringify(ref));
   const got = await compareRunIsolated(ref, { bytes: q });
+  // The request path's way: the two quantized sessions at once, on two of the host's threads.
+  const atOnce = await compareRunIsolated(ref, { bytes: q }, undefined, true);
   releaseReference(ref);
   const want = await validateModels({ bytes }, { bytes: q });
   assert.equal(got.status, 'ok');
   assert.deepEqual(figures(got), figures(want));
+  assert.deepEqual(figures(atOnce), figures(want));
 });
 
 test('a model with external data is staged beside its files and validates', { timeout: 60_000 }, async () => {

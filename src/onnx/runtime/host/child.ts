@@ -29,7 +29,7 @@ async function handle(req: HostRequest): Promise<HostValue> {
     case 'compare': {
       const r = references.get(req.ref);
       if (!r) throw new Error(`no reference run ${req.ref} in this onnxruntime host`);
-      return compareRun(r, { path: req.model }, undefined, runBeside);
+      return compareRun(r, { path: req.model }, undefined, req.atOnce ? runBeside : undefined);
     }
     case 'release':
       references.delete(req.ref);

@@ -19,7 +19,8 @@ export type HostLatencyOptions = Omit<LatencyOptions, 'checkpoint'>;
 
 export type HostRequest = (
   | { op: 'reference'; model: string; opts: ReferenceOptions }
-  | { op: 'compare'; ref: number; model: string }
+  /** atOnce: the two sessions of the quantized model are created at once, on two threads (twice the memory for them). */
+  | { op: 'compare'; ref: number; model: string; atOnce?: boolean | undefined }
   | { op: 'release'; ref: number }
   | { op: 'latency'; original: string; quantized: string; opts: HostLatencyOptions }
   | { op: 'fusedOps'; model: string }
