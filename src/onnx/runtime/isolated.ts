@@ -53,6 +53,8 @@ async function inHost<T>(models: ModelBytes[], what: string, ask: (paths: string
 /** `cancelled` is polled while the host works; a cancelled task's host is stopped. */
 export async function referenceRunIsolated(original: ModelBytes, opts: ReferenceOptions = {}, cancelled?: () => boolean): Promise<HostReference | ReferenceFailure> {
   const host = ortHost();
+  // A fresh host boots while the float model is written out for it (hundreds of MiB).
+  host.warm();
   const r = await inHost<ReferenceReply | ReferenceFailure>(
     [original],
     'loading or running the original model',

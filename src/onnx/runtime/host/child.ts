@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import { isQuantError } from '../../../errors.js';
 import { fusedOps } from '../fused-ops.js';
+import { loadOrt } from '../ort.js';
 import { measureLatency } from '../latency.js';
 import { compareRun, referenceRun, type Reference } from '../validate.js';
 import type { HostReply, HostRequest, HostValue } from './protocol.js';
@@ -13,7 +14,9 @@ import { runBeside, warmSide } from './side-run.js';
 // Requests are served one at a time, in order: the worker that owns this host waits anyway.
 
 const references = new Map<number, Reference>();
-// The second thread loads onnxruntime while the first request's reference runs.
+// onnxruntime is loaded at once, on both threads: the host is started before the model it
+// gets first is staged (isolated.ts), so this happens while that file is written.
+void loadOrt().catch(() => {});
 warmSide();
 let nextRef = 1;
 

@@ -85,6 +85,16 @@ export class OrtHost {
     this.#idle.unref();
   }
 
+  /**
+   * Starts the host now if none runs, so that it boots (Node, then onnxruntime) while the
+   * caller is still staging the model it will send; idle, it goes away as any idle host does.
+   */
+  warm(): void {
+    if (this.#child) return;
+    this.#child = this.#start();
+    this.#settled();
+  }
+
   /** Sends one request; `cancelled` is polled while it runs, and stops the host when it says so. */
   request(req: Request, cancelled?: () => boolean, cleanup?: string[]): Promise<HostValue> {
     clearTimeout(this.#idle);
