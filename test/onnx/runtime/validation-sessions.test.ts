@@ -6,12 +6,12 @@ import { after, test } from 'node:test';
 import { encodeModelBytes } from '../../../src/onnx/proto/encode.js';
 import { decodeModel } from '../../../src/onnx/proto/decode.js';
 import { runBeside } from '../../../src/onnx/runtime/host/side-run.js';
-import { compareRun, DEFAULT_SETTINGS, referenceRun } from '../../../src/onnx/runtime/validate.js';
+import { baseOptions, compareRun, DEFAULT_SETTINGS, referenceRun, withSession } from '../../../src/onnx/runtime/validate.js';
 import { quantizeModel } from '../../../src/onnx/weights/quantize-model.js';
 import { modelQuantOptions } from '../../../src/onnx/weights/options.js';
-import { gemmMlp } from '../models.js';
+import { convNet, convTransposeNet, gemmMlp, matmulNet } from '../models.js';
 
-// The host builds validation's two quantized sessions at once, one on a second thread
+// Validation's session settings. The host builds the two quantized sessions at once, one on a second thread
 // (side-run.ts): the report must be the one the sessions give one after the other.
 
 const dir = mkdtempSync(join(tmpdir(), 'quantd-side-run-test-'));
@@ -55,3 +55,26 @@ test('a model the second thread cannot load is an error, and the thread serves t
   const again = await compareRun(ref, { path }, undefined, runBeside);
   assert.equal(again.status, 'ok');
 });
+
+// The float reference session skips weight prepacking (it runs once): its outputs must be
+// those of a session that prepacks, as the quantized sessions do.
+for (const [name, build] of [
+  ['gemmMlp', gemmMlp],
+  ['matmulNet', matmulNet],
+  ['convNet', convNet],
+  ['convTransposeNet', convTransposeNet],
+] as const) {
+  test(`the reference run without prepacking gives the prepacked session's outputs bit for bit: ${name}`, { timeout: 60_000 }, async () => {
+    const bytes = build().bytes;
+    const ref = await referenceRun({ bytes });
+    assert.ok(!('status' in ref), JSON.stringify(ref));
+    const packed = await withSession({ bytes }, baseOptions(1), (s) => s.run(ref.feeds));
+    assert.ok(ref.names.length > 0);
+    for (const out of ref.names) {
+      const a = ref.outputs[out] as { data: Float32Array };
+      const b = packed[out] as unknown as { data: Float32Array };
+      assert.ok(a.data.length > 0);
+      assert.deepEqual(Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength), Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength), `${name}: output ${out}`);
+    }
+  });
+}
