@@ -23,6 +23,8 @@ interface Measured {
   serverCpuMs: number;
   /** The server's main thread (the event loop) alone, per request. */
   loopCpuMs: number;
+  /** The kernel's part of loopCpuMs (system time), per request. */
+  loopSystemMs: number;
   /** The event loop's busy time (eventLoopUtilization().active), per request. */
   loopActiveMs: number;
   /** Garbage-collection pauses on the main thread, per request. */
@@ -36,6 +38,7 @@ async function measure(server: BenchServer, load: Load): Promise<Measured> {
   const rounds: number[] = [];
   const server0 = server.cpuSeconds();
   const loop0 = server.loopCpuSeconds();
+  const system0 = server.loopSystemSeconds();
   const loopStats0 = await server.loopStats();
   const client0 = process.cpuUsage();
   for (let r = 0; r < load.rounds; r++) {
@@ -50,11 +53,12 @@ async function measure(server: BenchServer, load: Load): Promise<Measured> {
   }
   const n = load.rounds * load.total;
   const loopCpuMs = ((server.loopCpuSeconds() - loop0) * 1000) / n;
+  const loopSystemMs = ((server.loopSystemSeconds() - system0) * 1000) / n;
   const loopStats = await server.loopStats();
   const loopActiveMs = (loopStats.activeMs - loopStats0.activeMs) / n;
   const loopGcMs = (loopStats.gcMs - loopStats0.gcMs) / n;
   const client = process.cpuUsage(client0);
-  return { reqPerS: median(rounds), serverCpuMs: ((server.cpuSeconds() - server0) * 1000) / n, loopCpuMs, loopActiveMs, loopGcMs, clientCpuMs: (client.user + client.system) / 1000 / n };
+  return { reqPerS: median(rounds), serverCpuMs: ((server.cpuSeconds() - server0) * 1000) / n, loopCpuMs, loopSystemMs, loopActiveMs, loopGcMs, clientCpuMs: (client.user + client.system) / 1000 / n };
 }
 
 async function withServer<T>(workers: number, fn: (s: BenchServer) => Promise<T>, nodeFlags?: readonly string[]): Promise<T> {
@@ -135,6 +139,8 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
       { name: 'server CPU per request, 2 workers (all threads)', value: two.serverCpuMs, unit: 'ms' },
       { name: 'bench client CPU per request (same machine)', value: two.clientCpuMs, unit: 'ms' },
       { name: 'event loop CPU per 4 MiB request, 1 worker', value: one.loopCpuMs, unit: 'ms' },
+      { name: 'event loop CPU per 4 MiB request, 2 workers: the kernel part (system time: socket reads and writes)', value: two.loopSystemMs, unit: 'ms' },
+      { name: 'event loop CPU per 4 MiB echo: the kernel part (system time)', value: echo.loopSystemMs, unit: 'ms' },
       { name: 'event loop busy time per 4 MiB request, 2 workers (eventLoopUtilization)', value: two.loopActiveMs, unit: 'ms' },
       { name: 'garbage collection pauses on the event loop per 4 MiB request, 2 workers', value: two.loopGcMs, unit: 'ms' },
       { name: 'garbage collection pauses on the event loop per 4 MiB echo', value: echo.loopGcMs, unit: 'ms' },

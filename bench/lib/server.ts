@@ -21,6 +21,8 @@ export interface BenchServer {
   cpuSeconds(): number;
   /** CPU time of the server's main thread alone (the event loop: user + system), in seconds. */
   loopCpuSeconds(): number;
+  /** The kernel's part of it (system time: socket reads and writes, page faults), in seconds, to 10 ms. */
+  loopSystemSeconds(): number;
   /** The event loop's busy time so far (performance.eventLoopUtilization().active) and its garbage collections' pauses, in ms. */
   loopStats(): Promise<LoopStats>;
   stop(): Promise<void>;
@@ -35,11 +37,11 @@ function statusField(pid: number, field: string): number {
   return Number(line.split(/\s+/)[1]) * 1024;
 }
 
-/** utime + stime of a /proc stat file (fields 14 and 15, after the parenthesised command name), in seconds. */
-function cpuOf(path: string): number {
+/** utime + stime of a /proc stat file (fields 14 and 15, after the parenthesised command name), in seconds; or stime alone. */
+function cpuOf(path: string, systemOnly = false): number {
   const stat = readFileSync(path, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  return ((systemOnly ? 0 : Number(fields[11])) + Number(fields[12])) / CLOCK_TICKS;
 }
 
 /** Starts bench/server.ts (with the server's V8 flags unless told others) and extra environment; resolves once it listens on 127.0.0.1. */
@@ -72,6 +74,7 @@ export async function startServer(env: Record<string, string> = {}, nodeFlags: r
     // The main thread's id is the process id; workers, libuv's and V8's threads have their own.
     // schedstat's first field is the thread's time on a CPU in ns (stat counts 10 ms ticks).
     loopCpuSeconds: () => Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9,
+    loopSystemSeconds: () => cpuOf(`/proc/${pid}/task/${pid}/stat`, true),
     loopStats: async () => {
       const r = await send(port, 'GET', '/bench/loop', undefined, {}, true);
       const j = JSON.parse(r.body!.toString()) as { active_ms: number; gc_ms: { minor: number; major: number; other: number } };
