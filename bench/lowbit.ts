@@ -46,6 +46,8 @@ interface MethodRun {
   name: string;
   method: ModelMethod;
   actOrder?: boolean;
+  /** awq: the clip search after the scale search (default on). */
+  awqClip?: boolean;
 }
 
 const METHODS: MethodRun[] = [
@@ -56,6 +58,7 @@ const METHODS: MethodRun[] = [
   { name: 'gptq', method: 'gptq' },
   { name: 'gptq_act_order', method: 'gptq', actOrder: true },
   { name: 'awq', method: 'awq' },
+  { name: 'awq_no_clip', method: 'awq', awqClip: false },
 ];
 
 function atOpset21(m: OnnxModel): OnnxModel {
@@ -64,7 +67,7 @@ function atOpset21(m: OnnxModel): OnnxModel {
 
 async function quantized(model: OnnxModel, calibration: Uint8Array, c: Config, m: MethodRun): Promise<{ bytes: Uint8Array; seconds: number; heldBack?: { snr: number | null; cosine: number } }> {
   // The linear layers only: embeddings and position tables (Gather, Add) stay float at every width, so the configs compare the same weights.
-  const opts = modelQuantOptions({ bits: c.bits, groupSize: c.groupSize, scheme: 'asymmetric', method: m.method, opTypes: ['MatMul', 'Gemm', 'Conv'], gptq: { ...GPTQ_DEFAULTS, actOrder: m.actOrder ?? false } });
+  const opts = modelQuantOptions({ bits: c.bits, groupSize: c.groupSize, scheme: 'asymmetric', method: m.method, opTypes: ['MatMul', 'Gemm', 'Conv'], gptq: { ...GPTQ_DEFAULTS, actOrder: m.actOrder ?? false }, awqClip: m.awqClip ?? true });
   const t0 = performance.now();
   if (!isDataAware(m.method)) {
     const r = quantizeModel(model, opts);
@@ -102,7 +105,7 @@ async function top1(bytes: Uint8Array, images: Float32Array, labels: BigInt64Arr
 export async function run(o: BenchOptions): Promise<ScenarioResult> {
   const rows: Row[] = [];
   const details: Detail[] = [];
-  const methods = o.quick ? METHODS.filter((m) => ['rtn', 'lsq', 'gptq', 'awq'].includes(m.name)) : METHODS;
+  const methods = o.quick ? METHODS.filter((m) => ['rtn', 'lsq', 'gptq', 'awq', 'awq_no_clip'].includes(m.name)) : METHODS;
   const configs = o.quick ? CONFIGS.slice(0, 1) : CONFIGS;
 
   // Char LM: perplexity over the eval text (all 256 windows; --quick: 64).

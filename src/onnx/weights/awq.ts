@@ -10,6 +10,7 @@ import type { WeightPlan } from './plan.js';
 import { proxyLoss, type ProxyStats } from './proxy-loss.js';
 import { quantizeWeight } from './quantize-weight.js';
 import { uniqueIn } from '../graph/edit.js';
+import { applyClip, scaledHessian, searchClip, weightRows, type ClipChoice } from './awq-clip.js';
 
 // method=awq (AWQ, arXiv 2306.00978; llm-awq awq/quantize/auto_scale.py): per input channel
 // k a scale s_k = mean|x_k|^α, normalized by √(max s · min s); the weight's rows along K are
@@ -35,6 +36,10 @@ export interface AwqMember {
   plan: WeightPlan;
   kAxis: number;
   values: Float32Array;
+  /** The clip search's choice on W·s (awq-clip.ts), once made. */
+  clip?: ClipChoice | undefined;
+  /** Why the clip search was not run on this weight. */
+  noClip?: string | undefined;
 }
 
 export interface AwqChoice {
@@ -74,10 +79,10 @@ export function awqScales(meanAbs: Float64Array, alpha: number): Float32Array {
   return Float32Array.from(s, (v) => v / norm);
 }
 
-/** What rounding the scaled weight gives, brought back to the original's scale (Ŵ = Q(W·s)/s). */
+/** What rounding the scaled (and clipped, once the clip is chosen) weight gives, brought back to the original's scale (Ŵ = Q(clip(W·s))/s). */
 export function awqReconstruction(m: AwqMember, s: Float32Array, opts: ModelQuantOptions): Float32Array {
   const dims = m.c.tensor.dims;
-  const scaled = scaleAlongK(m.values, dims, m.kAxis, s);
+  const scaled = m.clip ? applyClip(scaleAlongK(m.values, dims, m.kAxis, s), dims, m.kAxis, m.clip) : scaleAlongK(m.values, dims, m.kAxis, s);
   const w = quantizeWeight(scaled, dims, m.plan, { ...opts, method: 'rtn' });
   return scaleAlongK(dequantizeWith(w.q, w.params), dims, m.kAxis, s, true);
 }
@@ -96,10 +101,34 @@ export function searchAwq(members: readonly AwqMember[], meanAbs: Float64Array, 
   return { ...best!, rtnLoss };
 }
 
+/**
+ * The clip search (awq-clip.ts) on each member's W·s with the chosen s, on the XᵀX of X/s;
+ * members for which skip gives a reason keep their plain min-max grid. Returns the group's
+ * proxy loss after clipping (the same measure as the scale search's).
+ */
+export function clipAwqMembers(members: readonly AwqMember[], choice: AwqChoice, stats: ProxyStats, opts: ModelQuantOptions, skip: (m: AwqMember) => string | undefined): number {
+  const h = scaledHessian(stats.xtx!, choice.s);
+  let loss = 0;
+  for (const m of members) {
+    const why = skip(m);
+    if (why) m.noClip = why;
+    else {
+      const dims = m.c.tensor.dims;
+      const { w, rows, k } = weightRows(scaleAlongK(m.values, dims, m.kAxis, choice.s), dims, m.kAxis);
+      const groupSize = m.plan.granularity === 'per_group' ? m.plan.groupSize : k;
+      m.clip = searchClip(w, rows, k, groupSize, h, m.plan.bits, opts.scheme);
+    }
+    loss += proxyLoss(m.values, awqReconstruction(m, choice.s, opts), m.c.tensor.dims, m.kAxis, stats);
+  }
+  return loss;
+}
+
 export interface AwqGroup {
   activation: string;
   members: AwqMember[];
   choice: AwqChoice;
+  /** The proxy loss after the clip search (undefined when it did not run). */
+  clippedLoss?: number | undefined;
 }
 
 export interface AwqFolded {

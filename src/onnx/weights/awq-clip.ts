@@ -1,0 +1,150 @@
+import { paramsFromRange } from '../../core/calibrate.js';
+import { intParamsOf } from '../../core/quantize.js';
+import { clamp, f32, rint } from '../../core/round.js';
+import { axisLayout } from '../../core/shape.js';
+import type { Scheme } from '../../core/calibrate.js';
+
+// AWQ's clip search (llm-awq awq/quantize/auto_clip.py, auto_clip_layer), run after the scale
+// search on the scaled weight W·s: per output channel and group, the group's max |w| is shrunk
+// by 1 − i/20 for i = 0 … 9 (n_grid 20, max_shrink 0.5), the group is clamped to ±that and
+// rounded to nearest on its min-max grid, and the ratio whose output error on the layer's
+// calibration inputs is lowest wins (ties to the smaller shrink, as llm-awq's strict `<`).
+//
+// llm-awq measures the error as mean over 512 sub-sampled tokens of (x_g·(Q(clamp w_g) − w_g))²
+// per group g; that is Δ_gᵀ (X_gᵀX_g) Δ_g / n, so here it is taken from the diagonal G×G blocks
+// of the K×K XᵀX already gathered for the scale search (over every calibration row, no token
+// kept: memory is one G×G block). The inputs the scaled weight sees are X/s, so the block is
+// S⁻¹ H S⁻¹. Per channel the "group" is the whole row (G = K).
+
+export const CLIP_GRID = 20;
+export const CLIP_MAX_SHRINK = 0.5;
+
+export interface ClipChoice {
+  /** Per row (output channel) and group: the chosen max |w| (the group's own max when not shrunk). */
+  maxVal: Float32Array;
+  /** Per row and group: the chosen shrink step i (ratio 1 − i/20). */
+  step: Uint8Array;
+  rows: number;
+  groups: number;
+  groupSize: number;
+}
+
+/** The weight as rows = output channels of K values each, from its own layout (K along kAxis). */
+export function weightRows(values: Float32Array, dims: readonly number[], kAxis: number): { w: Float32Array; rows: number; k: number } {
+  const { outer, len: k, inner } = axisLayout(dims, kAxis);
+  const rows = outer * inner;
+  const w = new Float32Array(rows * k);
+  for (let o = 0; o < outer; o++) {
+    for (let kk = 0; kk < k; kk++) {
+      const base = (o * k + kk) * inner;
+      for (let i = 0; i < inner; i++) w[(o * inner + i) * k + kk] = values[base + i]!;
+    }
+  }
+  return { w, rows, k };
+}
+
+/** One group rounded to nearest on the min-max grid of its values (rtn's calibration=minmax), into out. */
+function roundGroup(x: Float32Array, from: number, to: number, bits: number, scheme: Scheme, out: Float64Array): void {
+  const ip = intParamsOf(bits, scheme);
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = from; i < to; i++) {
+    const v = x[i]!;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  const alpha = Math.max(Math.abs(lo), Math.abs(hi));
+  const { scale, zeroPoint } = paramsFromRange(scheme === 'symmetric' ? { lo: -alpha, hi: alpha } : { lo, hi }, ip);
+  for (let i = from; i < to; i++) {
+    const q = clamp(rint(f32(x[i]! / scale)) + zeroPoint, ip.qMin, ip.qMax);
+    out[i - from] = f32((q - zeroPoint) * scale);
+  }
+}
+
+/**
+ * The clip search on w (rows × k, row-major; the scaled weight) with h (k×k XᵀX of the inputs
+ * that weight sees). groupSize ≥ k means one group per row (per channel).
+ */
+export function searchClip(w: Float32Array, rows: number, k: number, groupSize: number, h: Float64Array, bits: number, scheme: Scheme): ClipChoice {
+  const g = Math.min(groupSize, k);
+  const groups = Math.ceil(k / g);
+  const maxVal = new Float32Array(rows * groups);
+  const step = new Uint8Array(rows * groups);
+  const steps = Math.floor(CLIP_MAX_SHRINK * CLIP_GRID);
+  const clamped = new Float32Array(g);
+  const wq = new Float64Array(g);
+  const d = new Float64Array(g);
+  const block = new Float64Array(g * g);
+  for (let b = 0; b < groups; b++) {
+    const from = b * g;
+    const n = Math.min(g, k - from);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) block[i * n + j] = h[(from + i) * k + from + j]!;
+    for (let r = 0; r < rows; r++) {
+      const at = r * k + from;
+      let amax = 0;
+      for (let i = 0; i < n; i++) amax = Math.max(amax, Math.abs(w[at + i]!));
+      let best = Infinity;
+      let bestStep = 0;
+      let bestMax = amax;
+      for (let s = 0; s < steps; s++) {
+        const m = f32(amax * (1 - s / CLIP_GRID));
+        for (let i = 0; i < n; i++) clamped[i] = Math.min(Math.max(w[at + i]!, -m), m);
+        roundGroup(clamped, 0, n, bits, scheme, wq);
+        for (let i = 0; i < n; i++) d[i] = wq[i]! - w[at + i]!;
+        let err = 0;
+        for (let i = 0; i < n; i++) {
+          let row = 0;
+          const o = i * n;
+          for (let j = 0; j < n; j++) row += block[o + j]! * d[j]!;
+          err += d[i]! * row;
+        }
+        if (err < best) {
+          best = err;
+          bestStep = s;
+          bestMax = m;
+        }
+      }
+      maxVal[r * groups + b] = bestMax;
+      step[r * groups + b] = bestStep;
+    }
+  }
+  return { maxVal, step, rows, groups, groupSize: g };
+}
+
+/** H' = S⁻¹ H S⁻¹: the XᵀX of X/s (s per input feature). */
+export function scaledHessian(h: Float64Array, s: Float32Array): Float64Array {
+  const k = s.length;
+  const out = new Float64Array(k * k);
+  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) out[i * k + j] = h[i * k + j]! / (s[i]! * s[j]!);
+  return out;
+}
+
+/** values (the weight in its own layout, K along kAxis) with each row's groups clamped to ±maxVal. */
+export function applyClip(values: Float32Array, dims: readonly number[], kAxis: number, clip: ClipChoice): Float32Array {
+  const { outer, len: k, inner } = axisLayout(dims, kAxis);
+  const out = new Float32Array(values.length);
+  for (let o = 0; o < outer; o++) {
+    for (let kk = 0; kk < k; kk++) {
+      const b = (kk / clip.groupSize) | 0;
+      const base = (o * k + kk) * inner;
+      for (let i = 0; i < inner; i++) {
+        const m = clip.maxVal[(o * inner + i) * clip.groups + b]!;
+        const v = values[base + i]!;
+        out[base + i] = v > m ? m : v < -m ? -m : v;
+      }
+    }
+  }
+  return out;
+}
+
+/** Mean shrink chosen (0 = none, 0.45 = the most) and the share of groups shrunk at all. */
+export function clipSummary(clip: ClipChoice): { meanShrink: number; shrunk: number } {
+  let sum = 0;
+  let shrunk = 0;
+  for (const s of clip.step) {
+    sum += s / CLIP_GRID;
+    if (s > 0) shrunk++;
+  }
+  const n = Math.max(1, clip.step.length);
+  return { meanShrink: sum / n, shrunk: shrunk / n };
+}
