@@ -72,3 +72,20 @@ describe('awq clip search', () => {
     assert.ok(shrunkGroupsSeen > 0);
   });
 });
+
+describe('awq clip: query/key projections', () => {
+  it('the char LM’s fused qkv projections reach the attention scores (not clipped); proj, fc1, fc2 and head do not', async () => {
+    const { decodeModel } = await import('../../../src/onnx/proto/decode.js');
+    const { findWeights } = await import('../../../src/onnx/weights/find-weights.js');
+    const { attentionScoresReached } = await import('../../../src/onnx/weights/attention-scores.js');
+    const lm = decodeModel(readFileSync('test/fixtures/models/trained/charlm.onnx'));
+    const found = findWeights(lm, modelQuantOptions({ bits: 4, method: 'awq' })).candidates.filter((c) => c.uses.every((u) => u.opType === 'MatMul'));
+    const reached = new Map(found.map((c) => [c.uses[0]!.node.name, attentionScoresReached(lm, c.uses.map((u) => u.node))?.name]));
+    const qkv = [...reached.keys()].filter((n) => n.endsWith('/qkv/MatMul'));
+    assert.equal(qkv.length, 4);
+    for (const n of qkv) assert.equal(reached.get(n), n.replace('/qkv/MatMul', '/MatMul'), n);
+    const others = [...reached.keys()].filter((n) => !n.endsWith('/qkv/MatMul'));
+    assert.ok(others.length >= 13);
+    for (const n of others) assert.equal(reached.get(n), undefined, n);
+  });
+});
