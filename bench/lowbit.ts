@@ -21,7 +21,7 @@ import { row, type BenchOptions, type Detail, type Row, type ScenarioResult } fr
 // always runs at opset 21 so its Conv weights get blocked QDQ too. Only the linear layers are
 // quantized (op_types MatMul, Gemm, Conv): the embeddings stay float at every width. Data-aware
 // methods use the committed calibration .npz (a quarter held back, as the service does);
-// gptq fits the Conv weights too (Hessian of the unfolded patches); awq leaves them to rtn.
+// gptq and awq fit the Conv weights too (Hessian of the unfolded patches).
 // awq_no_clip is awq without llm-awq's clip search, to show what the clip adds.
 
 const FIXTURES = new URL('../../test/fixtures/models/trained/', import.meta.url).pathname;

@@ -6,8 +6,8 @@ import { defaultOpset, DataType, type OnnxModel } from '../proto/model.js';
 import { readFloat, type ExternalData } from '../proto/tensor-data.js';
 import type { ExternalDataFiles } from '../runtime/collect.js';
 import { compareOnSamples, type HeldBackOutput } from '../runtime/held-back.js';
-import { awqReconstruction, clipAwqMembers, foldAwq, searchAwq, type AwqGroup, type AwqMember } from '../weights/awq.js';
-import { applyClip, clipSummary, type ClipChoice } from '../weights/awq-clip.js';
+import { awqReconstruction, clipAwqMembers, clipped, foldAwq, searchAwq, type AwqGroup, type AwqMember } from '../weights/awq.js';
+import { clipSummary, type ClipChoice } from '../weights/awq-clip.js';
 import { attentionScoresReached } from '../weights/attention-scores.js';
 import { findWeights, type WeightCandidate } from '../weights/find-weights.js';
 import { quantizeImatrix } from '../weights/imatrix.js';
@@ -129,7 +129,7 @@ function targets(model: OnnxModel, opts: ModelQuantOptions, method: DataAwareMet
       }
     }
     if (method === 'awq') {
-      const problem = awqProblem(c, inputs);
+      const problem = awqProblem(c, inputs, plan);
       if (problem) {
         why.set(c.name, problem);
         continue;
@@ -140,13 +140,18 @@ function targets(model: OnnxModel, opts: ModelQuantOptions, method: DataAwareMet
   return { list, why };
 }
 
-function awqProblem(c: WeightCandidate, inputs: WeightInputs): string | undefined {
+function awqProblem(c: WeightCandidate, inputs: WeightInputs, plan: WeightPlan): string | undefined {
   if (c.tensor.dataType !== DataType.float32 || c.uses.some((u) => u.valueType !== DataType.float32)) return 'awq rescales float32 weights and activations; this one is not float32';
   if (c.constantNode !== undefined) return 'awq rescales initializers; this weight is a Constant node';
   if (c.otherUses > 0) return 'the float weight is also read elsewhere';
   if (new Set(inputs.inputs.map((i) => i.activation)).size > 1) return 'its consumers read different activations (one scale per activation)';
-  if (inputs.inputs.some((i) => i.layout === 'patches')) {
-    return 'awq on Conv weights is not built: the scale search would need s per input channel spread over the patch features, and 1/s as a per-channel Mul before the Conv (exact, zero padding commutes with it); use method=gptq for Conv weights';
+  const patches = inputs.inputs.filter((i) => i.layout === 'patches');
+  if (patches.length) {
+    if (patches.length !== inputs.inputs.length) return 'read by a Conv and by a MatMul/Gemm: one s cannot serve both layouts';
+    const g = patches[0]!.conv!.group;
+    // Grouped Conv: 1/s per channel would still be exact, but each conv group is its own layer with its own Hessian; not built.
+    if (g !== 1) return `Conv with group=${g}: awq scales group=1 Conv weights only (use gptq, which fits each conv group with its own Hessian)`;
+    return gptqConvProblem(c.tensor.dims, plan);
   }
   return undefined;
 }
@@ -230,14 +235,23 @@ export async function quantizeDataAware(model: OnnxModel, samples: CalibrationSa
     const ready = [...pending].filter((t) => t.inputs.inputs.every((i) => stats.has(statsKey(i))));
     for (const t of ready) pending.delete(t);
     if (method === 'awq') {
+      // One s per activation and layout (a Conv's [N, C, …] input and a MatMul's [..., K] rows are scaled along different axes).
       const byActivation = new Map<string, Target[]>();
       for (const t of ready) {
-        const a = t.inputs.inputs[0]!.activation;
+        const i = t.inputs.inputs[0]!;
+        const a = `${i.layout === 'patches' ? 'conv' : 'rows'}\u0000${i.activation}`;
         byActivation.set(a, [...(byActivation.get(a) ?? []), t]);
       }
-      for (const [activation, ts] of byActivation) {
-        const s = stats.get(statsKey(ts[0]!.inputs.inputs[0]!))!;
-        const members: AwqMember[] = ts.map((t) => ({ c: t.c, plan: t.plan, kAxis: t.inputs.kAxis, values: readFloat(t.c.tensor, hooks.external) }));
+      for (const ts of byActivation.values()) {
+        const first = ts[0]!.inputs.inputs[0]!;
+        const activation = first.activation;
+        const s = stats.get(statsKey(first))!;
+        const members: AwqMember[] = ts.map((t) => {
+          const inp = t.inputs.inputs[0]!;
+          const conv = inp.conv;
+          const own = statsKey(inp) === statsKey(first) ? undefined : stats.get(statsKey(inp));
+          return { c: t.c, plan: t.plan, kAxis: t.inputs.kAxis, values: readFloat(t.c.tensor, hooks.external), conv: conv ? { group: conv.group, patchK: conv.patchK } : undefined, stats: own };
+        });
         const meanAbs = Float64Array.from(s.sumAbs, (v) => v / Math.max(1, s.rows));
         const choice = searchAwq(members, meanAbs, s, opts);
         const clippedLoss = clipWanted ? clipAwqMembers(members, choice, s, opts, (m) => clipSkip(model, m)) : undefined;
@@ -281,7 +295,7 @@ export async function quantizeDataAware(model: OnnxModel, samples: CalibrationSa
       if (awq) {
         // The stored weight is W·s; its error is reported against W itself.
         const { member, group } = awq;
-        const stored = member.clip ? applyClip(values, c.tensor.dims, member.kAxis, member.clip) : values;
+        const stored = clipped(member, values);
         const weight = quantizeWeight(stored, c.tensor.dims, member.plan, { ...opts, method: 'rtn' });
         const wHat = awqReconstruction(member, group.choice.s, opts);
         return {

@@ -6,6 +6,7 @@ import { intParamsOf, planParams, type QuantParams } from '../../core/quantize.j
 import type { ModelQuantOptions } from './options.js';
 import type { WeightPlan } from './plan.js';
 import type { QuantizedWeight } from './quantize-weight.js';
+import { convColumns, permuteHessian } from './conv-columns.js';
 
 // method=gptq for a Conv weight W [M, C/group, ...kernel]: GPTQ's add_batch for nn.Conv2d
 // (IST-DASLab/gptq gptq.py) unfolds the input into patches of K = C/group · Π kernel features
@@ -36,14 +37,6 @@ export function gptqConvProblem(dims: readonly number[], plan: WeightPlan): stri
   return undefined;
 }
 
-/** Column j of the (p, c) order is column colOf[j] of the natural (c, p) order. */
-function columnMap(cg: number, p: number, perGroup: boolean): Int32Array {
-  const k = cg * p;
-  const m = new Int32Array(k);
-  for (let j = 0; j < k; j++) m[j] = perGroup ? (j % cg) * p + ((j / cg) | 0) : j;
-  return m;
-}
-
 export function quantizeGptqConv(values: Float32Array, dims: readonly number[], plan: WeightPlan, opts: Pick<ModelQuantOptions, 'scheme' | 'gptq'>, geo: ConvGeometry, xtx: Float64Array): QuantizedWeight {
   const problem = gptqConvProblem(dims, plan);
   if (problem) throw new Error(`quantizeGptqConv: ${problem}`);
@@ -54,7 +47,7 @@ export function quantizeGptqConv(values: Float32Array, dims: readonly number[], 
   if (k !== geo.patchK || m % geo.group !== 0 || xtx.length !== geo.group * k * k) throw new Error(`quantizeGptqConv: weight [${dims.join(', ')}] does not match ${geo.group} Hessians of ${geo.patchK} features`);
   const perGroup = plan.granularity === 'per_group';
   const gs = perGroup ? Math.min(plan.groupSize, cg) : k;
-  const col = columnMap(cg, p, perGroup);
+  const col = convColumns(cg, p, perGroup);
   const blocksPerP = perGroup ? cg / gs : 1;
   const ip = intParamsOf(plan.bits, opts.scheme);
   const pp = planParams(dims, plan.granularity, plan.axis, plan.groupSize);
@@ -72,9 +65,7 @@ export function quantizeGptqConv(values: Float32Array, dims: readonly number[], 
       const base = (g * rowsPer + r) * k;
       for (let j = 0; j < k; j++) w[r * k + j] = values[base + col[j]!]!;
     }
-    const h0 = g * k * k;
-    const h = new Float64Array(k * k);
-    for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) h[i * k + j] = xtx[h0 + col[i]! * k + col[j]!]!;
+    const h = permuteHessian(xtx.subarray(g * k * k, (g + 1) * k * k), col);
     const res = gptq(w, rowsPer, k, h, { bits: plan.bits, scheme: opts.scheme, groupSize: gs, damp: opts.gptq.damp, blockSize: opts.gptq.blockSize, actOrder: opts.gptq.actOrder });
     for (let r = 0; r < rowsPer; r++) {
       const oc = g * rowsPer + r;
