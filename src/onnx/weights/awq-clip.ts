@@ -29,20 +29,6 @@ export interface ClipChoice {
   groupSize: number;
 }
 
-/** The weight as rows = output channels of K values each, from its own layout (K along kAxis). */
-export function weightRows(values: Float32Array, dims: readonly number[], kAxis: number): { w: Float32Array; rows: number; k: number } {
-  const { outer, len: k, inner } = axisLayout(dims, kAxis);
-  const rows = outer * inner;
-  const w = new Float32Array(rows * k);
-  for (let o = 0; o < outer; o++) {
-    for (let kk = 0; kk < k; kk++) {
-      const base = (o * k + kk) * inner;
-      for (let i = 0; i < inner; i++) w[(o * inner + i) * k + kk] = values[base + i]!;
-    }
-  }
-  return { w, rows, k };
-}
-
 /** One group rounded to nearest on the min-max grid of its values (rtn's calibration=minmax), into out. */
 function roundGroup(x: Float32Array, from: number, to: number, bits: number, scheme: Scheme, out: Float64Array): void {
   const ip = intParamsOf(bits, scheme);

@@ -10,7 +10,8 @@ import type { WeightPlan } from './plan.js';
 import { proxyLoss, type ProxyStats } from './proxy-loss.js';
 import { quantizeWeight } from './quantize-weight.js';
 import { uniqueIn } from '../graph/edit.js';
-import { applyClip, scaledHessian, searchClip, weightRows, type ClipChoice } from './awq-clip.js';
+import { applyClip, scaledHessian, searchClip, type ClipChoice } from './awq-clip.js';
+import { weightRows } from './gptq-weight.js';
 import { applyClipConv, searchClipConv } from './conv-columns.js';
 import { convProxyLoss, type ConvGeometry } from './gptq-conv.js';
 
