@@ -2,6 +2,7 @@ import { paramsFromRange } from '../../core/calibrate.js';
 import { intParamsOf } from '../../core/quantize.js';
 import { clamp, f32, rint } from '../../core/round.js';
 import { axisLayout } from '../../core/shape.js';
+import { GEMM_SET, LinalgSpace, pad4, pad8 } from '../../core/kernels/linalg.js';
 import type { Scheme } from '../../core/calibrate.js';
 
 // AWQ's clip search (llm-awq awq/quantize/auto_clip.py, auto_clip_layer), run after the scale
@@ -47,9 +48,14 @@ function roundGroup(x: Float32Array, from: number, to: number, bits: number, sch
   }
 }
 
+/** Rows of Δ scored at once: the kernels' memory holds one G×G block and two ROW_CHUNK×G panels. */
+const ROW_CHUNK = 256;
+
 /**
  * The clip search on w (rows × k, row-major; the scaled weight) with h (k×k XᵀX of the inputs
- * that weight sees). groupSize ≥ k means one group per row (per channel).
+ * that weight sees). groupSize ≥ k means one group per row (per channel). Each candidate's
+ * Δ_r H_bb Δ_rᵀ for a chunk of rows is one product on the WebAssembly kernels (float32
+ * products, as the AWQ scale search's quadraticForms) and a dot per row in float64.
  */
 export function searchClip(w: Float32Array, rows: number, k: number, groupSize: number, h: Float64Array, bits: number, scheme: Scheme): ClipChoice {
   const g = Math.min(groupSize, k);
@@ -57,41 +63,52 @@ export function searchClip(w: Float32Array, rows: number, k: number, groupSize: 
   const maxVal = new Float32Array(rows * groups);
   const step = new Uint8Array(rows * groups);
   const steps = Math.floor(CLIP_MAX_SHRINK * CLIP_GRID);
+  const chunk = Math.min(ROW_CHUNK, rows);
+  const ld = pad8(g) + 8;
+  const space = new LinalgSpace(4 * (ld * g + 2 * pad4(chunk) * ld) + 1024);
+  const hm = space.matrix(g, ld);
+  const dm = space.matrix(pad4(chunk), ld);
+  const cm = space.matrix(pad4(chunk), ld);
   const clamped = new Float32Array(g);
   const wq = new Float64Array(g);
-  const d = new Float64Array(g);
-  const block = new Float64Array(g * g);
+  const amax = new Float32Array(chunk);
+  const best = new Float64Array(chunk);
   for (let b = 0; b < groups; b++) {
     const from = b * g;
     const n = Math.min(g, k - from);
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) block[i * n + j] = h[(from + i) * k + from + j]!;
-    for (let r = 0; r < rows; r++) {
-      const at = r * k + from;
-      let amax = 0;
-      for (let i = 0; i < n; i++) amax = Math.max(amax, Math.abs(w[at + i]!));
-      let best = Infinity;
-      let bestStep = 0;
-      let bestMax = amax;
+    hm.data.fill(0);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) hm.data[i * ld + j] = h[(from + i) * k + from + j]!;
+    for (let r0 = 0; r0 < rows; r0 += chunk) {
+      const count = Math.min(chunk, rows - r0);
+      dm.data.fill(0);
+      for (let r = 0; r < count; r++) {
+        const at = (r0 + r) * k + from;
+        let m = 0;
+        for (let i = 0; i < n; i++) m = Math.max(m, Math.abs(w[at + i]!));
+        amax[r] = m;
+        best[r] = Infinity;
+      }
       for (let s = 0; s < steps; s++) {
-        const m = f32(amax * (1 - s / CLIP_GRID));
-        for (let i = 0; i < n; i++) clamped[i] = Math.min(Math.max(w[at + i]!, -m), m);
-        roundGroup(clamped, 0, n, bits, scheme, wq);
-        for (let i = 0; i < n; i++) d[i] = wq[i]! - w[at + i]!;
-        let err = 0;
-        for (let i = 0; i < n; i++) {
-          let row = 0;
-          const o = i * n;
-          for (let j = 0; j < n; j++) row += block[o + j]! * d[j]!;
-          err += d[i]! * row;
+        for (let r = 0; r < count; r++) {
+          const at = (r0 + r) * k + from;
+          const m = f32(amax[r]! * (1 - s / CLIP_GRID));
+          for (let i = 0; i < n; i++) clamped[i] = Math.min(Math.max(w[at + i]!, -m), m);
+          roundGroup(clamped, 0, n, bits, scheme, wq);
+          for (let i = 0; i < n; i++) dm.data[r * ld + i] = wq[i]! - w[at + i]!;
         }
-        if (err < best) {
-          best = err;
-          bestStep = s;
-          bestMax = m;
+        space.gemm(cm, 0, dm, 0, ld, 1, hm, 0, count, n, n, GEMM_SET);
+        for (let r = 0; r < count; r++) {
+          let err = 0;
+          for (let i = 0; i < n; i++) err += cm.data[r * ld + i]! * dm.data[r * ld + i]!;
+          // Ties keep the smaller shrink, as llm-awq's strict `<`.
+          if (err < best[r]!) {
+            best[r] = err;
+            const p = (r0 + r) * groups + b;
+            step[p] = s;
+            maxVal[p] = f32(amax[r]! * (1 - s / CLIP_GRID));
+          }
         }
       }
-      maxVal[r * groups + b] = bestMax;
-      step[r * groups + b] = bestStep;
     }
   }
   return { maxVal, step, rows, groups, groupSize: g };
