@@ -53,11 +53,11 @@ const ROW_CHUNK = 256;
 
 /**
  * The clip search on w (rows × k, row-major; the scaled weight) with h (k×k XᵀX of the inputs
- * that weight sees). groupSize ≥ k means one group per row (per channel). Each candidate's
+ * that weight sees, or of the unscaled inputs X when s is given: then S⁻¹HS⁻¹). groupSize ≥ k means one group per row (per channel). Each candidate's
  * Δ_r H_bb Δ_rᵀ for a chunk of rows is one product on the WebAssembly kernels (float32
  * products, as the AWQ scale search's quadraticForms) and a dot per row in float64.
  */
-export function searchClip(w: Float32Array, rows: number, k: number, groupSize: number, h: Float64Array, bits: number, scheme: Scheme): ClipChoice {
+export function searchClip(w: Float32Array, rows: number, k: number, groupSize: number, h: Float64Array, bits: number, scheme: Scheme, s?: Float32Array): ClipChoice {
   const g = Math.min(groupSize, k);
   const groups = Math.ceil(k / g);
   const maxVal = new Float32Array(rows * groups);
@@ -77,7 +77,10 @@ export function searchClip(w: Float32Array, rows: number, k: number, groupSize: 
     const from = b * g;
     const n = Math.min(g, k - from);
     hm.data.fill(0);
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) hm.data[i * ld + j] = h[(from + i) * k + from + j]!;
+    // With s, the block of S⁻¹HS⁻¹ (the inputs W·s sees are X/s), taken here instead of a K×K copy.
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) hm.data[i * ld + j] = s ? h[(from + i) * k + from + j]! / (s[from + i]! * s[from + j]!) : h[(from + i) * k + from + j]!;
+    }
     for (let r0 = 0; r0 < rows; r0 += chunk) {
       const count = Math.min(chunk, rows - r0);
       dm.data.fill(0);

@@ -137,19 +137,18 @@ export function searchAwq(members: readonly AwqMember[], meanAbs: Float64Array, 
  */
 export function clipAwqMembers(members: readonly AwqMember[], choice: AwqChoice, stats: ProxyStats, opts: ModelQuantOptions, skip: (m: AwqMember) => string | undefined): number {
   let loss = 0;
-  const shared = members.some((m) => m.conv || m.stats) ? undefined : scaledHessian(stats.xtx!, choice.s);
   for (const m of members) {
-    const h = shared ?? scaledHessian((m.stats ?? stats).xtx!, m.conv ? patchScales(choice.s, m.c.tensor.dims) : choice.s);
+    const own = (m.stats ?? stats).xtx!;
     const why = skip(m);
     if (why) m.noClip = why;
     else {
       const dims = m.c.tensor.dims;
       const scaled = scaleAlongK(m.values, dims, m.kAxis, choice.s);
       const perGroup = m.plan.granularity === 'per_group';
-      if (m.conv) m.clip = searchClipConv(scaled, dims, perGroup ? m.plan.groupSize : undefined, h, m.plan.bits, opts.scheme);
+      if (m.conv) m.clip = searchClipConv(scaled, dims, perGroup ? m.plan.groupSize : undefined, scaledHessian(own, patchScales(choice.s, dims)), m.plan.bits, opts.scheme);
       else {
         const { w, rows, k } = weightRows(scaled, dims, m.kAxis);
-        m.clip = searchClip(w, rows, k, perGroup ? m.plan.groupSize : k, h, m.plan.bits, opts.scheme);
+        m.clip = searchClip(w, rows, k, perGroup ? m.plan.groupSize : k, own, m.plan.bits, opts.scheme, choice.s);
       }
     }
     loss += memberLoss(m, awqReconstruction(m, choice.s, opts), stats);

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { Scheme } from '../../../src/core/calibrate.js';
 import { dequantizeWith } from '../../../src/core/quantize.js';
-import { applyClip, CLIP_GRID, searchClip } from '../../../src/onnx/weights/awq-clip.js';
+import { applyClip, CLIP_GRID, scaledHessian, searchClip } from '../../../src/onnx/weights/awq-clip.js';
 import { modelQuantOptions } from '../../../src/onnx/weights/options.js';
 import { quantizeWeight } from '../../../src/onnx/weights/quantize-weight.js';
 
@@ -38,6 +38,17 @@ describe('awq clip search', () => {
       assert.ok(c.step.every((s) => s < CLIP_GRID / 2));
     });
   }
+
+  it('with s, the search scores on S⁻¹HS⁻¹ (the XᵀX of X/s) without a K×K copy: the same choice as on the scaled copy', () => {
+    const c = cases[0]!;
+    const s = Float32Array.from({ length: c.cols }, (_, i) => Math.exp(Math.sin(i)));
+    const h = Float64Array.from(c.xtx);
+    const a = searchClip(Float32Array.from(c.w), c.rows, c.cols, c.group_size, h, c.bits, c.scheme, s);
+    const b = searchClip(Float32Array.from(c.w), c.rows, c.cols, c.group_size, scaledHessian(h, s), c.bits, c.scheme);
+    assert.deepEqual([...a.step], [...b.step]);
+    const plain = searchClip(Float32Array.from(c.w), c.rows, c.cols, c.group_size, h, c.bits, c.scheme);
+    assert.ok(a.step.some((x, i) => x !== plain.step[i]), 's changes the choice');
+  });
 
   it('the clipped weight rounded by rtn (min-max per group) is the grid the search scored', () => {
     const c = cases[0]!;
