@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 
-// The WebAssembly kernels: six small modules compiled from the .wat files beside this one
+// The WebAssembly kernels: seven small modules compiled from the .wat files beside this one
 // (by scripts/build-wasm.ts, part of `npm run build`), sharing one linear memory. Each
 // thread has a fixed 1.8 MiB memory of its own (the LAYOUT below) into which kernel calls
 // stage at most CHUNK elements of a tensor held in a JavaScript typed array; the memory never
@@ -78,12 +78,18 @@ export interface LsqExports {
     os: number, oz: number, tab: number, count: number, sym: number, qMin: number, qMax: number, u: number): void;
 }
 
+export interface HqqExports {
+  hqq(units: number, n: number, vals: number, offs: number, rs: number, rz: number, os: number, oz: number,
+    tab: number, iters: number, y: number, sym: number, qMin: number, qMax: number, u: number): void;
+}
+
 export interface Kernels {
   /** The memory's buffer: a view on it is resident (kernels read it in place). */
   buffer: ArrayBufferLike;
   quantize: QuantizeExports;
   mse: MseExports;
   lsq: LsqExports;
+  hqq: HqqExports;
   calibrate: CalibrateExports;
   dequantize: DequantizeExports;
   pack: PackExports;
@@ -148,6 +154,8 @@ function kernelsOn(memory: WasmMemory, shared: boolean): Kernels {
     // mse.wat makes its candidates with quantize.wat's paramsFromRange.
     mse: instantiate<MseExports>('mse', { params: quantize.params }),
     lsq: instantiate<LsqExports>('lsq'),
+    // hqq.wat's shrink takes JavaScript's power (see the .wat).
+    hqq: instantiate<HqqExports>('hqq', { pow: (a: number, y: number) => a ** y }),
     u8: new Uint8Array(buf),
     i32: new Int32Array(buf),
     f32: new Float32Array(buf),

@@ -1,13 +1,14 @@
 import type { IntParams, Range } from '../calibrate.js';
 import { countNaN } from '../kernels/calibrate.js';
+import { hqqKernel, HQQ_KERNEL_MAX_GROUP } from '../kernels/hqq.js';
 import { lsqKernel, LSQ_KERNEL_MAX_GROUP } from '../kernels/lsq.js';
 import { paramsFromRanges } from '../kernels/quantize.js';
-import { hqqGroup } from './hqq.js';
+import { HQQ_DEFAULTS, hqqGroup, hqqTable } from './hqq.js';
 import { lsqGroup, lsqTable } from './lsq.js';
 
 // Every group of a tensor under lsq or hqq from its min-max range: the groups the kernels
 // take (equal length, finite, unweighted) go to them, the rest to the reference one by one.
-// Both give the same parameters bit for bit (test/core/kernels/lsq.test.ts).
+// Both give the same parameters bit for bit (test/core/kernels/lsq.test.ts, hqq.test.ts).
 
 /**
  * Group p is values[offsets[p], offsets[p + 1]), its min-max range [lo[p], hi[p]] (float32,
@@ -19,7 +20,7 @@ export function refineGroups(method: 'lsq' | 'hqq', values: Float32Array, offset
   const rtnZeroPoint = new Int32Array(count);
   paramsFromRanges(lo, hi, p, rtnScale, rtnZeroPoint);
   const rest: number[] = [];
-  if (method === 'lsq' && countNaN(values) === 0) {
+  if (countNaN(values) === 0) {
     // The kernel takes the groups of the most common length (the others: a shorter last block).
     const n = count > 0 ? offsets[1]! - offsets[0]! : 0;
     const ids = new Int32Array(count);
@@ -29,8 +30,10 @@ export function refineGroups(method: 'lsq' | 'hqq', values: Float32Array, offset
       if (ok) ids[m++] = g;
       else rest.push(g);
     }
-    if (m > 0 && n >= 1 && n <= LSQ_KERNEL_MAX_GROUP) {
-      lsqKernel(values, { offsets, lo, hi, rtnScale, rtnZeroPoint }, ids.subarray(0, m), n, p, lsqTable(p), scale, zeroPoint);
+    const inputs = { offsets, lo, hi, rtnScale, rtnZeroPoint };
+    if (m > 0 && n >= 1 && n <= (method === 'lsq' ? LSQ_KERNEL_MAX_GROUP : HQQ_KERNEL_MAX_GROUP)) {
+      if (method === 'lsq') lsqKernel(values, inputs, ids.subarray(0, m), n, p, lsqTable(p), scale, zeroPoint);
+      else hqqKernel(values, inputs, ids.subarray(0, m), n, p, hqqTable(), HQQ_DEFAULTS.lpNorm - 1, scale, zeroPoint);
     } else for (let i = 0; i < m; i++) rest.push(ids[i]!);
     rest.sort((a, b) => a - b);
   } else for (let g = 0; g < count; g++) rest.push(g);

@@ -1,11 +1,14 @@
-// lsq.wat against the TypeScript reference (methods/lsq.ts lsqGroup): the same scale and zero
-// point, bit for bit, on every group of many shapes, data kinds, bit widths and both schemes.
+// lsq.wat and hqq.wat against the TypeScript references (methods/lsq.ts lsqGroup, hqq.ts
+// hqqGroup): the same scale and zero point, bit for bit, on every group of many shapes, data
+// kinds, bit widths and both schemes. quantize()'s calibrate sends min-max groups to the kernels.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Range, Scheme } from '../../../src/core/calibrate.js';
 import { tensorFloats } from '../../../src/core/kernels/arenas.js';
+import { HQQ_KERNEL_MAX_GROUP } from '../../../src/core/kernels/hqq.js';
 import { LSQ_KERNEL_MAX_GROUP } from '../../../src/core/kernels/lsq.js';
 import { arenaOf } from '../../../src/core/kernels/runtime.js';
+import { hqqGroup } from '../../../src/core/methods/hqq.js';
 import { lsqGroup } from '../../../src/core/methods/lsq.js';
 import { calibrate, intParamsOf, type QuantSpec } from '../../../src/core/quantize.js';
 import { randn } from '../../onnx/models.js';
@@ -25,12 +28,16 @@ const KINDS: Record<string, (n: number, seed: number) => Float32Array> = {
   mixed: (n, seed) => randn(n, seed).map((v, i) => (Math.floor(i / 8) % 3 === 0 ? 0 : v)),
 };
 
-const spec = (bits: number, scheme: Scheme, groupSize: number): QuantSpec => ({
-  bits, scheme, granularity: 'per_group', axis: -1, groupSize, calibration: 'minmax', percentile: 99.99, method: 'lsq',
+type Method = 'lsq' | 'hqq';
+const METHODS = ['lsq', 'hqq'] as const;
+const MAX_GROUP = { lsq: LSQ_KERNEL_MAX_GROUP, hqq: HQQ_KERNEL_MAX_GROUP };
+
+const spec = (method: Method, bits: number, scheme: Scheme, groupSize: number): QuantSpec => ({
+  bits, scheme, granularity: 'per_group', axis: -1, groupSize, calibration: 'minmax', percentile: 99.99, method,
 });
 
 /** The reference on group g of a [rows, cols] tensor grouped along the rows. */
-function reference(x: Float32Array, cols: number, groupSize: number, g: number, bits: number, scheme: Scheme) {
+function reference(method: Method, x: Float32Array, cols: number, groupSize: number, g: number, bits: number, scheme: Scheme) {
   const blocks = Math.ceil(cols / groupSize);
   const r = Math.floor(g / blocks);
   const b = g % blocks;
@@ -44,20 +51,21 @@ function reference(x: Float32Array, cols: number, groupSize: number, g: number, 
   }
   const alpha = Math.max(Math.abs(lo), Math.abs(hi));
   const range: Range = scheme === 'asymmetric' ? { lo, hi } : { lo: -alpha, hi: alpha };
-  return lsqGroup(slice, range, intParamsOf(bits, scheme));
+  return (method === 'lsq' ? lsqGroup : hqqGroup)(slice, range, intParamsOf(bits, scheme));
 }
 
-function check(x: Float32Array, rows: number, cols: number, groupSize: number, bits: number, scheme: Scheme, what: string) {
-  const params = calibrate(x, [rows, cols], spec(bits, scheme, groupSize));
+function check(method: Method, x: Float32Array, rows: number, cols: number, groupSize: number, bits: number, scheme: Scheme, what: string) {
+  const params = calibrate(x, [rows, cols], spec(method, bits, scheme, groupSize));
   for (let g = 0; g < params.scale.length; g++) {
-    const ref = reference(x, cols, groupSize, g, bits, scheme);
+    const ref = reference(method, x, cols, groupSize, g, bits, scheme);
     if (params.scale[g] !== Math.fround(ref.scale) || params.zeroPoint[g] !== ref.zeroPoint) {
-      assert.fail(`${what} group ${g}: kernel ${params.scale[g]} / ${params.zeroPoint[g]}, reference ${ref.scale} / ${ref.zeroPoint}`);
+      assert.fail(`${method} ${what} group ${g}: kernel ${params.scale[g]} / ${params.zeroPoint[g]}, reference ${ref.scale} / ${ref.zeroPoint}`);
     }
   }
 }
 
-test('the lsq kernel gives the reference scale and zero point on every group: kinds × group sizes × bits × schemes', () => {
+for (const method of METHODS) {
+test(`the ${method} kernel gives the reference scale and zero point on every group: kinds × group sizes × bits × schemes`, () => {
   let seed = 1;
   for (const [kind, make] of Object.entries(KINDS)) {
     for (const groupSize of [1, 3, 8, 32, 128]) {
@@ -66,32 +74,33 @@ test('the lsq kernel gives the reference scale and zero point on every group: ki
       const cols = groupSize * 3;
       const x = make(rows * cols, seed++);
       for (const bits of [2, 3, 4, 8]) {
-        for (const scheme of ['asymmetric', 'symmetric'] as const) check(x, rows, cols, groupSize, bits, scheme, `${kind} g${groupSize} ${bits}-bit ${scheme}`);
+        for (const scheme of ['asymmetric', 'symmetric'] as const) check(method, x, rows, cols, groupSize, bits, scheme, `${kind} g${groupSize} ${bits}-bit ${scheme}`);
       }
     }
   }
 });
 
-test('the lsq kernel on many Gaussian groups (staged in several batches) and with a shorter last block (those take the reference)', () => {
+test(`the ${method} kernel on many Gaussian groups (staged in several batches) and with a shorter last block (those take the reference)`, () => {
   const x = randn(40 * 4096, 77);
   for (const scheme of ['asymmetric', 'symmetric'] as const) {
-    check(x, 40, 4096, 32, 4, scheme, `g32 ${scheme}`);
-    check(x, 40, 4096, 100, 3, scheme, `g100 (last block 96) ${scheme}`);
+    check(method, x, 40, 4096, 32, 4, scheme, `g32 ${scheme}`);
+    check(method, x, 40, 4096, 100, 3, scheme, `g100 (last block 96) ${scheme}`);
   }
 });
 
-test('the lsq kernel reads a tensor in an arena where it is, with the same results', () => {
+test(`the ${method} kernel reads a tensor in an arena where it is, with the same results`, () => {
   const rows = 64;
   const cols = 4096;
   const x = tensorFloats(rows * cols);
   x.set(randn(rows * cols, 5));
   assert.ok(arenaOf(x), 'an arena');
-  for (const scheme of ['asymmetric', 'symmetric'] as const) check(x, rows, cols, 128, 4, scheme, `arena g128 ${scheme}`);
+  for (const scheme of ['asymmetric', 'symmetric'] as const) check(method, x, rows, cols, 128, 4, scheme, `arena g128 ${scheme}`);
 });
 
-test('per channel groups up to the kernel limit, and longer ones by the reference', () => {
-  for (const len of [LSQ_KERNEL_MAX_GROUP, LSQ_KERNEL_MAX_GROUP + 1]) {
+test(`${method}: groups up to the kernel's limit, and longer ones by the reference`, () => {
+  for (const len of [MAX_GROUP[method], MAX_GROUP[method] + 1]) {
     const x = randn(5 * len, len);
-    for (const scheme of ['asymmetric', 'symmetric'] as const) check(x, 5, len, len, 4, scheme, `channel of ${len} ${scheme}`);
+    for (const scheme of ['asymmetric', 'symmetric'] as const) check(method, x, 5, len, len, 4, scheme, `channel of ${len} ${scheme}`);
   }
 });
+}
