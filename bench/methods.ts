@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { getKernels } from '../src/core/kernels/runtime.js';
 import { reportFromSums } from '../src/core/metrics.js';
 import { hqqGroup } from '../src/core/methods/hqq.js';
 import { lsqGroup } from '../src/core/methods/lsq.js';
@@ -62,7 +63,19 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
       const snrRtn = reportFromSums(job('rtn').sums).snr_db!;
       for (const method of ['lsq', 'hqq'] as const) {
         const t = timeBoth(() => job(method), runs);
+        // The counters the kernels keep: passes over each group's values (and hqq's powers).
+        const k = getKernels();
+        const before = [k.lsq.scans.value, k.lsq.scorings.value, k.hqq.passes.value, k.hqq.powers.value];
         const snr = reportFromSums(job(method).sums).snr_db!;
+        const [scans, scorings, passes, powers] = [k.lsq.scans.value, k.lsq.scorings.value, k.hqq.passes.value, k.hqq.powers.value].map((v, i) => (v - before[i]!) | 0);
+        const perElement = (unitPasses: number) => (unitPasses * 4 * group) / x.length;
+        if (method === 'lsq') {
+          details.push({ name: `lsq ${scheme} g${group}: candidate passes per element (a unit's lanes run together)`, value: perElement(scans!), unit: 'passes' });
+          details.push({ name: `lsq ${scheme} g${group}: exact scoring passes per element`, value: perElement(scorings!), unit: 'passes' });
+        } else {
+          details.push({ name: `hqq ${scheme} g${group}: iteration passes per element`, value: perElement(passes!), unit: 'passes' });
+          details.push({ name: `hqq ${scheme} g${group}: JavaScript powers per element`, value: powers! / x.length, unit: 'powers' });
+        }
         const suffix = `${scheme === 'symmetric' ? '_sym' : ''}${group === 128 ? '_g128' : ''}`;
         out.push(row({
           name: `method.${method}${suffix}`, value: t.wall, unit: 'ms', baselineName: 'rtn job', baselineValue: rtn.wall, better: 'lower', target: 3,

@@ -11,6 +11,9 @@
 (module
   (import "env" "memory" (memory 1))
   (import "env" "pow" (func $pow (param f64 f64) (result f64)))
+  ;; Passes over a unit's rows and powers taken so far, for the bench's bound.
+  (global $passes (export "passes") (mut i32) (i32.const 0))
+  (global $powers (export "powers") (mut i32) (i32.const 0))
 
   (func $m32 (param $a v128) (param $b v128) (result v128)
     (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $a) (local.get $b)))
@@ -21,6 +24,7 @@
   ;; v − shrink_lp(e) for one lane: |e| − |e|^(p−1)/β, when positive, with e's sign.
   (func $shrunk (param $v f64) (param $e f64) (param $y f64) (param $beta f64) (result f64)
     (local $a f64) (local $r f64)
+    (global.set $powers (i32.add (global.get $powers) (i32.const 1)))
     (local.set $a (f64.abs (local.get $e)))
     (local.set $r (f64.sub (local.get $a) (f64.div (call $pow (local.get $a) (local.get $y)) (local.get $beta))))
     (if (result f64) (f64.gt (local.get $r) (f64.const 0))
@@ -108,6 +112,7 @@
         (local.set $st0 (v128.const i64x2 0 0)) (local.set $st1 (v128.const i64x2 0 0))
         (local.set $sqt0 (v128.const i64x2 0 0)) (local.set $sqt1 (v128.const i64x2 0 0))
         (local.set $stt0 (v128.const i64x2 0 0)) (local.set $stt1 (v128.const i64x2 0 0))
+        (global.set $passes (i32.add (global.get $passes) (i32.const 1)))
         (local.set $i (local.get $xs))
         (block $pdone (loop $pass
           (br_if $pdone (i32.ge_u (local.get $i) (local.get $end)))

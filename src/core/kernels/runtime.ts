@@ -76,11 +76,17 @@ export interface MseExports {
 export interface LsqExports {
   lsq(units: number, n: number, vals: number, offs: number, lo: number, hi: number, rs: number, rz: number,
     os: number, oz: number, tab: number, count: number, sym: number, qMin: number, qMax: number, u: number): void;
+  /** Unit passes so far: candidate scans and exact scorings (counters for the bench). */
+  scans: { value: number };
+  scorings: { value: number };
 }
 
 export interface HqqExports {
   hqq(units: number, n: number, vals: number, offs: number, rs: number, rz: number, os: number, oz: number,
     tab: number, iters: number, y: number, sym: number, qMin: number, qMax: number, u: number): void;
+  /** Unit passes and powers taken so far (counters for the bench). */
+  passes: { value: number };
+  powers: { value: number };
 }
 
 export interface Kernels {
