@@ -31,19 +31,17 @@
       (then (f64.sub (local.get $v) (f64.copysign (local.get $r) (local.get $e))))
       (else (local.get $v))))
 
-  ;; t = x, or x − shrink(e) where |e| reaches the threshold (lanes 0-1 of the pair), in the
-  ;; lanes of $live (a stopped group's t is never used: no power is taken for it).
-  (func $target (param $v v128) (param $e v128) (param $live v128) (param $tiny f64) (param $y f64) (param $beta f64) (result v128)
-    (local $t v128) (local $big v128)
+  ;; t = x, or x − shrink(e) in the lanes of $big (|e| at or above the threshold, lanes 0-1 of
+  ;; the pair); called only when some lane is (most errors are below it).
+  (func $target (param $v v128) (param $e v128) (param $big v128) (param $y f64) (param $beta f64) (result v128)
+    (local $t v128)
     (local.set $t (local.get $v))
-    (local.set $big (v128.andnot (local.get $live) (f64x2.lt (f64x2.abs (local.get $e)) (f64x2.splat (local.get $tiny)))))
-    (if (v128.any_true (local.get $big)) (then
-      (if (i32x4.extract_lane 0 (local.get $big)) (then
-        (local.set $t (f64x2.replace_lane 0 (local.get $t)
-          (call $shrunk (f64x2.extract_lane 0 (local.get $v)) (f64x2.extract_lane 0 (local.get $e)) (local.get $y) (local.get $beta))))))
-      (if (i32x4.extract_lane 2 (local.get $big)) (then
-        (local.set $t (f64x2.replace_lane 1 (local.get $t)
-          (call $shrunk (f64x2.extract_lane 1 (local.get $v)) (f64x2.extract_lane 1 (local.get $e)) (local.get $y) (local.get $beta))))))))
+    (if (i32x4.extract_lane 0 (local.get $big)) (then
+      (local.set $t (f64x2.replace_lane 0 (local.get $t)
+        (call $shrunk (f64x2.extract_lane 0 (local.get $v)) (f64x2.extract_lane 0 (local.get $e)) (local.get $y) (local.get $beta))))))
+    (if (i32x4.extract_lane 2 (local.get $big)) (then
+      (local.set $t (f64x2.replace_lane 1 (local.get $t)
+        (call $shrunk (f64x2.extract_lane 1 (local.get $v)) (f64x2.extract_lane 1 (local.get $e)) (local.get $y) (local.get $beta))))))
     (local.get $t))
 
   (func (export "hqq") (param $units i32) (param $n i32) (param $vals i32) (param $offs i32) (param $rs i32) (param $rz i32)
@@ -57,7 +55,7 @@
     (local $v v128) (local $q v128) (local $r v128) (local $a v128) (local $b v128) (local $e v128) (local $t v128)
     (local $err0 v128) (local $err1 v128) (local $sq0 v128) (local $sq1 v128) (local $st0 v128) (local $st1 v128)
     (local $sqt0 v128) (local $sqt1 v128) (local $stt0 v128) (local $stt1 v128)
-    (local $live0 v128) (local $live1 v128) (local $ok v128) (local $inv0 v128) (local $inv1 v128) (local $mq v128) (local $mt v128) (local $next v128)
+    (local $live0 v128) (local $live1 v128) (local $big v128) (local $tinyv v128) (local $ok v128) (local $inv0 v128) (local $inv1 v128) (local $mq v128) (local $mt v128) (local $next v128)
     (local.set $nf (f64x2.splat (f64.convert_i32_u (local.get $n))))
     (local.set $xs (i32.add (local.get $u) (i32.const 64)))
     (block $done (loop $each
@@ -103,6 +101,7 @@
         (else
           (local.set $zp (f32x4.pmin (f32x4.pmax (call $f32of (f64x2.nearest (local.get $z0)) (f64x2.nearest (local.get $z1)))
             (f32x4.splat (local.get $qmin))) (f32x4.splat (local.get $qmax))))))
+        (local.set $tinyv (f64x2.splat (local.get $tiny)))
         (local.set $live0 (i64x2.extend_low_i32x4_s (local.get $act)))
         (local.set $live1 (i64x2.extend_high_i32x4_s (local.get $act)))
         (local.set $lo (f32x4.sub (f32x4.splat (local.get $qmin)) (local.get $zp)))
@@ -128,7 +127,11 @@
           (local.set $b (f64x2.promote_low_f32x4 (local.get $q)))
           (local.set $e (f64x2.sub (local.get $a) (f64x2.promote_low_f32x4 (local.get $r))))
           (local.set $err0 (f64x2.add (local.get $err0) (f64x2.mul (local.get $e) (local.get $e))))
-          (local.set $t (call $target (local.get $a) (local.get $e) (local.get $live0) (local.get $tiny) (local.get $y) (local.get $beta)))
+          ;; a stopped group's t is never used: no power is taken for it
+          (local.set $big (v128.andnot (local.get $live0) (f64x2.lt (f64x2.abs (local.get $e)) (local.get $tinyv))))
+          (local.set $t (local.get $a))
+          (if (v128.any_true (local.get $big)) (then
+            (local.set $t (call $target (local.get $a) (local.get $e) (local.get $big) (local.get $y) (local.get $beta)))))
           (local.set $sq0 (f64x2.add (local.get $sq0) (local.get $b)))
           (local.set $st0 (f64x2.add (local.get $st0) (local.get $t)))
           (local.set $sqt0 (f64x2.add (local.get $sqt0) (f64x2.mul (local.get $b) (local.get $t))))
@@ -139,7 +142,11 @@
           (local.set $e (f64x2.sub (local.get $a)
             (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $r) (local.get $r)))))
           (local.set $err1 (f64x2.add (local.get $err1) (f64x2.mul (local.get $e) (local.get $e))))
-          (local.set $t (call $target (local.get $a) (local.get $e) (local.get $live1) (local.get $tiny) (local.get $y) (local.get $beta)))
+          ;; a stopped group's t is never used: no power is taken for it
+          (local.set $big (v128.andnot (local.get $live1) (f64x2.lt (f64x2.abs (local.get $e)) (local.get $tinyv))))
+          (local.set $t (local.get $a))
+          (if (v128.any_true (local.get $big)) (then
+            (local.set $t (call $target (local.get $a) (local.get $e) (local.get $big) (local.get $y) (local.get $beta)))))
           (local.set $sq1 (f64x2.add (local.get $sq1) (local.get $b)))
           (local.set $st1 (f64x2.add (local.get $st1) (local.get $t)))
           (local.set $sqt1 (f64x2.add (local.get $sqt1) (f64x2.mul (local.get $b) (local.get $t))))
