@@ -15,6 +15,7 @@ import { fusableShape, kernelSumsPrecise, paramsFromRanges, quantizeFusedKernel,
 import { arenaAlloc } from './kernels/arenas.js';
 import { groupValues } from './groups.js';
 import { refineGroup, type QuantMethod } from './methods/index.js';
+import { refineGroups } from './methods/refine-groups.js';
 import { dequantizeWithReference, quantizeWithReference } from './reference/quantize.js';
 import { axisLayout, normalizeAxis, type Shape } from './shape.js';
 import { Errors } from '../errors.js';
@@ -127,6 +128,11 @@ export function calibrate(x: Float32Array, shape: Shape, spec: QuantSpec): Quant
   const method = spec.method ?? 'rtn';
   if (method !== 'rtn') {
     const { values, offsets } = groupValues(x, plan);
+    if (spec.calibration === 'minmax' && !spec.weights) {
+      const { lo, hi } = minmaxRanges(x, plan);
+      refineGroups(method, values, offsets, lo, hi, ip, scale, zeroPoint);
+      return { ...ip, plan, scale, zeroPoint };
+    }
     const weights = spec.weights ? groupValues(spec.weights, plan).values : undefined;
     const ranges = spec.calibration === 'minmax' ? minmaxRanges(x, plan) : undefined;
     for (let p = 0; p < plan.count; p++) {
