@@ -1,0 +1,220 @@
+import { closeSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Errors } from '../../errors.js';
+import { checkpoint, isCancelled, type CancelFlag } from '../../pool/cancel.js';
+import { encodeModelBytes } from '../proto/encode.js';
+import type { OnnxModel } from '../proto/model.js';
+import type { ActivationErrors } from '../runtime/activation-error.js';
+import { HostCrashed, ortHost, type HostCall, type RequestOptions } from '../runtime/host/client.js';
+import type { HostModel, SampleSpec, StatsFile } from '../runtime/host/protocol.js';
+import { sampleSpec, writeSamples } from '../runtime/host/samples.js';
+import { stageFiles, type StageFile } from '../runtime/host/stage.js';
+import type { HeldBackOutput } from '../runtime/held-back.js';
+import { message } from '../runtime/validate.js';
+import type { ActivationRange } from './calibrate.js';
+import type { CalibrationSamples } from './calibration-data.js';
+import type { FloatRuns } from './float-runs.js';
+import { gramBytes, type InputStats, type StatsPasses } from './weight-stats.js';
+
+// FloatRuns in the onnxruntime host process (runtime/host/child.ts): the float model is
+// staged once per request (its upload bytes, external data written or linked beside it),
+// the samples once (samples.ts), each quantized model beside them when a run needs it. A
+// crash of onnxruntime there fails this request with a 400 naming the stage; the host
+// starts afresh on the next request and the service keeps serving.
+//
+// A batch's statistics (K×K float64 sums, up to HESSIAN_MAX_BYTES) come back as a file in
+// the staging directory, not as an IPC message: Node's advanced-serialization IPC would
+// hold the serialized message on the host's side and the reassembled one on this side on
+// top of both processes' arrays, and pipes run far below a tmpfs copy. The file is read
+// into one Float64Array here and removed at once, so at most two copies of one batch's sums
+// exist during the hand-over (the file and this array), and one after.
+
+export interface FloatSource {
+  /** The decoded model the runs are called with. */
+  model: OnnxModel;
+  /** Its bytes as uploaded (staged as they are, not re-encoded). */
+  bytes: Uint8Array;
+  /** Its external data files, by location: in memory, or on disk (a job's). */
+  files: readonly StageFile[];
+}
+
+function crashed(err: unknown, stage: string): never {
+  if (err instanceof HostCrashed) {
+    throw new Errors.Onnx(`onnxruntime crashed (${err.signal ?? `exit code ${err.exitCode}`}) ${stage}; it ran in a separate process, so only this request is lost`);
+  }
+  throw err;
+}
+
+function readAll(path: string, into: Float64Array): void {
+  const bytes = new Uint8Array(into.buffer, into.byteOffset, into.byteLength);
+  const fd = openSync(path, 'r');
+  try {
+    for (let done = 0; done < bytes.length; ) {
+      const n = readSync(fd, bytes, done, Math.min(bytes.length - done, 2 ** 30), done);
+      if (n === 0) throw new Error(`the onnxruntime host's statistics file ${path} ends early`);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export class HostRuns implements FloatRuns {
+  readonly #host = ortHost();
+  readonly #float: FloatSource;
+  readonly #cancel: CancelFlag | undefined;
+  #staged: { path: string; dir: string; dispose(): void } | undefined;
+  readonly #samples = new WeakMap<readonly ArrayBufferView[], SampleSpec['data']>();
+  #n = 0;
+
+  constructor(float: FloatSource, cancel?: CancelFlag) {
+    this.#float = float;
+    this.#cancel = cancel;
+  }
+
+  #dir(): { path: string; dir: string } {
+    if (!this.#staged) {
+      try {
+        this.#staged = stageFiles(this.#float.bytes, this.#float.files);
+      } catch (err) {
+        throw new Errors.Onnx(`could not hand the model to onnxruntime: ${message(err)}`);
+      }
+    }
+    return this.#staged;
+  }
+
+  /** The model as the host finds it: the staged float model, or an encoded copy written beside it. */
+  #model(m: OnnxModel): { ref: HostModel; done(): void } {
+    const { path, dir } = this.#dir();
+    const beside = this.#float.files.length > 0;
+    if (m === this.#float.model) return { ref: { path, beside }, done: () => {} };
+    const file = join(dir, `quantized-${++this.#n}.onnx`);
+    writeFileSync(file, encodeModelBytes(m));
+    return { ref: { path: file, beside }, done: () => rmSync(file, { force: true }) };
+  }
+
+  #spec(samples: CalibrationSamples): SampleSpec {
+    const { dir } = this.#dir();
+    return sampleSpec(samples, (arrays) => {
+      let data = this.#samples.get(arrays);
+      if (!data) {
+        const perSample = arrays.map((a, k) => (a as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT * samples.inputs[k]!.dims.reduce((x, y) => x * y, 1));
+        data = { kind: 'file', ...writeSamples(arrays, perSample, dir) };
+        this.#samples.set(arrays, data);
+      }
+      return data;
+    });
+  }
+
+  async #ask<T>(stage: string, req: HostCall, progress?: RequestOptions['progress']): Promise<T> {
+    checkpoint(this.#cancel);
+    const cancel = this.#cancel;
+    const cancelled = cancel ? () => isCancelled(cancel) : undefined;
+    try {
+      return (await this.#host.send(req, { cancelled, holds: [this.#dir().dir], progress })) as T;
+    } catch (err) {
+      return crashed(err, stage);
+    }
+  }
+
+  calibrate: FloatRuns['calibrate'] = async (model, names, samples, opts) => {
+    const m = this.#model(model);
+    try {
+      const { method, percentile, numBins, symmetric, bits, intraOpNumThreads } = opts;
+      return await this.#ask<Map<string, ActivationRange>>(
+        'calibrating activation ranges (running the float model on the calibration samples)',
+        { op: 'calibrate', model: m.ref, names: [...names], samples: this.#spec(samples), opts: { method, percentile, numBins, symmetric, bits, intraOpNumThreads } },
+        opts.onSample,
+      );
+    } finally {
+      m.done();
+    }
+  };
+
+  activationErrors: FloatRuns['activationErrors'] = async (float, quantized, tensors, samples, o = {}, renamed = new Map()) => {
+    const f = this.#model(float);
+    const q = this.#model(quantized);
+    try {
+      return await this.#ask<ActivationErrors>('measuring the quantized model against the float one on the held-back samples', {
+        op: 'activationErrors',
+        float: f.ref,
+        quantized: q.ref,
+        tensors: [...tensors],
+        samples: this.#spec(samples as CalibrationSamples),
+        renamed: [...renamed],
+        threads: o.threads,
+      });
+    } finally {
+      f.done();
+      q.done();
+    }
+  };
+
+  statsBatches: FloatRuns['statsBatches'] = async (model, batches, samples, opts, onBatch) => {
+    const m = this.#model(model);
+    const total = batches.length * samples.count;
+    let peakBytes = 0;
+    let activations = 0;
+    try {
+      for (const [b, batch] of batches.entries()) {
+        const out = join(this.#dir().dir, `stats-${++this.#n}.bin`);
+        let got: StatsFile;
+        try {
+          got = await this.#ask<StatsFile>(
+            'gathering the activation statistics (running the float model on the calibration samples)',
+            { op: 'statsBatch', model: m.ref, batch: [...batch], samples: this.#spec(samples), full: opts.full, maxBytes: opts.maxBytes, out },
+            opts.onSample && ((done) => opts.onSample!(b * samples.count + done, total)),
+          );
+        } catch (err) {
+          rmSync(out, { force: true });
+          throw err;
+        }
+        const stats = this.#readStats(got);
+        peakBytes = Math.max(peakBytes, got.stats.reduce((s, x) => s + (x.xtx ? gramBytes(x.k) : 0), 0));
+        activations += got.stats.length;
+        await onBatch(stats);
+      }
+    } finally {
+      m.done();
+    }
+    return { passes: batches.length, peakBytes, activations } satisfies StatsPasses;
+  };
+
+  #readStats(got: StatsFile): Map<string, InputStats> {
+    const all = new Float64Array(got.stats.reduce((s, x) => s + 2 * x.k + (x.xtx ? x.k * x.k : 0), 0));
+    try {
+      readAll(got.file, all);
+    } finally {
+      rmSync(got.file, { force: true });
+    }
+    const stats = new Map<string, InputStats>();
+    let at = 0;
+    const take = (n: number) => all.subarray(at, (at += n));
+    for (const x of got.stats) {
+      const sumSq = take(x.k);
+      const sumAbs = take(x.k);
+      stats.set(x.name, { k: x.k, rows: x.rows, sumSq, sumAbs, xtx: x.xtx ? take(x.k * x.k) : undefined });
+    }
+    return stats;
+  }
+
+  heldBack: FloatRuns['heldBack'] = async (float, quantized, samples) => {
+    const f = this.#model(float);
+    const q = this.#model(quantized);
+    try {
+      return await this.#ask<HeldBackOutput[]>('measuring the quantized model on the held-back samples', { op: 'heldBack', float: f.ref.path, quantized: q.ref.path, samples: this.#spec(samples) });
+    } finally {
+      f.done();
+      q.done();
+    }
+  };
+
+  /** Removes the staged files, here and from the host's list (it would remove them if this worker went away). */
+  dispose(): void {
+    const s = this.#staged;
+    if (!s) return;
+    this.#staged = undefined;
+    s.dispose();
+    if (this.#host.pid !== undefined) this.#host.send({ op: 'ping' }, { cleanup: [s.dir] }).catch(() => {});
+  }
+}
