@@ -1,5 +1,5 @@
-import { closeSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, openSync, readSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Errors } from '../../errors.js';
 import { checkpoint, isCancelled, type CancelFlag } from '../../pool/cancel.js';
 import { encodeModelBytes } from '../proto/encode.js';
@@ -8,8 +8,9 @@ import type { ActivationErrors } from '../runtime/activation-error.js';
 import { HostCrashed, ortHost, type HostCall, type RequestOptions } from '../runtime/host/client.js';
 import type { HostModel, SampleSpec, StatsFile } from '../runtime/host/protocol.js';
 import { sampleSpec, writeSamples } from '../runtime/host/samples.js';
-import { stageFiles, type StageFile } from '../runtime/host/stage.js';
+import { newStagingDir, stageFiles } from '../runtime/host/stage.js';
 import type { HeldBackOutput } from '../runtime/held-back.js';
+import { writeNewFile } from '../runtime/session-model.js';
 import { message } from '../runtime/validate.js';
 import type { ActivationRange } from './calibrate.js';
 import type { CalibrationSamples } from './calibration-data.js';
@@ -17,8 +18,12 @@ import type { FloatRuns } from './float-runs.js';
 import { gramBytes, type InputStats, type StatsPasses } from './weight-stats.js';
 
 // FloatRuns in the onnxruntime host process (runtime/host/child.ts): the float model is
-// staged once per request (its upload bytes, external data written or linked beside it),
-// the samples once (samples.ts), each quantized model beside them when a run needs it. A
+// staged once per request (its upload bytes and external data files, into tmpfs when it has
+// room), or used where it is when it is on disk with its external data beside it (a job's
+// input directory: onnxruntime refuses external data reached through a symbolic link out of
+// the model's directory, so the files cannot be linked into a staging directory instead).
+// The samples are staged once (samples.ts), each quantized model beside the float one when
+// a run needs it. A
 // crash of onnxruntime there fails this request with a 400 naming the stage; the host
 // starts afresh on the next request and the service keeps serving.
 //
@@ -29,14 +34,21 @@ import { gramBytes, type InputStats, type StatsPasses } from './weight-stats.js'
 // into one Float64Array here and removed at once, so at most two copies of one batch's sums
 // exist during the hand-over (the file and this array), and one after.
 
-export interface FloatSource {
-  /** The decoded model the runs are called with. */
-  model: OnnxModel;
-  /** Its bytes as uploaded (staged as they are, not re-encoded). */
-  bytes: Uint8Array;
-  /** Its external data files, by location: in memory, or on disk (a job's). */
-  files: readonly StageFile[];
-}
+export type FloatSource =
+  | {
+      /** The decoded model the runs are called with. */
+      model: OnnxModel;
+      /** Its bytes as uploaded (staged as they are, not re-encoded). */
+      bytes: Uint8Array;
+      /** Its external data files, by location. */
+      files: readonly { path: string; data: Uint8Array }[];
+    }
+  | {
+      model: OnnxModel;
+      /** The model's file, its external data files beside it by location (a job's input directory). */
+      path: string;
+      hasExternalData: boolean;
+    };
 
 function crashed(err: unknown, stage: string): never {
   if (err instanceof HostCrashed) {
@@ -63,7 +75,9 @@ export class HostRuns implements FloatRuns {
   readonly #host = ortHost();
   readonly #float: FloatSource;
   readonly #cancel: CancelFlag | undefined;
-  #staged: { path: string; dir: string; dispose(): void } | undefined;
+  /** This request's staging directory (samples, statistics; the float model when it came in memory). */
+  #staged: { dir: string; dispose(): void } | undefined;
+  #floatPath: string | undefined;
   readonly #samples = new WeakMap<readonly ArrayBufferView[], SampleSpec['data']>();
   #n = 0;
 
@@ -72,29 +86,42 @@ export class HostRuns implements FloatRuns {
     this.#cancel = cancel;
   }
 
-  #dir(): { path: string; dir: string } {
+  #dir(): string {
     if (!this.#staged) {
+      const f = this.#float;
       try {
-        this.#staged = stageFiles(this.#float.bytes, this.#float.files);
+        if ('bytes' in f) {
+          const s = stageFiles(f.bytes, f.files);
+          this.#staged = s;
+          this.#floatPath = s.path;
+        } else {
+          const dir = newStagingDir(0);
+          this.#staged = { dir, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+          this.#floatPath = f.path;
+        }
       } catch (err) {
         throw new Errors.Onnx(`could not hand the model to onnxruntime: ${message(err)}`);
       }
     }
-    return this.#staged;
+    return this.#staged.dir;
   }
 
-  /** The model as the host finds it: the staged float model, or an encoded copy written beside it. */
+  get #beside(): boolean {
+    const f = this.#float;
+    return 'bytes' in f ? f.files.length > 0 : f.hasExternalData;
+  }
+
+  /** The model as the host finds it: the float model, or an encoded copy written beside it (where its external data resolves). */
   #model(m: OnnxModel): { ref: HostModel; done(): void } {
-    const { path, dir } = this.#dir();
-    const beside = this.#float.files.length > 0;
-    if (m === this.#float.model) return { ref: { path, beside }, done: () => {} };
-    const file = join(dir, `quantized-${++this.#n}.onnx`);
-    writeFileSync(file, encodeModelBytes(m));
+    const dir = this.#dir();
+    const beside = this.#beside;
+    if (m === this.#float.model) return { ref: { path: this.#floatPath!, beside }, done: () => {} };
+    const file = writeNewFile(beside ? dirname(this.#floatPath!) : dir, 'quantd-quantized', encodeModelBytes(m));
     return { ref: { path: file, beside }, done: () => rmSync(file, { force: true }) };
   }
 
   #spec(samples: CalibrationSamples): SampleSpec {
-    const { dir } = this.#dir();
+    const dir = this.#dir();
     return sampleSpec(samples, (arrays) => {
       let data = this.#samples.get(arrays);
       if (!data) {
@@ -111,7 +138,7 @@ export class HostRuns implements FloatRuns {
     const cancel = this.#cancel;
     const cancelled = cancel ? () => isCancelled(cancel) : undefined;
     try {
-      return (await this.#host.send(req, { cancelled, holds: [this.#dir().dir], progress })) as T;
+      return (await this.#host.send(req, { cancelled, holds: [this.#dir()], progress })) as T;
     } catch (err) {
       return crashed(err, stage);
     }
@@ -157,7 +184,7 @@ export class HostRuns implements FloatRuns {
     let activations = 0;
     try {
       for (const [b, batch] of batches.entries()) {
-        const out = join(this.#dir().dir, `stats-${++this.#n}.bin`);
+        const out = join(this.#dir(), `stats-${++this.#n}.bin`);
         let got: StatsFile;
         try {
           got = await this.#ask<StatsFile>(

@@ -23,9 +23,24 @@ export interface PlacedModel {
 
 let written = 0;
 
+/**
+ * Writes bytes to a new file in dir named from `stem`, never over an existing one: the
+ * directory may hold the user's external data files, under names the user chose.
+ */
+export function writeNewFile(dir: string, stem: string, bytes: Uint8Array): string {
+  for (;;) {
+    const path = join(dir, `${stem}-${process.pid}-${++written}.onnx`);
+    try {
+      writeFileSync(path, bytes, { flag: 'wx' });
+      return path;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}
+
 export function placeModel(bytes: Uint8Array, o: SessionPlace): PlacedModel {
   if (!o.besideDir) return { model: { bytes, externalData: o.externalData }, done: () => {} };
-  const path = join(o.besideDir, `session-${process.pid}-${++written}.onnx`);
-  writeFileSync(path, bytes);
+  const path = writeNewFile(o.besideDir, 'quantd-session', bytes);
   return { model: { path }, done: () => rmSync(path, { force: true }) };
 }

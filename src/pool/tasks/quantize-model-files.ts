@@ -52,8 +52,8 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
       : VALIDATION_OFF;
     held = 'ref' in reference ? reference : undefined;
     checkpoint(task.cancel);
-    // Calibration runs go to the onnxruntime host; the external data files are linked beside the staged model, not read.
-    runs = samples ? new HostRuns({ model: prepared.input, bytes: model, files: task.external.map((f) => ({ path: f.name, file: join(task.inputDir, f.file) })) }, task.cancel) : undefined;
+    // Calibration runs go to the onnxruntime host, on the model where it is: its external data files (stored by location beside it) are not read here.
+    runs = samples ? new HostRuns({ model: prepared.input, path: modelPath, hasExternalData: task.external.length > 0 }, task.cancel) : undefined;
     const onCalibrating = (done: number, total: number) => post({ phase: 'calibrating', samplesDone: done, samplesTotal: total });
     const q = samples && isDataAwareTask(prepared)
       ? await dataAwareStage(prepared, samples, task.limits, {

@@ -1,6 +1,6 @@
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
+import { dirname, isAbsolute, join, normalize } from 'node:path';
 import type { ModelBytes } from '../validate.js';
 
 // An in-memory model becomes files for the onnxruntime host: the model and its external
@@ -64,22 +64,20 @@ function sweepStale(): void {
   }
 }
 
-/** A file staged beside the model: bytes to write, or a file already on disk to link to. */
-export type StageFile = { path: string; data: Uint8Array } | { path: string; file: string };
-
 export function stageModel(model: ModelBytes): StagedModel {
   if ('path' in model) return { path: model.path, dispose: () => {} };
   return stageFiles(model.bytes, model.externalData ?? []);
 }
 
-/**
- * The model and its external data files in a new staging directory. Files already on disk (a
- * job's uploads) are symbolic links: onnxruntime reads them where they are, and nothing is copied.
- */
-export function stageFiles(bytes: Uint8Array, files: readonly StageFile[]): StagedModel & { dir: string } {
+/** A new staging directory with room for `bytes` (removed by its owner, or as stale). */
+export function newStagingDir(bytes: number): string {
   sweepStale();
-  const total = bytes.length + files.reduce((s, f) => s + ('data' in f ? f.data.length : 0), 0);
-  const dir = mkdtempSync(join(stagingDir(total), PREFIX));
+  return mkdtempSync(join(stagingDir(bytes), PREFIX));
+}
+
+/** The model and its external data files in a new staging directory. */
+export function stageFiles(bytes: Uint8Array, files: readonly { path: string; data: Uint8Array }[]): StagedModel & { dir: string } {
+  const dir = newStagingDir(bytes.length + files.reduce((s, f) => s + f.data.length, 0));
   const dispose = () => rmSync(dir, { recursive: true, force: true });
   try {
     const taken = new Set<string>();
@@ -89,8 +87,7 @@ export function stageFiles(bytes: Uint8Array, files: readonly StageFile[]): Stag
       if (isAbsolute(rel) || rel === '.' || rel.startsWith('..')) throw new Error(`external data location '${f.path}' is not a path inside the model's directory`);
       taken.add(rel);
       mkdirSync(dirname(join(dir, rel)), { recursive: true });
-      if ('data' in f) writeFileSync(join(dir, rel), f.data);
-      else symlinkSync(resolve(f.file), join(dir, rel));
+      writeFileSync(join(dir, rel), f.data);
     }
     let name = 'model.onnx';
     for (let i = 1; taken.has(name); i++) name = `model-${i}.onnx`;
