@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calibrationSamplesFromNpz } from '../src/onnx/activations/calibration-data.js';
 import { HostRuns } from '../src/onnx/activations/host-runs.js';
-import { ortHost } from '../src/onnx/runtime/host/client.js';
+import { calibrationHost } from '../src/onnx/runtime/host/client.js';
 import { quantizeStatic, type StaticRequest } from '../src/onnx/activations/quantize-static.js';
 import { decodeModel } from '../src/onnx/proto/decode.js';
 import { encodeModelBytes } from '../src/onnx/proto/encode.js';
@@ -61,7 +61,7 @@ async function one(c: Case, o: BenchOptions, rows: Row[], details: Detail[]): Pr
   let hostPeak = 0;
   const sampler = setInterval(() => {
     peak = Math.max(peak, process.memoryUsage().rss);
-    hostPeak = Math.max(hostPeak, rssOf(ortHost().pid));
+    hostPeak = Math.max(hostPeak, rssOf(calibrationHost().pid));
   }, 20);
   const runs = new HostRuns({ model, bytes, files: [] });
   let outcome;

@@ -5,7 +5,7 @@ import { checkpoint, isCancelled, type CancelFlag } from '../../pool/cancel.js';
 import { encodeModelBytes } from '../proto/encode.js';
 import type { OnnxModel } from '../proto/model.js';
 import type { ActivationErrors } from '../runtime/activation-error.js';
-import { HostCrashed, ortHost, type HostCall, type RequestOptions } from '../runtime/host/client.js';
+import { calibrationHost, HostCrashed, type HostCall, type RequestOptions } from '../runtime/host/client.js';
 import type { HostModel, SampleSpec, StatsFile } from '../runtime/host/protocol.js';
 import { sampleSpec, writeSamples } from '../runtime/host/samples.js';
 import { newStagingDir, stageFiles } from '../runtime/host/stage.js';
@@ -72,7 +72,7 @@ function readAll(path: string, into: Float64Array): void {
 }
 
 export class HostRuns implements FloatRuns {
-  readonly #host = ortHost();
+  readonly #host = calibrationHost();
   readonly #float: FloatSource;
   readonly #cancel: CancelFlag | undefined;
   /** This request's staging directory (samples, statistics; the float model when it came in memory). */

@@ -13,7 +13,7 @@ import { memoryExternalData } from '../../../src/onnx/io/external.js';
 import { decodeModel } from '../../../src/onnx/proto/decode.js';
 import { encodeModelBytes } from '../../../src/onnx/proto/encode.js';
 import type { OnnxModel } from '../../../src/onnx/proto/model.js';
-import { ortHost } from '../../../src/onnx/runtime/host/client.js';
+import { calibrationHost } from '../../../src/onnx/runtime/host/client.js';
 import { stagingDir } from '../../../src/onnx/runtime/host/stage.js';
 import { modelQuantOptions } from '../../../src/onnx/weights/options.js';
 import { gemmMlp, randn, withExternalData } from '../models.js';
@@ -27,7 +27,7 @@ import { gemmMlp, randn, withExternalData } from '../models.js';
 const scratch = mkdtempSync(join(tmpdir(), 'quantd-host-runs-'));
 after(() => {
   rmSync(scratch, { recursive: true, force: true });
-  ortHost().close();
+  calibrationHost().close();
 });
 
 const resnet = () => {

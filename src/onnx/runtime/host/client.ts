@@ -156,8 +156,19 @@ export class OrtHost {
 }
 
 let shared: OrtHost | undefined;
+let calibration: OrtHost | undefined;
 
 /** This thread's host. */
 export function ortHost(): OrtHost {
   return (shared ??= new OrtHost());
+}
+
+/**
+ * This thread's second host, for calibration and statistics runs (activations/host-runs.ts):
+ * the synchronous endpoint's validation reference run starts in ortHost() before quantizing
+ * and runs beside it; a host serves one request at a time, so calibration in the same host
+ * would wait for it.
+ */
+export function calibrationHost(): OrtHost {
+  return (calibration ??= new OrtHost());
 }
