@@ -81,9 +81,14 @@ export class HostRuns implements FloatRuns {
   readonly #samples = new WeakMap<readonly ArrayBufferView[], SampleSpec['data']>();
   #n = 0;
 
-  constructor(float: FloatSource, cancel?: CancelFlag) {
+  readonly #reserve: number;
+
+  /** `samples`: the request's calibration samples, so the staging directory is chosen with room for them too. */
+  constructor(float: FloatSource, cancel?: CancelFlag, samples?: CalibrationSamples) {
     this.#float = float;
     this.#cancel = cancel;
+    const d = samples?.origin?.data;
+    this.#reserve = d?.kind === 'arrays' ? d.arrays.reduce((s, a) => s + a.byteLength, 0) : 0;
   }
 
   #dir(): string {
@@ -91,11 +96,11 @@ export class HostRuns implements FloatRuns {
       const f = this.#float;
       try {
         if ('bytes' in f) {
-          const s = stageFiles(f.bytes, f.files);
+          const s = stageFiles(f.bytes, f.files, this.#reserve);
           this.#staged = s;
           this.#floatPath = s.path;
         } else {
-          const dir = newStagingDir(0);
+          const dir = newStagingDir(this.#reserve);
           this.#staged = { dir, dispose: () => rmSync(dir, { recursive: true, force: true }) };
           this.#floatPath = f.path;
         }
@@ -126,7 +131,12 @@ export class HostRuns implements FloatRuns {
       let data = this.#samples.get(arrays);
       if (!data) {
         const perSample = arrays.map((a, k) => (a as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT * samples.inputs[k]!.dims.reduce((x, y) => x * y, 1));
-        data = { kind: 'file', ...writeSamples(arrays, perSample, dir) };
+        try {
+          data = { kind: 'file', ...writeSamples(arrays, perSample, dir) };
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new Errors.StorageFull(`no room to hand the calibration samples to onnxruntime in ${dir} (ORT_STAGING_DIR chooses the place): ${message(err)}`);
+          throw err;
+        }
         this.#samples.set(arrays, data);
       }
       return data;

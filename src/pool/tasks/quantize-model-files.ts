@@ -53,7 +53,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
     held = 'ref' in reference ? reference : undefined;
     checkpoint(task.cancel);
     // Calibration runs go to the onnxruntime host, on the model where it is: its external data files (stored by location beside it) are not read here.
-    runs = samples ? new HostRuns({ model: prepared.input, path: modelPath, hasExternalData: task.external.length > 0 }, task.cancel) : undefined;
+    runs = samples ? new HostRuns({ model: prepared.input, path: modelPath, hasExternalData: task.external.length > 0 }, task.cancel, samples) : undefined;
     const onCalibrating = (done: number, total: number) => post({ phase: 'calibrating', samplesDone: done, samplesTotal: total });
     const q = samples && isDataAwareTask(prepared)
       ? await dataAwareStage(prepared, samples, task.limits, {

@@ -35,7 +35,7 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
   const samples = needsSamples(task.options) ? await timed(times, 'decode', () => calibrationSamples(prepared, task.calibration, task.limits)) : undefined;
   const original = { bytes: task.model, externalData: task.external.length ? task.external.map((f) => ({ path: f.name, data: f.bytes })) : undefined };
   // Calibration and statistics runs go to the onnxruntime host, as validation does.
-  const runs = samples ? new HostRuns({ model: prepared.input, bytes: task.model, files: original.externalData ?? [] }, task.cancel) : undefined;
+  const runs = samples ? new HostRuns({ model: prepared.input, bytes: task.model, files: original.externalData ?? [] }, task.cancel, samples) : undefined;
   // Started, not awaited: the staging copy happens now (counted), the run in the host.
   const t0 = performance.now();
   const pending: Promise<HostReference | ReferenceFailure> | undefined = task.options.validate

@@ -75,9 +75,9 @@ export function newStagingDir(bytes: number): string {
   return mkdtempSync(join(stagingDir(bytes), PREFIX));
 }
 
-/** The model and its external data files in a new staging directory. */
-export function stageFiles(bytes: Uint8Array, files: readonly { path: string; data: Uint8Array }[]): StagedModel & { dir: string } {
-  const dir = newStagingDir(bytes.length + files.reduce((s, f) => s + f.data.length, 0));
+/** The model and its external data files in a new staging directory, with room for `more` bytes besides. */
+export function stageFiles(bytes: Uint8Array, files: readonly { path: string; data: Uint8Array }[], more = 0): StagedModel & { dir: string } {
+  const dir = newStagingDir(bytes.length + files.reduce((s, f) => s + f.data.length, 0) + more);
   const dispose = () => rmSync(dir, { recursive: true, force: true });
   try {
     const taken = new Set<string>();
