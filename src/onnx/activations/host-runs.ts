@@ -15,7 +15,7 @@ import { message } from '../runtime/validate.js';
 import type { ActivationRange } from './calibrate.js';
 import type { CalibrationSamples } from './calibration-data.js';
 import type { FloatRuns } from './float-runs.js';
-import { gramBytes, type InputStats, type StatsPasses } from './weight-stats.js';
+import type { InputStats, StatsPasses } from './weight-stats.js';
 
 // FloatRuns in the onnxruntime host process (runtime/host/child.ts): the float model is
 // staged once per request (its upload bytes and external data files, into tmpfs when it has
@@ -207,8 +207,8 @@ export class HostRuns implements FloatRuns {
           throw err;
         }
         const stats = this.#readStats(got);
-        peakBytes = Math.max(peakBytes, got.stats.reduce((s, x) => s + (x.xtx ? gramBytes(x.k) : 0), 0));
-        activations += got.stats.length;
+        peakBytes = Math.max(peakBytes, got.peakBytes);
+        activations += got.activations;
         await onBatch(stats);
       }
     } finally {
@@ -218,7 +218,7 @@ export class HostRuns implements FloatRuns {
   };
 
   #readStats(got: StatsFile): Map<string, InputStats> {
-    const all = new Float64Array(got.stats.reduce((s, x) => s + 2 * x.k + (x.xtx ? x.k * x.k : 0), 0));
+    const all = new Float64Array(got.stats.reduce((s, x) => s + 2 * x.k + x.xtxLength, 0));
     try {
       readAll(got.file, all);
     } finally {
@@ -230,7 +230,7 @@ export class HostRuns implements FloatRuns {
     for (const x of got.stats) {
       const sumSq = take(x.k);
       const sumAbs = take(x.k);
-      stats.set(x.name, { k: x.k, rows: x.rows, sumSq, sumAbs, xtx: x.xtx ? take(x.k * x.k) : undefined });
+      stats.set(x.name, { k: x.k, rows: x.rows, sumSq, sumAbs, xtx: x.xtxLength ? take(x.xtxLength) : undefined });
     }
     return stats;
   }

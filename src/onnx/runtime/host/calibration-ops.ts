@@ -49,7 +49,7 @@ function writeAll(fd: number, a: Float64Array): void {
 export async function statsBatchOp(req: Op<'statsBatch'>, progress: Progress): Promise<StatsFile> {
   const { model, besideDir } = load(req.model);
   let got: ReadonlyMap<string, InputStats> | undefined;
-  await withSamples(req, (samples) =>
+  const pass = await withSamples(req, (samples) =>
     forEachStatsBatch(model, [req.batch], samples, { full: req.full, maxBytes: req.maxBytes, onSample: progress, besideDir }, (stats) => {
       got = stats;
     }),
@@ -61,12 +61,12 @@ export async function statsBatchOp(req: Op<'statsBatch'>, progress: Progress): P
       writeAll(fd, s.sumSq);
       writeAll(fd, s.sumAbs);
       if (s.xtx) writeAll(fd, s.xtx);
-      stats.push({ name, k: s.k, rows: s.rows, xtx: s.xtx !== undefined });
+      stats.push({ name, k: s.k, rows: s.rows, xtxLength: s.xtx?.length ?? 0 });
     }
   } finally {
     closeSync(fd);
   }
-  return { file: req.out, stats };
+  return { file: req.out, stats, peakBytes: pass.peakBytes, activations: pass.activations };
 }
 
 export function heldBackOp(req: Op<'heldBack'>): Promise<HeldBackOutput[]> {

@@ -49,7 +49,11 @@ export type HostCalibrateOptions = Omit<CalibrateOptions, 'signal' | 'cancel' | 
 /** One batch's statistics, written by the host to `file` (float64: per activation sumSq, sumAbs, then xtx when present). */
 export interface StatsFile {
   file: string;
-  stats: { name: string; k: number; rows: number; xtx: boolean }[];
+  /** By stats key; xtxLength 0 when there is no xtx. */
+  stats: { name: string; k: number; rows: number; xtxLength: number }[];
+  /** The batch's pass as forEachStatsBatch counted it. */
+  peakBytes: number;
+  activations: number;
 }
 
 export type HostRequest = (
