@@ -6,6 +6,7 @@ import { run as calibration } from './calibration.js';
 import { run as http } from './http.js';
 import { run as poolScaling } from './pool-scaling.js';
 import { run as memory } from './memory.js';
+import { run as modelMemory } from './model-memory.js';
 import { run as onnxModel } from './onnx-model.js';
 import { run as modelPath } from './model-path.js';
 import { run as latencyTable } from './latency-table.js';
@@ -27,6 +28,7 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   'pool-scaling': poolScaling,
   memory,
   'onnx-model': onnxModel,
+  'model-memory': modelMemory,
   'model-path': modelPath,
   'latency-table': latencyTable,
   'model-io': modelIo,

@@ -8,6 +8,7 @@ import type { Task, TaskReply } from '../messages.js';
 import { buildReport, prepare, quantizeStage, stageTimes, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
 import { summaryHeader } from './model-reply.js';
 import { calibrationSamples, isStatic, needsSamples, staticReportOf, staticStage } from './static-stage.js';
+import { HostRuns } from '../../onnx/activations/host-runs.js';
 import { dataAwareStage, isDataAwareResult, isDataAwareTask } from './data-aware-stage.js';
 import { jsonBody } from './report.js';
 
@@ -27,6 +28,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
   const post = (p: WorkerProgress) => channel.postMessage(p);
   const external = new FileExternalData(new Map(task.external.map((f) => [f.name, join(task.inputDir, f.file)])));
   let held: HostReference | undefined;
+  let runs: HostRuns | undefined;
   try {
     const times: StageTimes = { decode: 0, encode: 0, validation: 0 };
     const modelPath = join(task.inputDir, task.model);
@@ -50,13 +52,13 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
       : VALIDATION_OFF;
     held = 'ref' in reference ? reference : undefined;
     checkpoint(task.cancel);
-    // Calibration sessions are made from bytes: a static job's external data files are read in whole.
-    const externalData = samples && task.external.length ? task.external.map((f) => ({ path: f.name, data: readWholeFile(join(task.inputDir, f.file)) })) : undefined;
+    // Calibration runs go to the onnxruntime host, on the model where it is: its external data files (stored by location beside it) are not read here.
+    runs = samples ? new HostRuns({ model: prepared.input, path: modelPath, hasExternalData: task.external.length > 0 }, task.cancel, samples) : undefined;
     const onCalibrating = (done: number, total: number) => post({ phase: 'calibrating', samplesDone: done, samplesTotal: total });
     const q = samples && isDataAwareTask(prepared)
       ? await dataAwareStage(prepared, samples, task.limits, {
           cancel: task.cancel,
-          externalData,
+          runs,
           onCalibrating,
           onProgress: (p) => {
             checkpoint(task.cancel);
@@ -66,7 +68,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
       : samples
       ? await staticStage(prepared, samples, {
           cancel: task.cancel,
-          externalData,
+          runs,
           onCalibrating,
           onMeasuring: (round) => post({ phase: 'quantizing', tensorsDone: round, tensorsTotal: round + 1, bytesDone: 0, bytesTotal: 0 }),
         })
@@ -74,6 +76,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
           checkpoint(task.cancel);
           post({ phase: 'quantizing', ...p });
         });
+    runs?.dispose();
     post({ phase: 'writing' });
     const artifacts = await timed(times, 'encode', () => writeModelFiles(q.result.model, external, task.outputDir, task.outputName, task.maxInlineBytes));
     checkpoint(task.cancel);
@@ -89,6 +92,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
     const meta = { report, summaryHeader: summaryHeader(report), artifacts: artifacts.map(({ name, size, crc }) => ({ name, size, crc })) };
     return { body: jsonBody({ ok: true }), contentType: 'application/json', log: {}, meta, stages: stageTimes(times, q) };
   } finally {
+    runs?.dispose();
     if (held) releaseReference(held);
     external.close();
     channel.close();
