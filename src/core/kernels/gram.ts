@@ -75,17 +75,13 @@ export class GramAccumulator {
   }
 }
 
-let cached: GramAccumulator | undefined;
-
-/** Drops the kept accumulator (its memory goes with the garbage). */
-export function releaseGramSpace(): void {
-  cached = undefined;
-}
-
-/** acc (k×k, symmetric) += xᵀx for the first n rows of x (n × k row-major). This thread keeps the last accumulator, since calls come in series. */
+/**
+ * acc (k×k, symmetric) += xᵀx for the first n rows of x (n × k row-major). The accumulator
+ * (8·k² bytes) is not kept between calls: a worker would hold it for good after one wide request.
+ */
 export function gramKernel(acc: Float64Array, x: Float32Array, n: number, k: number): void {
   if (n === 0) return;
-  if (cached?.k !== k) cached = new GramAccumulator(k);
-  cached.add(x, n);
-  cached.addInto(acc);
+  const g = new GramAccumulator(k);
+  g.add(x, n);
+  g.addInto(acc);
 }

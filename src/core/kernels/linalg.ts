@@ -7,7 +7,7 @@ import type { WasmMemory } from './runtime.js';
 // float64 arithmetic on the float32 values.
 
 interface LinalgExports {
-  gemm(c: number, a: number, b: number, m: number, n: number, kk: number, ldc: number, sai: number, sat: number, ldb: number, mode: number, upper: number, pk: number): void;
+  gemm(c: number, a: number, b: number, m: number, n: number, kk: number, ldc: number, sai: number, sat: number, ldb: number, mode: number, upper: number): void;
   syrk(p: number, kc: number, nb: number, acc: number, ldc: number, mode: number): void;
 }
 
@@ -37,13 +37,8 @@ export const GEMM_SUB = 1;
 export const GEMM_SET = 2;
 
 const PAGE = 65536;
-/** A wasm32 memory's limit, less a few pages (the packing area and slack): no problem may need more. */
-export const MAX_LINALG_BYTES = 65532 * PAGE;
-
-/** The product packs 4 rows of A at a time, kk ≤ PACK_KK long, at the start of every space. */
-const PACK_KK = 8192;
-const PACK_AT = 64;
-const PACK_BYTES = 16 * PACK_KK;
+/** A wasm32 memory's limit, less a page: no problem may need more. */
+export const MAX_LINALG_BYTES = 65535 * PAGE;
 
 export const pad4 = (n: number) => Math.ceil(n / 4) * 4;
 export const pad8 = (n: number) => Math.ceil(n / 8) * 8;
@@ -63,11 +58,11 @@ export interface F32Matrix {
 export class LinalgSpace {
   readonly buffer: ArrayBuffer;
   private readonly k: LinalgExports;
-  private top = PACK_AT + PACK_BYTES;
+  private top = 64;
 
   constructor(bytes: number) {
     if (!(bytes <= MAX_LINALG_BYTES)) throw new RangeError(`a linear algebra problem of ${bytes} bytes is past the 4 GiB of a wasm32 memory`);
-    const pages = Math.ceil((bytes + PACK_AT + PACK_BYTES + 64 * 64) / PAGE);
+    const pages = Math.ceil((bytes + 64 * 64) / PAGE);
     const memory = new wasm.Memory({ initial: pages, maximum: pages });
     this.buffer = memory.buffer as ArrayBuffer;
     this.k = new wasm.Instance(compiled(), { env: { memory } }).exports as LinalgExports;
@@ -104,14 +99,8 @@ export class LinalgSpace {
    */
   gemm(c: F32Matrix, c0: number, a: F32Matrix, a0: number, ai: number, at: number, b: F32Matrix, b0: number, m: number, n: number, kk: number, mode: number, upper = false): void {
     if (m <= 0 || n <= 0) return;
-    // A longer product goes in pieces of PACK_KK (its sums then round once per piece).
-    for (let t0 = 0; t0 < kk || t0 === 0; t0 += PACK_KK) {
-      const part = Math.min(PACK_KK, kk - t0);
-      const pieceMode = t0 === 0 ? mode : mode === GEMM_SUB ? GEMM_SUB : GEMM_ADD;
-      this.k.gemm(c.at + 4 * c0, a.at + 4 * (a0 + t0 * at), b.at + 4 * (b0 + t0 * b.ld), pad4(m), pad8(n), part, 4 * c.ld, 4 * ai, 4 * at, 4 * b.ld, pieceMode, upper ? 1 : 0, PACK_AT);
-    }
+    this.k.gemm(c.at + 4 * c0, a.at + 4 * a0, b.at + 4 * b0, pad4(m), pad8(n), kk, 4 * c.ld, 4 * ai, 4 * at, 4 * b.ld, mode, upper ? 1 : 0);
   }
-
 
   /**
    * The float64 sums at byte address acc (row stride ldc bytes) += (mode GEMM_ADD) or =

@@ -1,22 +1,21 @@
-;; The float32 matrix product behind GPTQ's heavy steps (methods/gptq.ts, kernels/linalg.ts):
+;; The float32 matrix product behind GPTQ's heavy steps (methods/gptq.ts, kernels/linalg.ts), and
+;; syrk, the symmetric XᵀX of packed panels behind kernels/gram.ts (after it).
+;; gemm:
 ;; C (m×n) = / += / −= A (m×kk) · B (kk×n), register-blocked 4 rows × 8 columns (eight f32x4
 ;; accumulators, each a sum over t in order), B tiled by 256 columns so a tile stays in cache
-;; while every row block passes over it. Each row block's 4 × kk slice of A is first packed
-;; at pk (16·kk bytes: A(i..i+3, t) contiguous for each t), so the inner loop reads A through
-;; one pointer at constant offsets and takes t two at a time. The callers pad m to a multiple
-;; of 4 and n to a multiple of 8. Addresses and strides are in bytes: A(i, t) at
-;; a + i·sai + t·sat (any layout, so A may be a transpose), B(t, j) at b + t·ldb + 4j, C(i, j)
-;; at c + i·ldc + 4j. mode 0 adds, 1 subtracts, 2 stores; upper = 1 computes only the blocks
-;; of columns from the row's own 8-column block on (a symmetric product's upper triangle).
+;; while every row block passes over it. The callers pad m to a multiple of 4 and n to a
+;; multiple of 8. Addresses and strides are in bytes: A(i, t) at a + i·sai + t·sat (any
+;; layout, so A may be a transpose), B(t, j) at b + t·ldb + 4j, C(i, j) at c + i·ldc + 4j.
+;; mode 0 adds, 1 subtracts, 2 stores; upper = 1 computes only the blocks of columns from
+;; the row's own 8-column block on (a symmetric product's upper triangle).
 (module
   (import "env" "memory" (memory 1))
 
   (func (export "gemm") (param $c i32) (param $a i32) (param $b i32) (param $m i32) (param $n i32) (param $kk i32)
-        (param $ldc i32) (param $sai i32) (param $sat i32) (param $ldb i32) (param $mode i32) (param $upper i32) (param $pk i32)
+        (param $ldc i32) (param $sai i32) (param $sat i32) (param $ldb i32) (param $mode i32) (param $upper i32)
     (local $jt i32) (local $jend i32) (local $i i32) (local $j i32) (local $t i32)
-    (local $pa i32) (local $pa0 i32) (local $pq i32) (local $pb i32) (local $pc i32) (local $ldb2 i32)
+    (local $pa i32) (local $pa0 i32) (local $pa1 i32) (local $pa2 i32) (local $pa3 i32) (local $pb i32) (local $pc i32)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128) (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128) (local $b0 v128) (local $b1 v128) (local $s v128)
-    (local.set $ldb2 (i32.shl (local.get $ldb) (i32.const 1)))
     (block $tiles_done (loop $tiles
       (br_if $tiles_done (i32.ge_u (local.get $jt) (local.get $n)))
       (local.set $jend (select (local.get $n) (i32.add (local.get $jt) (i32.const 256))
@@ -28,21 +27,7 @@
         (if (local.get $upper) (then
           (if (i32.gt_u (i32.and (local.get $i) (i32.const -8)) (local.get $j)) (then
             (local.set $j (i32.and (local.get $i) (i32.const -8)))))))
-        (if (i32.lt_u (local.get $j) (local.get $jend)) (then
-          ;; Pack A(i..i+3, 0..kk−1) at pk.
-          (local.set $pa0 (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $sai))))
-          (local.set $pq (local.get $pk))
-          (local.set $t (local.get $kk))
-          (block $pack_done (loop $pack
-            (br_if $pack_done (i32.eqz (local.get $t)))
-            (f32.store offset=0 (local.get $pq) (f32.load (local.get $pa0)))
-            (f32.store offset=4 (local.get $pq) (f32.load (i32.add (local.get $pa0) (local.get $sai))))
-            (f32.store offset=8 (local.get $pq) (f32.load (i32.add (local.get $pa0) (i32.shl (local.get $sai) (i32.const 1)))))
-            (f32.store offset=12 (local.get $pq) (f32.load (i32.add (local.get $pa0) (i32.mul (local.get $sai) (i32.const 3)))))
-            (local.set $pa0 (i32.add (local.get $pa0) (local.get $sat)))
-            (local.set $pq (i32.add (local.get $pq) (i32.const 16)))
-            (local.set $t (i32.sub (local.get $t) (i32.const 1)))
-            (br $pack)))))
+        (local.set $pa (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $sai))))
         (block $cols_done (loop $cols
           (br_if $cols_done (i32.ge_u (local.get $j) (local.get $jend)))
           (local.set $c00 (v128.const i32x4 0 0 0 0))
@@ -53,60 +38,35 @@
           (local.set $c21 (v128.const i32x4 0 0 0 0))
           (local.set $c30 (v128.const i32x4 0 0 0 0))
           (local.set $c31 (v128.const i32x4 0 0 0 0))
-          (local.set $pa (local.get $pk))
+          (local.set $pa0 (i32.add (local.get $pa) (i32.mul (local.get $sai) (i32.const 0))))
+          (local.set $pa1 (i32.add (local.get $pa) (i32.mul (local.get $sai) (i32.const 1))))
+          (local.set $pa2 (i32.add (local.get $pa) (i32.mul (local.get $sai) (i32.const 2))))
+          (local.set $pa3 (i32.add (local.get $pa) (i32.mul (local.get $sai) (i32.const 3))))
           (local.set $pb (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))))
           (local.set $t (local.get $kk))
           (block $k_done (loop $k
-            (br_if $k_done (i32.lt_u (local.get $t) (i32.const 2)))
+            (br_if $k_done (i32.eqz (local.get $t)))
             (local.set $b0 (v128.load (local.get $pb)))
             (local.set $b1 (v128.load offset=16 (local.get $pb)))
-            (local.set $s (v128.load32_splat offset=0 (local.get $pa)))
+            (local.set $s (v128.load32_splat (local.get $pa0)))
             (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $s) (local.get $b0))))
             (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $s) (local.get $b1))))
-            (local.set $s (v128.load32_splat offset=4 (local.get $pa)))
+            (local.set $pa0 (i32.add (local.get $pa0) (local.get $sat)))
+            (local.set $s (v128.load32_splat (local.get $pa1)))
             (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $s) (local.get $b0))))
             (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $s) (local.get $b1))))
-            (local.set $s (v128.load32_splat offset=8 (local.get $pa)))
+            (local.set $pa1 (i32.add (local.get $pa1) (local.get $sat)))
+            (local.set $s (v128.load32_splat (local.get $pa2)))
             (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $s) (local.get $b0))))
             (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $s) (local.get $b1))))
-            (local.set $s (v128.load32_splat offset=12 (local.get $pa)))
+            (local.set $pa2 (i32.add (local.get $pa2) (local.get $sat)))
+            (local.set $s (v128.load32_splat (local.get $pa3)))
             (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $s) (local.get $b0))))
             (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $s) (local.get $b1))))
-            (local.set $b0 (v128.load (i32.add (local.get $pb) (local.get $ldb))))
-            (local.set $b1 (v128.load offset=16 (i32.add (local.get $pb) (local.get $ldb))))
-            (local.set $s (v128.load32_splat offset=16 (local.get $pa)))
-            (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $s) (local.get $b0))))
-            (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $s) (local.get $b1))))
-            (local.set $s (v128.load32_splat offset=20 (local.get $pa)))
-            (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $s) (local.get $b0))))
-            (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $s) (local.get $b1))))
-            (local.set $s (v128.load32_splat offset=24 (local.get $pa)))
-            (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $s) (local.get $b0))))
-            (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $s) (local.get $b1))))
-            (local.set $s (v128.load32_splat offset=28 (local.get $pa)))
-            (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $s) (local.get $b0))))
-            (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $s) (local.get $b1))))
-            (local.set $pa (i32.add (local.get $pa) (i32.const 32)))
-            (local.set $pb (i32.add (local.get $pb) (local.get $ldb2)))
-            (local.set $t (i32.sub (local.get $t) (i32.const 2)))
+            (local.set $pa3 (i32.add (local.get $pa3) (local.get $sat)))
+            (local.set $pb (i32.add (local.get $pb) (local.get $ldb)))
+            (local.set $t (i32.sub (local.get $t) (i32.const 1)))
             (br $k)))
-          ;; An odd kk leaves one step.
-          (if (local.get $t) (then
-            (local.set $b0 (v128.load (local.get $pb)))
-            (local.set $b1 (v128.load offset=16 (local.get $pb)))
-            (local.set $s (v128.load32_splat offset=0 (local.get $pa)))
-            (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $s) (local.get $b0))))
-            (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $s) (local.get $b1))))
-            (local.set $s (v128.load32_splat offset=4 (local.get $pa)))
-            (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $s) (local.get $b0))))
-            (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $s) (local.get $b1))))
-            (local.set $s (v128.load32_splat offset=8 (local.get $pa)))
-            (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $s) (local.get $b0))))
-            (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $s) (local.get $b1))))
-            (local.set $s (v128.load32_splat offset=12 (local.get $pa)))
-            (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $s) (local.get $b0))))
-            (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $s) (local.get $b1))))
-          ))
           (local.set $pc (i32.add (i32.add (local.get $c) (i32.mul (local.get $i) (local.get $ldc))) (i32.shl (local.get $j) (i32.const 2))))
           (local.set $s (v128.load (i32.add (local.get $pc) (i32.const 0))))
           (v128.store (i32.add (local.get $pc) (i32.const 0))
@@ -159,14 +119,14 @@
       (local.set $jt (i32.add (local.get $jt) (i32.const 256)))
       (br $tiles))))
 
-;; acc (float64, row stride ldc bytes) += / = XᵀX over one chunk of kc rows (kc even), from X
-;; packed by 8-column panels: panel q holds X[t, 8q..8q+7] for t = 0..kc−1 contiguously (32
-;; bytes a row, panels kc·32 bytes apart). Only the blocks on or right of the diagonal (the
-;; upper triangle by 8×8 blocks). Each 4×8 tile is summed over t in order in float32 (eight
-;; f32x4 accumulators, t unrolled by two, one pointer each into A's and B's panels), then
-;; widened and added to (mode 0) or stored over (mode 2) the float64 accumulator. Column
-;; panels are taken 32 at a time (256 columns, kc·8 KiB) so they stay in L2 while every row
-;; panel passes over them.
+  ;; acc (float64, row stride ldc bytes) += / = XᵀX over one chunk of kc rows (kc even), from X
+  ;; packed by 8-column panels: panel q holds X[t, 8q..8q+7] for t = 0..kc−1 contiguously (32
+  ;; bytes a row, panels kc·32 bytes apart). Only the blocks on or right of the diagonal (the
+  ;; upper triangle by 8×8 blocks). Each 4×8 tile is summed over t in order in float32 (eight
+  ;; f32x4 accumulators, t unrolled by two, one pointer each into A's and B's panels), then
+  ;; widened and added to (mode 0) or stored over (mode 2) the float64 accumulator. Column
+  ;; panels are taken 32 at a time (256 columns, kc·8 KiB) so they stay in L2 while every row
+  ;; panel passes over them.
   (func (export "syrk") (param $p i32) (param $kc i32) (param $nb i32) (param $acc i32) (param $ldc i32) (param $mode i32)
     (local $jt i32) (local $jend i32) (local $ib i32) (local $jb i32) (local $h i32) (local $pa i32) (local $pb i32) (local $t i32) (local $pc i32) (local $pbytes i32)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128) (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128) (local $b0 v128) (local $b1 v128) (local $s v128)
