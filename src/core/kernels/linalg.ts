@@ -9,6 +9,7 @@ import type { WasmMemory } from './runtime.js';
 interface LinalgExports {
   gemm(c: number, a: number, b: number, m: number, n: number, kk: number, ldc: number, sai: number, sat: number, ldb: number, mode: number, upper: number): void;
   syrk(p: number, kc: number, nb: number, acc: number, ldc: number, mode: number): void;
+  gptqblock(w: number, ldw: number, e: number, lde: number, u: number, ldu: number, rows: number, count: number, w1: number, colp: number, pstride: number, scales: number, zps: number, codes: number, codecol: number, ldcodes: number, qmin: number, qmax: number): void;
 }
 
 interface WasmApi {
@@ -110,6 +111,14 @@ export class LinalgSpace {
   syrk(p: number, kc: number, nb: number, acc: number, ldc: number, mode: number): void {
     if (kc <= 0 || nb <= 0) return;
     this.k.syrk(p, kc, nb, acc, ldc, mode);
+  }
+
+  /**
+   * GPTQ's column loop over one block for every row (linalg.wat's gptqblock; methods/gptq-steps.ts
+   * runBlock is the same in TypeScript). Byte addresses and strides; w1 is count float64 of scratch.
+   */
+  gptqBlock(w: number, ldw: number, e: number, lde: number, u: number, ldu: number, rows: number, count: number, w1: number, colp: number, pstride: number, scales: number, zps: number, codes: number, codecol: number, ldcodes: number, qMin: number, qMax: number): void {
+    this.k.gptqblock(w, ldw, e, lde, u, ldu, rows, count, w1, colp, pstride, scales, zps, codes, codecol, ldcodes, qMin, qMax);
   }
 }
 

@@ -220,4 +220,70 @@
         (local.set $ib (i32.add (local.get $ib) (i32.const 1)))
         (br $rows)))
       (local.set $jt (i32.add (local.get $jt) (i32.const 32)))
-      (br $tiles)))))
+      (br $tiles))))
+
+  ;; GPTQ's column loop inside one lazy block (methods/gptq-steps.ts runs the same steps in
+  ;; TypeScript for the float64 reference), every row in turn, in float64 arithmetic on the
+  ;; float32 W, U and E exactly as the TypeScript does it (same operations in the same order,
+  ;; ties to even as core/round.ts's rint), so the codes are the same bit for bit. For row r:
+  ;; w1 = W[r, block] widened; for each column i: its group's scale and zero point at
+  ;; params[r·pstride + colp[i]], q = clamp(nearest(x / scale) + zp), the code stored at
+  ;; codes[r·cols + codecol[i]], err = (x − (q − zp)·scale) / U[i, i] spread over the block's
+  ;; later columns (w1[t] −= err·U[i, t], two at a time) and kept in E[r, i] as float32.
+  ;; Byte addresses; w, e and u point at the block's first column (u at U[i1, i1]).
+  (func (export "gptqblock") (param $w i32) (param $ldw i32) (param $e i32) (param $lde i32) (param $u i32) (param $ldu i32)
+        (param $rows i32) (param $count i32) (param $w1 i32) (param $colp i32) (param $pstride i32) (param $scales i32) (param $zps i32)
+        (param $codes i32) (param $codecol i32) (param $ldcodes i32) (param $qmin f64) (param $qmax f64)
+    (local $r i32) (local $i i32) (local $t i32) (local $wr i32) (local $at i32) (local $ui i32) (local $p i32) (local $pu i32)
+    (local $scale f64) (local $zp f64) (local $x f64) (local $q f64) (local $err f64) (local $errv v128)
+    (block $rows_done (loop $rows_loop
+      (br_if $rows_done (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $wr (i32.add (local.get $w) (i32.mul (local.get $r) (local.get $ldw))))
+      (local.set $t (i32.const 0))
+      (block $load_done (loop $load
+        (br_if $load_done (i32.ge_u (local.get $t) (local.get $count)))
+        (f64.store (i32.add (local.get $w1) (i32.shl (local.get $t) (i32.const 3)))
+          (f64.promote_f32 (f32.load (i32.add (local.get $wr) (i32.shl (local.get $t) (i32.const 2))))))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $load)))
+      (local.set $i (i32.const 0))
+      (block $cols_done (loop $cols
+        (br_if $cols_done (i32.ge_u (local.get $i) (local.get $count)))
+        (local.set $at (i32.shl (i32.add (i32.mul (local.get $r) (local.get $pstride))
+          (i32.load (i32.add (local.get $colp) (i32.shl (local.get $i) (i32.const 2))))) (i32.const 2)))
+        (local.set $scale (f64.promote_f32 (f32.load (i32.add (local.get $scales) (local.get $at)))))
+        (local.set $zp (f64.convert_i32_s (i32.load (i32.add (local.get $zps) (local.get $at)))))
+        (local.set $x (f64.load (i32.add (local.get $w1) (i32.shl (local.get $i) (i32.const 3)))))
+        (local.set $q (f64.add (f64.nearest (f64.div (local.get $x) (local.get $scale))) (local.get $zp)))
+        (local.set $q (select (local.get $qmin)
+          (select (local.get $qmax) (local.get $q) (f64.gt (local.get $q) (local.get $qmax)))
+          (f64.lt (local.get $q) (local.get $qmin))))
+        (i32.store (i32.add (i32.add (local.get $codes) (i32.mul (local.get $r) (local.get $ldcodes)))
+            (i32.shl (i32.load (i32.add (local.get $codecol) (i32.shl (local.get $i) (i32.const 2)))) (i32.const 2)))
+          (i32.trunc_f64_s (local.get $q)))
+        (local.set $ui (i32.add (local.get $u) (i32.mul (local.get $i) (local.get $ldu))))
+        (local.set $err (f64.div
+          (f64.sub (local.get $x) (f64.mul (f64.sub (local.get $q) (local.get $zp)) (local.get $scale)))
+          (f64.promote_f32 (f32.load (i32.add (local.get $ui) (i32.shl (local.get $i) (i32.const 2)))))))
+        (local.set $errv (f64x2.splat (local.get $err)))
+        (local.set $t (i32.add (local.get $i) (i32.const 1)))
+        (local.set $p (i32.add (local.get $w1) (i32.shl (local.get $t) (i32.const 3))))
+        (local.set $pu (i32.add (local.get $ui) (i32.shl (local.get $t) (i32.const 2))))
+        ;; Two columns a step (each lane the scalar step's operations), then the last one.
+        (block $pairs_done (loop $pairs
+          (br_if $pairs_done (i32.ge_s (i32.add (local.get $t) (i32.const 1)) (local.get $count)))
+          (v128.store (local.get $p) (f64x2.sub (v128.load (local.get $p))
+            (f64x2.mul (local.get $errv) (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $pu))))))
+          (local.set $p (i32.add (local.get $p) (i32.const 16)))
+          (local.set $pu (i32.add (local.get $pu) (i32.const 8)))
+          (local.set $t (i32.add (local.get $t) (i32.const 2)))
+          (br $pairs)))
+        (if (i32.lt_u (local.get $t) (local.get $count)) (then
+          (f64.store (local.get $p) (f64.sub (f64.load (local.get $p))
+            (f64.mul (local.get $err) (f64.promote_f32 (f32.load (local.get $pu))))))))
+        (f32.store (i32.add (i32.add (local.get $e) (i32.mul (local.get $r) (local.get $lde))) (i32.shl (local.get $i) (i32.const 2)))
+          (f32.demote_f64 (local.get $err)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $cols)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rows_loop)))))
