@@ -11,9 +11,10 @@ import { npyTensor } from './decode-input.js';
 // statistics (activations [n, in] or xtx [in, in]) checked against the weight and the work
 // bound, then the core. XᵀX of activations with ORT_GRAM_MIN_FEATURES or more features is summed
 // on onnxruntime's GEMM (onnx/runtime/gram.ts: several times the WebAssembly kernel's rate,
-// the same error bound); below that a session costs more than it saves.
+// the same error bound); below that a session costs more than it saves. /v1/analyze sums it once,
+// ahead of its rows (statisticsForAsync).
 
-/** Input features from which /v1/quantize sums XᵀX on onnxruntime rather than the WebAssembly kernel. */
+/** Input features from which /v1/quantize and /v1/analyze sum XᵀX on onnxruntime rather than the WebAssembly kernel. */
 export const ORT_GRAM_MIN_FEATURES = 256;
 
 export interface CalibrationMembers {
