@@ -56,6 +56,8 @@ export interface QuantizeModelHooks {
   onProgress?: ((p: ModelProgress) => void) | undefined;
   /** Quantizes a weight instead of quantizeWeight, or says why it is left to it (rounded to nearest). */
   quantizeWeight?: ((c: WeightCandidate, plan: WeightPlan, values: Float32Array) => WeightOverride | string) | undefined;
+  /** Sees each weight's new tensors once they are in the model (a job spills them to a file: io/spill.ts). */
+  onWritten?: ((tensors: OnnxTensor[]) => void) | undefined;
 }
 
 function addNote(row: TensorRow, note: string | undefined): void {
@@ -178,6 +180,7 @@ export function quantizeModel(model: OnnxModel, opts: ModelQuantOptions, hooks: 
           const row = tensorRow(c, plan, { params: { scale: w.absmax }, error: w.error }, originalBytes(c), bytesOf(written), 'com.microsoft MatMulBnb4, quant_type NF4');
           row.note = row.note ? `${row.note}; ${NF4_NOTE}` : NF4_NOTE;
           tensors.push(row);
+          hooks.onWritten?.(written);
         } else {
           const w = quantizeFp8Weight(values, c.tensor.dims, plan, fp8TypeOf(plan.format));
           const written = emitFp8(edit, c, plan, w);
@@ -186,6 +189,7 @@ export function quantizeModel(model: OnnxModel, opts: ModelQuantOptions, hooks: 
           const int8 = quantize(values, c.tensor.dims, specFor({ ...plan, bits: 8 }, { scheme: 'symmetric', calibration: 'minmax', percentile: opts.percentile }));
           row.int8_snr_db = reportFromSums(int8.sums).snr_db;
           tensors.push(row);
+          hooks.onWritten?.(written);
         }
       } else if (values) {
         const override = hooks.quantizeWeight?.(c, plan, values);
@@ -229,6 +233,7 @@ export function quantizeModel(model: OnnxModel, opts: ModelQuantOptions, hooks: 
           addNote(row, `${opts.method} not applied: ${override}`);
         }
         tensors.push(row);
+        hooks.onWritten?.(written);
       }
       bytesDone += originalBytes(c);
       hooks.onProgress?.({ tensorsDone: i + 1, tensorsTotal: candidates.length, bytesDone, bytesTotal });
