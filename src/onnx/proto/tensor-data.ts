@@ -1,5 +1,6 @@
 import { Errors } from '../../errors.js';
 import { bfloat16ToFloat, halfToFloat } from '../../core/float16.js';
+import { widenKernel } from '../../core/kernels/widen.js';
 import { DATA_LOCATION_EXTERNAL, DataType, dataTypeName, type OnnxTensor } from './model.js';
 
 // Reading a float initializer's values wherever the model keeps them: raw_data (a view
@@ -141,10 +142,12 @@ export function readFloatInto(t: OnnxTensor, external: ExternalData | undefined,
     return;
   }
   const h = new Uint16Array(raw.buffer, raw.byteOffset, n);
+  // In a kernel arena (the weight scratch) the kernel widens all but the last few.
+  const done = widenKernel(h, into, t.dataType === DataType.bfloat16);
   if (t.dataType === DataType.bfloat16) {
     // bfloat16 is float32's upper half.
     const bits = new Uint32Array(into.buffer, into.byteOffset, n);
-    for (let i = 0; i < n; i++) bits[i] = h[i]! << 16;
+    for (let i = done; i < n; i++) bits[i] = h[i]! << 16;
     return;
   }
   // Every half's float32, looked up: a quarter of the per-value arithmetic's time.
@@ -153,7 +156,7 @@ export function readFloatInto(t: OnnxTensor, external: ExternalData | undefined,
     for (let i = 0; i < 65536; i++) halfTable[i] = halfToFloat(i);
   }
   const table = halfTable;
-  for (let i = 0; i < n; i++) into[i] = table[h[i]!]!;
+  for (let i = done; i < n; i++) into[i] = table[h[i]!]!;
 }
 
 /** A float32 tensor's values as an aligned Float32Array of its own. */

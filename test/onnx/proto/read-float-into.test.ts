@@ -7,8 +7,10 @@ import { FileExternalData } from '../../../src/onnx/io/files.js';
 import { memoryExternalData } from '../../../src/onnx/io/external.js';
 import { DataType, type OnnxTensor } from '../../../src/onnx/proto/model.js';
 import { readFloat, readFloatInto } from '../../../src/onnx/proto/tensor-data.js';
+import { align64, ARENA_BASE, createArena } from '../../../src/core/kernels/runtime.js';
 
-// readFloatInto (the model path's weight scratch) gives readFloat's values, bit for bit, for
+// readFloatInto (the model path's weight scratch) gives readFloat's values, bit for bit (in a
+// kernel arena, where widen.wat converts, and outside one), for
 // every float type the model path quantizes, inline or external (from memory, or read from a
 // file straight into the array), and refuses what readFloat refuses.
 
@@ -41,10 +43,23 @@ function external(dataType: number, n: number, at: number, length: number): Onnx
   };
 }
 
+/** A float area and room for the raw bytes after it, in one kernel arena (as the weight scratch has them: the widening kernel runs). */
+function arenaPair(n: number): [Float32Array, Uint8Array] {
+  const memory = createArena(4 * n, 2 * n + 64);
+  assert.ok(memory, 'an arena');
+  return [new Float32Array(memory.buffer, ARENA_BASE, n).fill(7), new Uint8Array(memory.buffer, ARENA_BASE + align64(4 * n), 2 * n)];
+}
+
 function same(t: OnnxTensor, ext?: Parameters<typeof readFloat>[1]): void {
   const want = readFloat(t, ext);
-  const got = new Float32Array(want.length).fill(7);
-  readFloatInto(t, ext, got, new Uint8Array(2 * want.length + 2).subarray(2));
+  const plain: [Float32Array, Uint8Array] = [new Float32Array(want.length).fill(7), new Uint8Array(2 * want.length + 2).subarray(2)];
+  for (const [got, room] of [plain, arenaPair(want.length)]) {
+    readFloatInto(t, ext, got, room);
+    sameBits(t, want, got);
+  }
+}
+
+function sameBits(t: OnnxTensor, want: Float32Array, got: Float32Array): void {
   const w = bitsOf(want);
   const g = bitsOf(got);
   for (let i = 0; i < want.length; i++) {
@@ -58,6 +73,9 @@ test('readFloatInto: inline float32, float16 and bfloat16, at unaligned offsets'
   same(inline(DataType.float32, f32, 8, 1));
   same(inline(DataType.float16, all16, 65536, 3));
   same(inline(DataType.bfloat16, all16, 65536, 1));
+  // A count off the kernel's steps of 8: the last values by the loop.
+  same(inline(DataType.float16, all16.subarray(0, 2 * 8197), 8197, 1));
+  same(inline(DataType.bfloat16, all16.subarray(0, 2 * 8197), 8197));
 });
 
 test('readFloatInto: external data from memory and from a file read straight in', () => {
