@@ -73,6 +73,9 @@ test('readFloatInto: inline float32, float16 and bfloat16, at unaligned offsets'
   same(inline(DataType.float32, f32, 8, 1));
   same(inline(DataType.float16, all16, 65536, 3));
   same(inline(DataType.bfloat16, all16, 65536, 1));
+  // Past the 1 MiB pieces an unaligned source is copied into an arena in.
+  const many = new Float32Array(300_001).map((_, i) => Math.sin(i) * 1e3);
+  same(inline(DataType.float32, new Uint8Array(many.buffer), many.length, 3));
   // A count off the kernel's steps of 8: the last values by the loop.
   same(inline(DataType.float16, all16.subarray(0, 2 * 8197), 8197, 1));
   same(inline(DataType.bfloat16, all16.subarray(0, 2 * 8197), 8197));
