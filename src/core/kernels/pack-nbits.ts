@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { packNibbleRowsReference } from '../reference/pack-nbits.js';
 import { arenaAlloc } from './arenas.js';
-import { arenaOf, type WasmMemory } from './runtime.js';
+import { arenaKernel, arenaOf } from './runtime.js';
 
 // MatMulNBits' 4-bit layout from W[K, N]'s integers with pack-nbits.wat, where the integers
 // live in a kernel arena (the model path's weight scratch, onnx/weights/scratch.ts): the
@@ -11,37 +10,6 @@ import { arenaOf, type WasmMemory } from './runtime.js';
 
 interface PackNbitsExports {
   pack4t(q: number, n: number, kTiles: number, nTiles: number, out: number, rowBytes: number, offset: number): void;
-}
-
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-}
-const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-
-let module: object | undefined;
-function compiled(): object {
-  if (module) return module;
-  // Arenas are shared memories: the build's `.shared` variant imports one.
-  const url = new URL('./pack-nbits.shared.wasm', import.meta.url);
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(url);
-  } catch (err) {
-    throw new Error(`the WebAssembly kernel ${url.pathname} is missing; \`npm run build\` compiles it`, { cause: err });
-  }
-  module = new wasm.Module(bytes);
-  return module;
-}
-
-const instances = new WeakMap<WasmMemory, PackNbitsExports>();
-function kernelOn(memory: WasmMemory): PackNbitsExports {
-  let k = instances.get(memory);
-  if (!k) {
-    k = new wasm.Instance(compiled(), { env: { memory } }).exports as PackNbitsExports;
-    instances.set(memory, k);
-  }
-  return k;
 }
 
 /**
@@ -61,7 +29,7 @@ export function packNibbleRows(out: Uint8Array, q: Int8Array | Uint8Array, K: nu
     packNibbleRowsReference(out, q, N, rowBytes, offset, 0, pairsEnd, 0, N);
     return false;
   }
-  kernelOn(memory!).pack4t(q.byteOffset, N, kTiles, nTiles, room.byteOffset, rowBytes, offset);
+  arenaKernel<PackNbitsExports>('pack-nbits', memory!).pack4t(q.byteOffset, N, kTiles, nTiles, room.byteOffset, rowBytes, offset);
   // Row by row: one copy of the whole area out of shared memory ran at a third of the speed.
   const written = 16 * kTiles;
   for (let n = 0; n < nTiles * 16; n++) out.set(room.subarray(n * rowBytes, n * rowBytes + written), n * rowBytes);
