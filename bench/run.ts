@@ -18,6 +18,8 @@ import { run as lowbit } from './lowbit.js';
 import { run as gptq } from './gptq.js';
 import { run as weights } from './weights.js';
 import { run as scale } from './scale.js';
+import { run as fp16Big } from './model-big-fp16.js';
+import { run as jobBig } from './model-job-big.js';
 
 // npm run bench [-- --quick] [-- --only=kernels,http]: every scenario, a table of medians and
 // ratios against baselines measured in the same run, and bench/results.json.
@@ -41,8 +43,16 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   scale,
 };
 
+// `--big` runs the scenarios that need many GiB of disk and minutes (not in `npm run bench`).
+const BIG: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = {
+  'job-2gb': jobBig,
+  'fp16-big': (o) => fp16Big({ ...o, sizes: sizes ?? undefined }),
+};
+
 const quick = process.argv.includes('--quick');
+const big = process.argv.includes('--big');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const sizes = process.argv.find((a) => a.startsWith('--sizes='))?.slice(8).split(',').map(Number);
 const options: BenchOptions = { quick, runs: quick ? 5 : 9, log: (line) => console.log(line) };
 const m = machine();
 console.log(`machine: ${m.cpu} × ${m.cores} cores, ${m.memory_gib} GiB, Node ${m.node}, onnxruntime-node ${m.onnxruntime_node}, ${m.platform}`);
@@ -50,7 +60,7 @@ console.log(`mode: ${quick ? 'quick (smaller tensors)' : 'full'}, median of ${op
 
 const rows: Row[] = [];
 const details: Array<Detail & { scenario: string }> = [];
-for (const [name, scenario] of Object.entries(SCENARIOS)) {
+for (const [name, scenario] of Object.entries(big ? BIG : SCENARIOS)) {
   if (only && !only.includes(name)) continue;
   const t0 = Date.now();
   const result = await scenario(options);

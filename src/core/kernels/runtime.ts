@@ -169,6 +169,21 @@ function kernelsOn(memory: WasmMemory, shared: boolean): Kernels {
   };
 }
 
+/** Kernels outside the five above (a .wat each, run on arenas only), by arena and name. */
+const arenaOnly = new WeakMap<WasmMemory, Map<string, unknown>>();
+
+/** `name`.wat's exports instantiated on an arena's memory (once per arena). */
+export function arenaKernel<T>(name: string, memory: WasmMemory): T {
+  let byName = arenaOnly.get(memory);
+  if (!byName) arenaOnly.set(memory, (byName = new Map()));
+  let k = byName.get(name) as T | undefined;
+  if (!k) {
+    k = new wasm.Instance(compiled(`${name}.shared`), { env: { memory } }).exports as T;
+    byName.set(name, k);
+  }
+  return k;
+}
+
 let kernels: Kernels | undefined;
 
 /** This thread's kernels, instantiated on first use (module compilation is synchronous and ~1 ms). */

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { compareRunIsolated, measureLatencyIsolated, referenceRunIsolated, releaseReference, type HostReference } from '../../onnx/runtime/isolated.js';
 import { FileExternalData, readWholeFile } from '../../onnx/io/files.js';
 import { writeModelFiles } from '../../onnx/io/write-model.js';
+import { TensorSpill } from '../../onnx/io/spill.js';
 import { checkpoint, isCancelled } from '../cancel.js';
 import type { Task, TaskReply } from '../messages.js';
 import { buildReport, prepare, quantizeStage, stageTimes, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
@@ -13,6 +14,12 @@ import { dataAwareStage, isDataAwareResult, isDataAwareTask } from './data-aware
 import { jsonBody } from './report.js';
 
 type FilesTask = Extract<Task, { op: 'quantizeModelFiles' }>;
+
+/**
+ * Quantized tensors a job holds in memory before the rest go to a spill file (io/spill.ts):
+ * with one weight's scratch beside it, a job's memory stays near 1 GiB whatever the size.
+ */
+export const SPILL_BYTES = 512 * 2 ** 20;
 
 export type WorkerProgress =
   | { phase: 'quantizing'; tensorsDone: number; tensorsTotal: number; bytesDone: number; bytesTotal: number }
@@ -29,6 +36,11 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
   const external = new FileExternalData(new Map(task.external.map((f) => [f.name, join(task.inputDir, f.file)])));
   let held: HostReference | undefined;
   let runs: HostRuns | undefined;
+  // Named so that no upload's external file can be it.
+  const names = new Set(task.external.map((f) => f.name));
+  let spillName = `${task.outputName}.spill`;
+  while (names.has(spillName)) spillName = `_${spillName}`;
+  const spill = new TensorSpill(task.outputDir, spillName, task.spillBytes ?? SPILL_BYTES, external);
   try {
     const times: StageTimes = { decode: 0, encode: 0, validation: 0 };
     const modelPath = join(task.inputDir, task.model);
@@ -72,13 +84,18 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
           onCalibrating,
           onMeasuring: (round) => post({ phase: 'quantizing', tensorsDone: round, tensorsTotal: round + 1, bytesDone: 0, bytesTotal: 0 }),
         })
-      : quantizeStage(prepared, (p) => {
-          checkpoint(task.cancel);
-          post({ phase: 'quantizing', ...p });
-        });
+      : quantizeStage(
+          prepared,
+          (p) => {
+            checkpoint(task.cancel);
+            post({ phase: 'quantizing', ...p });
+          },
+          (tensors) => spill.hold(tensors),
+        );
     runs?.dispose();
     post({ phase: 'writing' });
-    const artifacts = await timed(times, 'encode', () => writeModelFiles(q.result.model, external, task.outputDir, task.outputName, task.maxInlineBytes));
+    const artifacts = await timed(times, 'encode', () => writeModelFiles(q.result.model, spill, task.outputDir, task.outputName, task.maxInlineBytes));
+    spill.close();
     checkpoint(task.cancel);
     post({ phase: 'validating' });
     const validation =
@@ -94,6 +111,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
   } finally {
     runs?.dispose();
     if (held) releaseReference(held);
+    spill.close();
     external.close();
     channel.close();
   }
