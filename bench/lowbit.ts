@@ -21,7 +21,8 @@ import { row, type BenchOptions, type Detail, type Row, type ScenarioResult } fr
 // always runs at opset 21 so its Conv weights get blocked QDQ too. Only the linear layers are
 // quantized (op_types MatMul, Gemm, Conv): the embeddings stay float at every width. Data-aware
 // methods use the committed calibration .npz (a quarter held back, as the service does);
-// gptq and awq leave Conv weights to rtn (no K×K patch statistics).
+// gptq and awq fit the Conv weights too (Hessian of the unfolded patches).
+// awq_no_clip is awq without llm-awq's clip search, to show what the clip adds.
 
 const FIXTURES = new URL('../../test/fixtures/models/trained/', import.meta.url).pathname;
 // Another char LM made by train_charlm.py (e.g. `--d-model 320 --out-dir DIR`) is measured in
@@ -46,6 +47,8 @@ interface MethodRun {
   name: string;
   method: ModelMethod;
   actOrder?: boolean;
+  /** awq: the clip search after the scale search (default on). */
+  awqClip?: boolean;
 }
 
 const METHODS: MethodRun[] = [
@@ -56,6 +59,7 @@ const METHODS: MethodRun[] = [
   { name: 'gptq', method: 'gptq' },
   { name: 'gptq_act_order', method: 'gptq', actOrder: true },
   { name: 'awq', method: 'awq' },
+  { name: 'awq_no_clip', method: 'awq', awqClip: false },
 ];
 
 function atOpset21(m: OnnxModel): OnnxModel {
@@ -64,7 +68,7 @@ function atOpset21(m: OnnxModel): OnnxModel {
 
 async function quantized(model: OnnxModel, calibration: Uint8Array, c: Config, m: MethodRun): Promise<{ bytes: Uint8Array; seconds: number; heldBack?: { snr: number | null; cosine: number } }> {
   // The linear layers only: embeddings and position tables (Gather, Add) stay float at every width, so the configs compare the same weights.
-  const opts = modelQuantOptions({ bits: c.bits, groupSize: c.groupSize, scheme: 'asymmetric', method: m.method, opTypes: ['MatMul', 'Gemm', 'Conv'], gptq: { ...GPTQ_DEFAULTS, actOrder: m.actOrder ?? false } });
+  const opts = modelQuantOptions({ bits: c.bits, groupSize: c.groupSize, scheme: 'asymmetric', method: m.method, opTypes: ['MatMul', 'Gemm', 'Conv'], gptq: { ...GPTQ_DEFAULTS, actOrder: m.actOrder ?? false }, awqClip: m.awqClip ?? true });
   const t0 = performance.now();
   if (!isDataAware(m.method)) {
     const r = quantizeModel(model, opts);
@@ -76,10 +80,12 @@ async function quantized(model: OnnxModel, calibration: Uint8Array, c: Config, m
   return { bytes: encodeModelBytes(r.result.model), seconds: (performance.now() - t0) / 1000, heldBack: o ? { snr: o.snr_db, cosine: o.cosine_similarity } : undefined };
 }
 
-async function top1(bytes: Uint8Array, images: Float32Array, labels: BigInt64Array, count: number): Promise<number> {
+/** Top-1 accuracy on the labels, and each image's predicted class (for agreement with the float model's). */
+async function top1(bytes: Uint8Array, images: Float32Array, labels: BigInt64Array, count: number): Promise<{ accuracy: number; predicted: Int32Array }> {
   const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, extra: { session: { qdq_matmulnbits_accuracy_level: '0' } } });
   try {
     let right = 0;
+    const predicted = new Int32Array(count);
     const batch = 64;
     const size = 32 * 32;
     for (let at = 0; at < count; at += batch) {
@@ -90,10 +96,11 @@ async function top1(bytes: Uint8Array, images: Float32Array, labels: BigInt64Arr
       for (let i = 0; i < n; i++) {
         let best = 0;
         for (let k = 1; k < classes; k++) if (out[i * classes + k]! > out[i * classes + best]!) best = k;
+        predicted[at + i] = best;
         if (BigInt(best) === labels[at + i]) right++;
       }
     }
-    return right / count;
+    return { accuracy: right / count, predicted };
   } finally {
     await session.release();
   }
@@ -102,7 +109,7 @@ async function top1(bytes: Uint8Array, images: Float32Array, labels: BigInt64Arr
 export async function run(o: BenchOptions): Promise<ScenarioResult> {
   const rows: Row[] = [];
   const details: Detail[] = [];
-  const methods = o.quick ? METHODS.filter((m) => ['rtn', 'lsq', 'gptq', 'awq'].includes(m.name)) : METHODS;
+  const methods = o.quick ? METHODS.filter((m) => ['rtn', 'lsq', 'gptq', 'awq', 'awq_no_clip'].includes(m.name)) : METHODS;
   const configs = o.quick ? CONFIGS.slice(0, 1) : CONFIGS;
 
   // Char LM: perplexity over the eval text (all 256 windows; --quick: 64).
@@ -158,14 +165,18 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
   const labelBytes = array('label');
   const labels = new BigInt64Array(labelBytes.buffer, labelBytes.byteOffset, labelBytes.byteLength / 8);
   const count = o.quick ? 256 : labels.length;
-  const gFloat = await top1(encodeModelBytes(glyphs), images, labels, count);
+  const floatRun = await top1(encodeModelBytes(glyphs), images, labels, count);
+  const gFloat = floatRun.accuracy;
   details.push({ name: `glyphs float top-1 (${count} images)`, value: gFloat, unit: '' });
   for (const c of configs) {
     for (const m of methods) {
       const q = await quantized(glyphs, gCalibration, { ...c, opset21: true }, m);
       const t = await top1(q.bytes, images, labels, count);
-      o.log(`lowbit glyphs ${c.label} ${m.name}: top-1 ${t.toFixed(4)} (float ${gFloat.toFixed(4)}), ${q.seconds.toFixed(1)} s`);
-      details.push({ name: `glyphs ${c.label} ${m.name} top-1`, value: t, unit: '' });
+      let agree = 0;
+      for (let i = 0; i < count; i++) if (t.predicted[i] === floatRun.predicted[i]) agree++;
+      o.log(`lowbit glyphs ${c.label} ${m.name}: top-1 ${t.accuracy.toFixed(4)} (float ${gFloat.toFixed(4)}), agreement with float ${(agree / count).toFixed(4)}, ${q.seconds.toFixed(1)} s${q.heldBack ? `, held-back logits SNR ${q.heldBack.snr?.toFixed(2)} dB` : ''}`);
+      details.push({ name: `glyphs ${c.label} ${m.name} top-1`, value: t.accuracy, unit: '' });
+      details.push({ name: `glyphs ${c.label} ${m.name} top-1 agreement with float`, value: agree / count, unit: '' });
     }
   }
   return { rows, details };

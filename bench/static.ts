@@ -37,8 +37,10 @@ const CASES: Case[] = [
 
 function ensureModels(): string | undefined {
   if (CASES.every((c) => existsSync(join(CACHE, c.model)) && existsSync(join(CACHE, c.npz)))) return undefined;
-  const r = spawnSync('python3', [SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  if (r.error || r.status !== 0) return `not measured: python3 ${SCRIPT} failed (${r.error?.message ?? r.stderr.trim().split('\n').at(-1)}); it needs python3 with torch, torchvision, numpy and PIL`;
+  // Debian's interpreter first: it is the one that has python3-torch; another python3 earlier on PATH may not.
+  const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  const r = spawnSync(python, [SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.error || r.status !== 0) return `not measured: ${python} ${SCRIPT} failed (${r.error?.message ?? r.stderr.trim().split('\n').at(-1)}); it needs python3 with torch, torchvision, numpy and PIL`;
   return undefined;
 }
 

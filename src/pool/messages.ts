@@ -110,6 +110,8 @@ export interface ModelTaskOptions {
   gptq_damp?: number | undefined;
   gptq_block_size?: number | undefined;
   gptq_act_order?: boolean | undefined;
+  /** method=awq: llm-awq's clip search after the scale search (default true). */
+  awq_clip?: boolean | undefined;
   format: ModelFormat | 'static';
   op_types: ModelOpType[];
   exclude: string[];

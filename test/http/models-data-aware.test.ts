@@ -86,7 +86,15 @@ describe('data-aware methods over HTTP', () => {
     const rows = r.data_aware!.awq!;
     assert.deepEqual(rows.map((a) => a.activation).sort(), ['r', 'x']);
     for (const a of rows) assert.ok(a.alpha >= 0 && a.alpha < 1 && (a.proxy_loss_reduction ?? 0) >= 0);
+    // The clip search ran on every weight (no attention here).
+    for (const a of rows) assert.deepEqual(a.clip.map((c) => c.clipped), a.weights.map(() => true));
     assert.equal(r.validation.status, 'ok');
+    // awq_clip=false: the scale search alone, and the rows say so.
+    const off = ModelJsonResponse.parse(json(await post('/v1/models/quantize?bits=4&method=awq&awq_clip=false&measure_latency=false').set('accept', 'application/json').attach('model', Buffer.from(mlp.bytes), 'mlp.onnx').attach('calibration', mlpCalibration, 'c.npz').expect(200)));
+    for (const a of off.data_aware!.awq!) {
+      assert.deepEqual(a.clip.map((c) => c.reason), a.weights.map(() => 'awq_clip=false'));
+      assert.equal(a.proxy_loss_reduction, a.scale_proxy_loss_reduction);
+    }
   });
 
   it('POST /v1/jobs with method=imatrix and the calibration part: the data_aware report (the calibrating phase is checked deterministically by the CLI test)', async () => {

@@ -17,7 +17,19 @@ const AwqRow = z.object({
   activation: z.string().describe('The activation whose mean |x| per channel gives s'),
   weights: z.array(z.string()).describe('The weights reading it: they share one s'),
   alpha: z.number().describe('s = mean|x|^alpha, chosen on a grid of 20 in [0, 1) by the output error on the calibration activations'),
-  proxy_loss_reduction: n.describe('1 − the chosen alpha’s ‖XΔW‖² over alpha = 0 (rtn), summed over the weights'),
+  proxy_loss_reduction: n.describe('1 − ‖XΔW‖² after the scale and clip searches over alpha = 0 without clipping (rtn), summed over the weights'),
+  scale_proxy_loss_reduction: n.describe('The same for the scale search alone (before clipping)'),
+  clip: z
+    .array(
+      z.object({
+        weight: z.string(),
+        clipped: z.boolean().describe('Whether the clip search ran on this weight (llm-awq auto_clip: max |w| per output channel and group shrunk by up to 45%)'),
+        groups_shrunk: z.number().optional().describe('Share of (output channel, group) pairs whose max |w| was shrunk'),
+        mean_shrink: z.number().optional().describe('Mean shrink of max |w| over the groups'),
+        reason: z.string().optional().describe('Why it did not run (a query/key projection, awq_clip=false, calibration other than minmax)'),
+      }),
+    )
+    .describe('The clip search, per weight'),
   scales: z.string().describe('Where 1/s went: folded into the producing op, or an inserted Mul'),
 });
 

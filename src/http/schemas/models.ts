@@ -58,6 +58,7 @@ export const ModelOptions = z
     gptq_damp: z.coerce.number().min(0).max(10).default(GPTQ_DEFAULTS.damp).describe("method=gptq: dampening added to the Hessian's diagonal, as a fraction of its mean"),
     gptq_block_size: z.coerce.number().int().min(1).max(4096).default(GPTQ_DEFAULTS.blockSize).describe('method=gptq: columns per lazy batch update'),
     gptq_act_order: Flag.default(GPTQ_DEFAULTS.actOrder).describe('method=gptq: process the input features in descending order of their activation energy (diag XᵀX), with static groups'),
+    awq_clip: Flag.default(true).describe("method=awq: after the scale search, llm-awq's clip search (max |w| per output channel and group shrunk by up to 45% where that lowers the output error; not for query/key projections; calibration=minmax only)"),
     format: z
       .enum(REQUEST_FORMATS)
       .default('auto')

@@ -6,7 +6,9 @@ import { defaultOpset, DataType, type OnnxModel } from '../proto/model.js';
 import { readFloat, type ExternalData } from '../proto/tensor-data.js';
 import type { ExternalDataFiles } from '../runtime/collect.js';
 import { compareOnSamples, type HeldBackOutput } from '../runtime/held-back.js';
-import { awqReconstruction, foldAwq, searchAwq, type AwqGroup, type AwqMember } from '../weights/awq.js';
+import { awqReconstruction, clipAwqMembers, clipped, foldAwq, searchAwq, type AwqGroup, type AwqMember } from '../weights/awq.js';
+import { clipSummary, type ClipChoice } from '../weights/awq-clip.js';
+import { attentionScoresReached } from '../weights/attention-scores.js';
 import { findWeights, type WeightCandidate } from '../weights/find-weights.js';
 import { quantizeImatrix } from '../weights/imatrix.js';
 import type { DataAwareMethod, ModelQuantOptions } from '../weights/options.js';
@@ -14,7 +16,8 @@ import { planWeight, type WeightPlan } from '../weights/plan.js';
 import { lossReduction, proxyLoss } from '../weights/proxy-loss.js';
 import { quantizeModel, type ModelProgress, type ModelQuantResult, type WeightOverride } from '../weights/quantize-model.js';
 import { quantizeWeight } from '../weights/quantize-weight.js';
-import { weightInputs, type WeightInputs } from '../weights/weight-inputs.js';
+import { statsKey, weightInputs, type WeightInputs } from '../weights/weight-inputs.js';
+import { convProxyLoss, gptqConvProblem, quantizeGptqConv } from '../weights/gptq-conv.js';
 import { quantizeGptq } from '../weights/gptq-weight.js';
 import { errorBetween } from '../weights/weight-error.js';
 import { splitSamples, type CalibrationSamples } from './calibration-data.js';
@@ -45,11 +48,25 @@ export interface DataAwareHooks {
   onProgress?: ((p: ModelProgress) => void) | undefined;
 }
 
+export interface AwqClipRow {
+  weight: string;
+  clipped: boolean;
+  /** Share of (output channel, group) pairs whose max |w| was shrunk. */
+  groups_shrunk?: number;
+  /** Mean shrink of max |w| over the groups (0 … 0.45). */
+  mean_shrink?: number;
+  reason?: string;
+}
+
 export interface AwqReportRow {
   activation: string;
   weights: string[];
   alpha: number;
+  /** After the scale and clip searches, against rtn, on the calibration XᵀX. */
   proxy_loss_reduction: number | null;
+  /** The scale search alone. */
+  scale_proxy_loss_reduction: number | null;
+  clip: AwqClipRow[];
   scales: string;
 }
 
@@ -104,8 +121,15 @@ function targets(model: OnnxModel, opts: ModelQuantOptions, method: DataAwareMet
       why.set(c.name, inputs);
       continue;
     }
+    if (method === 'gptq' && inputs.inputs.some((i) => i.layout === 'patches')) {
+      const problem = gptqConvProblem(c.tensor.dims, plan);
+      if (problem) {
+        why.set(c.name, problem);
+        continue;
+      }
+    }
     if (method === 'awq') {
-      const problem = awqProblem(c, inputs);
+      const problem = awqProblem(c, inputs, plan);
       if (problem) {
         why.set(c.name, problem);
         continue;
@@ -116,11 +140,19 @@ function targets(model: OnnxModel, opts: ModelQuantOptions, method: DataAwareMet
   return { list, why };
 }
 
-function awqProblem(c: WeightCandidate, inputs: WeightInputs): string | undefined {
+function awqProblem(c: WeightCandidate, inputs: WeightInputs, plan: WeightPlan): string | undefined {
   if (c.tensor.dataType !== DataType.float32 || c.uses.some((u) => u.valueType !== DataType.float32)) return 'awq rescales float32 weights and activations; this one is not float32';
   if (c.constantNode !== undefined) return 'awq rescales initializers; this weight is a Constant node';
   if (c.otherUses > 0) return 'the float weight is also read elsewhere';
   if (new Set(inputs.inputs.map((i) => i.activation)).size > 1) return 'its consumers read different activations (one scale per activation)';
+  const patches = inputs.inputs.filter((i) => i.layout === 'patches');
+  if (patches.length) {
+    if (patches.length !== inputs.inputs.length) return 'read by a Conv and by a MatMul/Gemm: one s cannot serve both layouts';
+    const g = patches[0]!.conv!.group;
+    // Grouped Conv: 1/s per channel would still be exact, but each conv group is its own layer with its own Hessian; not built.
+    if (g !== 1) return `Conv with group=${g}: awq scales group=1 Conv weights only (use gptq, which fits each conv group with its own Hessian)`;
+    return gptqConvProblem(c.tensor.dims, plan);
+  }
   return undefined;
 }
 
@@ -143,12 +175,12 @@ function units(list: readonly Target[]): Target[][] {
 
 function requestsOf(unit: readonly Target[]): StatsRequest[] {
   const seen = new Map<string, StatsRequest>();
-  for (const t of unit) for (const i of t.inputs.inputs) seen.set(i.activation, { activation: i.activation, k: i.k, layout: i.layout });
+  for (const t of unit) for (const i of t.inputs.inputs) seen.set(statsKey(i), { activation: i.activation, k: i.k, layout: i.layout, conv: i.conv });
   return [...seen.values()];
 }
 
 function statsOf(t: Target, stats: ReadonlyMap<string, InputStats>): InputStats {
-  return sumStats(t.inputs.inputs.map((i) => stats.get(i.activation)!));
+  return sumStats(t.inputs.inputs.map((i) => stats.get(statsKey(i))!));
 }
 
 /** Mean x² per input feature, floored so a feature never seen non-zero still counts a little. */
@@ -168,14 +200,19 @@ function fitOne(t: Target, s: InputStats, opts: ModelQuantOptions, method: 'imat
   const values = readFloat(t.c.tensor, external);
   const dims = t.c.tensor.dims;
   const kAxis = t.inputs.kAxis;
+  const conv = method === 'gptq' ? t.inputs.inputs[0]!.conv : undefined;
+  const geo = conv ? { group: conv.group, patchK: conv.patchK } : undefined;
   const weight =
     method === 'imatrix'
       ? quantizeImatrix(values, dims, t.plan, opts, kAxis, importance(s))
-      : quantizeGptq(values, dims, t.plan, opts, kAxis, s.xtx!);
+      : geo
+        ? quantizeGptqConv(values, dims, t.plan, opts, geo, s.xtx!)
+        : quantizeGptq(values, dims, t.plan, opts, kAxis, s.xtx!);
   const wHat = dequantizeWith(weight.q, weight.params);
   const proxy = method === 'imatrix' ? { k: s.k, sumSq: s.sumSq } : s;
-  const reduction = lossReduction(proxyLoss(values, wHat, dims, kAxis, proxy), proxyLoss(values, rtnReconstruction(values, t, opts), dims, kAxis, proxy));
-  const label = method === 'gptq' ? `gptq (damp ${opts.gptq.damp}, block ${opts.gptq.blockSize}${opts.gptq.actOrder ? ', act-order' : ''})` : 'imatrix';
+  const loss = (r: Float32Array) => (geo ? convProxyLoss(values, r, dims, geo, s.xtx!) : proxyLoss(values, r, dims, kAxis, proxy));
+  const reduction = lossReduction(loss(wHat), loss(rtnReconstruction(values, t, opts)));
+  const label = method === 'gptq' ? `gptq (damp ${opts.gptq.damp}, block ${opts.gptq.blockSize}${opts.gptq.actOrder ? ', act-order' : ''}${geo ? `, Conv patches K ${geo.patchK}${geo.group > 1 ? ` × ${geo.group} groups` : ''}` : ''})` : 'imatrix';
   return { weight, method: label, proxyLossReduction: reduction, error: errorBetween(values, wHat, weight.params) };
 }
 
@@ -192,20 +229,33 @@ export async function quantizeDataAware(model: OnnxModel, samples: CalibrationSa
   const fitted = new Map<string, WeightOverride>();
   const awqGroups: AwqGroup[] = [];
   const pending = new Set(list);
+  // The clip search models rtn's min-max grid; percentile and mse calibration choose their own clipping.
+  const clipWanted = method === 'awq' && opts.awqClip && opts.calibration === 'minmax';
   const passes: StatsPasses = await forEachStatsBatch(model, batches, split.calibrate, { full, maxBytes, cancel: hooks.cancel, externalData: hooks.externalData, onSample: hooks.onCalibrating }, (stats) => {
-    const ready = [...pending].filter((t) => t.inputs.inputs.every((i) => stats.has(i.activation)));
+    const ready = [...pending].filter((t) => t.inputs.inputs.every((i) => stats.has(statsKey(i))));
     for (const t of ready) pending.delete(t);
     if (method === 'awq') {
+      // One s per activation and layout (a Conv's [N, C, …] input and a MatMul's [..., K] rows are scaled along different axes).
       const byActivation = new Map<string, Target[]>();
       for (const t of ready) {
-        const a = t.inputs.inputs[0]!.activation;
+        const i = t.inputs.inputs[0]!;
+        const a = `${i.layout === 'patches' ? 'conv' : 'rows'}\u0000${i.activation}`;
         byActivation.set(a, [...(byActivation.get(a) ?? []), t]);
       }
-      for (const [activation, ts] of byActivation) {
-        const s = stats.get(activation)!;
-        const members: AwqMember[] = ts.map((t) => ({ c: t.c, plan: t.plan, kAxis: t.inputs.kAxis, values: readFloat(t.c.tensor, hooks.external) }));
+      for (const ts of byActivation.values()) {
+        const first = ts[0]!.inputs.inputs[0]!;
+        const activation = first.activation;
+        const s = stats.get(statsKey(first))!;
+        const members: AwqMember[] = ts.map((t) => {
+          const inp = t.inputs.inputs[0]!;
+          const conv = inp.conv;
+          const own = statsKey(inp) === statsKey(first) ? undefined : stats.get(statsKey(inp));
+          return { c: t.c, plan: t.plan, kAxis: t.inputs.kAxis, values: readFloat(t.c.tensor, hooks.external), conv: conv ? { group: conv.group, patchK: conv.patchK } : undefined, stats: own };
+        });
         const meanAbs = Float64Array.from(s.sumAbs, (v) => v / Math.max(1, s.rows));
-        awqGroups.push({ activation, members, choice: searchAwq(members, meanAbs, s, opts) });
+        const choice = searchAwq(members, meanAbs, s, opts);
+        const clippedLoss = clipWanted ? clipAwqMembers(members, choice, s, opts, (m) => clipSkip(model, m)) : undefined;
+        awqGroups.push({ activation, members, choice, clippedLoss });
       }
       return;
     }
@@ -225,7 +275,9 @@ export async function quantizeDataAware(model: OnnxModel, samples: CalibrationSa
         activation: group.activation,
         weights: group.members.map((m) => m.c.name),
         alpha: group.choice.alpha,
-        proxy_loss_reduction: lossReduction(group.choice.loss, group.choice.rtnLoss),
+        proxy_loss_reduction: lossReduction(group.clippedLoss ?? group.choice.loss, group.choice.rtnLoss),
+        scale_proxy_loss_reduction: lossReduction(group.choice.loss, group.choice.rtnLoss),
+        clip: group.members.map((m) => clipRow(m, opts, clipWanted)),
         scales: group.choice.alpha === 0 ? 'none (α = 0: rtn was best)' : (folded.where.get(group.activation) ?? ''),
       });
     }
@@ -243,14 +295,15 @@ export async function quantizeDataAware(model: OnnxModel, samples: CalibrationSa
       if (awq) {
         // The stored weight is W·s; its error is reported against W itself.
         const { member, group } = awq;
-        const weight = quantizeWeight(values, c.tensor.dims, member.plan, { ...opts, method: 'rtn' });
+        const stored = clipped(member, values);
+        const weight = quantizeWeight(stored, c.tensor.dims, member.plan, { ...opts, method: 'rtn' });
         const wHat = awqReconstruction(member, group.choice.s, opts);
         return {
           weight,
-          method: `awq (α ${group.choice.alpha.toFixed(2)})`,
-          proxyLossReduction: lossReduction(group.choice.loss, group.choice.rtnLoss),
+          method: `awq (α ${group.choice.alpha.toFixed(2)}${member.clip ? ', clip searched' : ''})`,
+          proxyLossReduction: lossReduction(group.clippedLoss ?? group.choice.loss, group.choice.rtnLoss),
           error: errorBetween(member.values, wHat, weight.params),
-          note: group.choice.alpha === 0 ? undefined : awqNote(group, member),
+          note: awqNote(group, member),
         };
       }
       return why.get(c.name) ?? 'no activation statistics for this weight';
@@ -278,7 +331,30 @@ export async function quantizeDataAware(model: OnnxModel, samples: CalibrationSa
   return { result, report };
 }
 
-function awqNote(group: AwqGroup, member: AwqMember): string {
+function awqNote(group: AwqGroup, member: AwqMember): string | undefined {
   const shared = group.members.length > 1 ? `, s shared with ${group.members.filter((m) => m !== member).map((m) => `'${m.c.name}'`).join(', ')}` : '';
-  return `stored as W·s along K (s = mean|x|^${group.choice.alpha.toFixed(2)} of '${group.activation}'${shared})`;
+  const scaled = group.choice.alpha === 0 ? undefined : `stored as W·s along K (s = mean|x|^${group.choice.alpha.toFixed(2)} of '${group.activation}'${shared})`;
+  const clip = member.clip ? `groups clipped to the searched max |w| (${clipText(member.clip)})` : member.noClip ? `not clipped: ${member.noClip}` : undefined;
+  const parts = [scaled, clip].filter((x) => x !== undefined);
+  return parts.length ? parts.join('; ') : undefined;
+}
+
+function clipText(clip: ClipChoice): string {
+  const { meanShrink, shrunk } = clipSummary(clip);
+  return `${(100 * shrunk).toFixed(0)}% of groups shrunk, mean shrink ${(100 * meanShrink).toFixed(1)}%`;
+}
+
+/** Why a weight's clip search is skipped: llm-awq does not clip the query/key projections. */
+function clipSkip(model: OnnxModel, m: AwqMember): string | undefined {
+  const scores = attentionScoresReached(model, m.c.uses.map((u) => u.node));
+  return scores ? `its output reaches the attention scores (MatMul '${scores.name}' before a Softmax): a query/key projection, which llm-awq does not clip` : undefined;
+}
+
+function clipRow(m: AwqMember, opts: ModelQuantOptions, wanted: boolean): AwqClipRow {
+  if (m.clip) {
+    const { meanShrink, shrunk } = clipSummary(m.clip);
+    return { weight: m.c.name, clipped: true, groups_shrunk: shrunk, mean_shrink: meanShrink };
+  }
+  const reason = m.noClip ?? (!opts.awqClip ? 'awq_clip=false' : !wanted ? `calibration=${opts.calibration} chooses its own clipping (the clip search models the min-max grid)` : 'not searched');
+  return { weight: m.c.name, clipped: false, reason };
 }

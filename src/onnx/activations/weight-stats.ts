@@ -3,6 +3,7 @@ import type { CancelFlag } from '../../pool/cancel.js';
 import type { OnnxModel } from '../proto/model.js';
 import { runWithGrams, runWithIntermediates, type ExternalDataFiles } from '../runtime/collect.js';
 import type { CalibrationSamples } from './calibration-data.js';
+import { statsKey, type ConvPatches } from '../weights/weight-inputs.js';
 
 // Statistics of the activations that weights multiply, accumulated sample by sample while
 // the float model runs in onnxruntime (runWithIntermediates: one sample's activations alive
@@ -29,8 +30,20 @@ export interface InputStats {
 export interface StatsRequest {
   activation: string;
   k: number;
-  /** rows: [..., K]; channels: [N, K, ...spatial] (per-channel sums over N and the spatial dims; no xtx). */
-  layout: 'rows' | 'channels';
+  /**
+   * rows: [..., K]; channels: [N, K, ...spatial] (per-channel sums over N and the spatial dims; no xtx);
+   * patches: channels' sums, and as xtx the Σ pᵀp of the Conv's unfolded input patches, per conv group
+   * (group × patchK × patchK, GPTQ's add_batch with nn.Unfold).
+   */
+  layout: 'rows' | 'channels' | 'patches';
+  conv?: ConvPatches | undefined;
+}
+
+/** The K×K sums' bytes: float64 here, and for patches the float32 one-hot unfold kernel onnxruntime holds. */
+export function requestBytes(r: StatsRequest): number {
+  if (r.layout === 'rows') return gramBytes(r.k);
+  if (r.layout === 'patches' && r.conv) return r.conv.group * (gramBytes(r.conv.patchK) + 4 * r.conv.patchK * r.conv.patchK);
+  return 0;
 }
 
 export interface StatsOptions {
@@ -67,11 +80,13 @@ export function batchesFor(units: readonly StatsRequest[][], full: boolean, maxB
   let current: StatsRequest[] = [];
   let bytes = 0;
   for (const unit of nonEmpty) {
-    const b = unit.reduce((sum, r) => sum + (r.layout === 'rows' ? gramBytes(r.k) : 0), 0);
+    const b = unit.reduce((sum, r) => sum + requestBytes(r), 0);
     if (b > maxBytes) {
-      const r = unit.reduce((a, x) => (x.k > a.k ? x : a));
+      const r = unit.reduce((a, x) => (requestBytes(x) > requestBytes(a) ? x : a));
+      const k = r.layout === 'patches' && r.conv ? r.conv.patchK : r.k;
+      const what = r.layout === 'patches' && r.conv ? `${r.conv.group > 1 ? `${r.conv.group} × ` : ''}${k}×${k} XᵀX of its Conv patches` : `${k}×${k} XᵀX`;
       throw new Errors.CalibrationTooLarge(
-        `the weights reading '${r.activation}' need its ${r.k}×${r.k} XᵀX (${b} bytes in float64 for this weight's inputs); the limit is HESSIAN_MAX_BYTES=${maxBytes}: raise it, or use method=imatrix (K values per input)`,
+        `the weights reading '${r.activation}' need its ${what} (${b} bytes for this weight's inputs); the limit is HESSIAN_MAX_BYTES=${maxBytes}: raise it, or use method=imatrix (K values per input)`,
       );
     }
     if (bytes + b > maxBytes && current.length) {
@@ -146,14 +161,16 @@ export async function forEachStatsBatch(
     const here = new Map<string, { r: StatsRequest; s: InputStats }>();
     let bytes = 0;
     for (const r of batch) {
-      const seen = here.get(r.activation);
+      const key = statsKey(r);
+      const seen = here.get(key);
       if (seen) {
         if (seen.r.k !== r.k || seen.r.layout !== r.layout) throw new Errors.Calibration(`calibration: activation '${r.activation}' feeds weights with different input sizes (${seen.r.k} and ${r.k})`);
         continue;
       }
-      const full = opts.full && r.layout === 'rows';
-      here.set(r.activation, { r, s: { k: r.k, rows: 0, sumSq: new Float64Array(r.k), sumAbs: new Float64Array(r.k), xtx: full ? new Float64Array(r.k * r.k) : undefined } });
-      if (full) bytes += gramBytes(r.k);
+      const full = opts.full && (r.layout === 'rows' || r.layout === 'patches');
+      const xtxLength = r.layout === 'patches' && r.conv ? r.conv.group * r.conv.patchK ** 2 : r.k * r.k;
+      here.set(key, { r, s: { k: r.k, rows: 0, sumSq: new Float64Array(r.k), sumAbs: new Float64Array(r.k), xtx: full ? new Float64Array(xtxLength) : undefined } });
+      if (full) bytes += requestBytes(r);
     }
     peakBytes = Math.max(peakBytes, bytes);
     activations += here.size;
@@ -168,11 +185,11 @@ export async function forEachStatsBatch(
       // The K×K sums come from onnxruntime's MatMul (in-graph, float32 per sample), added here in float64.
       await runWithGrams(
         model,
-        grams.map(({ r }) => ({ name: r.activation, k: r.k })),
+        grams.map(({ r }) => ({ key: statsKey(r), name: r.activation, k: r.k, conv: r.layout === 'patches' ? r.conv : undefined })),
         samples,
         (_i, values) => {
           for (const { r, s } of grams) {
-            const v = values.get(r.activation)!;
+            const v = values.get(statsKey(r))!;
             accumulate(s, v.value.data, v.value.dims, r.layout, r.activation);
             const g = v.gram;
             const acc = s.xtx!;
@@ -187,21 +204,22 @@ export async function forEachStatsBatch(
     if (rest.length) {
       await runWithIntermediates(
         model,
-        rest,
+        [...new Set(rest.map((key) => here.get(key)!.r.activation))],
         samples,
         (_i, values) => {
-          for (const name of rest) {
-            const { r, s } = here.get(name)!;
-            const v = values.get(name)!;
-            accumulate(s, v.data, v.dims, r.layout, name);
+          for (const key of rest) {
+            const { r, s } = here.get(key)!;
+            const v = values.get(r.activation)!;
+            accumulate(s, v.data, v.dims, r.layout, r.activation);
           }
           if (!grams.length) each();
         },
         cancel,
       );
     }
+    // Keyed by statsKey (the activation's name, or name and Conv geometry for patches).
     const stats = new Map<string, InputStats>();
-    for (const [name, { s }] of here) stats.set(name, s);
+    for (const [key, { s }] of here) stats.set(key, s);
     await onBatch(stats);
   }
   return { passes: batches.length, peakBytes, activations };

@@ -1,7 +1,7 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { halfToFloat } from '../../core/float16.js';
 import { Errors } from '../../errors.js';
-import { attrs, int64Tensor, node } from '../graph/build.js';
+import { attrs, floatTensor, int64Tensor, node } from '../graph/build.js';
 import { encodeModelBytes } from '../proto/encode.js';
 import { DataType, type OnnxModel, type OnnxNode, type OnnxValueInfo } from '../proto/model.js';
 import { elementTypes } from '../graph/element-types.js';
@@ -260,20 +260,77 @@ export async function runWithExtremes(
 export interface GramValue {
   /** The tensor's values as float32, as runWithIntermediates hands them. */
   value: IntermediateValue;
-  /** Σ xᵀx over this sample's rows (the tensor reshaped to [-1, K]), K×K float32 from onnxruntime's MatMul. */
+  /**
+   * Σ xᵀx over this sample's rows (the tensor reshaped to [-1, K]), K×K float32 from onnxruntime's
+   * MatMul; for a Conv's patches, group × patchK × patchK (Σ pᵀp per conv group).
+   */
   gram: Float32Array;
+}
+
+/** A Conv whose input patches (nn.Unfold of its X) make the rows of the Gram matrix. */
+export interface GramConv {
+  /** The Conv node: its strides, pads, dilations and auto_pad are the unfold's. */
+  node: OnnxNode;
+  group: number;
+  channelsPerGroup: number;
+  kernel: readonly number[];
+  patchK: number;
+}
+
+export interface GramRequest {
+  /** The key the sample's values are handed back under (default: name). */
+  key?: string | undefined;
+  name: string;
+  k: number;
+  conv?: GramConv | undefined;
+}
+
+/**
+ * GPTQ's nn.Unfold in the graph: a Conv by a one-hot kernel E [group·patchK, C/group, ...kernel]
+ * (E[g·patchK + c·P + p, c, p] = 1, P = Π kernel) with the Conv's own geometry gives
+ * [N, group·patchK, ...out], each output position one patch in nn.Unfold's (c, p) order; it is
+ * regrouped to [group, rows, patchK] and multiplied by its transpose per group.
+ */
+function unfoldGram(source: string, conv: GramConv, fresh: (base: string) => string, nodes: OnnxNode[], inits: OnnxModel['graph']['initializers']): string {
+  const { group, channelsPerGroup: cg, kernel, patchK } = conv;
+  const p = kernel.reduce((a, b) => a * b, 1);
+  const eye = new Float32Array(group * patchK * cg * p);
+  for (let g = 0; g < group; g++) for (let c = 0; c < cg; c++) for (let q = 0; q < p; q++) eye[((g * patchK + c * p + q) * cg + c) * p + q] = 1;
+  const e = fresh(`${source}_unfold_kernel`);
+  inits.push(floatTensor(e, [group * patchK, cg, ...kernel], eye));
+  const keep = new Set(['strides', 'pads', 'dilations', 'auto_pad']);
+  const geometry = conv.node.attributes.filter((a) => keep.has(a.name));
+  const patches = fresh(`${source}_unfold`);
+  const shape4 = fresh(`${source}_unfold_shape4`);
+  const split = fresh(`${source}_unfold_split`);
+  const perm = fresh(`${source}_unfold_perm`);
+  const shape3 = fresh(`${source}_unfold_shape3`);
+  const rows = fresh(`${source}_unfold_rows`);
+  const t = fresh(`${source}_unfold_t`);
+  const gram = fresh(`${source}_unfold_gram`);
+  inits.push(int64Tensor(shape4, [4], [0, group, patchK, -1]), int64Tensor(shape3, [3], [group, -1, patchK]));
+  nodes.push(
+    node('Conv', [source, e], [patches], { name: patches, attributes: [...geometry, attrs.int('group', group), attrs.ints('kernel_shape', kernel)] }),
+    node('Reshape', [patches, shape4], [split], { name: split }),
+    node('Transpose', [split], [perm], { name: perm, attributes: [attrs.ints('perm', [1, 0, 3, 2])] }),
+    node('Reshape', [perm, shape3], [rows], { name: rows }),
+    node('Transpose', [rows], [t], { name: t, attributes: [attrs.ints('perm', [0, 2, 1])] }),
+    node('MatMul', [t, rows], [gram], { name: gram }),
+  );
+  return gram;
 }
 
 /**
  * runWithIntermediates for tensors whose last dim is K, plus each tensor's K×K Gram matrix
  * computed inside onnxruntime: Reshape(t, [-1, K]) → MatMul(Transpose(·), ·) as extra graph
- * outputs (Cast to float32 first where the type is not known to be float32). onnxruntime's
+ * outputs (Cast to float32 first where the type is not known to be float32); for a Conv input
+ * (conv given) the Gram matrix of its unfolded patches instead (unfoldGram). onnxruntime's
  * GEMM is many times faster than a JavaScript loop over the rows; the sum over samples is
  * left to the caller (in float64).
  */
 export async function runWithGrams(
   model: OnnxModel,
-  tensors: readonly { name: string; k: number }[],
+  tensors: readonly GramRequest[],
   samples: CalibrationSamples,
   onSample: (index: number, values: ReadonlyMap<string, GramValue>) => void | Promise<void>,
   opts: CollectOptions = {},
@@ -289,37 +346,53 @@ export async function runWithGrams(
   const nodes: OnnxNode[] = [];
   const added: OnnxValueInfo[] = [];
   const shapes: OnnxModel['graph']['initializers'] = [];
-  const plan = new Map<string, { value: string; gram: string }>();
-  for (const { name, k } of tensors) {
-    if (plan.has(name)) continue;
-    let source = name;
-    if (types.get(name) !== DataType.float32) {
-      source = fresh(`${name}_gram_float`);
-      nodes.push(node('Cast', [name], [source], { name: source, attributes: [attrs.int('to', DataType.float32)] }));
+  const plan = new Map<string, { name: string; value: string; gram: string }>();
+  const floats = new Map<string, string>();
+  const asFloat = (name: string) => {
+    if (types.get(name) === DataType.float32) return name;
+    let f = floats.get(name);
+    if (!f) {
+      f = fresh(`${name}_gram_float`);
+      floats.set(name, f);
+      nodes.push(node('Cast', [name], [f], { name: f, attributes: [attrs.int('to', DataType.float32)] }));
     }
-    const shape = fresh(`${name}_gram_shape`);
-    shapes.push(int64Tensor(shape, [2], [-1, k]));
-    const rows = fresh(`${name}_gram_rows`);
-    const t = fresh(`${name}_gram_t`);
-    const gram = fresh(`${name}_gram`);
-    nodes.push(
-      node('Reshape', [source, shape], [rows], { name: rows }),
-      node('Transpose', [rows], [t], { name: t, attributes: [attrs.ints('perm', [1, 0])] }),
-      node('MatMul', [t, rows], [gram], { name: gram }),
-    );
+    return f;
+  };
+  const exposed = new Set<string>();
+  for (const { key: given, name, k, conv } of tensors) {
+    const key = given ?? name;
+    if (plan.has(key)) continue;
+    const source = asFloat(name);
+    let gram: string;
+    if (conv) gram = unfoldGram(source, conv, fresh, nodes, shapes);
+    else {
+      const shape = fresh(`${name}_gram_shape`);
+      shapes.push(int64Tensor(shape, [2], [-1, k]));
+      const rows = fresh(`${name}_gram_rows`);
+      const t = fresh(`${name}_gram_t`);
+      gram = fresh(`${name}_gram`);
+      nodes.push(
+        node('Reshape', [source, shape], [rows], { name: rows }),
+        node('Transpose', [rows], [t], { name: t, attributes: [attrs.ints('perm', [1, 0])] }),
+        node('MatMul', [t, rows], [gram], { name: gram }),
+      );
+    }
     added.push(untyped(gram));
     // The tensor itself comes out too (per-channel sums); a graph input comes from the feeds.
     const isInput = g.inputs.some((v) => v.name === name) && !initializers.has(name);
-    if (!isInput && !graphOutputs.has(name)) added.push(untyped(name));
-    plan.set(name, { value: isInput ? '' : name, gram });
+    if (!isInput && !graphOutputs.has(name) && !exposed.has(name)) {
+      added.push(untyped(name));
+      exposed.add(name);
+    }
+    plan.set(key, { name, value: isInput ? '' : name, gram });
   }
   const augmented: OnnxModel = { ...model, graph: { ...g, nodes: [...g.nodes, ...nodes], initializers: [...g.initializers, ...shapes], outputs: [...g.outputs, ...added] } };
-  const fetches = [...plan.values()].flatMap((p) => (p.value ? [p.value, p.gram] : [p.gram]));
+  const fetches = [...new Set([...plan.values()].flatMap((p) => (p.value ? [p.value, p.gram] : [p.gram])))];
   await runSamples(augmented, fetches, samples, opts, async (i, feeds, got) => {
     const values = new Map<string, GramValue>();
-    for (const [name, p] of plan) {
-      const t = p.value ? got[p.value]! : feeds[name]!;
-      values.set(name, { value: { data: asFloat32(t), dims: t.dims }, gram: asFloat32(got[p.gram]!) });
+    for (const [key, p] of plan) {
+      const t = p.value ? got[p.value]! : feeds[p.name]!;
+      values.set(key, { value: { data: asFloat32(t), dims: t.dims }, gram: asFloat32(got[p.gram]!) });
     }
     await onSample(i, values);
   });

@@ -10,6 +10,10 @@ import type { WeightPlan } from './plan.js';
 import { proxyLoss, type ProxyStats } from './proxy-loss.js';
 import { quantizeWeight } from './quantize-weight.js';
 import { uniqueIn } from '../graph/edit.js';
+import { applyClip, scaledHessian, searchClip, type ClipChoice } from './awq-clip.js';
+import { weightRows } from './gptq-weight.js';
+import { applyClipConv, searchClipConv } from './conv-columns.js';
+import { convProxyLoss, type ConvGeometry } from './gptq-conv.js';
 
 // method=awq (AWQ, arXiv 2306.00978; llm-awq awq/quantize/auto_scale.py): per input channel
 // k a scale s_k = mean|x_k|^α, normalized by √(max s · min s); the weight's rows along K are
@@ -35,6 +39,36 @@ export interface AwqMember {
   plan: WeightPlan;
   kAxis: number;
   values: Float32Array;
+  /** The clip search's choice on W·s (awq-clip.ts), once made. */
+  clip?: ClipChoice | undefined;
+  /** Why the clip search was not run on this weight. */
+  noClip?: string | undefined;
+  /** A Conv weight [M, C, ...kernel] (group 1): its error is measured on the input patches' XᵀX. */
+  conv?: ConvGeometry | undefined;
+  /** Its own statistics when they differ from the group's (Convs of different kernels reading one activation). */
+  stats?: ProxyStats | undefined;
+}
+
+/** The member's weight with its chosen clip applied (values in the weight's own layout). */
+export function clipped(m: AwqMember, values: Float32Array): Float32Array {
+  if (!m.clip) return values;
+  const dims = m.c.tensor.dims;
+  return m.conv ? applyClipConv(values, dims, m.clip, m.plan.granularity === 'per_group') : applyClip(values, dims, m.kAxis, m.clip);
+}
+
+/** ‖X·ΔW‖² of a member: over its rows' K features, or over a Conv's patch features. */
+function memberLoss(m: AwqMember, wHat: Float32Array, stats: ProxyStats): number {
+  const dims = m.c.tensor.dims;
+  const own = m.stats ?? stats;
+  return m.conv ? convProxyLoss(m.values, wHat, dims, m.conv, own.xtx!) : proxyLoss(m.values, wHat, dims, m.kAxis, own);
+}
+
+/** s per input channel spread over a Conv's patch features (c · P + p). */
+function patchScales(s: Float32Array, dims: readonly number[]): Float32Array {
+  const p = dims.slice(2).reduce((a, b) => a * b, 1);
+  const out = new Float32Array(s.length * p);
+  for (let c = 0; c < s.length; c++) out.fill(s[c]!, c * p, (c + 1) * p);
+  return out;
 }
 
 export interface AwqChoice {
@@ -74,10 +108,10 @@ export function awqScales(meanAbs: Float64Array, alpha: number): Float32Array {
   return Float32Array.from(s, (v) => v / norm);
 }
 
-/** What rounding the scaled weight gives, brought back to the original's scale (Ŵ = Q(W·s)/s). */
+/** What rounding the scaled (and clipped, once the clip is chosen) weight gives, brought back to the original's scale (Ŵ = Q(clip(W·s))/s). */
 export function awqReconstruction(m: AwqMember, s: Float32Array, opts: ModelQuantOptions): Float32Array {
   const dims = m.c.tensor.dims;
-  const scaled = scaleAlongK(m.values, dims, m.kAxis, s);
+  const scaled = clipped(m, scaleAlongK(m.values, dims, m.kAxis, s));
   const w = quantizeWeight(scaled, dims, m.plan, { ...opts, method: 'rtn' });
   return scaleAlongK(dequantizeWith(w.q, w.params), dims, m.kAxis, s, true);
 }
@@ -89,17 +123,45 @@ export function searchAwq(members: readonly AwqMember[], meanAbs: Float64Array, 
     const alpha = g / AWQ_GRID;
     const s = awqScales(meanAbs, alpha);
     let loss = 0;
-    for (const m of members) loss += proxyLoss(m.values, awqReconstruction(m, s, opts), m.c.tensor.dims, m.kAxis, stats);
+    for (const m of members) loss += memberLoss(m, awqReconstruction(m, s, opts), stats);
     if (g === 0) rtnLoss = loss;
     if (!best || loss < best.loss) best = { alpha, s, loss, rtnLoss: 0 };
   }
   return { ...best!, rtnLoss };
 }
 
+/**
+ * The clip search (awq-clip.ts) on each member's W·s with the chosen s, on the XᵀX of X/s;
+ * members for which skip gives a reason keep their plain min-max grid. Returns the group's
+ * proxy loss after clipping (the same measure as the scale search's).
+ */
+export function clipAwqMembers(members: readonly AwqMember[], choice: AwqChoice, stats: ProxyStats, opts: ModelQuantOptions, skip: (m: AwqMember) => string | undefined): number {
+  let loss = 0;
+  for (const m of members) {
+    const own = (m.stats ?? stats).xtx!;
+    const why = skip(m);
+    if (why) m.noClip = why;
+    else {
+      const dims = m.c.tensor.dims;
+      const scaled = scaleAlongK(m.values, dims, m.kAxis, choice.s);
+      const perGroup = m.plan.granularity === 'per_group';
+      if (m.conv) m.clip = searchClipConv(scaled, dims, perGroup ? m.plan.groupSize : undefined, scaledHessian(own, patchScales(choice.s, dims)), m.plan.bits, opts.scheme);
+      else {
+        const { w, rows, k } = weightRows(scaled, dims, m.kAxis);
+        m.clip = searchClip(w, rows, k, perGroup ? m.plan.groupSize : k, own, m.plan.bits, opts.scheme, choice.s);
+      }
+    }
+    loss += memberLoss(m, awqReconstruction(m, choice.s, opts), stats);
+  }
+  return loss;
+}
+
 export interface AwqGroup {
   activation: string;
   members: AwqMember[];
   choice: AwqChoice;
+  /** The proxy loss after the clip search (undefined when it did not run). */
+  clippedLoss?: number | undefined;
 }
 
 export interface AwqFolded {
@@ -153,7 +215,9 @@ export function foldAwq(model: OnnxModel, groups: readonly AwqGroup[], external?
     const onlyOurs = !subgraphs && !g.outputs.some((v) => v.name === t) && readers(model, t).every((n) => consumers.has(n));
     const isDefault = (n: OnnxNode) => n.domain === '' || n.domain === 'ai.onnx';
     let folded = false;
-    if (producer && onlyOurs && isDefault(producer) && producer.outputs[0] === t) {
+    // A Conv's input is [N, C, ...spatial]: 1/s goes in as a Mul by [C, 1, …] (the folds below are along the last axis).
+    const convRank = grp.members[0]!.conv ? grp.members[0]!.c.tensor.dims.length : 0;
+    if (!convRank && producer && onlyOurs && isDefault(producer) && producer.outputs[0] === t) {
       if (producer.opType === 'LayerNormalization' && attrInt(producer, 'axis', -1) === -1) {
         const scale = ownVector(model, producer.inputs[1] ?? '', k, producer);
         const biasName = producer.inputs[2] ?? '';
@@ -177,7 +241,7 @@ export function foldAwq(model: OnnxModel, groups: readonly AwqGroup[], external?
     if (folded) continue;
     const inv = fresh(`${t}_awq_inv_scale`);
     const out = fresh(`${t}_awq`);
-    initializers.push(floatTensor(inv, [k], Float32Array.from(s, (v) => 1 / v)));
+    initializers.push(floatTensor(inv, convRank ? [k, ...new Array<number>(convRank - 2).fill(1)] : [k], Float32Array.from(s, (v) => 1 / v)));
     const first = nodes.find((n) => consumers.has(n))!;
     inserted.push({ before: first, node: node('Mul', [t, inv], [out], { name: fresh(`${t}_awq_Mul`) }) });
     for (let i = 0; i < nodes.length; i++) {

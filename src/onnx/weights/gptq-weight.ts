@@ -13,7 +13,7 @@ import type { QuantizedWeight } from './quantize-weight.js';
 // writes rtn's. Static groups along K: per group (group_size) or per channel (one group = K).
 
 /** The weight as rows = output channels of K values each (GPTQ's W), from its own layout. */
-function toRows(values: Float32Array, dims: readonly number[], kAxis: number): { w: Float32Array; rows: number; k: number } {
+export function weightRows(values: Float32Array, dims: readonly number[], kAxis: number): { w: Float32Array; rows: number; k: number } {
   const { outer, len: k, inner } = axisLayout(dims, kAxis);
   const rows = outer * inner;
   const w = new Float32Array(rows * k);
@@ -28,7 +28,7 @@ function toRows(values: Float32Array, dims: readonly number[], kAxis: number): {
 
 export function quantizeGptq(values: Float32Array, dims: readonly number[], plan: WeightPlan, opts: Pick<ModelQuantOptions, 'scheme' | 'gptq'>, kAxis: number, xtx: Float64Array): QuantizedWeight {
   if (plan.granularity === 'per_tensor') throw new Error('quantizeGptq: per-tensor plans are not fitted by GPTQ');
-  const { w, rows, k } = toRows(values, dims, kAxis);
+  const { w, rows, k } = weightRows(values, dims, kAxis);
   const groupSize = plan.granularity === 'per_group' ? plan.groupSize : k;
   const r = gptq(w, rows, k, xtx, { bits: plan.bits, scheme: opts.scheme, groupSize, damp: opts.gptq.damp, blockSize: opts.gptq.blockSize, actOrder: opts.gptq.actOrder });
   const ip = intParamsOf(plan.bits, opts.scheme);

@@ -58,6 +58,8 @@ export interface ModelQuantOptions {
   /** How each group's scale and zero point are fitted (core/methods), or a data-aware method (needs calibration samples). */
   method: ModelMethod;
   gptq: GptqModelOptions;
+  /** method=awq: run llm-awq's clip search after the scale search (default true). */
+  awqClip: boolean;
   format: ModelFormat;
   opTypes: ModelOpType[];
   /** Node or initializer names; `*` matches any run of characters. */
@@ -90,6 +92,7 @@ export function modelQuantOptions(partial: Partial<ModelQuantOptions> = {}): Mod
     percentile: partial.percentile ?? 99.99,
     method: partial.method ?? 'rtn',
     gptq: partial.gptq ?? { ...GPTQ_DEFAULTS },
+    awqClip: partial.awqClip ?? true,
     format,
     opTypes: partial.opTypes ?? [...MODEL_OP_TYPES],
     exclude: partial.exclude ?? [],
