@@ -9,7 +9,7 @@ import {
   type Range,
   type Scheme,
 } from './calibrate.js';
-import { minmaxRanges, countNaN } from './kernels/calibrate.js';
+import { minmaxRanges } from './kernels/calibrate.js';
 import { dequantizeKernel, isKernelInts } from './kernels/dequantize.js';
 import { fusableShape, kernelSumsPrecise, paramsFromRanges, quantizeFusedKernel, quantizeKernel } from './kernels/quantize.js';
 import { arenaAlloc } from './kernels/arenas.js';
@@ -218,9 +218,9 @@ function adopt(q: UnpackedArray, out?: UnpackedArray): UnpackedArray {
  */
 export function quantizeValues(x: Float32Array, params: QuantParams, out?: UnpackedArray): { q: UnpackedArray; clipped: number } {
   const q = outputFor(params, x, out);
-  const { clipped } = quantizeKernel(x, params, q, false);
+  const { clipped, nan } = quantizeKernel(x, params, q, false);
   // The kernel counts a NaN as clipped (and writes no defined integer for it).
-  if (clipped > 0 && countNaN(x) > 0) return { q: adopt(q, out), clipped: quantizeWithReference(x, params, q).sums.clipped };
+  if (nan !== 0) return { q: adopt(q, out), clipped: quantizeWithReference(x, params, q).sums.clipped };
   return { q: adopt(q, out), clipped };
 }
 
@@ -261,7 +261,7 @@ export function quantize(x: Float32Array, shape: Shape, spec: QuantSpec): { para
  */
 export function quantizeIntegers(x: Float32Array, shape: Shape, spec: QuantSpec, out?: UnpackedArray): { params: QuantParams; q: UnpackedArray; clipped: number } {
   const fused = quantizeFused(x, shape, spec, false, out);
-  if (fused && !(fused.sums.clipped > 0 && countNaN(x) > 0)) return { params: fused.params, q: fused.q, clipped: fused.sums.clipped };
+  if (fused && !fused.sums.nan) return { params: fused.params, q: fused.q, clipped: fused.sums.clipped };
   const params = fused?.params ?? calibrate(x, shape, spec);
   return { params, ...quantizeValues(x, params, fused?.q ?? out) };
 }
