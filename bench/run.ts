@@ -6,6 +6,7 @@ import { run as calibration } from './calibration.js';
 import { run as http } from './http.js';
 import { run as poolScaling } from './pool-scaling.js';
 import { run as memory } from './memory.js';
+import { run as modelMemory } from './model-memory.js';
 import { run as onnxModel } from './onnx-model.js';
 import { run as modelPath } from './model-path.js';
 import { run as latencyTable } from './latency-table.js';
@@ -17,6 +18,8 @@ import { run as lowbit } from './lowbit.js';
 import { run as gptq } from './gptq.js';
 import { run as weights } from './weights.js';
 import { run as scale } from './scale.js';
+import { run as fp16Big } from './model-big-fp16.js';
+import { run as jobBig } from './model-job-big.js';
 
 // npm run bench [-- --quick] [-- --only=kernels,http]: every scenario, a table of medians and
 // ratios against baselines measured in the same run, and bench/results.json.
@@ -27,6 +30,7 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   'pool-scaling': poolScaling,
   memory,
   'onnx-model': onnxModel,
+  'model-memory': modelMemory,
   'model-path': modelPath,
   'latency-table': latencyTable,
   'model-io': modelIo,
@@ -39,8 +43,16 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   scale,
 };
 
+// `--big` runs the scenarios that need many GiB of disk and minutes (not in `npm run bench`).
+const BIG: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = {
+  'job-2gb': jobBig,
+  'fp16-big': (o) => fp16Big({ ...o, sizes: sizes ?? undefined }),
+};
+
 const quick = process.argv.includes('--quick');
+const big = process.argv.includes('--big');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const sizes = process.argv.find((a) => a.startsWith('--sizes='))?.slice(8).split(',').map(Number);
 const options: BenchOptions = { quick, runs: quick ? 5 : 9, log: (line) => console.log(line) };
 const m = machine();
 console.log(`machine: ${m.cpu} × ${m.cores} cores, ${m.memory_gib} GiB, Node ${m.node}, onnxruntime-node ${m.onnxruntime_node}, ${m.platform}`);
@@ -48,7 +60,7 @@ console.log(`mode: ${quick ? 'quick (smaller tensors)' : 'full'}, median of ${op
 
 const rows: Row[] = [];
 const details: Array<Detail & { scenario: string }> = [];
-for (const [name, scenario] of Object.entries(SCENARIOS)) {
+for (const [name, scenario] of Object.entries(big ? BIG : SCENARIOS)) {
   if (only && !only.includes(name)) continue;
   const t0 = Date.now();
   const result = await scenario(options);

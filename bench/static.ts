@@ -2,6 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calibrationSamplesFromNpz } from '../src/onnx/activations/calibration-data.js';
+import { HostRuns } from '../src/onnx/activations/host-runs.js';
+import { calibrationHost } from '../src/onnx/runtime/host/client.js';
 import { quantizeStatic, type StaticRequest } from '../src/onnx/activations/quantize-static.js';
 import { decodeModel } from '../src/onnx/proto/decode.js';
 import { encodeModelBytes } from '../src/onnx/proto/encode.js';
@@ -14,6 +16,9 @@ import { row, type BenchOptions, type Detail, type Row, type ScenarioResult } fr
 // their calibration samples into bench/.cache/static, gitignored): 96 samples, 32 calibrate
 // and 64 are held back for cosine / top-1. Speed is onnxruntime-node with one intra-op
 // thread, float vs quantized in the same run (median of repeated runs, latency.ts).
+// Calibration and the fallback's measurements run in the onnxruntime host process, as the
+// service runs them (host-runs.ts); for resnet18 the same quantization in this thread too,
+// for the cost of the hand-over.
 
 const CACHE = 'bench/.cache/static';
 const SCRIPT = 'bench/models/generate_static.py';
@@ -55,9 +60,28 @@ async function one(c: Case, o: BenchOptions, rows: Row[], details: Detail[]): Pr
   const req: StaticRequest = { activationType: 'uint8', calibration: 'minmax', heldBack: 64, weights: modelQuantOptions({ bits: 8, format: 'qdq' }), target: c.target };
   const rss0 = process.memoryUsage().rss;
   let peak = rss0;
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
-  const outcome = await quantizeStatic(model, samples, req);
-  clearInterval(sampler);
+  let hostPeak = 0;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+    hostPeak = Math.max(hostPeak, rssOf(calibrationHost().pid));
+  }, 20);
+  const runs = new HostRuns({ model, bytes, files: [] });
+  let outcome;
+  try {
+    outcome = await quantizeStatic(model, samples, req, { runs });
+  } finally {
+    clearInterval(sampler);
+    runs.dispose();
+  }
+  if (c.key === 'resnet18') {
+    const local = await quantizeStatic(model, samples, req);
+    const ms = (x: typeof local) => x.calibrationMs / x.calibrationSamples;
+    details.push(
+      { name: `${c.key}: calibration ms per sample in this thread (no host; the service's path before)`, value: ms(local), unit: 'ms' },
+      { name: `${c.key}: calibration in the host / in this thread, ms per sample`, value: ms(outcome) / ms(local), unit: '×' },
+      { name: `${c.key}: calibration + quantize + measure in this thread`, value: local.calibrationMs + local.quantizeMs, unit: 'ms' },
+    );
+  }
   const q = encodeModelBytes(outcome.fallback.quantized.model);
   const fused = await fusedOps({ bytes: q });
   const lat = await measureLatency({ bytes }, { bytes: q }, { budgetMs: o.quick ? 1500 : 5000, minRuns: 5, maxRuns: 200 });
@@ -131,9 +155,20 @@ async function one(c: Case, o: BenchOptions, rows: Row[], details: Detail[]): Pr
   details.push(
     { name: `${c.key}: calibration ms per sample`, value: perSample, unit: 'ms' },
     { name: `${c.key}: calibration + quantize + measure`, value: outcome.calibrationMs + outcome.quantizeMs, unit: 'ms' },
-    { name: `${c.key}: peak RSS growth during static quantization (model ${(bytes.length / 2 ** 20).toFixed(0)} MiB)`, value: (peak - rss0) / 2 ** 20, unit: 'MiB' },
+    { name: `${c.key}: peak RSS growth of this process during static quantization (model ${(bytes.length / 2 ** 20).toFixed(0)} MiB)`, value: (peak - rss0) / 2 ** 20, unit: 'MiB' },
+    { name: `${c.key}: peak RSS of the onnxruntime host during static quantization`, value: hostPeak / 2 ** 20, unit: 'MiB' },
   );
   o.log(`static ${c.key}: ${one?.original_ms.toFixed(2)} → ${one?.quantized_ms.toFixed(2)} ms, cosine ${cosine.toFixed(5)}, ${fusedList}`);
+}
+
+/** Resident bytes of a process (0 when it is gone). */
+function rssOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    return Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4096;
+  } catch {
+    return 0;
+  }
 }
 
 export async function run(o: BenchOptions): Promise<ScenarioResult> {

@@ -9,12 +9,13 @@ import {
   type Range,
   type Scheme,
 } from './calibrate.js';
-import { minmaxRanges, countNaN } from './kernels/calibrate.js';
+import { minmaxRanges } from './kernels/calibrate.js';
 import { dequantizeKernel, isKernelInts } from './kernels/dequantize.js';
 import { fusableShape, kernelSumsPrecise, paramsFromRanges, quantizeFusedKernel, quantizeKernel } from './kernels/quantize.js';
 import { arenaAlloc } from './kernels/arenas.js';
 import { groupValues } from './groups.js';
 import { refineGroup, type QuantMethod } from './methods/index.js';
+import { refineGroups } from './methods/refine-groups.js';
 import { dequantizeWithReference, quantizeWithReference } from './reference/quantize.js';
 import { axisLayout, normalizeAxis, type Shape } from './shape.js';
 import { Errors } from '../errors.js';
@@ -127,6 +128,11 @@ export function calibrate(x: Float32Array, shape: Shape, spec: QuantSpec): Quant
   const method = spec.method ?? 'rtn';
   if (method !== 'rtn') {
     const { values, offsets } = groupValues(x, plan);
+    if (spec.calibration === 'minmax' && !spec.weights) {
+      const { lo, hi } = minmaxRanges(x, plan);
+      refineGroups(method, values, offsets, lo, hi, ip, scale, zeroPoint);
+      return { ...ip, plan, scale, zeroPoint };
+    }
     const weights = spec.weights ? groupValues(spec.weights, plan).values : undefined;
     const ranges = spec.calibration === 'minmax' ? minmaxRanges(x, plan) : undefined;
     for (let p = 0; p < plan.count; p++) {
@@ -212,9 +218,9 @@ function adopt(q: UnpackedArray, out?: UnpackedArray): UnpackedArray {
  */
 export function quantizeValues(x: Float32Array, params: QuantParams, out?: UnpackedArray): { q: UnpackedArray; clipped: number } {
   const q = outputFor(params, x, out);
-  const { clipped } = quantizeKernel(x, params, q, false);
+  const { clipped, nan } = quantizeKernel(x, params, q, false);
   // The kernel counts a NaN as clipped (and writes no defined integer for it).
-  if (clipped > 0 && countNaN(x) > 0) return { q: adopt(q, out), clipped: quantizeWithReference(x, params, q).sums.clipped };
+  if (nan !== 0) return { q: adopt(q, out), clipped: quantizeWithReference(x, params, q).sums.clipped };
   return { q: adopt(q, out), clipped };
 }
 
@@ -255,7 +261,7 @@ export function quantize(x: Float32Array, shape: Shape, spec: QuantSpec): { para
  */
 export function quantizeIntegers(x: Float32Array, shape: Shape, spec: QuantSpec, out?: UnpackedArray): { params: QuantParams; q: UnpackedArray; clipped: number } {
   const fused = quantizeFused(x, shape, spec, false, out);
-  if (fused && !(fused.sums.clipped > 0 && countNaN(x) > 0)) return { params: fused.params, q: fused.q, clipped: fused.sums.clipped };
+  if (fused && !fused.sums.nan) return { params: fused.params, q: fused.q, clipped: fused.sums.clipped };
   const params = fused?.params ?? calibrate(x, shape, spec);
   return { params, ...quantizeValues(x, params, fused?.q ?? out) };
 }

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { describeConfig, loadConfig } from '../config.js';
 import { getKernels } from '../core/kernels/runtime.js';
 import { buildApp } from './app.js';
+import { SERVER_NODE_FLAGS } from './node-flags.js';
 
 // The only place that listens and owns the process lifecycle.
 const config = loadConfig();
@@ -26,6 +27,8 @@ try {
   const { port, address } = app.server.address() as AddressInfo;
   const shown = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : address;
   app.log.info({ port, address, config: describeConfig(config), docs: `http://${shown}:${port}/docs` }, 'quantd ready');
+  const missing = SERVER_NODE_FLAGS.filter((f) => !process.execArgv.includes(f));
+  if (missing.length) app.log.warn({ missing }, `started without ${missing.join(' ')}: big uploads cost the event loop more (node ${SERVER_NODE_FLAGS.join(' ')} dist/src/http/server.js, as npm start does)`);
 } catch (err) {
   app.log.error({ err }, 'could not start');
   process.exit(1);

@@ -194,6 +194,8 @@ export type Task =
       outputName: string;
       /** Largest model written as one .onnx (default: protobuf's 2 GiB); tests lower it. */
       maxInlineBytes?: number | undefined;
+      /** Bytes of quantized tensors held before the rest spill to a file (default SPILL_BYTES); tests lower it. */
+      spillBytes?: number | undefined;
       options: ModelTaskOptions;
       limits: TaskLimits;
       progressChannel: string;

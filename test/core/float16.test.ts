@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { bfloat16ToFloat, floatToBfloat16, floatToHalf, halfToFloat } from '../../src/core/float16.js';
+import { bfloat16ToFloat, floatsToHalves, floatToBfloat16, floatToHalf, halfToFloat } from '../../src/core/float16.js';
 
 // float32 → float16/bfloat16 with round to nearest even, checked on every half and bfloat16
 // value: each converts back to itself, each midpoint between neighbours goes to the one
@@ -42,5 +42,13 @@ describe('float16 / bfloat16 conversions', () => {
     check(bfloat16ToFloat, floatToBfloat16, 'bfloat16');
     assert.equal(floatToBfloat16(1 + 2 ** -8), 0x3f80, '1 + half an ulp: ties to even (1)');
     assert.equal(floatToBfloat16(1 + 3 * 2 ** -8), 0x3f82, '1 + 1.5 ulp: ties to even (1 + 2 ulp)');
+  });
+});
+
+describe('floatsToHalves', () => {
+  it('is floatToHalf of each value (ties, subnormals, overflow, NaN, signed zeros)', () => {
+    const x = new Float32Array([0, -0, 1, -1, 65504, 65520, 1e6, -1e6, 5.96e-8, 2.98e-8, 1e-10, NaN, Infinity, -Infinity, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 0.1, -3.14159]);
+    const rand = new Float32Array(4096).map((_, i) => Math.sin(i * 12.9898) * 10 ** ((i % 17) - 9));
+    for (const v of [x, rand]) assert.deepEqual(floatsToHalves(v), Uint16Array.from(v, floatToHalf));
   });
 });

@@ -273,6 +273,32 @@ test('exact ties round to even, the clamp and the zero point, with given paramet
   }
 });
 
+test('a NaN in one kernel call and a clipped value in another: the NaN count (per call that clipped) finds it', () => {
+  // quantizeValues / quantizeIntegers no longer scan the whole tensor for NaN when something
+  // clipped: each kernel call that clipped is scanned instead. NaN far from the clip, in
+  // another call, with calls that clip and hold no NaN around it.
+  const n = 3 * CHUNK + 7;
+  for (const nanAt of [-1, 5, 2 * CHUNK + 5, n - 2]) {
+    const x = data(n, 'uniform', 11);
+    x[CHUNK + 9] = 1e6;
+    if (nanAt >= 0) x[nanAt] = NaN;
+    const params = manualParams([n], 'per_tensor', 8, 'asymmetric', 0.01, 7);
+    const ref = quantizeWithReference(x, params);
+    const values = quantizeValues(x, params);
+    assert.equal(firstDiff(values.q, ref.q), null, `NaN at ${nanAt}`);
+    assert.equal(values.clipped, ref.sums.clipped, `NaN at ${nanAt}`);
+    const spec: QuantSpec = { bits: 4, scheme: 'asymmetric', granularity: 'per_group', axis: -1, groupSize: 32, calibration: 'minmax', percentile: 99.99 };
+    // The fused per-group path: a group's range covers its outlier, so only the NaN (which
+    // the kernel counts as clipped) makes a call clip.
+    const shape = [(n - 7) / 32, 32];
+    const xs = x.subarray(0, n - 7);
+    const ints = quantizeIntegers(xs, shape, spec);
+    const refG = quantizeWithReference(xs, calibrate(xs, shape, spec));
+    assert.equal(firstDiff(ints.q, refG.q), null, `per group, NaN at ${nanAt}`);
+    assert.equal(ints.clipped, refG.sums.clipped, `per group, NaN at ${nanAt}`);
+  }
+});
+
 test('NaN, infinities and reconstructions past float32 take the reference path with the same results', () => {
   const x = data(1000, 'uniform', 3);
   x[17] = NaN;

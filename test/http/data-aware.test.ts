@@ -136,3 +136,30 @@ test('analyze with an .npz of tensor and xtx: every row has output_snr_db, gptq 
   const refused = await server().post('/v1/analyze?methods=gptq').send({ tensor: { data: Array.from(w), shape: [OUT, IN] } }).expect(400);
   assert.match(refused.body.message, /needs calibration statistics/);
 });
+
+test('wide activations (256 inputs: XᵀX on onnxruntime) give /v1/quantize and /v1/analyze what their float64 xtx gives, to 0.01 dB', async () => {
+  const inW = 256;
+  const n = 600;
+  const ww = new Float32Array(gaussian(8 * inW, 5, 0.1));
+  const xw = correlated(n, inW, 43);
+  const h = new Float64Array(inW * inW);
+  accumulateGramReference(h, xw, n, inW);
+  const q = 'bits=4&scheme=asymmetric&granularity=per_group&group_size=32&method=gptq';
+  const byActs = QuantizeResponse.parse((await post(q, npz({ tensor: { data: ww, shape: [8, inW] }, activations: { data: xw, shape: [n, inW] } })).expect(200)).body).data_aware!;
+  const byXtx = QuantizeResponse.parse((await post(q, npz({ tensor: { data: ww, shape: [8, inW] }, xtx: { data: h, shape: [inW, inW] } })).expect(200)).body).data_aware!;
+  assert.equal(byActs.statistics, 'activations');
+  assert.equal(byActs.activation_rows, n);
+  assert.ok(Math.abs(byActs.output_snr_db! - byXtx.output_snr_db!) < 0.01, `${byActs.output_snr_db} vs ${byXtx.output_snr_db}`);
+  const aq = 'bits=3,4&schemes=asymmetric&granularities=per_tensor,per_group&calibrations=minmax&methods=rtn,gptq&group_size=32';
+  const analyze = async (members: Parameters<typeof npz>[0]) =>
+    (await server().post(`/v1/analyze?${aq}`).set('content-type', 'application/x-npz').send(npz(members)).expect(200)).body as { rows: { method: string; output_snr_db?: number | null }[] };
+  const a = await analyze({ tensor: { data: ww, shape: [8, inW] }, activations: { data: xw, shape: [n, inW] } });
+  const b = await analyze({ tensor: { data: ww, shape: [8, inW] }, xtx: { data: h, shape: [inW, inW] } });
+  assert.equal(a.rows.length, b.rows.length);
+  assert.ok(a.rows.some((r) => r.method === 'gptq'));
+  for (const [i, r] of a.rows.entries()) {
+    const other = b.rows[i]!.output_snr_db;
+    if (r.output_snr_db === null || r.output_snr_db === undefined) assert.equal(other ?? null, r.output_snr_db ?? null);
+    else assert.ok(Math.abs(r.output_snr_db - other!) < 0.01, `row ${i}: ${r.output_snr_db} vs ${other}`);
+  }
+});

@@ -20,6 +20,13 @@ test("the Dockerfile's CMD passes the server V8 flags", () => {
   assert.deepEqual(JSON.parse(cmd!.slice(4)), ['node', ...SERVER_NODE_FLAGS, 'dist/src/http/server.js']);
 });
 
+test("every server command in the README passes the server V8 flags", () => {
+  const readme = readFileSync(new URL('README.md', root), 'utf8');
+  const commands = readme.split('\n').filter((l) => /\bnode\b[^`]*dist\/src\/http\/server\.js/.test(l));
+  assert.ok(commands.length >= 4, `found ${commands.length} commands`);
+  for (const line of commands) assert.match(line, new RegExp(`node ${SERVER_NODE_FLAGS.join(' ')} dist/src/http/server\\.js`), line);
+});
+
 test('the flags are ones this Node accepts', () => {
   // node exits with "bad option" on a flag it does not know.
   const r = spawnSync(process.execPath, [...SERVER_NODE_FLAGS, '-e', '0'], { encoding: 'utf8', timeout: 30_000 });

@@ -11,6 +11,8 @@ import { startServer } from './server-process.js';
 // in InferenceSession.create at graphOptimizationLevel 'all' (the corpus manifest records it).
 // Validation, latency and the static report open sessions at that level: they run in the
 // onnxruntime host process, so the upload gets its answer and the service keeps serving.
+// Static calibration and the data-aware methods' runs (statistics, held-back outputs) run
+// there too: a crash in one fails that request with a 400 naming the stage, nothing more.
 
 const CRASHER = readFileSync(new URL('../../../test/fixtures/models/corpus/transformer-fp16-op13.onnx', import.meta.url));
 const jobsDir = mkdtempSync(join(tmpdir(), 'quantd-ort-crash-'));
@@ -69,3 +71,55 @@ test('the same model as a job: the job succeeds, its report says onnxruntime cra
   assert.match(validation.reason, /^onnxruntime crashed \(SIGSEGV\)/);
   alive();
 });
+
+/** The answer to a request the crash fails: a 400 QUANT_ERR_ONNX naming the stage and the signal. */
+function assertCrashError(res: { status: number; json: Record<string, unknown> }, stage: RegExp): void {
+  assert.equal(res.status, 400, JSON.stringify(res.json).slice(0, 500));
+  assert.equal(res.json.code, 'QUANT_ERR_ONNX');
+  assert.match(res.json.message as string, /onnxruntime crashed \(SIGSEGV\)/);
+  assert.match(res.json.message as string, stage);
+}
+
+async function normalRequestSucceeds(): Promise<void> {
+  const next = await send('POST', '/v1/models/quantize', Buffer.from(gemmMlp().bytes));
+  assert.equal(next.status, 200);
+  assert.equal((next.json.validation as { status: string }).status, 'ok');
+  assert.equal((await send('GET', '/healthz')).status, 200);
+  alive();
+}
+
+test('format=static on the crashing model: a 400 naming the stage, then the service serves the next model', { timeout: 60_000 }, async () => {
+  const res = await send('POST', '/v1/models/quantize?format=static&calibration_data=random&calibration_samples=4&validate=false', CRASHER);
+  assertCrashError(res, /measuring the quantized model against the float one on the held-back samples/);
+  alive();
+  await normalRequestSucceeds();
+});
+
+test('method=gptq on the crashing model: a 400 naming the stage, then the service serves the next model', { timeout: 60_000 }, async () => {
+  const res = await send('POST', '/v1/models/quantize?method=gptq&bits=4&calibration_data=random&calibration_samples=4&validate=false', CRASHER);
+  assertCrashError(res, /measuring the quantized model on the held-back samples/);
+  alive();
+  await normalRequestSucceeds();
+});
+
+for (const [what, query] of [
+  ['format=static', 'format=static'],
+  ['method=gptq', 'method=gptq&bits=4'],
+] as const) {
+  test(`${what} as a job: the job fails with the crash named, the worker lives on`, { timeout: 60_000 }, async () => {
+    const submitted = await send('POST', `/v1/jobs?${query}&calibration_data=random&calibration_samples=4&validate=false`, CRASHER);
+    assert.equal(submitted.status, 202, JSON.stringify(submitted.json));
+    const id = submitted.json.id as string;
+    let job: Record<string, unknown> = {};
+    for (let i = 0; i < 600 && job.status !== 'succeeded' && job.status !== 'failed'; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      job = (await send('GET', `/v1/jobs/${id}`)).json;
+    }
+    assert.equal(job.status, 'failed', JSON.stringify(job));
+    const error = job.error as { code: string; message: string };
+    assert.equal(error.code, 'QUANT_ERR_ONNX');
+    assert.match(error.message, /^onnxruntime crashed \(SIGSEGV\) measuring the quantized model/);
+    alive();
+    await normalRequestSucceeds();
+  });
+}

@@ -79,9 +79,14 @@ test('SIGTERM: /readyz turns 503, no new connections, the 64 MiB request in flig
 
   const exit = await srv.exited;
   big.agent.destroy();
+  // Exit 0 without the timeout's log line is the server's own proof that the drain beat
+  // SHUTDOWN_TIMEOUT_MS (its timer exits 1 and logs 'killed by timeout'); the test's clock
+  // cannot judge that under load, where it sees the exit seconds late.
   assert.equal(exit.code, 0, JSON.stringify(srv.lines().slice(-5)));
-  assert.ok(exit.at - signalledAt < SHUTDOWN_TIMEOUT_MS, `exit took ${exit.at - signalledAt} ms`);
-  assert.ok(srv.lines().some((l) => l.msg === 'shut down'));
+  assert.ok(!srv.lines().some((l) => /killed by timeout/.test(String(l.msg))), 'the drain ran past SHUTDOWN_TIMEOUT_MS');
+  const done = srv.lines().find((l) => l.msg === 'shut down');
+  assert.ok(done, 'no "shut down" log line');
+  assert.ok(Number(done.time) - signalledAt < SHUTDOWN_TIMEOUT_MS, `the server logged "shut down" ${Number(done.time) - signalledAt} ms after "shutting down"`);
 });
 
 test('SIGINT on an idle server exits 0 at once', async () => {

@@ -4,6 +4,12 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { charLmPerplexity, encodeChars, loadCharVocab, windowNll } from '../../bench/lib/char-lm.js';
+import { lmCompare, lmReference, pairedIncrease } from '../../bench/lib/lm-compare.js';
+import { dithered } from '../../bench/lib/weight-variants.js';
+import { decodeModel } from '../../src/onnx/proto/decode.js';
+import { encodeModelBytes } from '../../src/onnx/proto/encode.js';
+import { modelQuantOptions } from '../../src/onnx/weights/options.js';
+import { quantizeModel } from '../../src/onnx/weights/quantize-model.js';
 import { readNpzArrays, TRAINED_DIR } from './fixture-models.js';
 
 // The trained fixtures (test/fixtures/models/trained/) reproduce in onnxruntime-node the figures
@@ -22,6 +28,54 @@ describe('windowNll', () => {
     targets.forEach((t, i) => (peaked[i * V + Number(t)] = 10));
     const want = C * (Math.log(4 + Math.exp(10)) - 10);
     assert.ok(Math.abs(windowNll(peaked, V, targets, C) - want) < 1e-9);
+  });
+});
+
+describe('pairedIncrease', () => {
+  it('is exp(mean NLL_a)·(exp(d̄) − 1) with d̄ ± 1.96·s/√n from the per-window differences', () => {
+    const a = Float64Array.of(10, 12, 11, 13);
+    const b = Float64Array.of(10.2, 12.4, 11.2, 13.4); // per char (context 2): 0.1, 0.2, 0.1, 0.2
+    const r = pairedIncrease(a, b, 2);
+    const base = Math.exp(46 / 8);
+    const se = Math.sqrt((4 * 0.05 ** 2) / 3 / 4);
+    assert.ok(Math.abs(r.increase - base * (Math.exp(0.15) - 1)) < 1e-9 * base);
+    assert.ok(Math.abs(r.lo - base * (Math.exp(0.15 - 1.96 * se) - 1)) < 1e-9 * base);
+    assert.ok(Math.abs(r.hi - base * (Math.exp(0.15 + 1.96 * se) - 1)) < 1e-9 * base);
+    assert.throws(() => pairedIncrease(a, b.subarray(1), 2));
+  });
+});
+
+describe('lmCompare and dithered roundings on the committed char LM', () => {
+  const vocab = loadCharVocab(join(TRAINED_DIR, 'charlm-vocab.json'));
+  const ids = encodeChars(readFileSync(join(TRAINED_DIR, 'charlm-eval.txt'), 'utf8'), vocab);
+  const model = decodeModel(readFileSync(join(TRAINED_DIR, 'charlm.onnx')));
+  const opts = { context: 128, maxWindows: 4, sessionOptions: { extra: { session: { qdq_matmulnbits_accuracy_level: '0' } } } };
+  const wopts = modelQuantOptions({ bits: 4, groupSize: 32, scheme: 'asymmetric', opTypes: ['MatMul'] });
+
+  it('the float model against itself: KLD 0, infinite SNR, full agreement; a 4-bit model: KLD > 0 and the perplexity charLmPerplexity gives', async () => {
+    const bytes = encodeModelBytes(model);
+    const ref = await lmReference(bytes, ids, opts);
+    assert.equal(ref.windows, 4);
+    const self = await lmCompare(bytes, ids, opts, ref);
+    assert.ok(Math.abs(self.kld) < 1e-12, `KLD ${self.kld}`);
+    assert.equal(self.logitsSnrDb, Infinity);
+    assert.equal(self.top1Agreement, 1);
+    assert.equal(self.perplexity, ref.perplexity);
+    const q = encodeModelBytes(quantizeModel(model, wopts).model);
+    const c = await lmCompare(q, ids, opts, ref);
+    assert.ok(c.kld > 0 && Number.isFinite(c.logitsSnrDb) && c.logitsSnrDb > 10, `KLD ${c.kld}, SNR ${c.logitsSnrDb}`);
+    const p = await charLmPerplexity(q, ids, opts);
+    assert.ok(Math.abs(c.perplexity - p.perplexity) < 1e-9 * p.perplexity);
+  });
+
+  it('a dither of τ = 0 is rtn exactly; τ = 0.1 moves a few weights by one step and raises the weight error a little', () => {
+    const rtn = quantizeModel(model, wopts);
+    const same = quantizeModel(model, wopts, dithered(wopts, 'rtn', 1, 0));
+    assert.deepEqual(encodeModelBytes(same.model), encodeModelBytes(rtn.model));
+    const moved = dithered(wopts, 'rtn', 1, 0.1);
+    quantizeModel(model, wopts, moved);
+    const ratio = moved.mseRatio();
+    assert.ok(ratio > 1 && ratio < 1.1, `weight error ×${ratio}`);
   });
 });
 

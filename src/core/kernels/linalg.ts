@@ -8,6 +8,8 @@ import type { WasmMemory } from './runtime.js';
 
 interface LinalgExports {
   gemm(c: number, a: number, b: number, m: number, n: number, kk: number, ldc: number, sai: number, sat: number, ldb: number, mode: number, upper: number): void;
+  syrk(p: number, kc: number, nb: number, acc: number, ldc: number, mode: number): void;
+  gptqblock(w: number, ldw: number, e: number, lde: number, u: number, ldu: number, rows: number, count: number, w1: number, colp: number, pstride: number, scales: number, zps: number, codes: number, codecol: number, ldcodes: number, qmin: number, qmax: number): void;
 }
 
 interface WasmApi {
@@ -99,6 +101,24 @@ export class LinalgSpace {
   gemm(c: F32Matrix, c0: number, a: F32Matrix, a0: number, ai: number, at: number, b: F32Matrix, b0: number, m: number, n: number, kk: number, mode: number, upper = false): void {
     if (m <= 0 || n <= 0) return;
     this.k.gemm(c.at + 4 * c0, a.at + 4 * a0, b.at + 4 * b0, pad4(m), pad8(n), kk, 4 * c.ld, 4 * ai, 4 * at, 4 * b.ld, mode, upper ? 1 : 0);
+  }
+
+  /**
+   * The float64 sums at byte address acc (row stride ldc bytes) += (mode GEMM_ADD) or =
+   * (GEMM_SET) XᵀX's upper 8×8 blocks for the kc rows (kc even) packed by 8-column panels at
+   * byte address p (nb panels of kc·8 floats: panel q holds columns 8q..8q+7 row by row).
+   */
+  syrk(p: number, kc: number, nb: number, acc: number, ldc: number, mode: number): void {
+    if (kc <= 0 || nb <= 0) return;
+    this.k.syrk(p, kc, nb, acc, ldc, mode);
+  }
+
+  /**
+   * GPTQ's column loop over one block for every row (linalg.wat's gptqblock; methods/gptq-steps.ts
+   * runBlock is the same in TypeScript). Byte addresses and strides; w1 is count float64 of scratch.
+   */
+  gptqBlock(w: number, ldw: number, e: number, lde: number, u: number, ldu: number, rows: number, count: number, w1: number, colp: number, pstride: number, scales: number, zps: number, codes: number, codecol: number, ldcodes: number, qMin: number, qMax: number): void {
+    this.k.gptqblock(w, ldw, e, lde, u, ldu, rows, count, w1, colp, pstride, scales, zps, codes, codecol, ldcodes, qMin, qMax);
   }
 }
 

@@ -1,4 +1,6 @@
-;; The float32 matrix product behind GPTQ's heavy steps (methods/gptq.ts, methods/gram.ts):
+;; The float32 matrix product behind GPTQ's heavy steps (methods/gptq.ts, kernels/linalg.ts), and
+;; syrk, the symmetric XᵀX of packed panels behind kernels/gram.ts (after it).
+;; gemm:
 ;; C (m×n) = / += / −= A (m×kk) · B (kk×n), register-blocked 4 rows × 8 columns (eight f32x4
 ;; accumulators, each a sum over t in order), B tiled by 256 columns so a tile stays in cache
 ;; while every row block passes over it. The callers pad m to a multiple of 4 and n to a
@@ -115,4 +117,173 @@
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $rows)))
       (local.set $jt (i32.add (local.get $jt) (i32.const 256)))
-      (br $tiles)))))
+      (br $tiles))))
+
+  ;; acc (float64, row stride ldc bytes) += / = XᵀX over one chunk of kc rows (kc even), from X
+  ;; packed by 8-column panels: panel q holds X[t, 8q..8q+7] for t = 0..kc−1 contiguously (32
+  ;; bytes a row, panels kc·32 bytes apart). Only the blocks on or right of the diagonal (the
+  ;; upper triangle by 8×8 blocks). Each 4×8 tile is summed over t in order in float32 (eight
+  ;; f32x4 accumulators, t unrolled by two, one pointer each into A's and B's panels), then
+  ;; widened and added to (mode 0) or stored over (mode 2) the float64 accumulator. Column
+  ;; panels are taken 32 at a time (256 columns, kc·8 KiB) so they stay in L2 while every row
+  ;; panel passes over them.
+  (func (export "syrk") (param $p i32) (param $kc i32) (param $nb i32) (param $acc i32) (param $ldc i32) (param $mode i32)
+    (local $jt i32) (local $jend i32) (local $ib i32) (local $jb i32) (local $h i32) (local $pa i32) (local $pb i32) (local $t i32) (local $pc i32) (local $pbytes i32)
+    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128) (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128) (local $b0 v128) (local $b1 v128) (local $s v128)
+    (local.set $pbytes (i32.shl (local.get $kc) (i32.const 5)))
+    (block $tiles_done (loop $tiles
+      (br_if $tiles_done (i32.ge_u (local.get $jt) (local.get $nb)))
+      (local.set $jend (select (local.get $nb) (i32.add (local.get $jt) (i32.const 32))
+        (i32.lt_u (local.get $nb) (i32.add (local.get $jt) (i32.const 32)))))
+      (local.set $ib (i32.const 0))
+      (block $rows_done (loop $rows
+        (br_if $rows_done (i32.ge_u (local.get $ib) (local.get $jend)))
+        (local.set $jb (select (local.get $ib) (local.get $jt) (i32.gt_u (local.get $ib) (local.get $jt))))
+        (block $cols_done (loop $cols
+          (br_if $cols_done (i32.ge_u (local.get $jb) (local.get $jend)))
+          (local.set $h (i32.const 0))
+          (block $halves_done (loop $halves
+            (br_if $halves_done (i32.ge_u (local.get $h) (i32.const 2)))
+            (local.set $c00 (v128.const i32x4 0 0 0 0))
+            (local.set $c01 (v128.const i32x4 0 0 0 0))
+            (local.set $c10 (v128.const i32x4 0 0 0 0))
+            (local.set $c11 (v128.const i32x4 0 0 0 0))
+            (local.set $c20 (v128.const i32x4 0 0 0 0))
+            (local.set $c21 (v128.const i32x4 0 0 0 0))
+            (local.set $c30 (v128.const i32x4 0 0 0 0))
+            (local.set $c31 (v128.const i32x4 0 0 0 0))
+            (local.set $pa (i32.add (i32.add (local.get $p) (i32.mul (local.get $ib) (local.get $pbytes))) (i32.shl (local.get $h) (i32.const 4))))
+            (local.set $pb (i32.add (local.get $p) (i32.mul (local.get $jb) (local.get $pbytes))))
+            (local.set $t (local.get $kc))
+            (block $k_done (loop $k
+              (br_if $k_done (i32.eqz (local.get $t)))
+              (local.set $b0 (v128.load offset=0 (local.get $pb)))
+              (local.set $b1 (v128.load offset=16 (local.get $pb)))
+              (local.set $s (v128.load32_splat offset=0 (local.get $pa)))
+              (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $s) (local.get $b0))))
+              (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $s) (local.get $b1))))
+              (local.set $s (v128.load32_splat offset=4 (local.get $pa)))
+              (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $s) (local.get $b0))))
+              (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $s) (local.get $b1))))
+              (local.set $s (v128.load32_splat offset=8 (local.get $pa)))
+              (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $s) (local.get $b0))))
+              (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $s) (local.get $b1))))
+              (local.set $s (v128.load32_splat offset=12 (local.get $pa)))
+              (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $s) (local.get $b0))))
+              (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $s) (local.get $b1))))
+              (local.set $b0 (v128.load offset=32 (local.get $pb)))
+              (local.set $b1 (v128.load offset=48 (local.get $pb)))
+              (local.set $s (v128.load32_splat offset=32 (local.get $pa)))
+              (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $s) (local.get $b0))))
+              (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $s) (local.get $b1))))
+              (local.set $s (v128.load32_splat offset=36 (local.get $pa)))
+              (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $s) (local.get $b0))))
+              (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $s) (local.get $b1))))
+              (local.set $s (v128.load32_splat offset=40 (local.get $pa)))
+              (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $s) (local.get $b0))))
+              (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $s) (local.get $b1))))
+              (local.set $s (v128.load32_splat offset=44 (local.get $pa)))
+              (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $s) (local.get $b0))))
+              (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $s) (local.get $b1))))
+              (local.set $pa (i32.add (local.get $pa) (i32.const 64)))
+              (local.set $pb (i32.add (local.get $pb) (i32.const 64)))
+              (local.set $t (i32.sub (local.get $t) (i32.const 2)))
+              (br $k)))
+            ;; acc row 8·ib + 4·h, column 8·jb: 8 bytes an element.
+            (local.set $pc (i32.add (i32.add (local.get $acc)
+              (i32.mul (i32.add (i32.shl (local.get $ib) (i32.const 3)) (i32.shl (local.get $h) (i32.const 2))) (local.get $ldc)))
+              (i32.shl (local.get $jb) (i32.const 6))))
+            (v128.store offset=0 (local.get $pc) (select (f64x2.promote_low_f32x4 (local.get $c00)) (f64x2.add (v128.load offset=0 (local.get $pc)) (f64x2.promote_low_f32x4 (local.get $c00))) (local.get $mode)))
+            (v128.store offset=16 (local.get $pc) (select (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c00) (local.get $c00))) (f64x2.add (v128.load offset=16 (local.get $pc)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c00) (local.get $c00)))) (local.get $mode)))
+            (v128.store offset=32 (local.get $pc) (select (f64x2.promote_low_f32x4 (local.get $c01)) (f64x2.add (v128.load offset=32 (local.get $pc)) (f64x2.promote_low_f32x4 (local.get $c01))) (local.get $mode)))
+            (v128.store offset=48 (local.get $pc) (select (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c01) (local.get $c01))) (f64x2.add (v128.load offset=48 (local.get $pc)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c01) (local.get $c01)))) (local.get $mode)))
+            (local.set $pc (i32.add (local.get $pc) (local.get $ldc)))
+            (v128.store offset=0 (local.get $pc) (select (f64x2.promote_low_f32x4 (local.get $c10)) (f64x2.add (v128.load offset=0 (local.get $pc)) (f64x2.promote_low_f32x4 (local.get $c10))) (local.get $mode)))
+            (v128.store offset=16 (local.get $pc) (select (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c10) (local.get $c10))) (f64x2.add (v128.load offset=16 (local.get $pc)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c10) (local.get $c10)))) (local.get $mode)))
+            (v128.store offset=32 (local.get $pc) (select (f64x2.promote_low_f32x4 (local.get $c11)) (f64x2.add (v128.load offset=32 (local.get $pc)) (f64x2.promote_low_f32x4 (local.get $c11))) (local.get $mode)))
+            (v128.store offset=48 (local.get $pc) (select (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c11) (local.get $c11))) (f64x2.add (v128.load offset=48 (local.get $pc)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c11) (local.get $c11)))) (local.get $mode)))
+            (local.set $pc (i32.add (local.get $pc) (local.get $ldc)))
+            (v128.store offset=0 (local.get $pc) (select (f64x2.promote_low_f32x4 (local.get $c20)) (f64x2.add (v128.load offset=0 (local.get $pc)) (f64x2.promote_low_f32x4 (local.get $c20))) (local.get $mode)))
+            (v128.store offset=16 (local.get $pc) (select (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c20) (local.get $c20))) (f64x2.add (v128.load offset=16 (local.get $pc)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c20) (local.get $c20)))) (local.get $mode)))
+            (v128.store offset=32 (local.get $pc) (select (f64x2.promote_low_f32x4 (local.get $c21)) (f64x2.add (v128.load offset=32 (local.get $pc)) (f64x2.promote_low_f32x4 (local.get $c21))) (local.get $mode)))
+            (v128.store offset=48 (local.get $pc) (select (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c21) (local.get $c21))) (f64x2.add (v128.load offset=48 (local.get $pc)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c21) (local.get $c21)))) (local.get $mode)))
+            (local.set $pc (i32.add (local.get $pc) (local.get $ldc)))
+            (v128.store offset=0 (local.get $pc) (select (f64x2.promote_low_f32x4 (local.get $c30)) (f64x2.add (v128.load offset=0 (local.get $pc)) (f64x2.promote_low_f32x4 (local.get $c30))) (local.get $mode)))
+            (v128.store offset=16 (local.get $pc) (select (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c30) (local.get $c30))) (f64x2.add (v128.load offset=16 (local.get $pc)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c30) (local.get $c30)))) (local.get $mode)))
+            (v128.store offset=32 (local.get $pc) (select (f64x2.promote_low_f32x4 (local.get $c31)) (f64x2.add (v128.load offset=32 (local.get $pc)) (f64x2.promote_low_f32x4 (local.get $c31))) (local.get $mode)))
+            (v128.store offset=48 (local.get $pc) (select (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c31) (local.get $c31))) (f64x2.add (v128.load offset=48 (local.get $pc)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c31) (local.get $c31)))) (local.get $mode)))
+            (local.set $pc (i32.add (local.get $pc) (local.get $ldc)))
+            (local.set $h (i32.add (local.get $h) (i32.const 1)))
+            (br $halves)))
+          (local.set $jb (i32.add (local.get $jb) (i32.const 1)))
+          (br $cols)))
+        (local.set $ib (i32.add (local.get $ib) (i32.const 1)))
+        (br $rows)))
+      (local.set $jt (i32.add (local.get $jt) (i32.const 32)))
+      (br $tiles))))
+
+  ;; GPTQ's column loop inside one lazy block (methods/gptq-steps.ts runs the same steps in
+  ;; TypeScript for the float64 reference), every row in turn, in float64 arithmetic on the
+  ;; float32 W, U and E exactly as the TypeScript does it (same operations in the same order,
+  ;; ties to even as core/round.ts's rint), so the codes are the same bit for bit. For row r:
+  ;; w1 = W[r, block] widened; for each column i: its group's scale and zero point at
+  ;; params[r·pstride + colp[i]], q = clamp(nearest(x / scale) + zp), the code stored at
+  ;; codes[r·cols + codecol[i]], err = (x − (q − zp)·scale) / U[i, i] spread over the block's
+  ;; later columns (w1[t] −= err·U[i, t], two at a time) and kept in E[r, i] as float32.
+  ;; Byte addresses; w, e and u point at the block's first column (u at U[i1, i1]).
+  (func (export "gptqblock") (param $w i32) (param $ldw i32) (param $e i32) (param $lde i32) (param $u i32) (param $ldu i32)
+        (param $rows i32) (param $count i32) (param $w1 i32) (param $colp i32) (param $pstride i32) (param $scales i32) (param $zps i32)
+        (param $codes i32) (param $codecol i32) (param $ldcodes i32) (param $qmin f64) (param $qmax f64)
+    (local $r i32) (local $i i32) (local $t i32) (local $wr i32) (local $at i32) (local $ui i32) (local $p i32) (local $pu i32)
+    (local $scale f64) (local $zp f64) (local $x f64) (local $q f64) (local $err f64) (local $errv v128)
+    (block $rows_done (loop $rows_loop
+      (br_if $rows_done (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $wr (i32.add (local.get $w) (i32.mul (local.get $r) (local.get $ldw))))
+      (local.set $t (i32.const 0))
+      (block $load_done (loop $load
+        (br_if $load_done (i32.ge_u (local.get $t) (local.get $count)))
+        (f64.store (i32.add (local.get $w1) (i32.shl (local.get $t) (i32.const 3)))
+          (f64.promote_f32 (f32.load (i32.add (local.get $wr) (i32.shl (local.get $t) (i32.const 2))))))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $load)))
+      (local.set $i (i32.const 0))
+      (block $cols_done (loop $cols
+        (br_if $cols_done (i32.ge_u (local.get $i) (local.get $count)))
+        (local.set $at (i32.shl (i32.add (i32.mul (local.get $r) (local.get $pstride))
+          (i32.load (i32.add (local.get $colp) (i32.shl (local.get $i) (i32.const 2))))) (i32.const 2)))
+        (local.set $scale (f64.promote_f32 (f32.load (i32.add (local.get $scales) (local.get $at)))))
+        (local.set $zp (f64.convert_i32_s (i32.load (i32.add (local.get $zps) (local.get $at)))))
+        (local.set $x (f64.load (i32.add (local.get $w1) (i32.shl (local.get $i) (i32.const 3)))))
+        (local.set $q (f64.add (f64.nearest (f64.div (local.get $x) (local.get $scale))) (local.get $zp)))
+        (local.set $q (select (local.get $qmin)
+          (select (local.get $qmax) (local.get $q) (f64.gt (local.get $q) (local.get $qmax)))
+          (f64.lt (local.get $q) (local.get $qmin))))
+        (i32.store (i32.add (i32.add (local.get $codes) (i32.mul (local.get $r) (local.get $ldcodes)))
+            (i32.shl (i32.load (i32.add (local.get $codecol) (i32.shl (local.get $i) (i32.const 2)))) (i32.const 2)))
+          (i32.trunc_f64_s (local.get $q)))
+        (local.set $ui (i32.add (local.get $u) (i32.mul (local.get $i) (local.get $ldu))))
+        (local.set $err (f64.div
+          (f64.sub (local.get $x) (f64.mul (f64.sub (local.get $q) (local.get $zp)) (local.get $scale)))
+          (f64.promote_f32 (f32.load (i32.add (local.get $ui) (i32.shl (local.get $i) (i32.const 2)))))))
+        (local.set $errv (f64x2.splat (local.get $err)))
+        (local.set $t (i32.add (local.get $i) (i32.const 1)))
+        (local.set $p (i32.add (local.get $w1) (i32.shl (local.get $t) (i32.const 3))))
+        (local.set $pu (i32.add (local.get $ui) (i32.shl (local.get $t) (i32.const 2))))
+        ;; Two columns a step (each lane the scalar step's operations), then the last one.
+        (block $pairs_done (loop $pairs
+          (br_if $pairs_done (i32.ge_s (i32.add (local.get $t) (i32.const 1)) (local.get $count)))
+          (v128.store (local.get $p) (f64x2.sub (v128.load (local.get $p))
+            (f64x2.mul (local.get $errv) (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $pu))))))
+          (local.set $p (i32.add (local.get $p) (i32.const 16)))
+          (local.set $pu (i32.add (local.get $pu) (i32.const 8)))
+          (local.set $t (i32.add (local.get $t) (i32.const 2)))
+          (br $pairs)))
+        (if (i32.lt_u (local.get $t) (local.get $count)) (then
+          (f64.store (local.get $p) (f64.sub (f64.load (local.get $p))
+            (f64.mul (local.get $err) (f64.promote_f32 (f32.load (local.get $pu))))))))
+        (f32.store (i32.add (i32.add (local.get $e) (i32.mul (local.get $r) (local.get $lde))) (i32.shl (local.get $i) (i32.const 2)))
+          (f32.demote_f64 (local.get $err)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $cols)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rows_loop)))))

@@ -72,6 +72,22 @@ function outputStaging(k: Kernels, qBytes: Uint8Array, width: number) {
   };
 }
 
+/**
+ * The sums and, without error sums, how many NaN inputs the clipped count includes (the
+ * kernels count a NaN as clipped): each call that clipped is scanned for NaN while its
+ * values are still in cache, instead of a pass over the whole tensor afterwards.
+ */
+export interface KernelSums extends ErrorSums {
+  /** Only without error sums (with them a NaN makes the sums NaN, and the caller takes the reference). */
+  nan?: number;
+}
+
+/** The clipped count so far (the accumulator block's four lanes). */
+function clippedOf(k: Kernels): number {
+  const i = LAYOUT.acc >> 2;
+  return k.i32[i]! + k.i32[i + 1]! + k.i32[i + 2]! + k.i32[i + 3]!;
+}
+
 function sumsOf(k: Kernels, count: number): ErrorSums {
   const a = LAYOUT.acc;
   const i = a >> 2;
@@ -89,9 +105,9 @@ function sumsOf(k: Kernels, count: number): ErrorSums {
 
 /**
  * Quantizes x into q with the kernels. With `sums`, the error sums come back complete;
- * without, only `clipped` is meaningful (and counts NaN inputs as clipped).
+ * without, only `clipped` is meaningful (and counts NaN inputs as clipped: `nan` says how many).
  */
-export function quantizeKernel(x: Float32Array, params: QuantParams, q: UnpackedArray, sums: boolean): ErrorSums {
+export function quantizeKernel(x: Float32Array, params: QuantParams, q: UnpackedArray, sums: boolean): KernelSums {
   const k = kernelsFor(x);
   const out = outputOf(params);
   setup(k, out);
@@ -101,13 +117,16 @@ export function quantizeKernel(x: Float32Array, params: QuantParams, q: Unpacked
   const { x: X, k: K, acc: ACC } = LAYOUT;
   const [P0, P1, P2, P3, P4] = LAYOUT.p;
   const { at: outAt, stageOut } = outputStaging(k, qBytes, out.width);
+  let nan = 0;
   const shape = kernelShape(params.plan);
   if (shape.form === 'runs') {
     forEachRunsCall(shape, CHUNK, (c) => {
       const xa = stage(k, x, c.start, c.count, X);
       k.f32.set(params.scale.subarray(c.p0, c.p0 + c.params), P0 >> 2);
       k.i32.set(params.zeroPoint.subarray(c.p0, c.p0 + c.params), P1 >> 2);
+      const before = clippedOf(k);
       k.quantize.runs(mode, xa, outAt(c.start), c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, qMin, qMax, out.bias, K, ACC);
+      if (!sums && clippedOf(k) !== before) nan += k.calibrate.nans(xa, c.count);
       stageOut(c.start, c.count);
     });
   } else {
@@ -120,12 +139,14 @@ export function quantizeKernel(x: Float32Array, params: QuantParams, q: Unpacked
       calls((c) => {
         const count = c.rows * c.len;
         const xa = stage(k, x, c.start, count, X);
+        const before = clippedOf(k);
         k.quantize.rows(mode, xa, outAt(c.start), c.rows, c.len, P0, P1, P2, P3, P4, K, ACC);
+        if (!sums && clippedOf(k) !== before) nan += k.calibrate.nans(xa, count);
         stageOut(c.start, count);
       });
     });
   }
-  return sumsOf(k, x.length);
+  return sums ? sumsOf(k, x.length) : { ...sumsOf(k, x.length), nan };
 }
 
 /**
@@ -144,7 +165,7 @@ export function fusableShape(plan: ParamPlan): RunsShape | null {
  * calibrated while it is in cache, then quantized. Fills params.scale and params.zeroPoint
  * with what calibrate() would give.
  */
-export function quantizeFusedKernel(x: Float32Array, params: QuantParams, shape: RunsShape, q: UnpackedArray, sums: boolean): ErrorSums {
+export function quantizeFusedKernel(x: Float32Array, params: QuantParams, shape: RunsShape, q: UnpackedArray, sums: boolean): KernelSums {
   const k = kernelsFor(x);
   const out = outputOf(params);
   setup(k, out);
@@ -154,9 +175,11 @@ export function quantizeFusedKernel(x: Float32Array, params: QuantParams, shape:
   const { x: X, k: K, acc: ACC } = LAYOUT;
   const [P0, P1, P2, P3] = LAYOUT.p;
   const { at: outAt, stageOut } = outputStaging(k, qBytes, out.width);
+  let nan = 0;
   forEachRunsCall(shape, CHUNK, (c) => {
     const xa = stage(k, x, c.start, c.count, X);
     const qa = outAt(c.start);
+    const before = clippedOf(k);
     // Groups all of one length, their parameters consecutive: four at a time ("groups"),
     // the last few (and every other layout) through "fused".
     const ng = c.rows * c.runs;
@@ -170,11 +193,12 @@ export function quantizeFusedKernel(x: Float32Array, params: QuantParams, shape:
     } else {
       k.quantize.fused(mode, sym, xa, qa, c.rows, c.runs, c.runLen, c.lastLen, P0, P1, c.prow, params.qMin, params.qMax, out.bias, K, ACC, P2, P3);
     }
+    if (!sums && clippedOf(k) !== before) nan += k.calibrate.nans(xa, c.count);
     params.scale.set(k.f32.subarray(P0 >> 2, (P0 >> 2) + c.params), c.p0);
     params.zeroPoint.set(k.i32.subarray(P1 >> 2, (P1 >> 2) + c.params), c.p0);
     stageOut(c.start, c.count);
   });
-  return sumsOf(k, x.length);
+  return sums ? sumsOf(k, x.length) : { ...sumsOf(k, x.length), nan };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 
-// The WebAssembly kernels: five small modules compiled from the .wat files beside this one
+// The WebAssembly kernels: seven small modules compiled from the .wat files beside this one
 // (by scripts/build-wasm.ts, part of `npm run build`), sharing one linear memory. Each
 // thread has a fixed 1.8 MiB memory of its own (the LAYOUT below) into which kernel calls
 // stage at most CHUNK elements of a tensor held in a JavaScript typed array; the memory never
@@ -73,11 +73,29 @@ export interface MseExports {
   hscore(counts: number, bins: number, lo: number, w: number, k: number): number;
 }
 
+export interface LsqExports {
+  lsq(units: number, n: number, vals: number, offs: number, lo: number, hi: number, rs: number, rz: number,
+    os: number, oz: number, tab: number, count: number, sym: number, qMin: number, qMax: number, u: number): void;
+  /** Unit passes so far: candidate scans and exact scorings (counters for the bench). */
+  scans: { value: number };
+  scorings: { value: number };
+}
+
+export interface HqqExports {
+  hqq(units: number, n: number, vals: number, offs: number, rs: number, rz: number, os: number, oz: number,
+    tab: number, iters: number, y: number, sym: number, qMin: number, qMax: number, u: number): void;
+  /** Unit passes and powers taken so far (counters for the bench). */
+  passes: { value: number };
+  powers: { value: number };
+}
+
 export interface Kernels {
   /** The memory's buffer: a view on it is resident (kernels read it in place). */
   buffer: ArrayBufferLike;
   quantize: QuantizeExports;
   mse: MseExports;
+  lsq: LsqExports;
+  hqq: HqqExports;
   calibrate: CalibrateExports;
   dequantize: DequantizeExports;
   pack: PackExports;
@@ -141,11 +159,29 @@ function kernelsOn(memory: WasmMemory, shared: boolean): Kernels {
     pack: instantiate<PackExports>('pack'),
     // mse.wat makes its candidates with quantize.wat's paramsFromRange.
     mse: instantiate<MseExports>('mse', { params: quantize.params }),
+    lsq: instantiate<LsqExports>('lsq'),
+    // hqq.wat's shrink takes JavaScript's power (see the .wat).
+    hqq: instantiate<HqqExports>('hqq', { pow: (a: number, y: number) => a ** y }),
     u8: new Uint8Array(buf),
     i32: new Int32Array(buf),
     f32: new Float32Array(buf),
     f64: new Float64Array(buf),
   };
+}
+
+/** Kernels outside the five above (a .wat each, run on arenas only), by arena and name. */
+const arenaOnly = new WeakMap<WasmMemory, Map<string, unknown>>();
+
+/** `name`.wat's exports instantiated on an arena's memory (once per arena). */
+export function arenaKernel<T>(name: string, memory: WasmMemory): T {
+  let byName = arenaOnly.get(memory);
+  if (!byName) arenaOnly.set(memory, (byName = new Map()));
+  let k = byName.get(name) as T | undefined;
+  if (!k) {
+    k = new wasm.Instance(compiled(`${name}.shared`), { env: { memory } }).exports as T;
+    byName.set(name, k);
+  }
+  return k;
 }
 
 let kernels: Kernels | undefined;

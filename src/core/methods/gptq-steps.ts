@@ -49,6 +49,19 @@ export interface GptqOps {
   factor(h: Float64Array, n: number, lambda: number): Matrix | null;
   /** W[:, i2:cols] −= E[:, 0:i2−i1] · U[i1:i2, i2:cols] (the lazy batch's deferred update). */
   update(w: Matrix, e: Matrix, u: Matrix, rows: number, cols: number, i1: number, i2: number): void;
+  /** Where the results and the block's column tables live (the kernels' memory); plain arrays when absent. */
+  arrays?(rows: number, cols: number, groups: number, block: number): BlockArrays;
+  /** The column loop of one block, columns i1 .. i1+count−1 of every row, as runBlock does it; runBlock runs when absent. */
+  block?(w: Matrix, e: Matrix, u: Matrix, rows: number, cols: number, i1: number, count: number, a: BlockArrays, pstride: number, ip: IntParams): void;
+}
+
+/** Codes and parameters, and per column of the current block its parameter's index in the row and its code's column. */
+export interface BlockArrays {
+  codes: Int32Array;
+  scales: Float32Array;
+  zeroPoints: Int32Array;
+  colParam: Int32Array;
+  codeCol: Int32Array;
 }
 
 export interface ResolvedGptq {
@@ -117,8 +130,15 @@ export function runGptq(ops: GptqOps, weight: Float32Array, rows: number, cols: 
   for (let i = 0; i < weight.length; i++) {
     if (!Number.isFinite(weight[i]!)) throw new Errors.NonFinite(`gptq weight holds a non-finite value at index ${i}`);
   }
-  const scales = new Float32Array(rows * groups);
-  const zeroPoints = new Int32Array(rows * groups);
+  const bs = Math.min(blockSize, cols);
+  const arrays = ops.arrays?.(rows, cols, groups, bs) ?? {
+    codes: new Int32Array(rows * cols),
+    scales: new Float32Array(rows * groups),
+    zeroPoints: new Int32Array(rows * groups),
+    colParam: new Int32Array(bs),
+    codeCol: new Int32Array(bs),
+  };
+  const { scales, zeroPoints, colParam, codeCol } = arrays;
   const setParams = (at: number, sz: { scale: number; zeroPoint: number }) => {
     scales[at] = sz.scale;
     zeroPoints[at] = sz.zeroPoint;
@@ -167,42 +187,56 @@ export function runGptq(ops: GptqOps, weight: Float32Array, rows: number, cols: 
 
   const w = ops.matrix(rows, cols);
   for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) w.data[r * w.ld + j] = w0[r * cols + perm[j]!]!;
-  const e = ops.matrix(rows, Math.min(blockSize, cols));
-  const codes = new Int32Array(rows * cols);
-  const w1 = new Float64Array(Math.min(blockSize, cols));
-  const { qMin, qMax } = ip;
-  const ud = u.data;
-  const uld = u.ld;
+  const e = ops.matrix(rows, bs);
+  const pstride = perChannel ? 1 : groups;
   for (let i1 = 0; i1 < cols; i1 += blockSize) {
     const i2 = Math.min(i1 + blockSize, cols);
     const count = i2 - i1;
-    for (let r = 0; r < rows; r++) {
-      const wrow = r * w.ld;
-      for (let t = 0; t < count; t++) w1[t] = w.data[wrow + i1 + t]!;
-      for (let i = 0; i < count; i++) {
-        const col = i1 + i;
-        const orig = perm[col]!;
-        let at: number;
-        if (perChannel) at = r;
-        else if (staticGroups) at = r * groups + ((orig / g) | 0);
-        else {
-          at = r * groups + ((col / g) | 0);
-          // As the reference: a group is fitted when the loop reaches its first column, on the
-          // block-start W (updates made earlier in the same block are not in it yet).
-          if (col % g === 0) setParams(at, fit(w.data, wrow + col, wrow + Math.min(col + g, cols), ip));
-        }
-        const scale = scales[at]!;
-        const zp = zeroPoints[at]!;
-        const x = w1[i]!;
-        const q = clamp(rint(x / scale) + zp, qMin, qMax);
-        codes[r * cols + orig] = q;
-        const err = (x - (q - zp) * scale) / ud[col * uld + col]!;
-        const urow = col * uld + i1;
-        for (let t = i + 1; t < count; t++) w1[t]! -= err * ud[urow + t]!;
-        e.data[r * e.ld + i] = err;
+    for (let i = 0; i < count; i++) {
+      const col = i1 + i;
+      codeCol[i] = perm[col]!;
+      colParam[i] = perChannel ? 0 : staticGroups ? (perm[col]! / g) | 0 : (col / g) | 0;
+    }
+    // As the reference: a group is fitted when the loop reaches its first column, on the
+    // block-start W (updates made earlier in the same block are not in it yet), so every group
+    // that starts in this block can be fitted before its column loop.
+    if (!perChannel && !staticGroups) {
+      for (let r = 0; r < rows; r++) {
+        const wrow = r * w.ld;
+        for (let col = Math.ceil(i1 / g) * g; col < i2; col += g) setParams(r * groups + col / g, fit(w.data, wrow + col, wrow + Math.min(col + g, cols), ip));
       }
     }
+    if (ops.block) ops.block(w, e, u, rows, cols, i1, count, arrays, pstride, ip);
+    else runBlock(w, e, u, rows, cols, i1, count, arrays, pstride, ip);
     if (i2 < cols) ops.update(w, e, u, rows, cols, i1, i2);
   }
-  return { codes, scales, zeroPoints, groups, damp };
+  const copied = ops.arrays !== undefined;
+  const codes = copied ? arrays.codes.slice() : arrays.codes;
+  return { codes, scales: copied ? scales.slice() : scales, zeroPoints: copied ? zeroPoints.slice() : zeroPoints, groups, damp };
+}
+
+/** The column loop of one block in TypeScript: GptqOps.block's specification. */
+function runBlock(w: Matrix, e: Matrix, u: Matrix, rows: number, cols: number, i1: number, count: number, a: BlockArrays, pstride: number, ip: IntParams): void {
+  const { codes, scales, zeroPoints, colParam, codeCol } = a;
+  const w1 = new Float64Array(count);
+  const { qMin, qMax } = ip;
+  const ud = u.data;
+  const uld = u.ld;
+  for (let r = 0; r < rows; r++) {
+    const wrow = r * w.ld;
+    for (let t = 0; t < count; t++) w1[t] = w.data[wrow + i1 + t]!;
+    for (let i = 0; i < count; i++) {
+      const col = i1 + i;
+      const at = r * pstride + colParam[i]!;
+      const scale = scales[at]!;
+      const zp = zeroPoints[at]!;
+      const x = w1[i]!;
+      const q = clamp(rint(x / scale) + zp, qMin, qMax);
+      codes[r * cols + codeCol[i]!] = q;
+      const err = (x - (q - zp) * scale) / ud[col * uld + col]!;
+      const urow = col * uld + i1;
+      for (let t = i + 1; t < count; t++) w1[t]! -= err * ud[urow + t]!;
+      e.data[r * e.ld + i] = err;
+    }
+  }
 }

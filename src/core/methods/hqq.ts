@@ -26,6 +26,21 @@ function zeroBelow(beta: number, p: number): number {
 }
 
 /**
+ * β and the shrink's threshold of each iteration as hqqGroup computes them (β·κ each
+ * step), [β₀, t₀, β₁, t₁, ...], for hqq.wat.
+ */
+export function hqqTable(opts: typeof HQQ_DEFAULTS = HQQ_DEFAULTS): Float64Array {
+  const out = new Float64Array(2 * opts.iters);
+  let beta = opts.beta;
+  for (let it = 0; it < opts.iters; it++) {
+    out[2 * it] = beta;
+    out[2 * it + 1] = zeroBelow(beta, opts.lpNorm);
+    beta *= opts.kappa;
+  }
+  return out;
+}
+
+/**
  * One group (channel, or the whole tensor). Each iteration quantizes in the stored form
  * (integer zero point, x / scale as QuantizeLinear rounds), scores it by the squared error
  * (what the report measures), then takes the proximal step W_e = shrink(W − W_r, β) and the

@@ -14,6 +14,23 @@ export const LSQ_SYMMETRIC = { steps: 9, delta: 0.1 } as const;
 export const LSQ_REFITS = 4;
 
 /**
+ * The candidates' numerators as the searches below compute them, for lsq.wat: asymmetric
+ * rmin + rdelta·is + nmax (is = 0..nstep), symmetric delta·is (is = −steps..steps).
+ */
+export function lsqTable(p: IntParams): Float64Array {
+  const out: number[] = [];
+  if (p.scheme === 'asymmetric') {
+    const { rmin, rdelta, nstep } = LSQ_ASYMMETRIC;
+    const nmax = p.qMax - p.qMin;
+    for (let is = 0; is <= nstep; is++) out.push(rmin + rdelta * is + nmax);
+  } else {
+    const { steps, delta } = LSQ_SYMMETRIC;
+    for (let is = -steps; is <= steps; is++) out.push(delta * is);
+  }
+  return Float64Array.from(out);
+}
+
+/**
  * The scale and zero point of one group (channel, or the whole tensor) by least squares.
  * `range` is the calibrated one (min-max unless calibration says otherwise): the search
  * starts from it, and its round-to-nearest parameters are a candidate too, so the result

@@ -31,6 +31,17 @@ export interface CalibrationSamples {
   readonly source: 'user' | 'random';
   /** Each input's dtype and the dims one sample feeds it. */
   readonly inputs: readonly CalibrationInput[];
+  /**
+   * What the samples are made from, so another process (the onnxruntime host) can make the
+   * same feeds: sample i is sample `first + i` of the arrays (one per input, in `inputs`
+   * order) or of the seeded N(0, 1) data. Absent on samples made some other way.
+   */
+  readonly origin?: SampleOrigin | undefined;
+}
+
+export interface SampleOrigin {
+  first: number;
+  data: { kind: 'random'; seed: number } | { kind: 'arrays'; arrays: readonly ArrayBufferView[] };
 }
 
 export interface CalibrationInput {
@@ -147,10 +158,11 @@ interface Column {
   perSample: number;
 }
 
-function samplesOf(columns: Column[], count: number, source: 'user' | 'random', make: (index: number) => Record<string, Tensor>): CalibrationSamples {
+function samplesOf(columns: Column[], count: number, source: 'user' | 'random', origin: SampleOrigin, make: (index: number) => Record<string, Tensor>): CalibrationSamples {
   return {
     count,
     source,
+    origin,
     inputNames: columns.map((c) => c.input),
     inputs: columns.map((c) => ({ name: c.input, dtype: c.dtype, dims: c.dims })),
     feeds(index: number) {
@@ -221,7 +233,7 @@ export function calibrationSamplesFromNpz(npz: Uint8Array, model: OnnxModel, lim
     return { input: input.name, dtype, data, dims, perSample: dims.reduce((a, b) => a * b, 1) };
   });
   const { Tensor: TensorCtor } = ortSync();
-  return samplesOf(columns, count, 'user', (index) => {
+  return samplesOf(columns, count, 'user', { first: 0, data: { kind: 'arrays', arrays: columns.map((c) => c.data) } }, (index) => {
     const feeds: Record<string, Tensor> = {};
     for (const c of columns) {
       const view = c.data.subarray(index * c.perSample, (index + 1) * c.perSample);
@@ -238,18 +250,23 @@ export function calibrationSamplesFromNpz(npz: Uint8Array, model: OnnxModel, lim
  */
 export function randomCalibrationSamples(model: OnnxModel, count: number, dims: Record<string, number>, seed = VALIDATION_SEED): CalibrationSamples {
   if (!Number.isInteger(count) || count < 1) fail(`random calibration needs at least one sample, got ${count}`);
-  const inputs = feedInputs(model);
-  const columns: Column[] = inputs.map((input) => {
+  const described: CalibrationInput[] = feedInputs(model).map((input) => {
     if (input.dtype === undefined || !(input.dtype in ARRAYS)) {
       fail(`input '${input.name}' has element type ${input.dtype ?? '(none declared)'}, for which random calibration data is not generated`);
     }
     if (input.shape === undefined) fail(`input '${input.name}' declares no shape, so random calibration data cannot be shaped for it; send an .npz`);
     const d = input.shape.map((x) => (typeof x === 'number' ? x : x === undefined ? 1 : (dims[x] ?? 1)));
     if (d.some((x) => !Number.isSafeInteger(x) || x < 0)) fail(`input '${input.name}': dims ${showShape(d)} are not valid`);
-    return { input: input.name, dtype: input.dtype as ArrayType, data: new Float32Array(0), dims: d, perSample: d.reduce((a, b) => a * b, 1) };
+    return { name: input.name, dtype: input.dtype, dims: d };
   });
+  return randomSamplesOf(described, count, seed);
+}
+
+/** count seeded N(0, 1) samples for these inputs: randomCalibrationSamples once the inputs are known (the onnxruntime host makes the same ones). */
+export function randomSamplesOf(inputs: readonly CalibrationInput[], count: number, seed = VALIDATION_SEED): CalibrationSamples {
+  const columns: Column[] = inputs.map((i) => ({ input: i.name, dtype: i.dtype as ArrayType, data: new Float32Array(0), dims: [...i.dims], perSample: i.dims.reduce((a, b) => a * b, 1) }));
   const { Tensor: TensorCtor } = ortSync();
-  return samplesOf(columns, count, 'random', (index) => {
+  return samplesOf(columns, count, 'random', { first: 0, data: { kind: 'random', seed } }, (index) => {
     const feeds: Record<string, Tensor> = {};
     columns.forEach((c, k) => {
       const isFloat = c.dtype === 'float32' || c.dtype === 'float64' || c.dtype === 'float16';
@@ -262,20 +279,46 @@ export function randomCalibrationSamples(model: OnnxModel, count: number, dims: 
   });
 }
 
+/**
+ * Samples whose arrays are read one sample at a time: `read(k, index)` returns the bytes input
+ * k (in `inputs` order) takes on sample `index`, as the arrays of an .npz held them (the
+ * onnxruntime host reads them from the file the worker staged).
+ */
+export function samplesFromReader(inputs: readonly CalibrationInput[], count: number, source: 'user' | 'random', read: (k: number, index: number) => ArrayBuffer): CalibrationSamples {
+  const columns: Column[] = inputs.map((i) => {
+    if (!(i.dtype in ARRAYS)) fail(`input '${i.name}' has element type ${i.dtype}, which onnxruntime does not take`);
+    return { input: i.name, dtype: i.dtype as ArrayType, data: new Float32Array(0), dims: [...i.dims], perSample: i.dims.reduce((a, b) => a * b, 1) };
+  });
+  const { Tensor: TensorCtor } = ortSync();
+  return samplesOf(columns, count, source, { first: 0, data: { kind: 'arrays', arrays: [] } }, (index) => {
+    const feeds: Record<string, Tensor> = {};
+    columns.forEach((c, k) => {
+      const data = new ARRAYS[c.dtype](read(k, index)) as AnyArray;
+      feeds[c.input] = new TensorCtor(c.dtype, data as Float32Array, c.dims);
+    });
+    return feeds;
+  });
+}
+
+/** Samples from .. from + count − 1 of `s`, as samples 0 .. count − 1. */
+export function sliceSamples(s: CalibrationSamples, from: number, count: number): CalibrationSamples {
+  return {
+    count,
+    source: s.source,
+    inputNames: s.inputNames,
+    inputs: s.inputs,
+    origin: s.origin && { ...s.origin, first: s.origin.first + from },
+    feeds(index: number) {
+      if (!Number.isInteger(index) || index < 0 || index >= count) throw new RangeError(`sample ${index} of ${count}`);
+      return s.feeds(from + index);
+    },
+  };
+}
+
 /** The first count − heldBack samples to calibrate on, and the last heldBack to measure on. */
 export function splitSamples(s: CalibrationSamples, heldBack: number): { calibrate: CalibrationSamples; heldBack: CalibrationSamples } {
   if (!Number.isInteger(heldBack) || heldBack < 0 || heldBack >= s.count) {
     fail(`cannot hold back ${heldBack} of ${s.count} samples: at least one must be left to calibrate on`);
   }
-  const slice = (from: number, count: number): CalibrationSamples => ({
-    count,
-    source: s.source,
-    inputNames: s.inputNames,
-    inputs: s.inputs,
-    feeds(index: number) {
-      if (!Number.isInteger(index) || index < 0 || index >= count) throw new RangeError(`sample ${index} of ${count}`);
-      return s.feeds(from + index);
-    },
-  });
-  return { calibrate: slice(0, s.count - heldBack), heldBack: slice(s.count - heldBack, heldBack) };
+  return { calibrate: sliceSamples(s, 0, s.count - heldBack), heldBack: sliceSamples(s, s.count - heldBack, heldBack) };
 }

@@ -1,5 +1,6 @@
 import type { OnnxModel } from '../proto/model.js';
 import type { ExternalData } from '../proto/tensor-data.js';
+import type { FloatRuns } from './float-runs.js';
 import { measureActivationErrors, type ActivationErrors, type MeasureOptions, type OutputError, type SampleFeeds } from '../runtime/activation-error.js';
 import type { GraphIndex } from './graph-index.js';
 import { staticQuantize, type ActivationRangeLike, type StaticModel, type StaticOptions } from './static-model.js';
@@ -88,7 +89,7 @@ export async function quantizeWithFallback(
   opts: StaticOptions,
   heldBack: SampleFeeds,
   target: FallbackTarget | undefined,
-  measure: MeasureOptions & { external?: ExternalData | undefined; onRound?: ((round: number) => void) | undefined },
+  measure: MeasureOptions & { external?: ExternalData | undefined; onRound?: ((round: number) => void) | undefined; runs?: FloatRuns | undefined },
 ): Promise<FallbackResult> {
   const exclude = new Set(opts.exclude ?? []);
   const excluded: ExcludedNode[] = [];
@@ -96,7 +97,7 @@ export async function quantizeWithFallback(
   for (let round = 0; ; round++) {
     measure.onRound?.(round);
     const quantized = staticQuantize(g, ranges, { ...opts, exclude }, measure.external);
-    const errors = await measureActivationErrors(float, quantized.model, [...quantized.plan.tensors.keys()], heldBack, measure, quantized.dequantizedAs);
+    const errors = await (measure.runs?.activationErrors ?? measureActivationErrors)(float, quantized.model, [...quantized.plan.tensors.keys()], heldBack, measure, quantized.dequantizedAs);
     history.push({
       round,
       excluded: excluded.length,

@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import { dequantizeWith } from '../../core/quantize.js';
 import type { CancelFlag } from '../../pool/cancel.js';
-import { encodeModelBytes } from '../proto/encode.js';
 import { defaultOpset, DataType, type OnnxModel } from '../proto/model.js';
 import { readFloat, type ExternalData } from '../proto/tensor-data.js';
 import type { ExternalDataFiles } from '../runtime/collect.js';
-import { compareOnSamples, type HeldBackOutput } from '../runtime/held-back.js';
+import type { HeldBackOutput } from '../runtime/held-back.js';
+import { inProcess, type FloatRuns } from './float-runs.js';
 import { awqReconstruction, clipAwqMembers, clipped, foldAwq, searchAwq, type AwqGroup, type AwqMember } from '../weights/awq.js';
 import { clipSummary, type ClipChoice } from '../weights/awq-clip.js';
 import { attentionScoresReached } from '../weights/attention-scores.js';
@@ -22,7 +22,7 @@ import { quantizeGptq } from '../weights/gptq-weight.js';
 import { errorBetween } from '../weights/weight-error.js';
 import { splitSamples, type CalibrationSamples } from './calibration-data.js';
 import { defaultHeldBack } from './quantize-static.js';
-import { batchesFor, forEachStatsBatch, sumStats, type InputStats, type StatsPasses, type StatsRequest } from './weight-stats.js';
+import { batchesFor, sumStats, type InputStats, type StatsPasses, type StatsRequest } from './weight-stats.js';
 
 // method=imatrix|gptq|awq on a model: gather the statistics of each weight's input
 // activations on the calibration samples (float model, onnxruntime), fit the weights with
@@ -46,6 +46,8 @@ export interface DataAwareHooks {
   cancel?: CancelFlag | undefined;
   onCalibrating?: ((done: number, total: number) => void) | undefined;
   onProgress?: ((p: ModelProgress) => void) | undefined;
+  /** Where the onnxruntime runs happen: this thread unless told (the pipeline's is the onnxruntime host). */
+  runs?: FloatRuns | undefined;
 }
 
 export interface AwqClipRow {
@@ -231,7 +233,8 @@ export async function quantizeDataAware(model: OnnxModel, samples: CalibrationSa
   const pending = new Set(list);
   // The clip search models rtn's min-max grid; percentile and mse calibration choose their own clipping.
   const clipWanted = method === 'awq' && opts.awqClip && opts.calibration === 'minmax';
-  const passes: StatsPasses = await forEachStatsBatch(model, batches, split.calibrate, { full, maxBytes, cancel: hooks.cancel, externalData: hooks.externalData, onSample: hooks.onCalibrating }, (stats) => {
+  const runs = hooks.runs ?? inProcess;
+  const passes: StatsPasses = await runs.statsBatches(model, batches, split.calibrate, { full, maxBytes, cancel: hooks.cancel, externalData: hooks.externalData, onSample: hooks.onCalibrating }, (stats) => {
     const ready = [...pending].filter((t) => t.inputs.inputs.every((i) => stats.has(statsKey(i))));
     for (const t of ready) pending.delete(t);
     if (method === 'awq') {
@@ -310,8 +313,7 @@ export async function quantizeDataAware(model: OnnxModel, samples: CalibrationSa
     },
   });
   const t2 = performance.now();
-  const floatBytes = { bytes: encodeModelBytes(model), externalData: hooks.externalData };
-  const outputs = await compareOnSamples(floatBytes, { bytes: encodeModelBytes(result.model), externalData: hooks.externalData }, split.heldBack, { cancel: hooks.cancel });
+  const outputs = await runs.heldBack(model, result.model, split.heldBack, { cancel: hooks.cancel, externalData: hooks.externalData });
   const t3 = performance.now();
   const report: DataAwareReport = {
     method,

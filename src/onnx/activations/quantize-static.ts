@@ -4,7 +4,8 @@ import type { OnnxModel } from '../proto/model.js';
 import type { ExternalData } from '../proto/tensor-data.js';
 import type { ExternalDataFiles } from '../runtime/collect.js';
 import { wildcard, type ModelQuantOptions } from '../weights/options.js';
-import { calibrateActivations, type ActivationCalibration, type ActivationRange } from './calibrate.js';
+import type { ActivationCalibration, ActivationRange } from './calibrate.js';
+import { inProcess, type FloatRuns } from './float-runs.js';
 import { splitSamples, type CalibrationSamples } from './calibration-data.js';
 import { quantizeWithFallback, type FallbackResult, type FallbackTarget } from './fallback.js';
 import { GraphIndex } from './graph-index.js';
@@ -32,6 +33,8 @@ export interface StaticHooks {
   cancel?: CancelFlag | undefined;
   onCalibrating?: ((done: number, total: number) => void) | undefined;
   onMeasuring?: ((round: number) => void) | undefined;
+  /** Where the onnxruntime runs happen: this thread unless told (the pipeline's is the onnxruntime host). */
+  runs?: FloatRuns | undefined;
 }
 
 export interface StaticOutcome {
@@ -61,7 +64,8 @@ export async function quantizeStatic(model: OnnxModel, samples: CalibrationSampl
     if (n.name && patterns.some((re) => re.test(n.name))) exclude.add(i);
   });
   const t0 = performance.now();
-  const ranges = await calibrateActivations(model, calibrationTensors(g), split.calibrate, {
+  const runs = hooks.runs ?? inProcess;
+  const ranges = await runs.calibrate(model, calibrationTensors(g), split.calibrate, {
     method: req.calibration,
     percentile: req.percentile,
     bits: req.activationType === 'int16' ? 16 : 8,
@@ -75,6 +79,7 @@ export async function quantizeStatic(model: OnnxModel, samples: CalibrationSampl
     externalData: hooks.externalData,
     external: hooks.external,
     onRound: hooks.onMeasuring,
+    runs,
   });
   return {
     index: g,

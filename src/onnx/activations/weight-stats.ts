@@ -52,6 +52,8 @@ export interface StatsOptions {
   maxBytes: number;
   cancel?: CancelFlag | undefined;
   externalData?: ExternalDataFiles | undefined;
+  /** In the onnxruntime host: the directory of the staged model's external data (runtime/session-model.ts). */
+  besideDir?: string | undefined;
   /** Samples run so far over every batch, and how many will run in all. */
   onSample?: ((done: number, total: number) => void) | undefined;
 }
@@ -179,7 +181,7 @@ export async function forEachStatsBatch(
       done++;
       opts.onSample?.(done, total);
     };
-    const cancel = { cancel: opts.cancel, externalData: opts.externalData };
+    const cancel = { cancel: opts.cancel, externalData: opts.externalData, besideDir: opts.besideDir };
     const grams = [...here.values()].filter(({ s }) => s.xtx);
     if (grams.length) {
       // The K×K sums come from onnxruntime's MatMul (in-graph, float32 per sample), added here in float64.

@@ -9,15 +9,21 @@ import { crc32 } from '../../codecs/crc32.js';
 
 const CHUNK = 64 * 2 ** 20;
 
-/** n bytes of fd from position into a new buffer, in chunks (readSync caps one call at 2 GiB). */
-export function readRange(fd: number, position: number, n: number): Uint8Array {
-  const out = Buffer.allocUnsafe(n);
+/** dst.length bytes of fd from position into dst, in chunks (readSync caps one call at 2 GiB). */
+export function readRangeInto(fd: number, position: number, dst: Uint8Array): void {
+  const n = dst.length;
   let done = 0;
   while (done < n) {
-    const got = readSync(fd, out, done, Math.min(CHUNK, n - done), position + done);
+    const got = readSync(fd, dst, done, Math.min(CHUNK, n - done), position + done);
     if (got === 0) throw new Errors.Onnx(`file ends after ${position + done} bytes; ${n - done} more were expected`);
     done += got;
   }
+}
+
+/** n bytes of fd from position into a new buffer. */
+export function readRange(fd: number, position: number, n: number): Uint8Array {
+  const out = Buffer.allocUnsafe(n);
+  readRangeInto(fd, position, out);
   return new Uint8Array(out.buffer, out.byteOffset, n);
 }
 
@@ -55,12 +61,20 @@ export class FileExternalData implements ExternalData {
     return new Map([...this.#paths.keys()].map((loc) => [loc, fstatSync(this.#fd(loc)).size]));
   }
 
-  read(location: string, offset: number, length: number): Uint8Array {
+  #checked(location: string, offset: number, length: number): number {
     const fd = this.#fd(location);
     // Checked before allocating: a tensor's dims are the model's word, the file's size is not.
     const size = fstatSync(fd).size;
     if (offset + length > size) throw new Errors.Onnx(`external data: bytes ${offset}..${offset + length} of '${location}' are past its end (${size} bytes)`);
-    return readRange(fd, offset, length);
+    return fd;
+  }
+
+  read(location: string, offset: number, length: number): Uint8Array {
+    return readRange(this.#checked(location, offset, length), offset, length);
+  }
+
+  readInto(location: string, offset: number, dst: Uint8Array): void {
+    readRangeInto(this.#checked(location, offset, dst.length), offset, dst);
   }
 
   close(): void {

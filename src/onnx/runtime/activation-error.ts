@@ -5,6 +5,7 @@ import { encodeModelBytes } from '../proto/encode.js';
 import type { OnnxModel } from '../proto/model.js';
 import { exposeTensors } from './intermediates.js';
 import { loadOrt } from './ort.js';
+import { placeModel } from './session-model.js';
 
 // How far the quantized model moved from the float one on held-back samples, sample by
 // sample (only one sample's activations are alive at once):
@@ -47,6 +48,8 @@ export interface MeasureOptions {
   /** The pool's cancellation flag, checked between samples. */
   cancel?: CancelFlag | undefined;
   externalData?: { path: string; data: Uint8Array }[] | undefined;
+  /** In the onnxruntime host: the directory of the staged model's external data (session-model.ts). */
+  besideDir?: string | undefined;
 }
 
 export class Sums {
@@ -91,14 +94,20 @@ function floats(t: unknown): Float32Array | undefined {
 
 async function session(bytes: Uint8Array, level: InferenceSession.SessionOptions['graphOptimizationLevel'], o: MeasureOptions) {
   const ort = await loadOrt();
-  return ort.InferenceSession.create(bytes, {
+  const options: InferenceSession.SessionOptions = {
     graphOptimizationLevel: level,
     intraOpNumThreads: o.threads ?? 1,
     interOpNumThreads: 1,
     enableCpuMemArena: false,
     logSeverityLevel: 3,
-    externalData: o.externalData,
-  });
+  };
+  const placed = placeModel(bytes, o);
+  try {
+    const m = placed.model;
+    return 'path' in m ? await ort.InferenceSession.create(m.path, options) : await ort.InferenceSession.create(m.bytes, { ...options, externalData: m.externalData });
+  } finally {
+    placed.done();
+  }
 }
 
 function checkAbort(o: MeasureOptions): void {

@@ -10,6 +10,7 @@ import type { CalibrationSamples } from '../activations/calibration-data.js';
 import { checkpoint, type CancelFlag } from '../../pool/cancel.js';
 import { baseOptions, message, withSession } from './validate.js';
 import { uniqueIn } from '../graph/edit.js';
+import { placeModel } from './session-model.js';
 
 // Runs the float model on calibration samples with chosen intermediate tensors exposed, and
 // hands each sample's values to a callback before the next sample runs: nothing is kept
@@ -38,6 +39,8 @@ export interface CollectOptions {
   externalData?: ExternalDataFiles | undefined;
   /** onnxruntime's intra-op threads; 1 by default, as every session of the pool. */
   intraOpNumThreads?: number | undefined;
+  /** In the onnxruntime host: the directory of the staged model's external data (session-model.ts). */
+  besideDir?: string | undefined;
 }
 
 function stopIfCancelled(opts: CollectOptions): void {
@@ -168,8 +171,10 @@ async function runSamples(
   // allocating them again on every run; it is freed with the session.
   const options: InferenceSession.SessionOptions = { ...baseOptions(opts.intraOpNumThreads ?? 1), graphOptimizationLevel: 'disabled', enableCpuMemArena: true };
   let session: InferenceSession | undefined;
-  await withSession({ bytes, externalData: opts.externalData }, options, async (s) => {
+  const placed = placeModel(bytes, opts);
+  await withSession(placed.model, options, async (s) => {
     session = s;
+    placed.done();
     bytes = undefined; // onnxruntime holds its own copy now
     for (let i = 0; i < samples.count; i++) {
       stopIfCancelled(opts);
@@ -188,6 +193,7 @@ async function runSamples(
       await handle(i, feeds, got);
     }
   }).catch((err: unknown) => {
+    placed.done();
     if (session === undefined) throw new Errors.Onnx(`onnxruntime cannot load the model for calibration: ${message(err)}`);
     throw err;
   });

@@ -5,6 +5,7 @@ import { MS_DOMAIN } from './dq-form.js';
 import { scaleTensor } from './emit-qdq.js';
 import type { WeightCandidate } from './find-weights.js';
 import type { WeightPlan } from './plan.js';
+import { packNibbleRows } from '../../core/kernels/pack-nbits.js';
 import type { QuantizedWeight } from './quantize-weight.js';
 
 // com.microsoft MatMulNBits (layout in ONNX-NOTES): B is uint8 [N, kBlocks, bs*bits/8],
@@ -52,22 +53,6 @@ function transposeTiles(q: Ints, K: number, N: number): Ints {
   return out;
 }
 
-/** W [K, N] packed as 4-bit rows along K (row n at n * rowBytes), 64 × 64 tiles at a time: every pair k, k+1 < K. */
-function packNibbleTiles(out: Uint8Array, q: Ints, K: number, N: number, rowBytes: number, offset: number): void {
-  const T = 64;
-  const pairsEnd = K - (K % 2);
-  for (let k0 = 0; k0 < pairsEnd; k0 += T) {
-    const kEnd = Math.min(pairsEnd, k0 + T);
-    for (let n0 = 0; n0 < N; n0 += T) {
-      const nEnd = Math.min(N, n0 + T);
-      for (let n = n0; n < nEnd; n++) {
-        const row = n * rowBytes;
-        for (let k = k0; k < kEnd; k += 2) out[row + (k >> 1)] = (q[k * N + n]! + offset) | ((q[(k + 1) * N + n]! + offset) << 4);
-      }
-    }
-  }
-}
-
 /** `count` (even) 4-bit values from src[at..], offset, two a byte, the first in the low nibble. */
 function packNibbles(out: Uint8Array, byteAt: number, src: Ints, at: number, count: number, offset: number): void {
   for (let j = 0; j < count; j += 2) out[byteAt + (j >> 1)] = (src[at + j]! + offset) | ((src[at + j + 1]! + offset) << 4);
@@ -98,9 +83,10 @@ export function emitMatMulNBits(
   const zps = symmetric ? undefined : new Uint8Array(N * zpRow);
   // Rows along K, one output column n after another: W[K, N] is read in tiles (reading a
   // column of it element by element missed the cache on every value); 4-bit values are
-  // packed straight from the tiles, other widths from a transposed copy.
+  // packed straight from the tiles (by pack-nbits.wat where q is in a kernel arena, as the
+  // model path's weight scratch is), other widths from a transposed copy.
   const fused = bits === 4 && strideK !== 1;
-  if (fused) packNibbleTiles(B, q, K, N, rowBits >> 3, offset);
+  if (fused) packNibbleRows(B, q as Int8Array | Uint8Array, K, N, rowBits >> 3, offset);
   const rows = strideK === 1 || fused ? q : transposeTiles(q, K, N);
   for (let n = 0; n < N; n++) {
     const rowBit = n * rowBits;

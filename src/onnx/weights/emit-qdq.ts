@@ -1,5 +1,5 @@
 import { INT_DTYPE_INFO } from '../../core/dtypes.js';
-import { floatToHalf } from '../../core/float16.js';
+import { floatsToHalves } from '../../core/float16.js';
 import { pack } from '../../core/pack.js';
 import { attrs, floatTensor, node, tensor } from '../graph/build.js';
 import { DataType, type OnnxGraph, type OnnxTensor } from '../proto/model.js';
@@ -11,7 +11,7 @@ import { qdqContainer, type QuantizedWeight } from './quantize-weight.js';
 
 /** A scale array in the element type the form asks for (float16 rounds to nearest even). */
 export function scaleTensor(name: string, dims: readonly number[], scale: Float32Array, type: number): OnnxTensor {
-  if (type === DataType.float16) return tensor(name, DataType.float16, dims, Uint16Array.from(scale, floatToHalf));
+  if (type === DataType.float16) return tensor(name, DataType.float16, dims, floatsToHalves(scale));
   return floatTensor(name, dims, scale);
 }
 

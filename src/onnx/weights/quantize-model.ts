@@ -1,6 +1,8 @@
 import { checkGraph } from '../graph/check.js';
 import { DataType, dataTypeName, defaultOpset, type OnnxGraph, type OnnxModel, type OnnxNode, type OnnxTensor } from '../proto/model.js';
-import { readFloat, storedBytes, WEIGHT_FLOAT_TYPES, type ExternalData } from '../proto/tensor-data.js';
+import { readFloat, readFloatInto, storedBytes, WEIGHT_FLOAT_TYPES, type ExternalData } from '../proto/tensor-data.js';
+import { countNonFinite } from '../../core/kernels/calibrate.js';
+import { WeightScratch } from './scratch.js';
 import { GraphEdit } from '../graph/edit.js';
 import { ModelScopes } from '../graph/scopes.js';
 import { DYNAMIC_OPSET, emitDynamic, type ActivationQuant } from './emit-dynamic.js';
@@ -54,6 +56,8 @@ export interface QuantizeModelHooks {
   onProgress?: ((p: ModelProgress) => void) | undefined;
   /** Quantizes a weight instead of quantizeWeight, or says why it is left to it (rounded to nearest). */
   quantizeWeight?: ((c: WeightCandidate, plan: WeightPlan, values: Float32Array) => WeightOverride | string) | undefined;
+  /** Sees each weight's new tensors once they are in the model (a job spills them to a file: io/spill.ts). */
+  onWritten?: ((tensors: OnnxTensor[]) => void) | undefined;
 }
 
 function addNote(row: TensorRow, note: string | undefined): void {
@@ -116,8 +120,9 @@ function floatFormatProblem(c: WeightCandidate, format: 'nf4' | 'fp8e4m3' | 'fp8
   return undefined;
 }
 
-/** The index of the first NaN or ±Inf, or -1: a plain loop (findIndex's callback cost a quarter of the model path). */
+/** The index of the first NaN or ±Inf, or -1: the kernels count them, a plain loop finds the first (findIndex's callback cost a quarter of the model path). */
 function firstNonFinite(values: Float32Array): number {
+  if (countNonFinite(values) === 0) return -1;
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;
     // v - v is 0 for every finite v and NaN for NaN and ±Inf.
@@ -148,73 +153,94 @@ export function quantizeModel(model: OnnxModel, opts: ModelQuantOptions, hooks: 
   const plans = candidates.map((c) => planWeight(c, opts, opset));
   pairLstmWeights(candidates, plans);
   const lstms = new Map<OnnxNode, { nodeIndex: number; scope: OnnxGraph; W?: LstmWeight; R?: LstmWeight }>();
-  candidates.forEach((c, i) => {
-    const plan = plans[i]!;
-    const values = 'skip' in plan ? undefined : readFloat(c.tensor, hooks.external);
-    const bad = values ? firstNonFinite(values) : -1;
-    if ('skip' in plan) skipped.push({ name: c.name, reason: plan.skip });
-    else if (bad >= 0) skipped.push({ name: c.name, reason: `holds ${values![bad]} at element ${bad}: a tensor with Inf or NaN (a mask?) is left float` });
-    else if (values && (plan.format === 'nf4' || plan.format === 'fp8e4m3' || plan.format === 'fp8e5m2')) {
-      const problem = floatFormatProblem(c, plan.format);
-      if (problem) skipped.push({ name: c.name, reason: problem });
-      else if (plan.format === 'nf4') {
-        const w = quantizeNf4Weight(values, c, plan);
-        const written = emitNf4(edit, c, plan, w);
-        const row = tensorRow(c, plan, { params: { scale: w.absmax }, error: w.error }, originalBytes(c), bytesOf(written), 'com.microsoft MatMulBnb4, quant_type NF4');
-        row.note = row.note ? `${row.note}; ${NF4_NOTE}` : NF4_NOTE;
-        tensors.push(row);
-      } else {
-        const w = quantizeFp8Weight(values, c.tensor.dims, plan, fp8TypeOf(plan.format));
-        const written = emitFp8(edit, c, plan, w);
-        const row = tensorRow(c, plan, { params: { scale: w.scale }, error: w.error }, originalBytes(c), bytesOf(written), `DequantizeLinear (${w.type}, opset ${o})`);
-        // Beside it, what int8 reaches on the same weight with the same granularity.
-        const int8 = quantize(values, c.tensor.dims, specFor({ ...plan, bits: 8 }, { scheme: 'symmetric', calibration: 'minmax', percentile: opts.percentile }));
-        row.int8_snr_db = reportFromSums(int8.sums).snr_db;
-        tensors.push(row);
-      }
-    } else if (values) {
-      const override = hooks.quantizeWeight?.(c, plan, values);
-      const w = typeof override === 'object' ? override.weight : quantizeWeight(values, c.tensor.dims, plan, opts);
-      let written: OnnxTensor[];
-      let form: string;
-      if (plan.format === 'qdq') {
-        const r = emitQdq(edit, c, plan, w, o);
-        written = r.tensors;
-        form = r.form.text;
-      } else if (plan.format === 'matmulnbits' && c.uses.some((u) => u.opType === 'Gather')) {
-        written = emitGatherBlockQuantized(edit, c, plan, w, (name) => dims.get(name));
-        const tied = c.uses.some((u) => u.opType !== 'Gather');
-        form = `com.microsoft GatherBlockQuantized${tied ? ' + MatMulNBits (one 4-bit copy, tied)' : ''}, bits 4, block_size ${plan.groupSize}`;
-      } else if (plan.format === 'matmulnbits') {
-        written = emitMatMulNBits(edit, c, plan, w, (name) => dims.get(name));
-        form = `com.microsoft MatMulNBits, bits ${plan.bits}, block_size ${plan.groupSize}`;
-      } else if (c.uses[0]!.opType === 'LSTM') {
-        const r = emitLstmWeight(edit, c, w);
-        written = r.tensors;
-        for (const u of c.uses) {
-          const entry = lstms.get(u.node) ?? { nodeIndex: u.nodeIndex, scope: u.scope };
-          entry[u.slot === 1 ? 'W' : 'R'] = r.names;
-          lstms.set(u.node, entry);
+  // The weights rounded to nearest share one scratch (a data-aware method's hook, or the
+  // float-valued formats, get values of their own, which they may keep).
+  const scratched = (p: PlanResult) => !hooks.quantizeWeight && !('skip' in p) && (p.format === 'qdq' || p.format === 'matmulnbits' || p.format === 'dynamic');
+  const most = candidates.reduce((m, c, i) => (scratched(plans[i]!) ? Math.max(m, c.elements) : m), 0);
+  const scratch = most > 0 ? WeightScratch.take(most) : undefined;
+  const read = (c: WeightCandidate, plan: PlanResult): Float32Array => {
+    if (!scratch || !scratched(plan)) return readFloat(c.tensor, hooks.external);
+    const values = scratch.floats(c.elements);
+    readFloatInto(c.tensor, hooks.external, values, scratch.after(c.elements, 2 * c.elements));
+    return values;
+  };
+  try {
+    candidates.forEach((c, i) => {
+      const plan = plans[i]!;
+      const values = 'skip' in plan ? undefined : read(c, plan);
+      const bad = values ? firstNonFinite(values) : -1;
+      if ('skip' in plan) skipped.push({ name: c.name, reason: plan.skip });
+      else if (bad >= 0) skipped.push({ name: c.name, reason: `holds ${values![bad]} at element ${bad}: a tensor with Inf or NaN (a mask?) is left float` });
+      else if (values && (plan.format === 'nf4' || plan.format === 'fp8e4m3' || plan.format === 'fp8e5m2')) {
+        const problem = floatFormatProblem(c, plan.format);
+        if (problem) skipped.push({ name: c.name, reason: problem });
+        else if (plan.format === 'nf4') {
+          const w = quantizeNf4Weight(values, c, plan);
+          const written = emitNf4(edit, c, plan, w);
+          const row = tensorRow(c, plan, { params: { scale: w.absmax }, error: w.error }, originalBytes(c), bytesOf(written), 'com.microsoft MatMulBnb4, quant_type NF4');
+          row.note = row.note ? `${row.note}; ${NF4_NOTE}` : NF4_NOTE;
+          tensors.push(row);
+          hooks.onWritten?.(written);
+        } else {
+          const w = quantizeFp8Weight(values, c.tensor.dims, plan, fp8TypeOf(plan.format));
+          const written = emitFp8(edit, c, plan, w);
+          const row = tensorRow(c, plan, { params: { scale: w.scale }, error: w.error }, originalBytes(c), bytesOf(written), `DequantizeLinear (${w.type}, opset ${o})`);
+          // Beside it, what int8 reaches on the same weight with the same granularity.
+          const int8 = quantize(values, c.tensor.dims, specFor({ ...plan, bits: 8 }, { scheme: 'symmetric', calibration: 'minmax', percentile: opts.percentile }));
+          row.int8_snr_db = reportFromSums(int8.sums).snr_db;
+          tensors.push(row);
+          hooks.onWritten?.(written);
         }
-        form = `com.microsoft DynamicQuantizeLSTM, ${plan.granularity === 'per_channel' ? 'per gate row' : 'per tensor'}`;
-      } else {
-        written = emitDynamic(edit, c, w, activations, o);
-        form = dynamicForm(o, plan);
+      } else if (values) {
+        const override = hooks.quantizeWeight?.(c, plan, values);
+        let w = typeof override === 'object' ? override.weight : quantizeWeight(values, c.tensor.dims, plan, opts);
+        // Integers in the scratch are gone with the next weight: only MatMulNBits' own packing leaves them behind.
+        const packedApart = plan.format === 'matmulnbits' && !c.uses.some((u) => u.opType === 'Gather');
+        if (scratch?.owns(w.q) && !packedApart) w = { ...w, q: w.q.slice() };
+        let written: OnnxTensor[];
+        let form: string;
+        if (plan.format === 'qdq') {
+          const r = emitQdq(edit, c, plan, w, o);
+          written = r.tensors;
+          form = r.form.text;
+        } else if (plan.format === 'matmulnbits' && c.uses.some((u) => u.opType === 'Gather')) {
+          written = emitGatherBlockQuantized(edit, c, plan, w, (name) => dims.get(name));
+          const tied = c.uses.some((u) => u.opType !== 'Gather');
+          form = `com.microsoft GatherBlockQuantized${tied ? ' + MatMulNBits (one 4-bit copy, tied)' : ''}, bits 4, block_size ${plan.groupSize}`;
+        } else if (plan.format === 'matmulnbits') {
+          written = emitMatMulNBits(edit, c, plan, w, (name) => dims.get(name));
+          form = `com.microsoft MatMulNBits, bits ${plan.bits}, block_size ${plan.groupSize}`;
+        } else if (c.uses[0]!.opType === 'LSTM') {
+          const r = emitLstmWeight(edit, c, w);
+          written = r.tensors;
+          for (const u of c.uses) {
+            const entry = lstms.get(u.node) ?? { nodeIndex: u.nodeIndex, scope: u.scope };
+            entry[u.slot === 1 ? 'W' : 'R'] = r.names;
+            lstms.set(u.node, entry);
+          }
+          form = `com.microsoft DynamicQuantizeLSTM, ${plan.granularity === 'per_channel' ? 'per gate row' : 'per tensor'}`;
+        } else {
+          written = emitDynamic(edit, c, w, activations, o);
+          form = dynamicForm(o, plan);
+        }
+        const row = tensorRow(c, plan, typeof override === 'object' && override.error ? { ...w, error: override.error } : w, originalBytes(c), bytesOf(written), form);
+        if (typeof override === 'object') {
+          row.method = override.method;
+          if (override.proxyLossReduction !== undefined) row.proxy_loss_reduction = override.proxyLossReduction;
+          addNote(row, override.note);
+        } else if (typeof override === 'string') {
+          row.method = 'rtn';
+          addNote(row, `${opts.method} not applied: ${override}`);
+        }
+        tensors.push(row);
+        hooks.onWritten?.(written);
       }
-      const row = tensorRow(c, plan, typeof override === 'object' && override.error ? { ...w, error: override.error } : w, originalBytes(c), bytesOf(written), form);
-      if (typeof override === 'object') {
-        row.method = override.method;
-        if (override.proxyLossReduction !== undefined) row.proxy_loss_reduction = override.proxyLossReduction;
-        addNote(row, override.note);
-      } else if (typeof override === 'string') {
-        row.method = 'rtn';
-        addNote(row, `${opts.method} not applied: ${override}`);
-      }
-      tensors.push(row);
-    }
-    bytesDone += originalBytes(c);
-    hooks.onProgress?.({ tensorsDone: i + 1, tensorsTotal: candidates.length, bytesDone, bytesTotal });
-  });
+      bytesDone += originalBytes(c);
+      hooks.onProgress?.({ tensorsDone: i + 1, tensorsTotal: candidates.length, bytesDone, bytesTotal });
+    });
+  } finally {
+    if (scratch) WeightScratch.release(scratch);
+  }
   for (const [n, e] of lstms) if (e.W && e.R) rewriteLstm(edit, n, e.nodeIndex, e.scope, e.W, e.R);
   return {
     model: edit.apply(),

@@ -6,7 +6,7 @@ import type { QuantMethod } from '../../core/methods/index.js';
 import { inputAxis, isTensorDataMethod, outputSnrs, quantizeDataAware, type TensorDataMethod } from '../../core/methods/data-aware.js';
 import type { Task, TaskReply } from '../messages.js';
 import { decodeInput, npyTensor, npzMembers } from './decode-input.js';
-import { statisticsFor, type CalibrationMembers } from './data-aware-tensor.js';
+import { statisticsFor, statisticsForAsync, type CalibrationMembers } from './data-aware-tensor.js';
 import { jsonBody, sizeReport, specOf } from './report.js';
 import { Errors } from '../../errors.js';
 import type { Tensor } from '../../core/tensor.js';
@@ -36,7 +36,7 @@ function inputOf(task: Extract<Task, { op: 'analyze' }>): { tensor: Tensor; cali
  * tensor. With calibration statistics every row also gets its output SNR on H = XᵀX, and the
  * data-aware methods join the rows where they apply (per_group, per_channel; minmax).
  */
-export function runAnalyze(task: Extract<Task, { op: 'analyze' }>): TaskReply {
+export async function runAnalyze(task: Extract<Task, { op: 'analyze' }>): Promise<TaskReply> {
   const { tensor, calibration } = inputOf(task);
   const { data, shape } = tensor;
   const o = task.options;
@@ -49,18 +49,26 @@ export function runAnalyze(task: Extract<Task, { op: 'analyze' }>): TaskReply {
   const gptqOpts = { damp: o.gptq_damp, blockSize: o.gptq_block_size, actOrder: o.gptq_act_order };
   // H once per input-feature count (the granularities' axes may put the features on either axis).
   const hessians = new Map<number, Float64Array>();
+  // The bound covers every row that will use H (each costs its output-error forms, gptq rows their factorization too).
+  const repeats = o.bits.length * o.schemes.length * o.granularities.filter((g) => g !== 'per_tensor').length * o.calibrations.length * methods.length;
   const hessianFor = (spec: QuantSpec, method: TensorDataMethod | 'rtn'): { h: Float64Array; kAxis: 0 | 1 } => {
     const kAxis = inputAxis(shape, spec, method);
     const k = shape[kAxis]!;
     let h = hessians.get(k);
     if (!h) {
-      // The bound covers every row that will use H (each costs its output-error forms, gptq rows their factorization too).
-      const repeats = o.bits.length * o.schemes.length * o.granularities.filter((g) => g !== 'per_tensor').length * o.calibrations.length * methods.length;
       h = statisticsFor(task.limits, tensor, calibration, spec, methods.includes('gptq') ? 'gptq' : method, repeats).h;
       hessians.set(k, h);
     }
     return { h, kAxis };
   };
+  // The first row that needs H, ahead of the loops: wide activations are summed on onnxruntime
+  // (statisticsForAsync), which the synchronous rows below cannot wait for.
+  const firstGrouped = o.granularities.find((g) => g !== 'per_tensor');
+  if (withStats && calibration.activations && shape.length === 2 && firstGrouped) {
+    const spec = specOf({ bits: o.bits[0]!, scheme: o.schemes[0]!, granularity: firstGrouped, calibration: o.calibrations[0]!, method: undefined, axis: o.axis, group_size: o.group_size, percentile: o.percentile });
+    const k = shape[inputAxis(shape, spec, 'rtn')]!;
+    hessians.set(k, (await statisticsForAsync(task.limits, tensor, calibration, spec, methods.includes('gptq') ? 'gptq' : 'rtn', repeats)).h);
+  }
   const rows: Row[] = [];
   // One output buffer per container, reused across rows: only the error sums are kept.
   const scratch = new Map<IntDType, UnpackedArray>();

@@ -6,6 +6,7 @@ import type { ExternalDataFiles } from '../../onnx/runtime/collect.js';
 import type { ModelProgress } from '../../onnx/weights/quantize-model.js';
 import { isDataAware } from '../../onnx/weights/options.js';
 import type { CancelFlag } from '../cancel.js';
+import type { FloatRuns } from '../../onnx/activations/float-runs.js';
 import type { TaskLimits } from '../messages.js';
 import type { Prepared, Quantized } from './model-pipeline.js';
 
@@ -14,6 +15,8 @@ import type { Prepared, Quantized } from './model-pipeline.js';
 
 export interface DataAwareStageHooks {
   cancel?: CancelFlag | undefined;
+  /** Where the onnxruntime runs on the user's model happen (the onnxruntime host, host-runs.ts). */
+  runs?: FloatRuns | undefined;
   externalData?: ExternalDataFiles | undefined;
   onCalibrating?: ((done: number, total: number) => void) | undefined;
   onProgress?: ((p: ModelProgress) => void) | undefined;

@@ -5,7 +5,7 @@ import type { OnnxModel } from '../../onnx/proto/model.js';
 import { GPTQ_DEFAULTS, isDataAware, modelQuantOptions, type ModelQuantOptions } from '../../onnx/weights/options.js';
 import { checkOptionConflicts, checkOptionsForModel } from '../../onnx/weights/plan.js';
 import { Errors } from '../../errors.js';
-import { preflight, quantizeModel, type ModelProgress, type ModelQuantResult } from '../../onnx/weights/quantize-model.js';
+import { preflight, quantizeModel, type ModelProgress, type ModelQuantResult, type QuantizeModelHooks } from '../../onnx/weights/quantize-model.js';
 import type { ExternalData } from '../../onnx/proto/tensor-data.js';
 import type { UserArray } from '../../onnx/runtime/inputs.js';
 import type { ValidationReport } from '../../onnx/runtime/validate.js';
@@ -128,9 +128,9 @@ export function prepare(p: PipelineInput): Prepared {
   return { input, options: p.options, opts, user, external: p.external };
 }
 
-export function quantizeStage(p: Prepared, onProgress?: (progress: ModelProgress) => void): Quantized {
+export function quantizeStage(p: Prepared, onProgress?: (progress: ModelProgress) => void, onWritten?: QuantizeModelHooks['onWritten']): Quantized {
   const t0 = performance.now();
-  const result = quantizeModel(p.input, p.opts, { external: p.external, onProgress });
+  const result = quantizeModel(p.input, p.opts, { external: p.external, onProgress, onWritten });
   return { ...p, result, quantizeMs: performance.now() - t0 };
 }
 

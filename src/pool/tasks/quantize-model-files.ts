@@ -3,15 +3,23 @@ import { join } from 'node:path';
 import { compareRunIsolated, measureLatencyIsolated, referenceRunIsolated, releaseReference, type HostReference } from '../../onnx/runtime/isolated.js';
 import { FileExternalData, readWholeFile } from '../../onnx/io/files.js';
 import { writeModelFiles } from '../../onnx/io/write-model.js';
+import { TensorSpill } from '../../onnx/io/spill.js';
 import { checkpoint, isCancelled } from '../cancel.js';
 import type { Task, TaskReply } from '../messages.js';
 import { buildReport, prepare, quantizeStage, stageTimes, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
 import { summaryHeader } from './model-reply.js';
 import { calibrationSamples, isStatic, needsSamples, staticReportOf, staticStage } from './static-stage.js';
+import { HostRuns } from '../../onnx/activations/host-runs.js';
 import { dataAwareStage, isDataAwareResult, isDataAwareTask } from './data-aware-stage.js';
 import { jsonBody } from './report.js';
 
 type FilesTask = Extract<Task, { op: 'quantizeModelFiles' }>;
+
+/**
+ * Quantized tensors a job holds in memory before the rest go to a spill file (io/spill.ts):
+ * with one weight's scratch beside it, a job's memory stays near 1 GiB whatever the size.
+ */
+export const SPILL_BYTES = 512 * 2 ** 20;
 
 export type WorkerProgress =
   | { phase: 'quantizing'; tensorsDone: number; tensorsTotal: number; bytesDone: number; bytesTotal: number }
@@ -27,6 +35,12 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
   const post = (p: WorkerProgress) => channel.postMessage(p);
   const external = new FileExternalData(new Map(task.external.map((f) => [f.name, join(task.inputDir, f.file)])));
   let held: HostReference | undefined;
+  let runs: HostRuns | undefined;
+  // Named so that no upload's external file can be it.
+  const names = new Set(task.external.map((f) => f.name));
+  let spillName = `${task.outputName}.spill`;
+  while (names.has(spillName)) spillName = `_${spillName}`;
+  const spill = new TensorSpill(task.outputDir, spillName, task.spillBytes ?? SPILL_BYTES, external);
   try {
     const times: StageTimes = { decode: 0, encode: 0, validation: 0 };
     const modelPath = join(task.inputDir, task.model);
@@ -50,13 +64,13 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
       : VALIDATION_OFF;
     held = 'ref' in reference ? reference : undefined;
     checkpoint(task.cancel);
-    // Calibration sessions are made from bytes: a static job's external data files are read in whole.
-    const externalData = samples && task.external.length ? task.external.map((f) => ({ path: f.name, data: readWholeFile(join(task.inputDir, f.file)) })) : undefined;
+    // Calibration runs go to the onnxruntime host, on the model where it is: its external data files (stored by location beside it) are not read here.
+    runs = samples ? new HostRuns({ model: prepared.input, path: modelPath, hasExternalData: task.external.length > 0 }, task.cancel, samples) : undefined;
     const onCalibrating = (done: number, total: number) => post({ phase: 'calibrating', samplesDone: done, samplesTotal: total });
     const q = samples && isDataAwareTask(prepared)
       ? await dataAwareStage(prepared, samples, task.limits, {
           cancel: task.cancel,
-          externalData,
+          runs,
           onCalibrating,
           onProgress: (p) => {
             checkpoint(task.cancel);
@@ -66,16 +80,22 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
       : samples
       ? await staticStage(prepared, samples, {
           cancel: task.cancel,
-          externalData,
+          runs,
           onCalibrating,
           onMeasuring: (round) => post({ phase: 'quantizing', tensorsDone: round, tensorsTotal: round + 1, bytesDone: 0, bytesTotal: 0 }),
         })
-      : quantizeStage(prepared, (p) => {
-          checkpoint(task.cancel);
-          post({ phase: 'quantizing', ...p });
-        });
+      : quantizeStage(
+          prepared,
+          (p) => {
+            checkpoint(task.cancel);
+            post({ phase: 'quantizing', ...p });
+          },
+          (tensors) => spill.hold(tensors),
+        );
+    runs?.dispose();
     post({ phase: 'writing' });
-    const artifacts = await timed(times, 'encode', () => writeModelFiles(q.result.model, external, task.outputDir, task.outputName, task.maxInlineBytes));
+    const artifacts = await timed(times, 'encode', () => writeModelFiles(q.result.model, spill, task.outputDir, task.outputName, task.maxInlineBytes));
+    spill.close();
     checkpoint(task.cancel);
     post({ phase: 'validating' });
     const validation =
@@ -89,7 +109,9 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
     const meta = { report, summaryHeader: summaryHeader(report), artifacts: artifacts.map(({ name, size, crc }) => ({ name, size, crc })) };
     return { body: jsonBody({ ok: true }), contentType: 'application/json', log: {}, meta, stages: stageTimes(times, q) };
   } finally {
+    runs?.dispose();
     if (held) releaseReference(held);
+    spill.close();
     external.close();
     channel.close();
   }

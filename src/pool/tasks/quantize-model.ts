@@ -8,6 +8,7 @@ import { buildReport, prepare, quantizeStage, stageTimes, timed, VALIDATION_OFF,
 import { modelReply } from './model-reply.js';
 import { compareRunIsolated, measureLatencyIsolated, referenceRunIsolated, releaseReference, type HostReference, type ReferenceFailure } from '../../onnx/runtime/isolated.js';
 import { calibrationSamples, isStatic, needsSamples, staticReportOf, staticStage } from './static-stage.js';
+import { HostRuns } from '../../onnx/activations/host-runs.js';
 import { dataAwareStage, isDataAwareResult, isDataAwareTask } from './data-aware-stage.js';
 
 type ModelTask = Extract<Task, { op: 'quantizeModel' }>;
@@ -33,6 +34,8 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
   );
   const samples = needsSamples(task.options) ? await timed(times, 'decode', () => calibrationSamples(prepared, task.calibration, task.limits)) : undefined;
   const original = { bytes: task.model, externalData: task.external.length ? task.external.map((f) => ({ path: f.name, data: f.bytes })) : undefined };
+  // Calibration and statistics runs go to the onnxruntime host, as validation does.
+  const runs = samples ? new HostRuns({ model: prepared.input, bytes: task.model, files: original.externalData ?? [] }, task.cancel, samples) : undefined;
   // Started, not awaited: the staging copy happens now (counted), the run in the host.
   const t0 = performance.now();
   const pending: Promise<HostReference | ReferenceFailure> | undefined = task.options.validate
@@ -46,12 +49,12 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
   const dropReference = () => void pending?.then((r) => 'ref' in r && releaseReference(r)).catch(() => {});
   try {
     checkpoint(task.cancel);
-    const externalData = original.externalData;
     const q = !samples
       ? quantizeStage(prepared, () => checkpoint(task.cancel))
       : isDataAwareTask(prepared)
-        ? await dataAwareStage(prepared, samples, task.limits, { cancel: task.cancel, externalData, onProgress: () => checkpoint(task.cancel) })
-        : await staticStage(prepared, samples, { cancel: task.cancel, externalData });
+        ? await dataAwareStage(prepared, samples, task.limits, { cancel: task.cancel, runs, onProgress: () => checkpoint(task.cancel) })
+        : await staticStage(prepared, samples, { cancel: task.cancel, runs });
+    runs?.dispose();
     const model = await timed(times, 'encode', () => {
       const parts = inlineModelParts(q.result.model, external);
       if (parts.length > PROTOBUF_LIMIT) {
@@ -72,6 +75,7 @@ export async function runQuantizeModel(task: ModelTask): Promise<TaskReply> {
     const report = buildReport(q, inBytes, model.length, validation, times, { latency, static: staticPart, dataAware: isDataAwareResult(q) ? q.dataAware : undefined });
     return { ...modelReply(task, model, report), stages: stageTimes(times, q) };
   } finally {
+    runs?.dispose();
     dropReference();
   }
 }

@@ -80,7 +80,7 @@ function compareMethods(data: Float32Array, shape: number[], spec: QuantSpec, ow
   return out;
 }
 
-export function runQuantize(task: Extract<Task, { op: 'quantize' }>): TaskReply {
+export async function runQuantize(task: Extract<Task, { op: 'quantize' }>): Promise<TaskReply> {
   const { tensor, scale: givenScale, zeroPoint, calibration } = inputsOf(task);
   const { data, shape } = tensor;
   const spec = specOf(task.options);
@@ -94,7 +94,7 @@ export function runQuantize(task: Extract<Task, { op: 'quantize' }>): TaskReply 
   if (dataAware && spec.calibration !== 'minmax') throw new Errors.Option(`method ${dataAware} takes calibration=minmax (its grid is min-max per group), got: ${spec.calibration}`);
   checkJsonReply(task, shape, data.length, spec);
   const gptqOpts = { damp: task.options.gptq_damp, blockSize: task.options.gptq_block_size, actOrder: task.options.gptq_act_order };
-  const da = dataAware ? runDataAwareTensor(task.limits, tensor, calibration, spec, dataAware, gptqOpts) : undefined;
+  const da = dataAware ? await runDataAwareTensor(task.limits, tensor, calibration, spec, dataAware, gptqOpts) : undefined;
   // Given parameters skip calibration: QuantizeLinear with exactly those, on the same kernels.
   const { params, q, sums } = da ?? (givenScale ? { params: givenParams(shape, spec, givenScale, zeroPoint), q: undefined, sums: undefined } : quantize(data, shape, spec));
   const done = q && sums ? { q, sums } : quantizeWith(data, params);

@@ -8,6 +8,7 @@ import type { ExternalDataFiles } from '../../onnx/runtime/collect.js';
 import { fusedOpsIsolated } from '../../onnx/runtime/isolated.js';
 import type { ModelSource } from '../../onnx/runtime/latency.js';
 import type { CancelFlag } from '../cancel.js';
+import type { FloatRuns } from '../../onnx/activations/float-runs.js';
 import type { ModelTaskOptions, TaskLimits } from '../messages.js';
 import type { Prepared, Quantized } from './model-pipeline.js';
 import { isDataAware } from '../../onnx/weights/options.js';
@@ -59,6 +60,8 @@ export function staticRequest(p: Prepared): StaticRequest {
 
 export interface StaticStageHooks {
   cancel?: CancelFlag | undefined;
+  /** Where the onnxruntime runs on the user's model happen (the onnxruntime host, host-runs.ts). */
+  runs?: FloatRuns | undefined;
   externalData?: ExternalDataFiles | undefined;
   onCalibrating?: ((done: number, total: number) => void) | undefined;
   onMeasuring?: ((round: number) => void) | undefined;

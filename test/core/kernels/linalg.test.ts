@@ -2,7 +2,7 @@
 // float64 references (reference/linalg.ts, reference/gram.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { GRAM_ROWS, gramKernel } from '../../../src/core/kernels/gram.js';
+import { GRAM_ROWS, GramAccumulator, gramKernel } from '../../../src/core/kernels/gram.js';
 import { factorInverse, GEMM_ADD, GEMM_SET, GEMM_SUB, LinalgSpace } from '../../../src/core/kernels/linalg.js';
 import { accumulateGramReference } from '../../../src/core/reference/gram.js';
 import { inverseUpperFactor } from '../../../src/core/reference/linalg.js';
@@ -12,7 +12,7 @@ test('gemm: C mode= A·B for every shape remainder, both A layouts, the three mo
   let seed = 1;
   for (const m of [1, 4, 5, 11]) {
     for (const n of [1, 8, 9, 23, 300]) {
-      for (const kk of [1, 3, 17]) {
+      for (const kk of [1, 2, 3, 17]) {
         for (const mode of [GEMM_ADD, GEMM_SUB, GEMM_SET]) {
           for (const transposed of [false, true]) {
             for (const upper of [false, true]) {
@@ -129,4 +129,37 @@ test(`gramKernel: within (${GRAM_ROWS} + 1)·2⁻²⁴·Σ|x_ri·x_rj| of the fl
   accumulateGramReference(want, ints, n, k);
   gramKernel(got, ints, n, k);
   assert.deepEqual(got, want);
+});
+
+test('GramAccumulator: rows streamed in pieces of any size (odd chunks, padded columns, several column tiles) stay within the bound, and each readout starts again from zero', () => {
+  const pieces = [1, GRAM_ROWS, 77, GRAM_ROWS + 1, 2];
+  const n = pieces.reduce((a, b) => a + b, 0);
+  for (const k of [1, 5, 8, 37, 300]) {
+    const x = randn(n * k, k + 7, 2);
+    const acc = new GramAccumulator(k);
+    const want = new Float64Array(k * k);
+    accumulateGramReference(want, x, n, k);
+    for (let round = 0; round < 2; round++) {
+      let r0 = 0;
+      for (const p of pieces) {
+        acc.add(x.subarray(r0 * k), p);
+        r0 += p;
+      }
+      const got = new Float64Array(k * k);
+      acc.addInto(got);
+      for (let i = 0; i < k; i++) {
+        for (let j = 0; j < k; j++) {
+          let absSum = 0;
+          for (let r = 0; r < n; r++) absSum += Math.abs(x[r * k + i]! * x[r * k + j]!);
+          const bound = (GRAM_ROWS + 1) * 2 ** -24 * absSum + 1e-12 * absSum;
+          assert.ok(Math.abs(got[i * k + j]! - want[i * k + j]!) <= bound, `k ${k} round ${round} (${i}, ${j}): ${got[i * k + j]} vs ${want[i * k + j]}`);
+          assert.equal(got[i * k + j], got[j * k + i]);
+        }
+      }
+    }
+    // Nothing added since the last readout: nothing to add.
+    const after = new Float64Array(k * k).fill(1);
+    acc.addInto(after);
+    assert.ok(after.every((v) => v === 1));
+  }
 });

@@ -116,3 +116,32 @@ test('the kernel path agrees with the reference on shapes that are not multiples
   // Measured: none differ; float32 rounding may move a boundary value on another machine.
   assert.ok(differ <= 0.002 * total, `${differ} of ${total} codes differ`);
 });
+
+test('kernels: the WebAssembly column loop (gptqblock) gives the bits of the TypeScript one on the same float32 W, U and E, for every grouping, act-order, dead inputs and block sizes that cut groups', () => {
+  let seed = 1;
+  for (const [rows, cols] of [
+    [5, 37],
+    [12, 150],
+  ] as const) {
+    const n = 2 * cols;
+    const h = gramOf(correlated(n, cols, 500 + cols), n, cols);
+    // A dead input: its diagonal (and row and column) zero.
+    for (let j = 0; j < cols; j++) h[3 * cols + j] = h[j * cols + 3] = 0;
+    for (const opts of [
+      { bits: 4, scheme: 'asymmetric', groupSize: 16 },
+      { bits: 3, scheme: 'symmetric', groupSize: 32, blockSize: 20 },
+      { bits: 2, scheme: 'asymmetric', groupSize: 1000, blockSize: 7 },
+      { bits: 8, scheme: 'symmetric', groupSize: 24, actOrder: true, blockSize: 16 },
+      { bits: 4, scheme: 'asymmetric', groupSize: 10, actOrder: true },
+    ] as GptqOptions[]) {
+      const w = randn(rows * cols, seed++);
+      const wasm = gptq(w, rows, cols, h, opts);
+      const ts = gptq(w, rows, cols, h, opts, false);
+      const label = `${rows}×${cols} ${JSON.stringify(opts)}`;
+      assert.deepEqual(wasm.codes, ts.codes, label);
+      assert.deepEqual(wasm.scales, ts.scales, label);
+      assert.deepEqual(wasm.zeroPoints, ts.zeroPoints, label);
+      assert.equal(wasm.damp, ts.damp);
+    }
+  }
+});

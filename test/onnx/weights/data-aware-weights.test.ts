@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { gptq } from '../../../src/core/methods/gptq.js';
@@ -18,6 +20,20 @@ import { randn } from '../models.js';
 // The model path's side of GPTQ and imatrix: the core's results laid out in the weight's own
 // layout (MatMul [K, N], Gemm transB [N, K]), the emitters writing them as onnxruntime runs
 // them, and the proxy loss ‖XΔW‖² the report compares with rtn's.
+
+interface ImatrixCase {
+  name: string;
+  bits: number;
+  scheme: 'asymmetric' | 'symmetric';
+  granularity: 'per_group' | 'per_channel';
+  group_size: number;
+  dims: number[];
+  w: number[];
+  importance: number[];
+  scale: number[];
+  zero_point: number[];
+  q: number[];
+}
 
 const K = 64;
 const N = 8;
@@ -127,6 +143,18 @@ describe('imatrix on model weights', () => {
     for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) e += imp[k]! * (w[k * N + n]! - h[k * N + n]!) ** 2;
     return e;
   };
+
+  it('gives the NumPy reference (lsq weighted by the input features’ importance) on every case, per group and per channel', () => {
+    const cases = (JSON.parse(readFileSync(resolve(process.cwd(), 'test/fixtures/low_bit/low_bit.json'), 'utf8')) as { imatrix: ImatrixCase[] }).imatrix;
+    assert.equal(cases.length, 12);
+    for (const c of cases) {
+      const p: WeightPlan = { format: 'qdq', bits: c.bits as WeightPlan['bits'], granularity: c.granularity, groupSize: c.group_size, axis: c.granularity === 'per_group' ? 0 : 1 };
+      const got = quantizeImatrix(Float32Array.from(c.w), c.dims, p, { scheme: c.scheme }, 0, Float64Array.from(c.importance));
+      assert.deepEqual([...got.params.scale], c.scale.map(Math.fround), `${c.name}: scales`);
+      assert.deepEqual([...got.params.zeroPoint], c.zero_point, `${c.name}: zero points`);
+      assert.deepEqual([...got.q], c.q, `${c.name}: integers`);
+    }
+  });
 
   it('uniform importance gives lsq’s result exactly (the weights line up with the groups)', () => {
     const got = quantizeImatrix(w, [K, N], plan, { scheme: 'asymmetric' }, 0, new Float64Array(K).fill(1));

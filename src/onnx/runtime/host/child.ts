@@ -4,6 +4,7 @@ import { fusedOps } from '../fused-ops.js';
 import { loadOrt } from '../ort.js';
 import { measureLatency } from '../latency.js';
 import { compareRun, referenceRun, type Reference } from '../validate.js';
+import { activationErrorsOp, calibrateOp, heldBackOp, statsBatchOp } from './calibration-ops.js';
 import type { HostReply, HostRequest, HostValue } from './protocol.js';
 import { runBeside, warmSide } from './side-run.js';
 
@@ -12,6 +13,7 @@ import { runBeside, warmSide } from './side-run.js';
 // InferenceSession.create, seen with 'all' optimization on an fp16 transformer), so that
 // happens here, where a crash costs one request's validation instead of the service.
 // Requests are served one at a time, in order: the worker that owns this host waits anyway.
+// Static calibration and the data-aware statistics run here too (calibration-ops.ts).
 
 const references = new Map<number, Reference>();
 // onnxruntime is loaded at once, on both threads: the host is started before the model it
@@ -21,6 +23,7 @@ warmSide();
 let nextRef = 1;
 
 async function handle(req: HostRequest): Promise<HostValue> {
+  const progress = (done: number, total: number) => reply({ id: req.id, progress: [done, total] });
   switch (req.op) {
     case 'reference': {
       const r = await referenceRun({ path: req.model }, req.opts);
@@ -41,6 +44,14 @@ async function handle(req: HostRequest): Promise<HostValue> {
       return measureLatency({ path: req.original }, { path: req.quantized }, req.opts);
     case 'fusedOps':
       return fusedOps({ path: req.model });
+    case 'calibrate':
+      return calibrateOp(req, progress);
+    case 'activationErrors':
+      return activationErrorsOp(req);
+    case 'statsBatch':
+      return statsBatchOp(req, progress);
+    case 'heldBack':
+      return heldBackOp(req);
     case 'ping':
       return null;
   }
@@ -63,7 +74,7 @@ function remove(dirs: readonly string[]): void {
 
 process.on('message', (req: HostRequest) => {
   const dirs = req.cleanup ?? [];
-  for (const d of dirs) staged.add(d);
+  for (const d of [...dirs, ...(req.holds ?? [])]) staged.add(d);
   queue = queue.then(async () => {
     try {
       reply({ id: req.id, ok: true, value: await handle(req) });

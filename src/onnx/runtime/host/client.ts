@@ -26,9 +26,22 @@ export class HostCrashed extends Error {
 interface Pending {
   resolve(v: HostValue): void;
   reject(e: Error): void;
+  progress?: ((done: number, total: number) => void) | undefined;
 }
 
-type Request = HostRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id' | 'cleanup'> : never) : never;
+/** A request as the caller writes it (the client adds its id and staging lists). */
+export type HostCall = HostRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id' | 'cleanup' | 'holds'> : never) : never;
+
+export interface RequestOptions {
+  /** Polled while the request runs; the host is stopped when it says so. */
+  cancelled?: (() => boolean) | undefined;
+  /** Staging directories the host removes when it has answered. */
+  cleanup?: string[] | undefined;
+  /** Staging directories later requests read too: the host removes them only if this worker goes away. */
+  holds?: string[] | undefined;
+  /** The host's progress messages for this request. */
+  progress?: ((done: number, total: number) => void) | undefined;
+}
 
 export class OrtHost {
   #child: ChildProcess | undefined;
@@ -52,6 +65,10 @@ export class OrtHost {
     child.on('message', (msg: HostReply) => {
       const p = this.#pending.get(msg.id);
       if (!p) return;
+      if ('progress' in msg) {
+        p.progress?.(...msg.progress);
+        return;
+      }
       this.#pending.delete(msg.id);
       this.#settled();
       if (msg.ok) p.resolve(msg.value);
@@ -96,7 +113,12 @@ export class OrtHost {
   }
 
   /** Sends one request; `cancelled` is polled while it runs, and stops the host when it says so. */
-  request(req: Request, cancelled?: () => boolean, cleanup?: string[]): Promise<HostValue> {
+  request(req: HostCall, cancelled?: () => boolean, cleanup?: string[]): Promise<HostValue> {
+    return this.send(req, { cancelled, cleanup });
+  }
+
+  send(req: HostCall, o: RequestOptions = {}): Promise<HostValue> {
+    const { cancelled, cleanup, holds, progress } = o;
     clearTimeout(this.#idle);
     const child = (this.#child ??= this.#start());
     child.ref();
@@ -108,6 +130,7 @@ export class OrtHost {
       this.#pending.set(id, {
         resolve: (v) => (done(), resolve(v)),
         reject: (e) => (done(), reject(e)),
+        progress,
       });
       if (cancelled) {
         poll = setInterval(() => {
@@ -119,7 +142,7 @@ export class OrtHost {
           reject(new Errors.Aborted('the task was cancelled'));
         }, CANCEL_POLL_MS);
       }
-      child.send({ ...req, id, cleanup } as HostRequest);
+      child.send({ ...req, id, cleanup, holds } as HostRequest);
     });
   }
 
@@ -143,8 +166,19 @@ export class OrtHost {
 }
 
 let shared: OrtHost | undefined;
+let calibration: OrtHost | undefined;
 
 /** This thread's host. */
 export function ortHost(): OrtHost {
   return (shared ??= new OrtHost());
+}
+
+/**
+ * This thread's second host, for calibration and statistics runs (activations/host-runs.ts):
+ * the synchronous endpoint's validation reference run starts in ortHost() before quantizing
+ * and runs beside it; a host serves one request at a time, so calibration in the same host
+ * would wait for it.
+ */
+export function calibrationHost(): OrtHost {
+  return (calibration ??= new OrtHost());
 }

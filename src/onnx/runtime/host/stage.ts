@@ -66,10 +66,18 @@ function sweepStale(): void {
 
 export function stageModel(model: ModelBytes): StagedModel {
   if ('path' in model) return { path: model.path, dispose: () => {} };
+  return stageFiles(model.bytes, model.externalData ?? []);
+}
+
+/** A new staging directory with room for `bytes` (removed by its owner, or as stale). */
+export function newStagingDir(bytes: number): string {
   sweepStale();
-  const files = model.externalData ?? [];
-  const total = model.bytes.length + files.reduce((s, f) => s + f.data.length, 0);
-  const dir = mkdtempSync(join(stagingDir(total), PREFIX));
+  return mkdtempSync(join(stagingDir(bytes), PREFIX));
+}
+
+/** The model and its external data files in a new staging directory, with room for `more` bytes besides. */
+export function stageFiles(bytes: Uint8Array, files: readonly { path: string; data: Uint8Array }[], more = 0): StagedModel & { dir: string } {
+  const dir = newStagingDir(bytes.length + files.reduce((s, f) => s + f.data.length, 0) + more);
   const dispose = () => rmSync(dir, { recursive: true, force: true });
   try {
     const taken = new Set<string>();
@@ -84,7 +92,7 @@ export function stageModel(model: ModelBytes): StagedModel {
     let name = 'model.onnx';
     for (let i = 1; taken.has(name); i++) name = `model-${i}.onnx`;
     const path = join(dir, name);
-    writeFileSync(path, model.bytes);
+    writeFileSync(path, bytes);
     return { path, dir, dispose };
   } catch (err) {
     dispose();

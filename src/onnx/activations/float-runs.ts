@@ -1,0 +1,35 @@
+import type { CancelFlag } from '../../pool/cancel.js';
+import { encodeModelBytes } from '../proto/encode.js';
+import type { OnnxModel } from '../proto/model.js';
+import { measureActivationErrors } from '../runtime/activation-error.js';
+import type { ExternalDataFiles } from '../runtime/collect.js';
+import { compareOnSamples, type HeldBackOutput } from '../runtime/held-back.js';
+import { calibrateActivations } from './calibrate.js';
+import type { CalibrationSamples } from './calibration-data.js';
+import { forEachStatsBatch } from './weight-stats.js';
+
+// The onnxruntime runs that static quantization and the data-aware methods make on the
+// user's model, behind one interface so they can run where a crash cannot take the service
+// down: `inProcess` runs them in this thread (library use and unit tests); the model pipeline
+// passes host-runs.ts, which runs the same functions in the onnxruntime host process.
+
+export interface HeldBackOptions {
+  cancel?: CancelFlag | undefined;
+  externalData?: ExternalDataFiles | undefined;
+}
+
+export interface FloatRuns {
+  calibrate: typeof calibrateActivations;
+  activationErrors: typeof measureActivationErrors;
+  statsBatches: typeof forEachStatsBatch;
+  /** The float and the quantized model's outputs on the held-back samples (held-back.ts). */
+  heldBack(float: OnnxModel, quantized: OnnxModel, samples: CalibrationSamples, o: HeldBackOptions): Promise<HeldBackOutput[]>;
+}
+
+export const inProcess: FloatRuns = {
+  calibrate: calibrateActivations,
+  activationErrors: measureActivationErrors,
+  statsBatches: forEachStatsBatch,
+  heldBack: (float, quantized, samples, o) =>
+    compareOnSamples({ bytes: encodeModelBytes(float), externalData: o.externalData }, { bytes: encodeModelBytes(quantized), externalData: o.externalData }, samples, { cancel: o.cancel }),
+};
