@@ -93,8 +93,10 @@ test('a cancelled request stops its host and rejects at once', { timeout: 60_000
   await started;
   const pid = host.pid;
   assert.ok(pid !== undefined);
-  // A big reference run would take a while; cancellation must not wait for it.
+  // The host is frozen before the request, so it cannot answer first (a small model's run can
+  // finish inside one poll interval on a quiet machine): cancellation must not wait for it.
   const staged = stageModel({ bytes: gemmMlp().bytes });
+  process.kill(pid, 'SIGSTOP');
   try {
     const pending = host.request({ op: 'reference', model: staged.path, opts: {} }, () => cancel);
     cancel = true;
