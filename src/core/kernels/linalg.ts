@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import type { WasmMemory } from './runtime.js';
+import { privateKernel } from './runtime.js';
 
 // Float32 linear algebra on linalg.wat's matrix product, in a WebAssembly memory of its own
 // sized for one problem (the kernels' fixed 1.8 MiB staging memory cannot hold a Hessian).
@@ -10,27 +9,6 @@ interface LinalgExports {
   gemm(c: number, a: number, b: number, m: number, n: number, kk: number, ldc: number, sai: number, sat: number, ldb: number, mode: number, upper: number): void;
   syrk(p: number, kc: number, nb: number, acc: number, ldc: number, mode: number): void;
   gptqblock(w: number, ldw: number, e: number, lde: number, u: number, ldu: number, rows: number, count: number, w1: number, colp: number, pstride: number, scales: number, zps: number, codes: number, codecol: number, ldcodes: number, qmin: number, qmax: number): void;
-}
-
-interface WasmApi {
-  Memory: new (descriptor: { initial: number; maximum?: number }) => WasmMemory;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-}
-const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-
-let module: object | undefined;
-function compiled(): object {
-  if (module) return module;
-  const url = new URL('./linalg.wasm', import.meta.url);
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(url);
-  } catch (err) {
-    throw new Error(`the WebAssembly kernel ${url.pathname} is missing; \`npm run build\` compiles it`, { cause: err });
-  }
-  module = new wasm.Module(bytes);
-  return module;
 }
 
 export const GEMM_ADD = 0;
@@ -64,9 +42,9 @@ export class LinalgSpace {
   constructor(bytes: number) {
     if (!(bytes <= MAX_LINALG_BYTES)) throw new RangeError(`a linear algebra problem of ${bytes} bytes is past the 4 GiB of a wasm32 memory`);
     const pages = Math.ceil((bytes + 64 * 64) / PAGE);
-    const memory = new wasm.Memory({ initial: pages, maximum: pages });
+    const { memory, exports } = privateKernel<LinalgExports>('linalg', pages);
     this.buffer = memory.buffer as ArrayBuffer;
-    this.k = new wasm.Instance(compiled(), { env: { memory } }).exports as LinalgExports;
+    this.k = exports;
   }
 
   /** rows × ld float32 values, zeroed (a fresh memory is zero; nothing is handed out twice). */

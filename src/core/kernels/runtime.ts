@@ -184,6 +184,12 @@ export function arenaKernel<T>(name: string, memory: WasmMemory): T {
   return k;
 }
 
+/** `name`.wat instantiated on a memory of its own (not shared, `pages` pages, never grown). */
+export function privateKernel<T>(name: string, pages: number): { memory: WasmMemory; exports: T } {
+  const memory = new wasm.Memory({ initial: pages, maximum: pages });
+  return { memory, exports: new wasm.Instance(compiled(name), { env: { memory } }).exports as T };
+}
+
 let kernels: Kernels | undefined;
 
 /** This thread's kernels, instantiated on first use (module compilation is synchronous and ~1 ms). */

@@ -1,4 +1,5 @@
 import { intParamsOf, planParams, calibrate, dequantizeWith, quantizeWith, type ErrorSums, type QuantParams, type QuantSpec } from '../quantize.js';
+import { errorSums } from '../metrics.js';
 import { INT_DTYPE_INFO, type UnpackedArray } from '../dtypes.js';
 import { quadraticForms } from '../kernels/linalg.js';
 import { accumulateGram } from './gram.js';
@@ -100,18 +101,10 @@ function snrDb(signal: number, noise: number): number | null {
 
 /** Error sums of x against the dequantized integers (clipped: values beyond the grid's end levels). */
 function sumsOf(x: Float32Array, xHat: Float32Array, q: UnpackedArray, params: QuantParams): ErrorSums {
-  const s: ErrorSums = { count: x.length, clipped: 0, maxError: 0, sumAbs: 0, sumSq: 0, sumX2: 0 };
   const { qMin, qMax } = params;
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i]!;
-    const e = Math.abs(v - xHat[i]!);
-    if (e > s.maxError) s.maxError = e;
-    s.sumAbs += e;
-    s.sumSq += e * e;
-    s.sumX2 += v * v;
-    if ((q[i] === qMax && v > xHat[i]!) || (q[i] === qMin && v < xHat[i]!)) s.clipped++;
-  }
-  return s;
+  let clipped = 0;
+  for (let i = 0; i < x.length; i++) if ((q[i] === qMax && x[i]! > xHat[i]!) || (q[i] === qMin && x[i]! < xHat[i]!)) clipped++;
+  return errorSums(x, xHat, clipped);
 }
 
 /** The output SNR of each reconstruction of x on H: 10·log10(tr(W·H·Wᵀ) / tr(ΔW·H·ΔWᵀ)). */

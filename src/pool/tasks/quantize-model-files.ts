@@ -4,6 +4,7 @@ import { compareRunIsolated, measureLatencyIsolated, referenceRunIsolated, relea
 import { FileExternalData, readWholeFile } from '../../onnx/io/files.js';
 import { writeModelFiles } from '../../onnx/io/write-model.js';
 import { TensorSpill } from '../../onnx/io/spill.js';
+import { uniqueIn } from '../../onnx/graph/edit.js';
 import { checkpoint, isCancelled } from '../cancel.js';
 import type { Task, TaskReply } from '../messages.js';
 import { buildReport, prepare, quantizeStage, stageTimes, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
@@ -37,9 +38,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
   let held: HostReference | undefined;
   let runs: HostRuns | undefined;
   // Named so that no upload's external file can be it.
-  const names = new Set(task.external.map((f) => f.name));
-  let spillName = `${task.outputName}.spill`;
-  while (names.has(spillName)) spillName = `_${spillName}`;
+  const spillName = uniqueIn(new Set(task.external.map((f) => f.name)), `${task.outputName}.spill`);
   const spill = new TensorSpill(task.outputDir, spillName, task.spillBytes ?? SPILL_BYTES, external);
   try {
     const times: StageTimes = { decode: 0, encode: 0, validation: 0 };
