@@ -16,6 +16,8 @@ export interface JobsPluginOptions {
   /** Largest result written as one .onnx (default: protobuf's 2 GiB limit). */
   maxInlineBytes?: number | undefined;
   sweepMs?: number | undefined;
+  /** Quantized tensors a job holds before the rest spill to a file (default SPILL_BYTES); tests lower it. */
+  spillBytes?: number | undefined;
 }
 
 /**
@@ -35,6 +37,8 @@ export const jobsPlugin = fp<JobsPluginOptions>(async (app, opts) => {
       limits: app.limits,
       log: app.log,
       maxInlineBytes: opts.maxInlineBytes,
+      maxBytes: config.jobsMaxBytes,
+      spillBytes: opts.spillBytes,
       sweepMs: opts.sweepMs,
     });
     app.decorate('jobs', shared);
@@ -49,6 +53,8 @@ export const jobsPlugin = fp<JobsPluginOptions>(async (app, opts) => {
     limits: app.limits,
     log: app.log,
     maxInlineBytes: opts.maxInlineBytes,
+    maxBytes: config.jobsMaxBytes,
+    spillBytes: opts.spillBytes,
     sweepMs: opts.sweepMs,
   });
   app.decorate('jobs', runner);

@@ -126,7 +126,7 @@ export class LocalJobStore implements JobStore {
 
   async usage(): Promise<number> {
     let total = 0;
-    for (const r of this.#records.values()) total += r.bytes;
+    for (const r of this.#records.values()) total += r.bytes + (r.spill_bytes ?? 0);
     return total;
   }
 

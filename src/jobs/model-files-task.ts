@@ -11,7 +11,15 @@ export const WEIGHTS_CONFIG_NAME = 'config.json';
 export function modelFilesTask(
   job: JobRecord,
   dirs: { input: string; output: string },
-  run: { limits: TaskLimits; maxInlineBytes: number | undefined; progressChannel: string; cancel: Int32Array },
+  run: {
+    limits: TaskLimits;
+    maxInlineBytes: number | undefined;
+    progressChannel: string;
+    cancel: Int32Array;
+    /** What the store had room for when the job started, and JOBS_MAX_BYTES: the spill file's limit. */
+    spillLimit?: { maxBytes: number; jobsMaxBytes: number } | undefined;
+    spillBytes?: number | undefined;
+  },
 ): Extract<Task, { op: 'quantizeModelFiles' | 'quantizeWeightsFiles' }> {
   if (job.kind === 'weights') return weightsFilesTask(job, dirs, run);
   return {
@@ -24,6 +32,8 @@ export function modelFilesTask(
     outputDir: dirs.output,
     outputName: outputFilename(job.filename, job.options.bits),
     maxInlineBytes: run.maxInlineBytes,
+    spillBytes: run.spillBytes,
+    spillLimit: run.spillLimit,
     options: job.options as ModelTaskOptions,
     limits: run.limits,
     progressChannel: run.progressChannel,

@@ -41,6 +41,9 @@ export interface QueueRunnerOptions {
   log: FastifyBaseLogger;
   sweepMs?: number | undefined;
   maxInlineBytes?: number | undefined;
+  /** JOBS_MAX_BYTES: bounds a job's spill file in the local scratch too (by the shared store's room when it starts). */
+  maxBytes?: number | undefined;
+  spillBytes?: number | undefined;
 }
 
 interface Running {
@@ -240,7 +243,12 @@ export class QueueJobRunner implements JobService {
       clock.enter('decoding');
       this.#opts.log.info({ job: id, attempt: running.attempts }, 'job started');
       await job.updateProgress(running as unknown as object).catch(() => undefined);
-      const result = await this.#pool.run(modelFilesTask(first, dirs, { limits: this.#opts.limits, maxInlineBytes: this.#opts.maxInlineBytes, progressChannel: channelName, cancel: entry.flag }));
+      const { maxBytes } = this.#opts;
+      // Scratch is local and discarded after the attempt, so the spill is bounded, not counted in Redis.
+      const spillLimit = maxBytes === undefined ? undefined : { maxBytes: maxBytes - (await store.usage()), jobsMaxBytes: maxBytes };
+      const result = await this.#pool.run(
+        modelFilesTask(first, dirs, { limits: this.#opts.limits, maxInlineBytes: this.#opts.maxInlineBytes, progressChannel: channelName, cancel: entry.flag, spillLimit, spillBytes: this.#opts.spillBytes }),
+      );
       clock.enter('done');
       await quiet();
       if (isCancelled(entry.flag)) throw new Errors.Aborted('the job was cancelled');

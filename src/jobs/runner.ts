@@ -24,6 +24,10 @@ export interface RunnerOptions {
   sweepMs?: number | undefined;
   /** Largest result written as one .onnx; past it, .onnx + external data in a zip. */
   maxInlineBytes?: number | undefined;
+  /** JOBS_MAX_BYTES: a running job's spill file counts against it (and fails the job past it). */
+  maxBytes?: number | undefined;
+  /** Quantized tensors a job holds before spilling (default SPILL_BYTES); tests lower it. */
+  spillBytes?: number | undefined;
 }
 
 // Quantizing is most of the work; writing and validating share the rest.
@@ -90,7 +94,8 @@ export class JobRunner implements JobService {
       if (job.attempts >= 2) {
         await this.#finish(job.id, { status: 'failed', error: { code: 'QUANT_ERR_INTERNAL', message: 'the job was interrupted twice by a restart; submit it again' } });
       } else {
-        await this.#store.update(job.id, { status: 'queued', progress: INITIAL_PROGRESS });
+        // Its spill file went with the process that wrote it (or is overwritten by the next run).
+        await this.#store.update(job.id, { status: 'queued', progress: INITIAL_PROGRESS, spill_bytes: 0 });
         this.#queue.push(job.id);
       }
     }
@@ -174,12 +179,18 @@ export class JobRunner implements JobService {
     let progress = job.progress;
     let updates = Promise.resolve();
     const clock = new PhaseClock(() => this.phaseObserver, job);
+    let spilled = 0;
     channel.onmessage = (event) => {
-      clock.enter((event as { data: WorkerProgress }).data.phase);
-      progress = advance(progress, (event as { data: WorkerProgress }).data);
+      const data = (event as { data: WorkerProgress }).data;
+      clock.enter(data.phase);
+      progress = advance(progress, data);
       const snapshot = progress;
+      // The spill file counts in usage() (so uploads see it) while the job runs.
+      const grew = data.phase === 'quantizing' && data.spilledBytes !== undefined && data.spilledBytes !== spilled;
+      if (grew) spilled = data.spilledBytes!;
+      const patch: Partial<JobRecord> = grew ? { progress: snapshot, spill_bytes: spilled } : { progress: snapshot };
       updates = updates.then(async () => {
-        const updated = await this.#store.update(id, { progress: snapshot });
+        const updated = await this.#store.update(id, patch);
         if (updated) this.#store.publish({ type: 'progress', job: updated });
       });
     };
@@ -187,8 +198,11 @@ export class JobRunner implements JobService {
       const running = await this.#store.update(id, { status: 'running', attempts: job.attempts + 1 });
       clock.enter('decoding');
       if (running) this.#store.publish({ type: 'progress', job: running });
+      const { maxBytes } = this.#opts;
+      // The room the store has now (this job's uploads and other jobs' spill files counted): concurrent jobs each see the room left when they start.
+      const spillLimit = maxBytes === undefined ? undefined : { maxBytes: maxBytes - (await this.#store.usage()), jobsMaxBytes: maxBytes };
       const result = await this.#pool.run(
-        modelFilesTask(job, dirs, { limits: this.#opts.limits, maxInlineBytes: this.#opts.maxInlineBytes, progressChannel: channelName, cancel: flag }),
+        modelFilesTask(job, dirs, { limits: this.#opts.limits, maxInlineBytes: this.#opts.maxInlineBytes, progressChannel: channelName, cancel: flag, spillLimit, spillBytes: this.#opts.spillBytes }),
       );
       // Progress still in flight is moot now; closing drops it, so none lands after the end.
       channel.close();
@@ -204,13 +218,14 @@ export class JobRunner implements JobService {
         summary_header: meta.summaryHeader,
         artifacts: meta.artifacts,
         bytes: job.bytes + outBytes,
+        spill_bytes: 0,
       });
     } catch (err) {
       channel.close();
       await updates;
       if (isCancelled(flag)) return;
       if (isQuantError(err) && err.code === 'QUANT_ERR_OVERLOADED') {
-        await this.#store.update(id, { status: 'queued' });
+        await this.#store.update(id, { status: 'queued', spill_bytes: 0 });
         setTimeout(() => this.enqueue(id), RETRY_MS).unref();
         return;
       }
@@ -218,6 +233,7 @@ export class JobRunner implements JobService {
       if (!known) this.#opts.log.error({ err, job: id }, 'job failed');
       await this.#finish(id, {
         status: 'failed',
+        spill_bytes: 0,
         error: known ? { code: err.code, message: err.message } : { code: 'QUANT_ERR_INTERNAL', message: `internal error; it has been logged with job id ${id}` },
       });
     }

@@ -76,6 +76,8 @@ export interface JobRecord {
   results_dir?: string | undefined;
   /** Bytes this job holds on disk (inputs and results). */
   bytes: number;
+  /** While it runs: its spill file's bytes (quantized tensors on disk until the result is written), also counted in usage(). */
+  spill_bytes?: number | undefined;
 }
 
 export type JobEvent = { type: 'progress'; job: JobRecord } | { type: 'end'; job: JobRecord };
@@ -98,7 +100,7 @@ export interface JobStore {
   readReport(id: string): Promise<unknown>;
   delete(id: string): Promise<void>;
   list(): Promise<JobRecord[]>;
-  /** Bytes held by all jobs. */
+  /** Bytes held by all jobs (a running job's spill file included where the store counts it). */
   usage(): Promise<number>;
   subscribe(id: string, listener: (e: JobEvent) => void): () => void;
   publish(e: JobEvent): void;

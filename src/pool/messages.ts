@@ -196,6 +196,8 @@ export type Task =
       maxInlineBytes?: number | undefined;
       /** Bytes of quantized tensors held before the rest spill to a file (default SPILL_BYTES); tests lower it. */
       spillBytes?: number | undefined;
+      /** The most the spill file may hold (the job store's room when the job started) and JOBS_MAX_BYTES, for the error. */
+      spillLimit?: { maxBytes: number; jobsMaxBytes: number } | undefined;
       options: ModelTaskOptions;
       limits: TaskLimits;
       progressChannel: string;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -9,6 +9,7 @@ import request from 'supertest';
 import { decodeNpz } from '../../src/codecs/npz.js';
 import { decodeModel } from '../../src/onnx/proto/decode.js';
 import { isExternal } from '../../src/onnx/proto/tensor-data.js';
+import { LocalJobStore } from '../../src/jobs/local-store.js';
 import { INITIAL_PROGRESS } from '../../src/jobs/runner.js';
 import type { JobRecord } from '../../src/jobs/types.js';
 import { ModelReport } from '../../src/http/schemas/models.js';
@@ -153,6 +154,45 @@ describe('jobs: store bounds, expiry and restarts', async () => {
     const srv = () => request(one.server);
     await submit(srv, '?validate=false');
     assert.equal((await srv().post('/v1/jobs').set('content-type', 'application/octet-stream').send(mlp).expect(507)).body.code, 'QUANT_ERR_STORAGE_FULL');
+  });
+
+  it("counts a running job's spill file against JOBS_MAX_BYTES, and frees it when the job ends", async () => {
+    // Everything spills (budget 0): the 8-bit weights of fc1 and fc2 are the spill file.
+    const dir = mkdtempSync(join(tmpdir(), 'quantd-spill-usage-'));
+    const store = await LocalJobStore.open(dir);
+    const seen: Array<{ spill: number; usage: number; bytes: number }> = [];
+    const update = store.update.bind(store);
+    store.update = async (id, patch) => {
+      const r = await update(id, patch);
+      if (r && (patch.spill_bytes ?? 0) > 0) seen.push({ spill: patch.spill_bytes!, usage: await store.usage(), bytes: r.bytes });
+      return r;
+    };
+    const spilling = await testApp({ jobsDir: dir, jobsMaxBytes: 10_000_000 }, { jobs: { store, spillBytes: 0 } });
+    const srv = () => request(spilling.server);
+    const id = await submit(srv, '?bits=8&validate=false');
+    assert.equal((await settle(srv, id)).at(-1)!.status, 'succeeded');
+    assert.ok(seen.length > 0, 'the runner saw the spill file grow');
+    for (const s of seen) assert.equal(s.usage, s.bytes + s.spill, 'usage() counts the spill file beside the upload');
+    const done = (await store.get(id))!;
+    assert.equal(done.spill_bytes, 0, 'freed when the job ends');
+    assert.equal(await store.usage(), done.bytes, 'usage is the upload and the result once the spill file is gone');
+    assert.ok(seen.at(-1)!.spill >= 32_768, `fc1's 256×128 8-bit weights spilled (saw ${seen.at(-1)!.spill} bytes)`);
+  });
+
+  it('fails a job whose spill file would pass JOBS_MAX_BYTES, naming the limit, and leaves no spill file', async () => {
+    // Room for the upload and 1000 bytes more: fc1's 32 KiB of 8-bit weights cannot spill.
+    const max = mlp.length + 1000;
+    const tight = await testApp({ jobsMaxBytes: max }, { jobs: { spillBytes: 0 } });
+    const srv = () => request(tight.server);
+    const id = await submit(srv, '?bits=8&validate=false');
+    const last = (await settle(srv, id)).at(-1)!;
+    assert.equal(last.status, 'failed');
+    assert.equal(last.error!.code, 'QUANT_ERR_STORAGE_FULL');
+    assert.match(last.error!.message, new RegExp(`JOBS_MAX_BYTES=${max}`));
+    assert.match(last.error!.message, /spill file .* would take \d+ bytes, more than the 1000 /);
+    const out = join(tight.config.jobsDir, id, 'out');
+    assert.deepEqual(readdirSync(out), [], 'the spill file is deleted with the failed job');
+    assert.equal(await tight.jobs.store.usage(), mlp.length, "the failed job's spill is no longer counted");
   });
 
   it('deletes jobs after JOBS_TTL_S', async () => {

@@ -13,21 +13,32 @@ import { readRange, readRangeInto } from './files.js';
 /** Tensors under this size stay in memory (as the writer keeps them inline). */
 const MIN_SPILL_BYTES = 1024;
 
+/** The most a spill file may hold, and the error it fails with past that (it names the setting). */
+export interface SpillLimit {
+  maxBytes: number;
+  tooBig: (bytes: number) => Error;
+}
+
 export class TensorSpill implements ExternalData {
   readonly location: string;
   readonly #path: string;
   readonly #base: ExternalData;
   readonly #budget: number;
+  readonly #limit: SpillLimit | undefined;
   #fd: number | undefined;
   #held = 0;
   #size = 0;
 
-  /** Spills into dir/location (a name no upload uses) once `budget` bytes of tensors are held; reads other locations from base. */
-  constructor(dir: string, location: string, budget: number, base: ExternalData) {
+  /**
+   * Spills into dir/location (a name no upload uses) once `budget` bytes of tensors are held;
+   * reads other locations from base. Past `limit`, hold() throws its error before writing.
+   */
+  constructor(dir: string, location: string, budget: number, base: ExternalData, limit?: SpillLimit) {
     this.location = location;
     this.#path = join(dir, location);
     this.#base = base;
     this.#budget = budget;
+    this.#limit = limit;
   }
 
   /** Bytes written to the spill file so far. */
@@ -44,6 +55,8 @@ export class TensorSpill implements ExternalData {
         this.#held += data.length;
         continue;
       }
+      // Checked before the write, so the disk never holds more than the limit.
+      if (this.#limit && this.#size + data.length > this.#limit.maxBytes) throw this.#limit.tooBig(this.#size + data.length);
       this.#fd ??= openSync(this.#path, 'w+');
       for (let at = 0; at < data.length; ) at += writeSync(this.#fd, data, at, data.length - at, this.#size + at);
       t.rawData = undefined;

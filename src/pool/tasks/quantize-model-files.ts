@@ -5,6 +5,7 @@ import { FileExternalData, readWholeFile } from '../../onnx/io/files.js';
 import { writeModelFiles } from '../../onnx/io/write-model.js';
 import { TensorSpill } from '../../onnx/io/spill.js';
 import { uniqueIn } from '../../onnx/graph/edit.js';
+import { Errors } from '../../errors.js';
 import { checkpoint, isCancelled } from '../cancel.js';
 import type { Task, TaskReply } from '../messages.js';
 import { buildReport, prepare, quantizeStage, stageTimes, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
@@ -23,9 +24,23 @@ type FilesTask = Extract<Task, { op: 'quantizeModelFiles' }>;
 export const SPILL_BYTES = 512 * 2 ** 20;
 
 export type WorkerProgress =
-  | { phase: 'quantizing'; tensorsDone: number; tensorsTotal: number; bytesDone: number; bytesTotal: number }
+  | { phase: 'quantizing'; tensorsDone: number; tensorsTotal: number; bytesDone: number; bytesTotal: number; spilledBytes?: number | undefined }
   | { phase: 'calibrating'; samplesDone: number; samplesTotal: number }
   | { phase: 'reference' | 'writing' | 'validating' };
+
+function spillLimit(task: FilesTask) {
+  const limit = task.spillLimit;
+  if (!limit) return undefined;
+  return {
+    maxBytes: limit.maxBytes,
+    tooBig: (bytes: number) =>
+      new Errors.StorageFull(
+        `the job's spill file (its quantized tensors past the first ${task.spillBytes ?? SPILL_BYTES} bytes, on disk until the result is written) would take ${bytes} bytes, ` +
+          `more than the ${Math.max(0, limit.maxBytes)} the job store had room for when the job started (JOBS_MAX_BYTES=${limit.jobsMaxBytes}, less what the jobs hold); ` +
+          'submit it again when jobs have expired or been deleted, or raise JOBS_MAX_BYTES',
+      ),
+  };
+}
 
 /**
  * A job: the model, its external data and the result are files, so neither side of a
@@ -39,7 +54,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
   let runs: HostRuns | undefined;
   // Named so that no upload's external file can be it.
   const spillName = uniqueIn(new Set(task.external.map((f) => f.name)), `${task.outputName}.spill`);
-  const spill = new TensorSpill(task.outputDir, spillName, task.spillBytes ?? SPILL_BYTES, external);
+  const spill = new TensorSpill(task.outputDir, spillName, task.spillBytes ?? SPILL_BYTES, external, spillLimit(task));
   try {
     const times: StageTimes = { decode: 0, encode: 0, validation: 0 };
     const modelPath = join(task.inputDir, task.model);
@@ -87,7 +102,8 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
           prepared,
           (p) => {
             checkpoint(task.cancel);
-            post({ phase: 'quantizing', ...p });
+            // The job store counts the spill file against JOBS_MAX_BYTES while it exists.
+            post({ phase: 'quantizing', ...p, spilledBytes: spill.spilled });
           },
           (tensors) => spill.hold(tensors),
         );
