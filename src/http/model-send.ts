@@ -38,6 +38,7 @@ export async function sendModelReply(request: FastifyRequest, reply: FastifyRepl
     if (onClose) reply.raw.off('close', onClose);
   }
   logFact(request, { op: task.op, ...result.log });
+  for (const warning of result.warnings ?? []) request.log.warn({ op: task.op }, warning);
   if (result.headers) reply.headers(result.headers);
   return reply.type(result.contentType).send(Buffer.from(result.body.buffer, result.body.byteOffset, result.body.byteLength));
 }

@@ -253,6 +253,7 @@ export class QueueJobRunner implements JobService {
       await quiet();
       if (isCancelled(entry.flag)) throw new Errors.Aborted('the job was cancelled');
       const meta = result.meta as { report: ModelReport; summaryHeader: string; artifacts: Artifact[] };
+      for (const warning of result.warnings ?? []) this.#opts.log.warn({ job: id }, warning);
       await store.saveReport(id, meta.report);
       const resultsDir = await store.publishResults(id, meta.artifacts);
       const done = await this.#finish(id, {

@@ -209,6 +209,7 @@ export class JobRunner implements JobService {
       clock.enter('done');
       await updates;
       const meta = result.meta as { report: ModelReport; summaryHeader: string; artifacts: Artifact[] };
+      for (const warning of result.warnings ?? []) this.#opts.log.warn({ job: id }, warning);
       await this.#store.saveReport(id, meta.report);
       const outBytes = meta.artifacts.reduce((s, a) => s + a.size, 0);
       await this.#finish(id, {

@@ -229,6 +229,8 @@ export interface TaskReply {
   meta?: unknown;
   /** Milliseconds per stage of a model task (the report's timings_ms), for the metrics. */
   stages?: Record<string, number> | undefined;
+  /** What the caller logs at warn level (a measurement lost to an onnxruntime crash; the reply is still good). */
+  warnings?: string[] | undefined;
 }
 
 /** busyMs: how long the worker ran the task, stamped by worker-entry.cts (the metrics' worker busy time). */

@@ -49,7 +49,10 @@ export const DataAwareReport = z.object({
   }),
   gptq: z.object({ damp: z.number(), block_size: z.number().int(), act_order: z.boolean() }).optional(),
   awq: z.array(AwqRow).optional(),
-  outputs: z.array(Output).describe('The quantized model against the float one on the held-back samples'),
+  outputs: z.array(Output).describe('The quantized model against the float one on the held-back samples; empty when the comparison did not run'),
+  comparison: z
+    .discriminatedUnion('status', [z.object({ status: z.literal('ok') }), z.object({ status: z.literal('error'), reason: z.string() })])
+    .describe("Whether the held-back comparison ran: 'error' with the reason when onnxruntime crashed in it (the quantized model is returned all the same, as validation does)"),
   calibration_ms: z.number(),
   quantize_ms: z.number(),
   measure_ms: z.number(),

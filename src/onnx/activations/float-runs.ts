@@ -13,6 +13,18 @@ import { forEachStatsBatch } from './weight-stats.js';
 // down: `inProcess` runs them in this thread (library use and unit tests); the model pipeline
 // passes host-runs.ts, which runs the same functions in the onnxruntime host process.
 
+/**
+ * A run lost with its onnxruntime process (host-runs.ts) where only a measurement is lost
+ * with it: the held-back comparison, which comes after the quantized model is made. The
+ * caller reports that it did not run, as validation does, instead of failing the request.
+ */
+export class MeasurementLost extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'MeasurementLost';
+  }
+}
+
 export interface HeldBackOptions {
   cancel?: CancelFlag | undefined;
   externalData?: ExternalDataFiles | undefined;
@@ -22,7 +34,7 @@ export interface FloatRuns {
   calibrate: typeof calibrateActivations;
   activationErrors: typeof measureActivationErrors;
   statsBatches: typeof forEachStatsBatch;
-  /** The float and the quantized model's outputs on the held-back samples (held-back.ts). */
+  /** The float and the quantized model's outputs on the held-back samples (held-back.ts); MeasurementLost when the run died with its process. */
   heldBack(float: OnnxModel, quantized: OnnxModel, samples: CalibrationSamples, o: HeldBackOptions): Promise<HeldBackOutput[]>;
 }
 

@@ -14,7 +14,7 @@ import { writeNewFile } from '../runtime/session-model.js';
 import { message } from '../runtime/validate.js';
 import type { ActivationRange } from './calibrate.js';
 import type { CalibrationSamples } from './calibration-data.js';
-import type { FloatRuns } from './float-runs.js';
+import { MeasurementLost, type FloatRuns } from './float-runs.js';
 import type { InputStats, StatsPasses } from './weight-stats.js';
 
 // FloatRuns in the onnxruntime host process (runtime/host/child.ts): the float model is
@@ -53,6 +53,14 @@ export type FloatSource =
 function crashed(err: unknown, stage: string): never {
   if (err instanceof HostCrashed) {
     throw new Errors.Onnx(`onnxruntime crashed (${err.signal ?? `exit code ${err.exitCode}`}) ${stage}; it ran in a separate process, so only this request is lost`);
+  }
+  throw err;
+}
+
+/** A crash that costs only the measurement: the quantized model is made and is still returned. */
+function measurementCrashed(err: unknown, stage: string): never {
+  if (err instanceof HostCrashed) {
+    throw new MeasurementLost(`onnxruntime crashed (${err.signal ?? `exit code ${err.exitCode}`}) ${stage}; it ran in a separate process, so only this measurement is lost`);
   }
   throw err;
 }
@@ -143,14 +151,14 @@ export class HostRuns implements FloatRuns {
     });
   }
 
-  async #ask<T>(stage: string, req: HostCall, progress?: RequestOptions['progress']): Promise<T> {
+  async #ask<T>(stage: string, req: HostCall, progress?: RequestOptions['progress'], onCrash: (err: unknown, stage: string) => never = crashed): Promise<T> {
     checkpoint(this.#cancel);
     const cancel = this.#cancel;
     const cancelled = cancel ? () => isCancelled(cancel) : undefined;
     try {
       return (await this.#host.send(req, { cancelled, holds: [this.#dir()], progress })) as T;
     } catch (err) {
-      return crashed(err, stage);
+      return onCrash(err, stage);
     }
   }
 
@@ -239,7 +247,12 @@ export class HostRuns implements FloatRuns {
     const f = this.#model(float);
     const q = this.#model(quantized);
     try {
-      return await this.#ask<HeldBackOutput[]>('measuring the quantized model on the held-back samples', { op: 'heldBack', float: f.ref.path, quantized: q.ref.path, samples: this.#spec(samples) });
+      return await this.#ask<HeldBackOutput[]>(
+        'measuring the quantized model on the held-back samples',
+        { op: 'heldBack', float: f.ref.path, quantized: q.ref.path, samples: this.#spec(samples) },
+        undefined,
+        measurementCrashed,
+      );
     } finally {
       f.done();
       q.done();

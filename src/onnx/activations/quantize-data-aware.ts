@@ -5,7 +5,7 @@ import { defaultOpset, DataType, type OnnxModel } from '../proto/model.js';
 import { readFloat, type ExternalData } from '../proto/tensor-data.js';
 import type { ExternalDataFiles } from '../runtime/collect.js';
 import type { HeldBackOutput } from '../runtime/held-back.js';
-import { inProcess, type FloatRuns } from './float-runs.js';
+import { inProcess, MeasurementLost, type FloatRuns } from './float-runs.js';
 import { awqReconstruction, clipAwqMembers, clipped, foldAwq, searchAwq, type AwqGroup, type AwqMember } from '../weights/awq.js';
 import { clipSummary, type ClipChoice } from '../weights/awq-clip.js';
 import { attentionScoresReached } from '../weights/attention-scores.js';
@@ -82,8 +82,10 @@ export interface DataAwareReport {
   statistics: { kind: 'diag' | 'full'; activations: number; passes: number; peak_hessian_bytes: number; hessian_max_bytes: number };
   gptq?: { damp: number; block_size: number; act_order: boolean };
   awq?: AwqReportRow[];
-  /** The quantized model against the float one on the held-back samples. */
+  /** The quantized model against the float one on the held-back samples (none when the comparison did not run). */
   outputs: HeldBackOutput[];
+  /** Whether that comparison ran: 'error' when onnxruntime crashed in it (the model is returned all the same, as validation does). */
+  comparison: { status: 'ok' } | { status: 'error'; reason: string };
   calibration_ms: number;
   quantize_ms: number;
   measure_ms: number;
@@ -313,7 +315,7 @@ export async function quantizeDataAware(model: OnnxModel, samples: CalibrationSa
     },
   });
   const t2 = performance.now();
-  const outputs = await runs.heldBack(model, result.model, split.heldBack, { cancel: hooks.cancel, externalData: hooks.externalData });
+  const { outputs, comparison } = await compareHeldBack(runs, model, result.model, split.heldBack, hooks);
   const t3 = performance.now();
   const report: DataAwareReport = {
     method,
@@ -326,11 +328,22 @@ export async function quantizeDataAware(model: OnnxModel, samples: CalibrationSa
     ...(method === 'gptq' ? { gptq: { damp: opts.gptq.damp, block_size: opts.gptq.blockSize, act_order: opts.gptq.actOrder } } : {}),
     ...(method === 'awq' ? { awq: awqRows } : {}),
     outputs,
+    comparison,
     calibration_ms: t1 - t0,
     quantize_ms: t2 - t1,
     measure_ms: t3 - t2,
   };
   return { result, report };
+}
+
+/** The held-back comparison; a crash in it loses only the comparison (statistics crashes fail the request before this). */
+async function compareHeldBack(runs: FloatRuns, float: OnnxModel, quantized: OnnxModel, samples: CalibrationSamples, hooks: DataAwareHooks): Promise<Pick<DataAwareReport, 'outputs' | 'comparison'>> {
+  try {
+    return { outputs: await runs.heldBack(float, quantized, samples, { cancel: hooks.cancel, externalData: hooks.externalData }), comparison: { status: 'ok' } };
+  } catch (err) {
+    if (err instanceof MeasurementLost) return { outputs: [], comparison: { status: 'error', reason: err.reason } };
+    throw err;
+  }
 }
 
 function awqNote(group: AwqGroup, member: AwqMember): string | undefined {

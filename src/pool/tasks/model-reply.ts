@@ -68,6 +68,12 @@ function minSnr(outputs: { snr_db: number | null }[]): number | null {
   return v.length ? Math.min(...v) : null;
 }
 
+/** What the service logs at warn level beside the reply: a measurement onnxruntime crashed in (the model is returned all the same). */
+export function reportWarnings(report: ModelReport): string[] | undefined {
+  const c = report.data_aware?.comparison;
+  return c?.status === 'error' ? [`the data-aware held-back comparison did not run: ${c.reason}`] : undefined;
+}
+
 /** The compact summary for the X-Quantization-Summary header: JSON in plain ASCII. */
 export function summaryHeader(report: ModelReport): string {
   const s = report.summary;
@@ -93,7 +99,14 @@ export function summaryHeader(report: ModelReport): string {
       ? { static: { target_met: report.static.target_met, min_output_cosine: minCosine(report.static), excluded: report.static.excluded.length } }
       : {}),
     ...(report.data_aware
-      ? { data_aware: { method: report.data_aware.method, min_output_cosine: minCosine(report.data_aware), min_output_snr_db: minSnr(report.data_aware.outputs) } }
+      ? {
+          data_aware: {
+            method: report.data_aware.method,
+            min_output_cosine: minCosine(report.data_aware),
+            min_output_snr_db: minSnr(report.data_aware.outputs),
+            ...(report.data_aware.comparison.status === 'error' ? { comparison: report.data_aware.comparison } : {}),
+          },
+        }
       : {}),
   };
   return JSON.stringify(compact).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
@@ -123,7 +136,7 @@ export function modelReply(task: ModelTask, model: Uint8Array, report: ModelRepo
   if (task.accept === 'json') {
     const head = JSON.stringify(report).slice(0, -1);
     const body = joined([Buffer.from(`${head},"model":{"encoding":"base64","filename":${JSON.stringify(filename)},"data":"`), ...base64Bytes(model), Buffer.from('"}}')]);
-    return { body, contentType: 'application/json', headers, log, meta: report };
+    return { body, contentType: 'application/json', headers, log, meta: report, warnings: reportWarnings(report) };
   }
   if (task.accept === 'multipart') {
     const boundary = `quantd-${randomUUID()}`;
@@ -134,7 +147,7 @@ export function modelReply(task: ModelTask, model: Uint8Array, report: ModelRepo
       model,
       Buffer.from(`\r\n--${boundary}--\r\n`),
     ]);
-    return { body, contentType: `multipart/mixed; boundary=${boundary}`, headers, log, meta: report };
+    return { body, contentType: `multipart/mixed; boundary=${boundary}`, headers, log, meta: report, warnings: reportWarnings(report) };
   }
-  return { body: model, contentType: 'application/octet-stream', headers: { ...headers, 'content-disposition': disposition }, log, meta: report };
+  return { body: model, contentType: 'application/octet-stream', headers: { ...headers, 'content-disposition': disposition }, log, meta: report, warnings: reportWarnings(report) };
 }

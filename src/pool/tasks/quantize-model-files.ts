@@ -9,7 +9,7 @@ import { Errors } from '../../errors.js';
 import { checkpoint, isCancelled } from '../cancel.js';
 import type { Task, TaskReply } from '../messages.js';
 import { buildReport, prepare, quantizeStage, stageTimes, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
-import { summaryHeader } from './model-reply.js';
+import { reportWarnings, summaryHeader } from './model-reply.js';
 import { calibrationSamples, isStatic, needsSamples, staticReportOf, staticStage } from './static-stage.js';
 import { HostRuns } from '../../onnx/activations/host-runs.js';
 import { dataAwareStage, isDataAwareResult, isDataAwareTask } from './data-aware-stage.js';
@@ -122,7 +122,7 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
     const staticPart = isStatic(q) ? await staticReportOf(q, result) : undefined;
     const report = buildReport(q, inBytes, artifacts.reduce((s, a) => s + a.size, 0), validation, times, { latency, static: staticPart, dataAware: isDataAwareResult(q) ? q.dataAware : undefined });
     const meta = { report, summaryHeader: summaryHeader(report), artifacts: artifacts.map(({ name, size, crc }) => ({ name, size, crc })) };
-    return { body: jsonBody({ ok: true }), contentType: 'application/json', log: {}, meta, stages: stageTimes(times, q) };
+    return { body: jsonBody({ ok: true }), contentType: 'application/json', log: {}, meta, stages: stageTimes(times, q), warnings: reportWarnings(report) };
   } finally {
     runs?.dispose();
     if (held) releaseReference(held);

@@ -160,3 +160,61 @@ describe('data-aware methods in the onnxruntime host', () => {
     }
   });
 });
+
+describe('a crash of the onnxruntime host in the data-aware runs', () => {
+  const m = gemmMlp();
+  const samples = calibrationSamplesFromNpz(npzFor('x', [8, 256], 5), m.model, { maxBytes: 2 ** 26, maxSamples: 64 });
+  const req = { method: 'gptq' as const, weights: modelQuantOptions({ bits: 4, granularity: 'per_group', groupSize: 32, format: 'matmulnbits', method: 'gptq' }), heldBack: 3 };
+
+  /**
+   * HostRuns whose `stage` request reaches a frozen host (SIGSTOP before it is sent, so it
+   * cannot answer first) that is then killed: the crash lands in that stage and no other.
+   */
+  function crashIn(stage: 'statsBatches' | 'heldBack'): HostRuns {
+    const runs = new HostRuns({ model: m.model, bytes: m.bytes, files: [] });
+    const real = runs[stage] as (...args: unknown[]) => Promise<unknown>;
+    (runs as unknown as Record<string, unknown>)[stage] = (...args: unknown[]) => {
+      const host = calibrationHost();
+      host.warm();
+      const pid = host.pid!;
+      process.kill(pid, 'SIGSTOP');
+      const pending = real(...args);
+      process.kill(pid, 'SIGKILL');
+      return pending;
+    };
+    return runs;
+  }
+
+  it('while gathering the statistics: the request fails with QUANT_ERR_ONNX naming that stage', async () => {
+    const runs = crashIn('statsBatches');
+    try {
+      await assert.rejects(quantizeDataAware(m.model, samples, req, { runs }), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'QUANT_ERR_ONNX');
+        assert.match(err.message, /^onnxruntime crashed \(SIGKILL\) gathering the activation statistics/);
+        return true;
+      });
+    } finally {
+      runs.dispose();
+    }
+    assertCleaned();
+  });
+
+  it('in the held-back comparison: the model is the one a full run makes, the report says the comparison did not run and why', async () => {
+    const local = await quantizeDataAware(m.model, samples, req);
+    const runs = crashIn('heldBack');
+    let crashed;
+    try {
+      crashed = await quantizeDataAware(m.model, samples, req, { runs });
+    } finally {
+      runs.dispose();
+    }
+    assertCleaned();
+    assert.equal(local.report.comparison.status, 'ok');
+    assert.ok(local.report.outputs.length > 0);
+    assert.equal(crashed.report.comparison.status, 'error');
+    assert.match((crashed.report.comparison as { reason: string }).reason, /^onnxruntime crashed \(SIGKILL\) measuring the quantized model on the held-back samples; .* only this measurement is lost/);
+    assert.deepEqual(crashed.report.outputs, []);
+    assert.deepEqual(withoutTimes(crashed.result.tensors as object), withoutTimes(local.result.tensors as object));
+    assert.ok(Buffer.from(encodeModelBytes(crashed.result.model)).equals(encodeModelBytes(local.result.model)), 'the same quantized model');
+  });
+});
