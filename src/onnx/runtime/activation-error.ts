@@ -134,8 +134,10 @@ export async function measureActivationErrors(
   const refOutputs: Record<string, Float32Array>[] = [];
   {
     const f = await session(encodeModelBytes(exposeTensors(float, exposed)), 'basic', o);
-    const q = await session(encodeModelBytes(exposeTensors(quantized, exposed.map(qName))), 'disabled', o);
+    let q: InferenceSession | undefined;
     try {
+      // Inside the try: when the quantized session cannot be created, the float one (as big as the model) is still released.
+      q = await session(encodeModelBytes(exposeTensors(quantized, exposed.map(qName))), 'disabled', o);
       for (let i = 0; i < samples.count; i++) {
         checkAbort(o);
         const feeds = samples.feeds(i);
@@ -154,8 +156,11 @@ export async function measureActivationErrors(
         refOutputs.push(keep);
       }
     } finally {
-      await f.release();
-      await q.release();
+      try {
+        await f.release();
+      } finally {
+        await q?.release();
+      }
     }
   }
   const outputs = await compareFusedOutputs(quantized, refOutputs, samples, o);
