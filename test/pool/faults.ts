@@ -39,8 +39,12 @@ export function watchStarts(): { started: () => StartEvent[]; tags: () => Array<
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls until `check` holds or `timeoutMs` passes; returns whether it held. */
-export async function eventually(check: () => boolean, timeoutMs = 5000, everyMs = 10): Promise<boolean> {
+/**
+ * Polls until `check` holds or `timeoutMs` passes; returns whether it held. The default is
+ * generous: it only ends a test whose event never comes, and a loaded machine (load 10+)
+ * can take seconds to start a worker.
+ */
+export async function eventually(check: () => boolean, timeoutMs = 30_000, everyMs = 10): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (check()) return true;
