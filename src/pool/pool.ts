@@ -1,5 +1,6 @@
 import { Piscina } from 'piscina';
 import { Errors } from '../errors.js';
+import { removeStagedByThread } from '../onnx/runtime/host/stage.js';
 import { assertShallow } from './message-depth.js';
 import type { Task, TaskReply, TaskResult } from './messages.js';
 
@@ -52,6 +53,7 @@ export class QuantPool {
   readonly #capacity: number;
   #inFlight = 0;
   readonly #listeners = new Set<TaskListener>();
+  readonly #threadIds = new Set<number>();
 
   constructor(opts: PoolOptions) {
     this.#workers = opts.workers;
@@ -71,6 +73,18 @@ export class QuantPool {
       // when cores are short the event loop still accepts, routes and answers probes promptly
       // instead of queueing behind tensor work. Idle cores still go to the workers.
       niceIncrement: WORKER_NICE,
+    });
+    // What a worker staged for its onnxruntime host goes with it (host/stage.ts): once when
+    // it is destroyed, and again after close, when every thread has surely stopped.
+    // piscina's worker handle names the thread as `id`; read at creation (a terminated thread's is -1).
+    const ids = new WeakMap<object, number>();
+    this.#piscina.on('workerCreate', (w: { id: number }) => {
+      ids.set(w, w.id);
+      this.#threadIds.add(w.id);
+    });
+    this.#piscina.on('workerDestroy', (w: { id: number }) => {
+      const id = ids.get(w);
+      if (id !== undefined) removeStagedByThread(id);
     });
   }
 
@@ -123,6 +137,7 @@ export class QuantPool {
 
   async close(): Promise<void> {
     await this.#piscina.close();
+    for (const id of this.#threadIds) removeStagedByThread(id);
   }
 }
 

@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import type { ModelBytes } from '../validate.js';
 
 // An in-memory model becomes files for the onnxruntime host: the model and its external
@@ -47,21 +48,46 @@ function sweepStale(): void {
   if (swept) return;
   swept = true;
   const now = Date.now();
-  for (const dir of new Set([SHM, tmpdir(), process.env.ORT_STAGING_DIR].filter((d): d is string => !!d))) {
+  removeStaged(PREFIX, (path) => now - statSync(path).mtimeMs > STALE_MS);
+}
+
+/** Every place a staging directory can be. */
+function stagingPlaces(): Set<string> {
+  return new Set([SHM, tmpdir(), process.env.ORT_STAGING_DIR].filter((d): d is string => !!d));
+}
+
+function removeStaged(prefix: string, when: (path: string) => boolean = () => true): void {
+  for (const dir of stagingPlaces()) {
     let names: string[];
     try {
-      names = readdirSync(dir).filter((n) => n.startsWith(PREFIX));
+      names = readdirSync(dir).filter((n) => n.startsWith(prefix));
     } catch {
       continue;
     }
     for (const n of names) {
       try {
-        if (now - statSync(join(dir, n)).mtimeMs > STALE_MS) rmSync(join(dir, n), { recursive: true, force: true });
+        if (when(join(dir, n))) rmSync(join(dir, n), { recursive: true, force: true });
       } catch {
         // Another process removed it first, or it is not ours to remove.
       }
     }
   }
+}
+
+/** Staging directories are named after the process and thread that made them (the owner). */
+function ownerPrefix(pid: number, thread: number): string {
+  return `${PREFIX}${pid}.${thread}-`;
+}
+
+/**
+ * Removes what a worker thread of this process staged, once the thread is gone. A thread
+ * terminated (the pool closing or replacing it) while a request of its own was still on its
+ * way to the host never runs the finally that removes the files, and the host never heard of
+ * them: the service closed right after a cancelled model request left the float model in
+ * /dev/shm until the next process's hour-old sweep.
+ */
+export function removeStagedByThread(thread: number): void {
+  removeStaged(ownerPrefix(process.pid, thread));
 }
 
 export function stageModel(model: ModelBytes): StagedModel {
@@ -72,7 +98,7 @@ export function stageModel(model: ModelBytes): StagedModel {
 /** A new staging directory with room for `bytes` (removed by its owner, or as stale). */
 export function newStagingDir(bytes: number): string {
   sweepStale();
-  return mkdtempSync(join(stagingDir(bytes), PREFIX));
+  return mkdtempSync(join(stagingDir(bytes), ownerPrefix(process.pid, threadId)));
 }
 
 /** The model and its external data files in a new staging directory, with room for `more` bytes besides. */
