@@ -15,7 +15,7 @@ import type { BenchOptions, Detail, ScenarioResult } from './lib/rows.js';
 // trained ResNeXt-style glyph CNN (test/fixtures/models/trained/train_grouped_glyphs.py; a
 // group-8 and a group-4 Conv, a depthwise Conv, group-1 Convs, a Linear), opset 17 export run
 // at opset 21 (blocked int4 DequantizeLinear for the Conv weights), asymmetric, Conv and Gemm
-// weights; the committed glyph calibration .npz (a quarter held back, as the service does).
+// weights, every one of them (min_elements 1: the depthwise weight has 576 values); the committed glyph calibration .npz (a quarter held back, as the service does).
 // Top-1 on glyphs-eval.npz (held-out fonts), agreement with the float model's class, and the
 // report's held-back logits SNR; per grouped weight the awq/gptq proxy-loss reduction over rtn.
 
@@ -76,7 +76,7 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
   details.push({ name: 'grouped glyphs float top-1', value: floatTop1, unit: '' });
   for (const c of CONFIGS) {
     for (const m of METHODS) {
-      const opts = modelQuantOptions({ bits: c.bits, groupSize: c.groupSize, granularity: 'per_group', scheme: 'asymmetric', method: m.method, opTypes: ['Conv', 'Gemm'], awqClip: m.awqClip ?? true });
+      const opts = modelQuantOptions({ bits: c.bits, groupSize: c.groupSize, granularity: 'per_group', scheme: 'asymmetric', method: m.method, opTypes: ['Conv', 'Gemm'], minElements: 1, awqClip: m.awqClip ?? true });
       const t0 = performance.now();
       let bytes: Uint8Array;
       let extra = '';

@@ -23,7 +23,8 @@ import { TRAINED_DIR } from '../fixture-models.js';
 // group-1 Convs, exported at opsets 13 and 17 (run at 21 for the blocked 4-bit DequantizeLinear;
 // every op of the model is valid there). The grouped weights are scaled per conv group and the
 // inserted Mul keeps the float function; the depthwise one is rtn with its reason; the quantized
-// model runs in onnxruntime and its held-back output is at least rtn's.
+// model runs in onnxruntime and its held-back output is at least rtn's. min_elements 1: the
+// depthwise weight [64, 1, 3, 3] (576 values) and the stem are under the default 1024.
 
 const CAL = readFileSync(join(TRAINED_DIR, 'glyphs-calibration.npz'));
 
@@ -47,7 +48,7 @@ for (const opset of [13, 17]) {
     const groupOf = (node: string) => attrInt(model.graph.nodes.find((n) => n.name === node)!, 'group', 1);
 
     it('W·s per conv group and the inserted Mul by 1/s keep the float logits (random s on every Conv weight)', async () => {
-      const opts = modelQuantOptions({ bits: 4, method: 'awq', granularity: 'per_channel' });
+      const opts = modelQuantOptions({ bits: 4, method: 'awq', granularity: 'per_channel', minElements: 1 });
       const groups: AwqGroup[] = [];
       let seed = 1;
       let grouped = 0;
@@ -74,7 +75,7 @@ for (const opset of [13, 17]) {
     });
 
     it('4-bit g8 method=awq: grouped Convs searched per conv group, depthwise rtn with the reason, runs in onnxruntime, held-back SNR ≥ rtn’s', async () => {
-      const opts = modelQuantOptions({ bits: 4, granularity: 'per_group', groupSize: 8, scheme: 'asymmetric', method: 'awq', opTypes: ['Conv', 'Gemm'] });
+      const opts = modelQuantOptions({ bits: 4, granularity: 'per_group', groupSize: 8, scheme: 'asymmetric', method: 'awq', opTypes: ['Conv', 'Gemm'], minElements: 1 });
       const all = sliceSamples(calibrationSamplesFromNpz(CAL, model, { maxBytes: 2 ** 28, maxSamples: 4096 }), 0, 48);
       const r = await quantizeDataAware(model, all, { method: 'awq', weights: opts, heldBack: 16 });
       const convs = r.result.tensors.filter((t) => t.op_type === 'Conv');
