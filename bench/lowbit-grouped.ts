@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { readNpyArray } from '../src/codecs/npy.js';
 import { decodeNpz } from '../src/codecs/npz.js';
-import { calibrationSamplesFromNpz } from '../src/onnx/activations/calibration-data.js';
+import { calibrationSamplesFromNpz, splitSamples } from '../src/onnx/activations/calibration-data.js';
+import { defaultHeldBack } from '../src/onnx/activations/quantize-static.js';
+import { compareOnSamples } from '../src/onnx/runtime/held-back.js';
 import { quantizeDataAware } from '../src/onnx/activations/quantize-data-aware.js';
 import { decodeModel } from '../src/onnx/proto/decode.js';
 import { encodeModelBytes } from '../src/onnx/proto/encode.js';
@@ -92,6 +94,12 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
         if (snr !== undefined && snr !== null) details.push({ name: `grouped glyphs ${c.label} ${m.name} held-back logits SNR`, value: snr, unit: 'dB' });
       } else {
         bytes = encodeModelBytes(quantizeModel(model, opts).model);
+        // The same held-back samples the data-aware reports compare on.
+        const samples = calibrationSamplesFromNpz(calibration, model, { maxBytes: 2 ** 30, maxSamples: 4096 });
+        const { heldBack } = splitSamples(samples, defaultHeldBack(samples.count));
+        const snr = (await compareOnSamples({ bytes: encodeModelBytes(model) }, { bytes }, heldBack))[0]?.snr_db;
+        extra = `, held-back logits SNR ${snr?.toFixed(2)} dB`;
+        if (snr !== undefined && snr !== null) details.push({ name: `grouped glyphs ${c.label} ${m.name} held-back logits SNR`, value: snr, unit: 'dB' });
       }
       const seconds = (performance.now() - t0) / 1000;
       const pred = await predict(bytes, images, count);
