@@ -81,7 +81,7 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
       const opts = modelQuantOptions({ bits: c.bits, groupSize: c.groupSize, granularity: 'per_group', scheme: 'asymmetric', method: m.method, opTypes: ['Conv', 'Gemm'], minElements: 1, awqClip: m.awqClip ?? true });
       const t0 = performance.now();
       let bytes: Uint8Array;
-      let extra = '';
+      let extra: string;
       if (isDataAware(m.method)) {
         const samples = calibrationSamplesFromNpz(calibration, model, { maxBytes: 2 ** 30, maxSamples: 4096 });
         const r = await quantizeDataAware(model, samples, { method: m.method, weights: opts });
