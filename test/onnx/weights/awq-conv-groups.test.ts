@@ -128,4 +128,28 @@ describe('awq on grouped Conv weights', () => {
     const out = applyClipConv(scaled, dims, clip, true);
     for (let i = 0; i < out.length; i++) assert.ok(Math.abs(out[i]!) <= Math.abs(scaled[i]!));
   });
+  it('depthwise (one channel per conv group): any s leaves Q(W·s)/s = Q(W) to float rounding, per channel and per group (why awq does not search it)', () => {
+    const dims = [16, 1, 3, 3];
+    const cand = { name: 'dw', tensor: { name: 'dw', dims } } as unknown as WeightCandidate;
+    const s = Float32Array.from({ length: 16 }, (_, i) => Math.exp(2 * Math.sin(1.7 * i)));
+    for (const granularity of ['per_channel', 'per_group'] as const) {
+      const opts = modelQuantOptions({ bits: 3, scheme: 'asymmetric', granularity, groupSize: 16, method: 'awq' });
+      const plan: WeightPlan = { format: 'qdq', bits: 3, granularity, groupSize: 16, axis: granularity === 'per_group' ? 1 : 0 };
+      const m: AwqMember = { c: cand, plan, kAxis: 1, values: randn(16 * 9, 8), conv: { group: 16, patchK: 9 } };
+      const plain = awqReconstruction(m, new Float32Array(16).fill(1), opts);
+      const scaled = awqReconstruction(m, s, opts);
+      let worst = 0;
+      let top = 0;
+      for (let i = 0; i < plain.length; i++) {
+        worst = Math.max(worst, Math.abs(plain[i]! - scaled[i]!));
+        top = Math.max(top, Math.abs(m.values[i]!));
+      }
+      assert.ok(worst <= 1e-6 * top, `${granularity}: ${worst / top}`);
+      // A grouped weight (2 channels per group) is changed by the same s: the invariance is depthwise's own.
+      const g: AwqMember = { ...m, c: { name: 'g', tensor: { name: 'g', dims: [16, 2, 3, 3] } } as unknown as WeightCandidate, values: randn(16 * 18, 9), conv: { group: 8, patchK: 18 } };
+      const gPlain = awqReconstruction(g, new Float32Array(16).fill(1), opts);
+      const gScaled = awqReconstruction(g, s, opts);
+      assert.ok(gPlain.some((v, i) => Math.abs(v - gScaled[i]!) > 1e-3), granularity);
+    }
+  });
 });
