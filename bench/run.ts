@@ -15,6 +15,7 @@ import { run as modelCalibration } from './model-calibration.js';
 import { run as staticQuant } from './static.js';
 import { run as methods } from './methods.js';
 import { run as lowbit } from './lowbit.js';
+import { run as lowbitGrouped } from './lowbit-grouped.js';
 import { run as gptq } from './gptq.js';
 import { run as weights } from './weights.js';
 import { run as scale } from './scale.js';
@@ -38,6 +39,7 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   static: staticQuant,
   methods,
   lowbit,
+  'lowbit-grouped': lowbitGrouped,
   gptq,
   weights,
   scale,

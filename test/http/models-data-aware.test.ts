@@ -97,6 +97,20 @@ describe('data-aware methods over HTTP', () => {
     }
   });
 
+  it('awq on the grouped glyph CNN (opset 17, int8 per channel): conv_group_alphas for the grouped Convs, the depthwise one rtn with its reason', async () => {
+    const model = readFileSync('test/fixtures/models/trained/grouped-glyphs-op17.onnx');
+    const cal = readFileSync('test/fixtures/models/trained/glyphs-calibration.npz');
+    const res = await post('/v1/models/quantize?bits=8&granularity=per_channel&method=awq&min_elements=1&measure_latency=false').set('accept', 'application/json').attach('model', model, 'g.onnx').attach('calibration', cal, 'c.npz').expect(200);
+    const r = ModelJsonResponse.parse(json(res));
+    const grouped = r.data_aware!.awq!.filter((a) => a.conv_group_alphas);
+    assert.deepEqual(grouped.map((a) => a.conv_group_alphas!.length).sort((a, b) => a - b), [4, 8]);
+    for (const a of grouped) assert.ok(Math.abs(a.alpha - a.conv_group_alphas!.reduce((x, y) => x + y, 0) / a.conv_group_alphas!.length) < 1e-12);
+    const depthwise = r.tensors.find((t) => t.op_type === 'Conv' && t.shape[1] === 1 && t.shape[0] === 64)!;
+    assert.equal(depthwise.method, 'rtn');
+    assert.match(depthwise.note ?? '', /awq not applied: depthwise Conv \(group=64/);
+    assert.equal(r.validation.status, 'ok');
+  });
+
   it('POST /v1/jobs with method=imatrix and the calibration part: the data_aware report (the calibrating phase is checked deterministically by the CLI test)', async () => {
     const res = await server().post('/v1/jobs').field('bits', '4').field('method', 'imatrix').field('measure_latency', 'false').attach('model', Buffer.from(mlp.bytes), 'mlp.onnx').attach('calibration', mlpCalibration, 'c.npz').expect(202);
     const id = res.body.id as string;

@@ -16,7 +16,8 @@ const Output = z.object({
 const AwqRow = z.object({
   activation: z.string().describe('The activation whose mean |x| per channel gives s'),
   weights: z.array(z.string()).describe('The weights reading it: they share one s'),
-  alpha: z.number().describe('s = mean|x|^alpha, chosen on a grid of 20 in [0, 1) by the output error on the calibration activations'),
+  alpha: z.number().describe('s = mean|x|^alpha, chosen on a grid of 20 in [0, 1) by the output error on the calibration activations; for grouped Conv weights the mean of conv_group_alphas'),
+  conv_group_alphas: z.array(z.number()).optional().describe('Grouped Conv (1 < group < C): the alpha each conv group chose, with s normalized per group (each conv group is its own layer)'),
   proxy_loss_reduction: n.describe('1 − ‖XΔW‖² after the scale and clip searches over alpha = 0 without clipping (rtn), summed over the weights'),
   scale_proxy_loss_reduction: n.describe('The same for the scale search alone (before clipping)'),
   clip: z

@@ -6,7 +6,7 @@ import { readFloat, type ExternalData } from '../proto/tensor-data.js';
 import type { ExternalDataFiles } from '../runtime/collect.js';
 import type { HeldBackOutput } from '../runtime/held-back.js';
 import { inProcess, MeasurementLost, type FloatRuns } from './float-runs.js';
-import { awqReconstruction, clipAwqMembers, clipped, foldAwq, searchAwq, type AwqGroup, type AwqMember } from '../weights/awq.js';
+import { awqReconstruction, clipAwqMembers, clipped, foldAwq, isIdentity, searchAwq, type AwqGroup, type AwqMember } from '../weights/awq.js';
 import { clipSummary, type ClipChoice } from '../weights/awq-clip.js';
 import { attentionScoresReached } from '../weights/attention-scores.js';
 import { findWeights, type WeightCandidate } from '../weights/find-weights.js';
@@ -64,6 +64,8 @@ export interface AwqReportRow {
   activation: string;
   weights: string[];
   alpha: number;
+  /** Grouped Conv weights: the α each conv group chose (alpha is their mean). */
+  conv_group_alphas?: number[];
   /** After the scale and clip searches, against rtn, on the calibration XᵀX. */
   proxy_loss_reduction: number | null;
   /** The scale search alone. */
@@ -152,12 +154,23 @@ function awqProblem(c: WeightCandidate, inputs: WeightInputs, plan: WeightPlan):
   const patches = inputs.inputs.filter((i) => i.layout === 'patches');
   if (patches.length) {
     if (patches.length !== inputs.inputs.length) return 'read by a Conv and by a MatMul/Gemm: one s cannot serve both layouts';
-    const g = patches[0]!.conv!.group;
-    // Grouped Conv: 1/s per channel would still be exact, but each conv group is its own layer with its own Hessian; not built.
-    if (g !== 1) return `Conv with group=${g}: awq scales group=1 Conv weights only (use gptq, which fits each conv group with its own Hessian)`;
+    const conv = patches[0]!.conv!;
+    if (conv.group > 1 && conv.channelsPerGroup === 1) return depthwiseReason(conv.group, plan);
     return gptqConvProblem(c.tensor.dims, plan);
   }
   return undefined;
+}
+
+/**
+ * Depthwise Conv (one input channel per conv group): s_c multiplies only the weights of the
+ * output channels that read channel c, and each of the service's quantization groups lies
+ * inside one output channel (per channel: the whole row; per group: blocks along C/group = 1),
+ * so its grid scales with s_c and Q(W·s)/s = Q(W) (min and max, hence scale, times s_c; the zero
+ * point unchanged): no s can change the rounding. No search is faked: the weight is rtn.
+ */
+function depthwiseReason(group: number, plan: WeightPlan): string {
+  const where = plan.granularity === 'per_channel' ? 'its per-channel grid covers one output channel' : 'each block (along C/group = 1) lies inside one output channel';
+  return `depthwise Conv (group=${group}, one input channel per group): ${where}, which reads a single input channel, so an input-channel scale cancels in Q(W·s)/s and cannot change the rounding; quantized as rtn would (gptq fits it with each channel's patch Hessian)`;
 }
 
 /** Targets that share activations, transitively: their statistics must be gathered in one batch. */
@@ -280,10 +293,11 @@ export async function quantizeDataAware(model: OnnxModel, samples: CalibrationSa
         activation: group.activation,
         weights: group.members.map((m) => m.c.name),
         alpha: group.choice.alpha,
+        ...(group.choice.groupAlphas ? { conv_group_alphas: group.choice.groupAlphas } : {}),
         proxy_loss_reduction: lossReduction(group.clippedLoss ?? group.choice.loss, group.choice.rtnLoss),
         scale_proxy_loss_reduction: lossReduction(group.choice.loss, group.choice.rtnLoss),
         clip: group.members.map((m) => clipRow(m, opts, clipWanted)),
-        scales: group.choice.alpha === 0 ? 'none (α = 0: rtn was best)' : (folded.where.get(group.activation) ?? ''),
+        scales: isIdentity(group.choice) ? `none (α = 0${group.choice.groupAlphas ? ' in every conv group' : ''}: rtn was best)` : (folded.where.get(group.activation) ?? ''),
       });
     }
   }
@@ -305,7 +319,7 @@ export async function quantizeDataAware(model: OnnxModel, samples: CalibrationSa
         const wHat = awqReconstruction(member, group.choice.s, opts);
         return {
           weight,
-          method: `awq (α ${group.choice.alpha.toFixed(2)}${member.clip ? ', clip searched' : ''})`,
+          method: `awq (α ${alphaText(group)}${member.clip ? ', clip searched' : ''})`,
           proxyLossReduction: lossReduction(group.clippedLoss ?? group.choice.loss, group.choice.rtnLoss),
           error: errorBetween(member.values, wHat, weight.params),
           note: awqNote(group, member),
@@ -348,10 +362,19 @@ async function compareHeldBack(runs: FloatRuns, float: OnnxModel, quantized: Onn
 
 function awqNote(group: AwqGroup, member: AwqMember): string | undefined {
   const shared = group.members.length > 1 ? `, s shared with ${group.members.filter((m) => m !== member).map((m) => `'${m.c.name}'`).join(', ')}` : '';
-  const scaled = group.choice.alpha === 0 ? undefined : `stored as W·s along K (s = mean|x|^${group.choice.alpha.toFixed(2)} of '${group.activation}'${shared})`;
+  const perGroup = group.choice.groupAlphas ? ', α and normalization per conv group' : '';
+  const scaled = isIdentity(group.choice) ? undefined : `stored as W·s along K (s = mean|x|^${alphaText(group)} of '${group.activation}'${perGroup}${shared})`;
   const clip = member.clip ? `groups clipped to the searched max |w| (${clipText(member.clip)})` : member.noClip ? `not clipped: ${member.noClip}` : undefined;
   const parts = [scaled, clip].filter((x) => x !== undefined);
   return parts.length ? parts.join('; ') : undefined;
+}
+
+/** α, or for a per-conv-group search each group's (as many as fit a short note). */
+function alphaText(group: AwqGroup): string {
+  const a = group.choice.groupAlphas;
+  if (!a) return group.choice.alpha.toFixed(2);
+  const shown = a.slice(0, 8).map((x) => x.toFixed(2)).join('/');
+  return `${shown}${a.length > 8 ? `/… (${a.length} groups, mean ${group.choice.alpha.toFixed(2)})` : ''}`;
 }
 
 function clipText(clip: ClipChoice): string {

@@ -14,6 +14,7 @@ import { applyClip, scaledHessian, searchClip, type ClipChoice } from './awq-cli
 import { weightRows } from './gptq-weight.js';
 import { applyClipConv, searchClipConv } from './conv-columns.js';
 import { convProxyLoss, type ConvGeometry } from './gptq-conv.js';
+import { convGroupLosses, scaleConvGroups, searchClipConvGroups } from './awq-conv-groups.js';
 
 // method=awq (AWQ, arXiv 2306.00978; llm-awq awq/quantize/auto_scale.py): per input channel
 // k a scale s_k = mean|x_k|^α, normalized by √(max s · min s); the weight's rows along K are
@@ -30,6 +31,9 @@ import { convProxyLoss, type ConvGeometry } from './gptq-conv.js';
 // constant along the last axis (the constant ÷ s), whose output only these weights' nodes
 // read. Anywhere else a Mul by 1/s is inserted before them. Either way the float graph
 // computes the same function (to float rounding).
+//
+// Grouped Conv (1 < group < C): each conv group is its own layer, so α is searched per conv
+// group and s normalized per group (awq-conv-groups.ts); the rest (fold, clip) is the same.
 
 export const AWQ_GRID = 20;
 const MIN_SCALE = 1e-4;
@@ -43,7 +47,7 @@ export interface AwqMember {
   clip?: ClipChoice | undefined;
   /** Why the clip search was not run on this weight. */
   noClip?: string | undefined;
-  /** A Conv weight [M, C, ...kernel] (group 1): its error is measured on the input patches' XᵀX. */
+  /** A Conv weight [M, C/group, ...kernel]: its error is measured on the input patches' XᵀX (one per conv group). */
   conv?: ConvGeometry | undefined;
   /** Its own statistics when they differ from the group's (Convs of different kernels reading one activation). */
   stats?: ProxyStats | undefined;
@@ -72,11 +76,26 @@ function patchScales(s: Float32Array, dims: readonly number[]): Float32Array {
 }
 
 export interface AwqChoice {
+  /** The α of s; for a per-conv-group search (groupAlphas), their mean. */
   alpha: number;
+  /** Grouped Conv: the α each conv group chose (s normalized per group). */
+  groupAlphas?: number[] | undefined;
   /** Per input channel, normalized. */
   s: Float32Array;
   loss: number;
   rtnLoss: number;
+}
+
+/** Whether s is all ones (rtn was best everywhere): nothing to fold. */
+export function isIdentity(choice: AwqChoice): boolean {
+  return choice.groupAlphas ? choice.groupAlphas.every((a) => a === 0) : choice.alpha === 0;
+}
+
+/** A member's weight multiplied (or divided) by s along its input channels, in its own layout (per conv group for a grouped Conv). */
+export function scaleMember(m: AwqMember, values: Float32Array, s: Float32Array, divide = false): Float32Array {
+  const dims = m.c.tensor.dims;
+  if (m.conv && m.conv.group > 1) return scaleConvGroups(values, dims, m.conv.group, s, divide);
+  return scaleAlongK(values, dims, m.kAxis, s, divide);
 }
 
 /** W with its K axis multiplied (or divided) by s, in the weight's own layout. */
@@ -111,12 +130,61 @@ export function awqScales(meanAbs: Float64Array, alpha: number): Float32Array {
 /** What rounding the scaled (and clipped, once the clip is chosen) weight gives, brought back to the original's scale (Ŵ = Q(clip(W·s))/s). */
 export function awqReconstruction(m: AwqMember, s: Float32Array, opts: ModelQuantOptions): Float32Array {
   const dims = m.c.tensor.dims;
-  const scaled = clipped(m, scaleAlongK(m.values, dims, m.kAxis, s));
+  const scaled = clipped(m, scaleMember(m, m.values, s));
   const w = quantizeWeight(scaled, dims, m.plan, { ...opts, method: 'rtn' });
-  return scaleAlongK(dequantizeWith(w.q, w.params), dims, m.kAxis, s, true);
+  return scaleMember(m, dequantizeWith(w.q, w.params), s, true);
+}
+
+/** The conv group count every member shares when it is > 1 (a per-group search applies), else undefined. */
+function sharedConvGroups(members: readonly AwqMember[]): number | undefined {
+  const g = members[0]?.conv?.group ?? 1;
+  return g > 1 && members.every((m) => m.conv?.group === g) ? g : undefined;
+}
+
+/** s over all C channels with each conv group's own α and normalization. */
+function groupScales(meanAbs: Float64Array, alphas: readonly number[]): Float32Array {
+  const cg = meanAbs.length / alphas.length;
+  const s = new Float32Array(meanAbs.length);
+  alphas.forEach((a, j) => s.set(awqScales(meanAbs.subarray(j * cg, (j + 1) * cg), a), j * cg));
+  return s;
+}
+
+/**
+ * The scale search per conv group: every α on the grid is tried on all groups at once (one
+ * rounding of each weight per α), and each group keeps the α of its lowest summed loss over
+ * the members. Sound because group j's loss depends on group j's s alone.
+ */
+function searchAwqConvGroups(members: readonly AwqMember[], group: number, meanAbs: Float64Array, stats: ProxyStats, opts: ModelQuantOptions): AwqChoice {
+  const bestLoss = new Float64Array(group).fill(Infinity);
+  const bestAlpha = new Array<number>(group).fill(0);
+  let rtnLoss = 0;
+  for (let g = 0; g < AWQ_GRID; g++) {
+    const alpha = g / AWQ_GRID;
+    const s = groupScales(meanAbs, new Array<number>(group).fill(alpha));
+    const loss = new Float64Array(group);
+    for (const m of members) {
+      const parts = convGroupLosses(m.values, awqReconstruction(m, s, opts), m.c.tensor.dims, group, m.conv!.patchK, (m.stats ?? stats).xtx!);
+      for (let j = 0; j < group; j++) loss[j]! += parts[j]!;
+    }
+    for (let j = 0; j < group; j++) {
+      if (g === 0) rtnLoss += loss[j]!;
+      if (loss[j]! < bestLoss[j]!) {
+        bestLoss[j] = loss[j]!;
+        bestAlpha[j] = alpha;
+      }
+    }
+  }
+  const s = groupScales(meanAbs, bestAlpha);
+  // The loss at the assembled s, measured (not the sum of the per-group minima it equals).
+  let loss = 0;
+  for (const m of members) loss += memberLoss(m, awqReconstruction(m, s, opts), stats);
+  return { alpha: bestAlpha.reduce((a, b) => a + b, 0) / group, groupAlphas: bestAlpha, s, loss, rtnLoss };
 }
 
 export function searchAwq(members: readonly AwqMember[], meanAbs: Float64Array, stats: ProxyStats, opts: ModelQuantOptions): AwqChoice {
+  const convGroups = sharedConvGroups(members);
+  if (convGroups !== undefined) return searchAwqConvGroups(members, convGroups, meanAbs, stats, opts);
+  // One α for all (a MatMul's or group-1 Conv's K, or Convs of different group counts on one activation).
   let best: AwqChoice | undefined;
   let rtnLoss = 0;
   for (let g = 0; g < AWQ_GRID; g++) {
@@ -143,9 +211,10 @@ export function clipAwqMembers(members: readonly AwqMember[], choice: AwqChoice,
     if (why) m.noClip = why;
     else {
       const dims = m.c.tensor.dims;
-      const scaled = scaleAlongK(m.values, dims, m.kAxis, choice.s);
+      const scaled = scaleMember(m, m.values, choice.s);
       const perGroup = m.plan.granularity === 'per_group';
-      if (m.conv) m.clip = searchClipConv(scaled, dims, perGroup ? m.plan.groupSize : undefined, scaledHessian(own, patchScales(choice.s, dims)), m.plan.bits, opts.scheme);
+      if (m.conv && m.conv.group > 1) m.clip = searchClipConvGroups(scaled, dims, m.conv.group, perGroup ? m.plan.groupSize : undefined, own, choice.s, m.plan.bits, opts.scheme);
+      else if (m.conv) m.clip = searchClipConv(scaled, dims, perGroup ? m.plan.groupSize : undefined, scaledHessian(own, patchScales(choice.s, dims)), m.plan.bits, opts.scheme);
       else {
         const { w, rows, k } = weightRows(scaled, dims, m.kAxis);
         m.clip = searchClip(w, rows, k, perGroup ? m.plan.groupSize : k, own, m.plan.bits, opts.scheme, choice.s);
@@ -206,9 +275,9 @@ export function foldAwq(model: OnnxModel, groups: readonly AwqGroup[], external?
   const subgraphs = hasSubgraphs(model);
   for (const grp of groups) {
     const { s } = grp.choice;
-    if (grp.choice.alpha === 0) continue;
+    if (isIdentity(grp.choice)) continue;
     const k = s.length;
-    for (const m of grp.members) replaceInit(m.c.tensor, scaleAlongK(m.values, m.c.tensor.dims, m.kAxis, s));
+    for (const m of grp.members) replaceInit(m.c.tensor, scaleMember(m, m.values, s));
     const t = grp.activation;
     const consumers = new Set(grp.members.flatMap((m) => m.c.uses.map((u) => u.node)));
     const producer = g.nodes.find((n) => n.outputs.includes(t));
