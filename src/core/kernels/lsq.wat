@@ -1,64 +1,33 @@
 ;; lsq (methods/lsq.ts lsqGroup) for four groups of n values at a time, one group per float32
-;; lane. The search and the refit are float32, as the reference defines them: the same
-;; operations in the same order within each group (the lanes are groups, never pieces of
-;; one group), so scale and zero point come out bit for bit as the TypeScript reference
-;; gives them. The two exact scorings (rtn's error, the result's) are float64, two lanes a
-;; vector. Unweighted only (the reference's w_i = 1: f32(1·l) = l, so the products are the same).
+;; lane. Everything is float32, as the reference defines it: the same operations in the same
+;; order within each group (the lanes are groups, never pieces of one group), so scale and
+;; zero point come out bit for bit as the TypeScript reference gives them; only the final
+;; test against rtn's score (refit-f32.ts lsqAcceptBelow) is float64. Unweighted only (the
+;; reference's w_i = 1: f32(1·l) = l, so the products are the same).
 ;;
 ;; Per call: $units units of 4 groups; the g-th group's values are n float32 at
 ;; $vals + 4·offs[g]; lo[g], hi[g] its min-max range (float32), rs[g] / rz[g] its
 ;; round-to-nearest scale (f32) and zero point (i32); the result goes to os[g] / oz[g].
 ;; $tab: the $count candidates' numerators (float32, methods/lsq.ts lsqTable): asymmetric
 ;; rmin + rdelta·is + nmax, symmetric delta·is. $rounds: refit rounds; $nbr: 1 to try the
-;; neighbouring zero points (asymmetric). $u: scratch (640 bytes + 32·n).
+;; neighbouring zero points (asymmetric), each with $nrounds refit rounds; $c1, $c2: lsqMargin(n).
+;; $u: scratch (640 bytes + 32·n).
 ;;
 ;; Scratch at $u (f32x4 fields, one group a lane, unless said):
 ;;   +0 swx   +16 swx2   +32 mn (min(lo, 0))   +48 width (asym: f32(max(hi, 0) − mn); sym: amax)
 ;;   +64 base (sym)   +80 sw (n)   +96 the scan's best error (asym) or score (sym)   +112 pick d
 ;;   +128 pick zp   +144 picked mask   +160 two candidates' sums (swl, swl2, swlx; +208 the second's)
-;;   +256 rtn's exact error (f64x2 lanes 0-1, +272 lanes 2-3)   +288 the result's (same)
-;;   +320 rtn's scale, +336 its zero point
-;;   states (80 bytes: +0 scale, +16 zp (float), +32 err, +48 xl, +64 ll): +352 best, +432 candidate, +512 neighbour
+;;   states (80 bytes: +0 scale, +16 zp (float), +32 err, +48 xl, +64 ll, as scoreF32 gives them):
+;;   +256 rtn   +336 best   +416 candidate   +496 neighbour
 ;;   +640 rows: n × f32x4 v (the four groups' values), then n × f32x4 t = v − mn (asymmetric)
 ;; The hot loops clamp with pmin/pmax: no NaN reaches them in a lane whose result is used (the
 ;; caller sends only finite groups), and where they differ from min/max, the sign of a zero l,
 ;; no sum changes.
 (module
   (import "env" "memory" (memory 1))
-  ;; Passes over a unit's rows so far (candidate scans, float32 scorings, float64 scorings), for the bench.
+  ;; Passes over a unit's rows so far (candidate passes, two candidates each; scorings), for the bench.
   (global $scans (export "scans") (mut i32) (i32.const 0))
   (global $scorings (export "scorings") (mut i32) (i32.const 0))
-  (global $exact (export "exact") (mut i32) (i32.const 0))
-
-  ;; stored.ts storedError's err for the scale and zero point at $st (f32x4 each) into the
-  ;; f64x2 pair at $out: Σ (x − x̂)² with l = clamp(round(f32(x / scale)), q_min − zp, q_max − zp)
-  ;; and x̂ = f32(l·scale) saturated at ±FLT_MAX, each lane's sum in element order.
-  (func $exact (param $xs i32) (param $n i32) (param $st i32) (param $out i32) (param $qmin f32) (param $qmax f32)
-    (local $end i32) (local $s v128) (local $lo v128) (local $hi v128) (local $v v128) (local $r v128)
-    (local $e v128) (local $err0 v128) (local $err1 v128)
-    (global.set $exact (i32.add (global.get $exact) (i32.const 1)))
-    (local.set $s (v128.load (local.get $st)))
-    (local.set $lo (f32x4.sub (f32x4.splat (local.get $qmin)) (v128.load offset=16 (local.get $st))))
-    (local.set $hi (f32x4.sub (f32x4.splat (local.get $qmax)) (v128.load offset=16 (local.get $st))))
-    (local.set $end (i32.add (local.get $xs) (i32.shl (local.get $n) (i32.const 4))))
-    (block $done (loop $rows
-      (br_if $done (i32.ge_u (local.get $xs) (local.get $end)))
-      (local.set $v (v128.load (local.get $xs)))
-      (local.set $r (f32x4.pmin (f32x4.pmax (f32x4.mul
-        (f32x4.pmin (f32x4.pmax (f32x4.nearest (f32x4.div (local.get $v) (local.get $s))) (local.get $lo)) (local.get $hi))
-        (local.get $s))
-        (v128.const f32x4 -0x1.fffffep+127 -0x1.fffffep+127 -0x1.fffffep+127 -0x1.fffffep+127))
-        (v128.const f32x4 0x1.fffffep+127 0x1.fffffep+127 0x1.fffffep+127 0x1.fffffep+127)))
-      (local.set $e (f64x2.sub (f64x2.promote_low_f32x4 (local.get $v)) (f64x2.promote_low_f32x4 (local.get $r))))
-      (local.set $err0 (f64x2.add (local.get $err0) (f64x2.mul (local.get $e) (local.get $e))))
-      (local.set $e (f64x2.sub
-        (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))
-        (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $r) (local.get $r)))))
-      (local.set $err1 (f64x2.add (local.get $err1) (f64x2.mul (local.get $e) (local.get $e))))
-      (local.set $xs (i32.add (local.get $xs) (i32.const 16)))
-      (br $rows)))
-    (v128.store (local.get $out) (local.get $err0))
-    (v128.store offset=16 (local.get $out) (local.get $err1)))
 
   ;; refit-f32.ts scoreF32 for the state at $st: err = Σ e·e with e = f32(x − f32(l·scale)),
   ;; xl = Σ l·x, ll = Σ l·l, all float32, l as above.
@@ -118,7 +87,7 @@
   (func $scanA (param $xs i32) (param $n i32) (param $i0 v128) (param $i1 v128) (param $nmax v128) (param $u i32)
     (local $end i32) (local $ts i32) (local $t v128) (local $v v128) (local $l v128) (local $m v128)
     (local $a0 v128) (local $b0 v128) (local $c0 v128) (local $a1 v128) (local $b1 v128) (local $c1 v128)
-    (global.set $scans (i32.add (global.get $scans) (i32.const 2)))
+    (global.set $scans (i32.add (global.get $scans) (i32.const 1)))
     (local.set $end (i32.add (local.get $xs) (i32.shl (local.get $n) (i32.const 4))))
     (local.set $ts (local.get $end))
     (block $done (loop $rows
@@ -148,7 +117,7 @@
   (func $scanS (param $xs i32) (param $n i32) (param $i0 v128) (param $i1 v128) (param $lo v128) (param $hi v128) (param $u i32)
     (local $end i32) (local $v v128) (local $l v128) (local $m v128)
     (local $b0 v128) (local $c0 v128) (local $b1 v128) (local $c1 v128)
-    (global.set $scans (i32.add (global.get $scans) (i32.const 2)))
+    (global.set $scans (i32.add (global.get $scans) (i32.const 1)))
     (local.set $end (i32.add (local.get $xs) (i32.shl (local.get $n) (i32.const 4))))
     (block $done (loop $rows
       (br_if $done (i32.ge_u (local.get $xs) (local.get $end)))
@@ -222,11 +191,16 @@
     (v128.store offset=112 (local.get $u) (v128.bitselect (f32x4.div (local.get $lx) (local.get $l2)) (v128.load offset=112 (local.get $u)) (local.get $ok))))
 
   ;; The unit's rows (v, then t = v − mn at $xs + 16·n) and its lanes' fields (see the top):
-  ;; swx = Σ x, swx2 = Σ x·x (float32, element order), the extreme (sym) picks the base.
+  ;; swx = Σ x, swx2 = Σ x·x (float32, element order), the extreme (sym) picks the base, and
+  ;; rtn's score ($score's sums, in the same pass) into the rtn state, whose scale and zero point are set.
   (func $prep (param $vals i32) (param $offs i32) (param $n i32) (param $lo i32) (param $hi i32) (param $sym i32) (param $qmin f32) (param $qmax f32) (param $u i32)
     (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $i i32) (local $xs i32) (local $ts i32)
     (local $v v128) (local $mn v128) (local $lo4 v128) (local $hi4 v128)
     (local $sx v128) (local $sxx v128) (local $ex v128)
+    (local $s v128) (local $ql v128) (local $qh v128) (local $l v128) (local $e v128) (local $err v128) (local $xl v128) (local $ll v128)
+    (local.set $s (v128.load offset=256 (local.get $u)))
+    (local.set $ql (f32x4.sub (f32x4.splat (local.get $qmin)) (v128.load offset=272 (local.get $u))))
+    (local.set $qh (f32x4.sub (f32x4.splat (local.get $qmax)) (v128.load offset=272 (local.get $u))))
     (local.set $lo4 (v128.load (local.get $lo)))
     (local.set $hi4 (v128.load (local.get $hi)))
     (if (local.get $sym) (then
@@ -253,6 +227,11 @@
       (local.set $sx (f32x4.add (local.get $sx) (local.get $v)))
       (local.set $sxx (f32x4.add (local.get $sxx) (f32x4.mul (local.get $v) (local.get $v))))
       (local.set $ex (v128.bitselect (local.get $v) (local.get $ex) (f32x4.gt (f32x4.abs (local.get $v)) (f32x4.abs (local.get $ex)))))
+      (local.set $l (f32x4.pmin (f32x4.pmax (f32x4.nearest (f32x4.div (local.get $v) (local.get $s))) (local.get $ql)) (local.get $qh)))
+      (local.set $e (f32x4.sub (local.get $v) (f32x4.mul (local.get $l) (local.get $s))))
+      (local.set $err (f32x4.add (local.get $err) (f32x4.mul (local.get $e) (local.get $e))))
+      (local.set $xl (f32x4.add (local.get $xl) (f32x4.mul (local.get $l) (local.get $v))))
+      (local.set $ll (f32x4.add (local.get $ll) (f32x4.mul (local.get $l) (local.get $l))))
       (local.set $p0 (i32.add (local.get $p0) (i32.const 4)))
       (local.set $p1 (i32.add (local.get $p1) (i32.const 4)))
       (local.set $p2 (i32.add (local.get $p2) (i32.const 4)))
@@ -263,6 +242,9 @@
       (br $rows)))
     (v128.store (local.get $u) (local.get $sx))
     (v128.store offset=16 (local.get $u) (local.get $sxx))
+    (v128.store offset=288 (local.get $u) (local.get $err))
+    (v128.store offset=304 (local.get $u) (local.get $xl))
+    (v128.store offset=320 (local.get $u) (local.get $ll))
     ;; base = extreme < 0 ? −q_min : q_max
     (v128.store offset=64 (local.get $u) (v128.bitselect (f32x4.splat (f32.neg (local.get $qmin))) (f32x4.splat (local.get $qmax))
       (f32x4.lt (local.get $ex) (f32x4.splat (f32.const 0))))))
@@ -282,61 +264,54 @@
 
   (func (export "lsq") (param $units i32) (param $n i32) (param $vals i32) (param $offs i32) (param $lo i32) (param $hi i32)
         (param $rs i32) (param $rz i32) (param $os i32) (param $oz i32) (param $tab i32) (param $count i32) (param $sym i32)
-        (param $qmin f32) (param $qmax f32) (param $rounds i32) (param $nbr i32) (param $u i32)
-    (local $k i32) (local $c i32) (local $c1 i32) (local $g i32) (local $xs i32) (local $m v128) (local $w v128)
+        (param $qmin f32) (param $qmax f32) (param $rounds i32) (param $nbr i32) (param $nrounds i32) (param $c1 f64) (param $c2 f64) (param $u i32)
+    (local $k i32) (local $c i32) (local $c1i i32) (local $g i32) (local $xs i32) (local $m v128) (local $w v128)
     (local $b i32) (local $cand i32) (local $nb i32) (local $centre v128) (local $nmax v128) (local $q0 v128) (local $q1 v128)
-    (local $take v128)
+    (local $take v128) (local $re v128) (local $be v128)
     (local.set $xs (i32.add (local.get $u) (i32.const 640)))
-    (local.set $b (i32.add (local.get $u) (i32.const 352)))
-    (local.set $cand (i32.add (local.get $u) (i32.const 432)))
-    (local.set $nb (i32.add (local.get $u) (i32.const 512)))
+    (local.set $b (i32.add (local.get $u) (i32.const 336)))
+    (local.set $cand (i32.add (local.get $u) (i32.const 416)))
+    (local.set $nb (i32.add (local.get $u) (i32.const 496)))
     (local.set $nmax (f32x4.splat (f32.sub (local.get $qmax) (local.get $qmin))))
     (local.set $q0 (f32x4.splat (local.get $qmin)))
     (local.set $q1 (f32x4.splat (local.get $qmax)))
     (block $done (loop $each
       (br_if $done (i32.ge_u (local.get $k) (local.get $units)))
       (local.set $g (i32.shl (local.get $k) (i32.const 4)))
+      ;; rtn, scored in the rows' pass: the floor the result must beat
+      (v128.store offset=256 (local.get $u) (v128.load (i32.add (local.get $rs) (local.get $g))))
+      (v128.store offset=272 (local.get $u) (f32x4.convert_i32x4_s (v128.load (i32.add (local.get $rz) (local.get $g)))))
       (call $prep (local.get $vals) (i32.add (local.get $offs) (local.get $g)) (local.get $n)
         (i32.add (local.get $lo) (local.get $g)) (i32.add (local.get $hi) (local.get $g)) (local.get $sym)
         (local.get $qmin) (local.get $qmax) (local.get $u))
-      ;; rtn, scored exactly: the floor the result must beat
-      (v128.store offset=320 (local.get $u) (v128.load (i32.add (local.get $rs) (local.get $g))))
-      (v128.store offset=336 (local.get $u) (f32x4.convert_i32x4_s (v128.load (i32.add (local.get $rz) (local.get $g)))))
-      (call $exact (local.get $xs) (local.get $n) (i32.add (local.get $u) (i32.const 320)) (i32.add (local.get $u) (i32.const 256))
-        (local.get $qmin) (local.get $qmax))
-      ;; the search: asymmetric candidates must beat f32(rtn's error), symmetric ones start at −∞
-      (if (local.get $sym) (then
-        (v128.store offset=96 (local.get $u) (f32x4.splat (f32.const -inf))))
-      (else
-        (v128.store offset=96 (local.get $u) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
-          (f32x4.demote_f64x2_zero (v128.load offset=256 (local.get $u))) (f32x4.demote_f64x2_zero (v128.load offset=272 (local.get $u)))))))
+      ;; the search: asymmetric candidates must beat rtn's score, symmetric ones start at −∞
+      (v128.store offset=96 (local.get $u) (select (f32x4.splat (f32.const -inf)) (v128.load offset=288 (local.get $u)) (local.get $sym)))
       (v128.store offset=112 (local.get $u) (v128.const i64x2 0 0))
       (v128.store offset=128 (local.get $u) (v128.const i64x2 0 0))
       (v128.store offset=144 (local.get $u) (v128.const i64x2 0 0))
+      (local.set $w (v128.load offset=48 (local.get $u)))
       (local.set $c (i32.const 0))
       (block $cdone (loop $cands
         (br_if $cdone (i32.ge_u (local.get $c) (local.get $count)))
         ;; two candidates a pass; an odd last one is paired with itself and picked once
-        (local.set $c1 (select (i32.add (local.get $c) (i32.const 1)) (local.get $c)
+        (local.set $c1i (select (i32.add (local.get $c) (i32.const 1)) (local.get $c)
           (i32.lt_u (i32.add (local.get $c) (i32.const 1)) (local.get $count))))
         (if (local.get $sym) (then
           ;; iscale = f32(f32(base + delta·is) / amax)
-          (local.set $w (v128.load offset=48 (local.get $u)))
           (call $scanS (local.get $xs) (local.get $n)
             (f32x4.div (f32x4.add (v128.load offset=64 (local.get $u)) (f32x4.splat (f32.load (i32.add (local.get $tab) (i32.shl (local.get $c) (i32.const 2)))))) (local.get $w))
-            (f32x4.div (f32x4.add (v128.load offset=64 (local.get $u)) (f32x4.splat (f32.load (i32.add (local.get $tab) (i32.shl (local.get $c1) (i32.const 2)))))) (local.get $w))
+            (f32x4.div (f32x4.add (v128.load offset=64 (local.get $u)) (f32x4.splat (f32.load (i32.add (local.get $tab) (i32.shl (local.get $c1i) (i32.const 2)))))) (local.get $w))
             (local.get $q0) (local.get $q1) (local.get $u))
           (call $pickS (local.get $u) (i32.const 160))
-          (if (i32.ne (local.get $c1) (local.get $c)) (then (call $pickS (local.get $u) (i32.const 208)))))
+          (if (i32.ne (local.get $c1i) (local.get $c)) (then (call $pickS (local.get $u) (i32.const 208)))))
         (else
           ;; iscale = f32(f32(rmin + rdelta·is + nmax) / width)
-          (local.set $w (v128.load offset=48 (local.get $u)))
           (call $scanA (local.get $xs) (local.get $n)
             (f32x4.div (f32x4.splat (f32.load (i32.add (local.get $tab) (i32.shl (local.get $c) (i32.const 2))))) (local.get $w))
-            (f32x4.div (f32x4.splat (f32.load (i32.add (local.get $tab) (i32.shl (local.get $c1) (i32.const 2))))) (local.get $w))
+            (f32x4.div (f32x4.splat (f32.load (i32.add (local.get $tab) (i32.shl (local.get $c1i) (i32.const 2))))) (local.get $w))
             (local.get $nmax) (local.get $u))
           (call $pickA (local.get $u) (i32.const 160) (local.get $nmax) (local.get $q0))
-          (if (i32.ne (local.get $c1) (local.get $c)) (then (call $pickA (local.get $u) (i32.const 208) (local.get $nmax) (local.get $q0))))))
+          (if (i32.ne (local.get $c1i) (local.get $c)) (then (call $pickA (local.get $u) (i32.const 208) (local.get $nmax) (local.get $q0))))))
         (local.set $c (i32.add (local.get $c) (i32.const 2)))
         (br $cands)))
       ;; the start of the refit: the pick where there is one (sym: d > 0 and finite), else rtn
@@ -344,29 +319,34 @@
         (local.set $m (v128.and (f32x4.gt (v128.load offset=112 (local.get $u)) (f32x4.splat (f32.const 0)))
           (f32x4.lt (v128.load offset=112 (local.get $u)) (f32x4.splat (f32.const inf))))))
       (else (local.set $m (v128.load offset=144 (local.get $u)))))
-      (v128.store (local.get $b) (v128.bitselect (v128.load offset=112 (local.get $u)) (v128.load offset=320 (local.get $u)) (local.get $m)))
-      (v128.store offset=16 (local.get $b) (v128.bitselect (v128.load offset=128 (local.get $u)) (v128.load offset=336 (local.get $u)) (local.get $m)))
+      (v128.store (local.get $b) (v128.bitselect (v128.load offset=112 (local.get $u)) (v128.load offset=256 (local.get $u)) (local.get $m)))
+      (v128.store offset=16 (local.get $b) (v128.bitselect (v128.load offset=128 (local.get $u)) (v128.load offset=272 (local.get $u)) (local.get $m)))
       (call $score (local.get $xs) (local.get $n) (local.get $b) (local.get $qmin) (local.get $qmax))
       (call $refit (local.get $b) (local.get $cand) (v128.const i32x4 -1 -1 -1 -1) (local.get $rounds) (local.get $xs) (local.get $n) (local.get $qmin) (local.get $qmax))
       (if (i32.and (i32.eqz (local.get $sym)) (local.get $nbr)) (then
-        ;; the zero points one step either side, each with the same refit, in that order
+        ;; the zero points one step either side, each with its refit, in that order
         (local.set $centre (v128.load offset=16 (local.get $b)))
         (call $neighbour (local.get $b) (local.get $cand) (local.get $nb) (f32x4.sub (local.get $centre) (f32x4.splat (f32.const 1)))
-          (local.get $rounds) (local.get $xs) (local.get $n) (local.get $qmin) (local.get $qmax))
+          (local.get $nrounds) (local.get $xs) (local.get $n) (local.get $qmin) (local.get $qmax))
         (call $neighbour (local.get $b) (local.get $cand) (local.get $nb) (f32x4.add (local.get $centre) (f32x4.splat (f32.const 1)))
-          (local.get $rounds) (local.get $xs) (local.get $n) (local.get $qmin) (local.get $qmax))))
-      ;; kept only where it differs from rtn and its exact error is lower
-      (local.set $take (v128.or (f32x4.ne (v128.load (local.get $b)) (v128.load offset=320 (local.get $u)))
-        (f32x4.ne (v128.load offset=16 (local.get $b)) (v128.load offset=336 (local.get $u)))))
-      (if (v128.any_true (local.get $take)) (then
-        (call $exact (local.get $xs) (local.get $n) (local.get $b) (i32.add (local.get $u) (i32.const 288)) (local.get $qmin) (local.get $qmax))
-        (local.set $take (v128.and (local.get $take) (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27
-          (f64x2.lt (v128.load offset=288 (local.get $u)) (v128.load offset=256 (local.get $u)))
-          (f64x2.lt (v128.load offset=304 (local.get $u)) (v128.load offset=272 (local.get $u))))))))
+          (local.get $nrounds) (local.get $xs) (local.get $n) (local.get $qmin) (local.get $qmax))))
+      ;; kept where it differs from rtn and its score is below lsqAcceptBelow(rtn's score), in float64
+      (local.set $re (v128.load offset=288 (local.get $u)))
+      (local.set $be (v128.load offset=32 (local.get $b)))
+      (local.set $take (v128.and
+        (v128.or (f32x4.ne (v128.load (local.get $b)) (v128.load offset=256 (local.get $u)))
+          (f32x4.ne (v128.load offset=16 (local.get $b)) (v128.load offset=272 (local.get $u))))
+        (v128.and (f32x4.lt (local.get $re) (f32x4.splat (f32.const inf)))
+          (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27
+            (f64x2.lt (f64x2.promote_low_f32x4 (local.get $be))
+              (f64x2.sub (f64x2.mul (f64x2.promote_low_f32x4 (local.get $re)) (f64x2.splat (local.get $c1))) (f64x2.splat (local.get $c2))))
+            (f64x2.lt (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $be) (local.get $be)))
+              (f64x2.sub (f64x2.mul (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $re) (local.get $re)))
+                (f64x2.splat (local.get $c1))) (f64x2.splat (local.get $c2))))))))
       (v128.store (i32.add (local.get $os) (local.get $g))
-        (v128.bitselect (v128.load (local.get $b)) (v128.load offset=320 (local.get $u)) (local.get $take)))
+        (v128.bitselect (v128.load (local.get $b)) (v128.load offset=256 (local.get $u)) (local.get $take)))
       (v128.store (i32.add (local.get $oz) (local.get $g))
-        (i32x4.trunc_sat_f32x4_s (v128.bitselect (v128.load offset=16 (local.get $b)) (v128.load offset=336 (local.get $u)) (local.get $take))))
+        (i32x4.trunc_sat_f32x4_s (v128.bitselect (v128.load offset=16 (local.get $b)) (v128.load offset=272 (local.get $u)) (local.get $take))))
       (local.set $k (i32.add (local.get $k) (i32.const 1)))
       (br $each))))
 )

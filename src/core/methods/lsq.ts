@@ -1,6 +1,6 @@
 import { paramsFromRange, type IntParams, type Range } from '../calibrate.js';
 import { clamp, f32, rint } from '../round.js';
-import { refitScaleF32, scoreF32 } from './refit-f32.js';
+import { lsqAcceptBelow, LSQ_F32_CHECK_MAX, refitScaleF32, scoreF32 } from './refit-f32.js';
 import { roundClamp, storedError, type GroupParams, type Weights } from './stored.js';
 
 // Closed-form weighted least-squares refit of scale and minimum, searched as llama.cpp's
@@ -15,6 +15,8 @@ export const LSQ_SYMMETRIC = { steps: 9, delta: 0.1 } as const;
 export const LSQ_REFITS = 4;
 /** Whether the asymmetric search also tries the zero points one step either side of the result, each refitted. */
 export const LSQ_NEIGHBOURS = true;
+/** Refit rounds of each neighbouring zero point. */
+export const LSQ_NEIGHBOUR_REFITS = 4;
 
 /**
  * The candidates' numerators, float32 (methods/lsq.ts and lsq.wat both read them from here):
@@ -38,29 +40,32 @@ export function lsqTable(p: IntParams): Float32Array {
  * The scale and zero point of one group (channel, or the whole tensor) by least squares.
  * `range` is the calibrated one (min-max unless calibration says otherwise): the search
  * starts from it. The search and the refit compute in float32, as llama.cpp does (the
- * kernel's four groups to a vector); the result is kept only if its exact float64 error in
- * the stored form (storedError) is lower than rtn's, so it is never worse than rtn.
+ * kernel's four groups to a vector); the result replaces rtn's parameters only where its
+ * error in the stored form is surely lower (lsqAcceptBelow's bound on the float32 scores;
+ * weighted and very long groups by the exact float64 errors), so it is never worse than rtn.
  */
 export function lsqGroup(x: Float32Array, range: Range, p: IntParams, w?: Weights): GroupParams {
   const rtn = paramsFromRange(range, p);
   if (x.length === 0) return rtn;
-  const floor = storedError(x, w, rtn.scale, rtn.zeroPoint, p.qMin, p.qMax).err;
+  const floor = scoreF32(x, w, rtn.scale, rtn.zeroPoint, p.qMin, p.qMax);
   const table = lsqTable(p);
-  const pick = p.scheme === 'asymmetric' ? searchAsymmetric(x, range, p, w, table, f32(floor)) : searchSymmetric(x, range, p, w, table);
-  const start = pick ?? rtn;
-  let best = refitScaleF32(x, w, scoreF32(x, w, start.scale, start.zeroPoint, p.qMin, p.qMax), p.qMin, p.qMax, LSQ_REFITS);
+  const pick = p.scheme === 'asymmetric' ? searchAsymmetric(x, range, p, w, table, floor.err) : searchSymmetric(x, range, p, w, table);
+  const start = pick ? scoreF32(x, w, pick.scale, pick.zeroPoint, p.qMin, p.qMax) : floor;
+  let best = refitScaleF32(x, w, start, p.qMin, p.qMax, LSQ_REFITS);
   if (p.scheme === 'asymmetric' && LSQ_NEIGHBOURS) {
     // The rounded zero point may be one step off the best: each neighbour gets the same refit.
     const centre = best.zeroPoint;
     for (const zp of [centre - 1, centre + 1]) {
       if (zp < p.qMin || zp > p.qMax) continue;
-      const next = refitScaleF32(x, w, scoreF32(x, w, best.scale, zp, p.qMin, p.qMax), p.qMin, p.qMax, LSQ_REFITS);
+      const next = refitScaleF32(x, w, scoreF32(x, w, best.scale, zp, p.qMin, p.qMax), p.qMin, p.qMax, LSQ_NEIGHBOUR_REFITS);
       if (next.err < best.err) best = next;
     }
   }
   if (best.scale === rtn.scale && best.zeroPoint === rtn.zeroPoint) return rtn;
-  const err = storedError(x, w, best.scale, best.zeroPoint, p.qMin, p.qMax).err;
-  return err < floor ? { scale: best.scale, zeroPoint: best.zeroPoint } : rtn;
+  const better = !w && x.length <= LSQ_F32_CHECK_MAX
+    ? best.err < lsqAcceptBelow(floor.err, x.length)
+    : storedError(x, w, best.scale, best.zeroPoint, p.qMin, p.qMax).err < storedError(x, w, rtn.scale, rtn.zeroPoint, p.qMin, p.qMax).err;
+  return better ? { scale: best.scale, zeroPoint: best.zeroPoint } : rtn;
 }
 
 /**
@@ -69,7 +74,7 @@ export function lsqGroup(x: Float32Array, range: Range, p: IntParams, w?: Weight
  * weighted least squares x ≈ d·l + m (m = 0 and d = Σwlx/Σwl² if m > 0). Ours stores m as an
  * integer zero point, so each candidate's zero point is round(−m/d), its scale refitted
  * with that zero point held, and candidates are compared by the error of that form (Σw(x −
- * d(l − zp))², from the same sums) against `bound` (rtn's error, float32) and each other.
+ * d(l − zp))², from the same sums) against `bound` (rtn's float32 score) and each other.
  */
 function searchAsymmetric(x: Float32Array, range: Range, p: IntParams, w: Weights, table: Float32Array, bound: number): GroupParams | undefined {
   const min = f32(Math.min(range.lo, 0));

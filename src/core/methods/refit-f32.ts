@@ -52,3 +52,33 @@ export function refitScaleF32(x: Float32Array, w: Weights, start: ScoredF32, qMi
   }
   return best;
 }
+
+/** Groups up to this length are judged against rtn by their float32 scores (lsqAcceptBelow); longer ones, and weighted ones, exactly. */
+export const LSQ_F32_CHECK_MAX = 16384;
+
+/**
+ * The constants of lsqAcceptBelow for groups of n: c1 = 1 − (4n + 8)·2⁻²⁴, c2 = n·2⁻¹⁴⁸
+ * (both exact in float64), for lsq.wat as well.
+ */
+export function lsqMargin(n: number): { c1: number; c2: number } {
+  return { c1: 1 - (4 * n + 8) * 2 ** -24, c2: n * 2 ** -148 };
+}
+
+/**
+ * The float32 score a result must stay below for its exact error to be below rtn's, given
+ * rtn's float32 score `rtnErr` (both from scoreF32, unweighted, n ≤ LSQ_F32_CHECK_MAX):
+ * rtnErr·c1 − c2 in float64. Why it is safe, with u = 2⁻²⁴: each e = f32(x − x̂) is within
+ * u of the real difference (a subtraction whose result is subnormal is exact), e·e within u
+ * plus 2⁻¹⁵⁰ when it underflows, and a left-to-right sum of n non-negative terms within
+ * γ = (n − 1)u/(1 − (n − 1)u) (additions are exact when they underflow). So a score Ê and
+ * the real error E of the same parameters satisfy (1 − γ')E − η ≤ Ê ≤ (1 + γ')E + η with
+ * γ' = γ_{n+2} and η ≤ n·2⁻¹⁴⁹, and Ê_lsq < Ê_rtn·c1 − c2 gives E_lsq ≤ E_rtn·(1 + γ')(1 −
+ * g)(1 + 2⁻⁵²)/(1 − γ') with g = (4n + 8)u > 2γ' + 2⁻⁵² + O(n²u²) for n ≤ 2¹⁴: E_lsq < E_rtn
+ * by a relative margin of about 2nu, far above what float64 sums (storedError) can blur.
+ * The price: a result within that margin (3·10⁻⁵ relative at n = 128) keeps rtn. An
+ * rtn score that overflowed bounds nothing: then nothing is accepted (−∞).
+ */
+export function lsqAcceptBelow(rtnErr: number, n: number): number {
+  const { c1, c2 } = lsqMargin(n);
+  return rtnErr < Infinity ? rtnErr * c1 - c2 : -Infinity;
+}
