@@ -16,10 +16,11 @@ export const LSQ_REFITS = 4;
 /** Whether the asymmetric search also tries the zero points one step either side of the result, each refitted. */
 export const LSQ_NEIGHBOURS = true;
 /**
- * Refit rounds of each neighbouring zero point: one keeps nearly all of their gain (4-bit g32
- * on N(0, 1): 0.017 dB below four rounds, at 6.7 scoring passes instead of 11; bench/README.md).
+ * Refit rounds of each neighbouring zero point: two keep most of their gain at 8.6 scoring
+ * passes instead of 11 (4-bit g32 on N(0, 1): 0.009 dB below four rounds; one round, 6.7
+ * passes, 0.017 dB below, narrows the test's 0.1 dB to the best grid to 0.011; bench/README.md).
  */
-export const LSQ_NEIGHBOUR_REFITS = 1;
+export const LSQ_NEIGHBOUR_REFITS = 2;
 
 /**
  * The candidates' numerators, float32 (methods/lsq.ts and lsq.wat both read them from here):
