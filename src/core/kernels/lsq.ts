@@ -1,10 +1,12 @@
 import type { IntParams } from '../calibrate.js';
 import { LSQ_NEIGHBOUR_REFITS, LSQ_NEIGHBOURS, LSQ_REFITS } from '../methods/lsq.js';
-import { lsqMargin } from '../methods/refit-f32.js';
+import { LSQ_F32_CHECK_MAX, lsqMargin } from '../methods/refit-f32.js';
 import { runUnits, SCRATCH, SCRATCH_BYTES, SLOT, type GroupInputs } from './group-units.js';
 
 /** The longest group lsq.wat takes: its scratch (640 bytes + 32 per value) fits SCRATCH_BYTES. */
 export const LSQ_KERNEL_MAX_GROUP = Math.floor((SCRATCH_BYTES - 640) / 32);
+// The kernel always judges its result by the float32 scores: the reference must do the same for every group it takes.
+if (LSQ_KERNEL_MAX_GROUP > LSQ_F32_CHECK_MAX) throw new Error(`lsq kernel: groups up to ${LSQ_KERNEL_MAX_GROUP} exceed LSQ_F32_CHECK_MAX ${LSQ_F32_CHECK_MAX}`);
 
 /**
  * lsq's scale and zero point for the groups `ids` (ascending, each of length n ≤
