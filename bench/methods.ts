@@ -12,7 +12,8 @@ import { gaussian } from './lib/tensors.js';
 // The data-free methods against rtn on the same weight: each job is quantize() (calibrate,
 // fit the parameters, quantize, error report), one thread, 4-bit in groups of 32 and 128 along
 // the rows of a [rows, 4096] weight, both schemes. lsq and hqq run in lsq.wat / hqq.wat (the
-// same parameters as the TypeScript references, bit for bit). Target: ≤ 3× rtn per tensor.
+// same parameters as the TypeScript references, bit for bit; lsq's arithmetic is float32, four
+// groups a vector). Target: ≤ 3× rtn per tensor.
 
 /** Wall and CPU time (ms) of fn: medians of `runs` after one warm-up. */
 function timeBoth(fn: () => unknown, runs: number): { wall: number; cpu: number } {
@@ -70,8 +71,8 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
         const [scans, scorings, passes, powers] = [k.lsq.scans.value, k.lsq.scorings.value, k.hqq.passes.value, k.hqq.powers.value].map((v, i) => (v - before[i]!) | 0);
         const perElement = (unitPasses: number) => (unitPasses * 4 * group) / x.length;
         if (method === 'lsq') {
-          details.push({ name: `lsq ${scheme} g${group}: candidate passes per element (a unit's lanes run together)`, value: perElement(scans!), unit: 'passes' });
-          details.push({ name: `lsq ${scheme} g${group}: exact scoring passes per element`, value: perElement(scorings!), unit: 'passes' });
+          details.push({ name: `lsq ${scheme} g${group}: candidate passes per element (two candidates each; a unit's lanes run together)`, value: perElement(scans!), unit: 'passes' });
+          details.push({ name: `lsq ${scheme} g${group}: float32 scoring passes per element (besides the row copy, which scores rtn)`, value: perElement(scorings!), unit: 'passes' });
         } else {
           details.push({ name: `hqq ${scheme} g${group}: iteration passes per element`, value: perElement(passes!), unit: 'passes' });
           details.push({ name: `hqq ${scheme} g${group}: JavaScript powers per element`, value: powers! / x.length, unit: 'powers' });

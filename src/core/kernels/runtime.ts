@@ -75,8 +75,9 @@ export interface MseExports {
 
 export interface LsqExports {
   lsq(units: number, n: number, vals: number, offs: number, lo: number, hi: number, rs: number, rz: number,
-    os: number, oz: number, tab: number, count: number, sym: number, qMin: number, qMax: number, u: number): void;
-  /** Unit passes so far: candidate scans and exact scorings (counters for the bench). */
+    os: number, oz: number, tab: number, count: number, sym: number, qMin: number, qMax: number, rounds: number, neighbours: number,
+    neighbourRounds: number, c1: number, c2: number, u: number): void;
+  /** Unit passes so far: candidate passes (two candidates each) and scorings (counters for the bench). */
   scans: { value: number };
   scorings: { value: number };
 }

@@ -44,23 +44,3 @@ export function storedError(x: Float32Array, w: Weights, scale: number, zeroPoin
   }
   return { err, xl, ll };
 }
-
-/**
- * Alternates re-rounding and the least-squares refit of the scale with the zero point held
- * (each round kept only while it lowers the error): the last step of lsq, because a scale
- * fitted to one set of integers rounds some values to other integers.
- */
-export function refitScale(x: Float32Array, w: Weights, start: GroupParams & { err: number }, qMin: number, qMax: number, rounds: number): GroupParams & { err: number } {
-  let best = start;
-  let s = storedError(x, w, best.scale, best.zeroPoint, qMin, qMax);
-  for (let r = 0; r < rounds; r++) {
-    if (!(s.ll > 0)) break;
-    const scale = f32(s.xl / s.ll);
-    if (!(scale > 0) || !Number.isFinite(scale) || scale === best.scale) break;
-    const next = storedError(x, w, scale, best.zeroPoint, qMin, qMax);
-    if (!(next.err < best.err)) break;
-    best = { scale, zeroPoint: best.zeroPoint, err: next.err };
-    s = next;
-  }
-  return best;
-}

@@ -7,6 +7,8 @@ import { test } from 'node:test';
 import { paramsFromRange } from '../../../src/core/calibrate.js';
 import { reportFromSums } from '../../../src/core/metrics.js';
 import { shrinkLp } from '../../../src/core/methods/hqq.js';
+import { lsqGroup } from '../../../src/core/methods/lsq.js';
+import { lsqAcceptBelow } from '../../../src/core/methods/refit-f32.js';
 import type { QuantMethod } from '../../../src/core/methods/index.js';
 import { intParamsOf, quantize, type QuantSpec } from '../../../src/core/quantize.js';
 import type { Scheme } from '../../../src/core/calibrate.js';
@@ -141,4 +143,58 @@ test('no method is ever worse than rtn on a group, at any bit width', () => {
       }
     }
   }
+});
+
+test('lsq is never worse than rtn by the exact error on groups where float32 scores are fragile (kernel and reference)', () => {
+  // The result is judged by float32 scores with a rounding margin (refit-f32.ts lsqAcceptBelow):
+  // values on a grid (rtn exact or nearly), near-constant groups, 8 bits (gains of a few
+  // ulps), magnitudes whose squares leave float32's range, and groups one outlier dominates.
+  const kinds: Record<string, (n: number, seed: number) => Float32Array> = {
+    levels: (n, seed) => randn(n, seed).map((v) => Math.round(v * 4) / 4),
+    nearConstant: (n, seed) => randn(n, seed, 1e-6).map((v) => 1 + v),
+    tiny: (n, seed) => randn(n, seed, 1e-21),
+    subnormalSquares: (n, seed) => randn(n, seed, 3e-20),
+    huge: (n, seed) => randn(n, seed, 1e19),
+    outlier: (n, seed) => randn(n, seed, 1e-3).map((v, i) => (i === 5 ? 40 : v)),
+    gauss: (n, seed) => randn(n, seed),
+  };
+  let seed = 500;
+  for (const [kind, make] of Object.entries(kinds)) {
+    for (const n of [8, 32, 128]) {
+      const groups = 16;
+      const x = make(groups * n, seed++);
+      for (const bits of [2, 4, 8]) {
+        for (const scheme of ['asymmetric', 'symmetric'] as const) {
+          const p = intParamsOf(bits, scheme);
+          const base = quantize(x, [groups, n], spec(bits, scheme, 'rtn', 'per_group', n)).params;
+          const kernel = quantize(x, [groups, n], spec(bits, scheme, 'lsq', 'per_group', n)).params;
+          for (let g = 0; g < groups; g++) {
+            const slice = x.subarray(g * n, g * n + n);
+            let lo = Infinity;
+            let hi = -Infinity;
+            for (const v of slice) {
+              lo = Math.min(lo, v);
+              hi = Math.max(hi, v);
+            }
+            const a = Math.max(-lo, hi);
+            const ref = lsqGroup(slice, scheme === 'asymmetric' ? { lo, hi } : { lo: -a, hi: a }, p);
+            const rtnErr = sse(slice, base.scale[g]!, base.zeroPoint[g]!, p.qMin, p.qMax);
+            const what = `${kind} n=${n} ${bits}-bit ${scheme} group ${g}`;
+            assert.equal(kernel.scale[g], ref.scale, `${what}: kernel and reference`);
+            assert.equal(kernel.zeroPoint[g], ref.zeroPoint, `${what}: kernel and reference`);
+            const err = sse(slice, ref.scale, ref.zeroPoint, p.qMin, p.qMax);
+            assert.ok(err <= rtnErr, `${what}: ${err} > rtn ${rtnErr}`);
+          }
+        }
+      }
+    }
+  }
+});
+
+test('lsqAcceptBelow: the margin grows with the group and nothing passes an overflowed rtn score', () => {
+  assert.ok(lsqAcceptBelow(1, 32) < 1 && lsqAcceptBelow(1, 32) > 1 - 1e-5);
+  assert.ok(lsqAcceptBelow(1, 4096) < lsqAcceptBelow(1, 32));
+  assert.equal(lsqAcceptBelow(Infinity, 32), -Infinity);
+  // An underflowed rtn score (0) admits nothing: the absolute part of the margin.
+  assert.ok(lsqAcceptBelow(0, 32) < 0);
 });
