@@ -33,13 +33,14 @@ function threshold(beta: number, p: number): number {
   return r[0]!;
 }
 
-/** Per iteration, the float32 β and threshold hqqGroup uses, [β₀, t₀, β₁, t₁, ...] (β·κ each step, in float64). */
+/** Per iteration, the float32 β and threshold hqqGroup uses, [β₀, t₀, β₁, t₁, ...] (β·κ each step in float64, then rounded). */
 export function hqqTable(opts: typeof HQQ_DEFAULTS = HQQ_DEFAULTS): Float32Array {
   const out = new Float32Array(2 * opts.iters);
   let beta = opts.beta;
   for (let it = 0; it < opts.iters; it++) {
     out[2 * it] = beta;
-    out[2 * it + 1] = threshold(beta, opts.lpNorm);
+    // of the float32 β the shrink divides by
+    out[2 * it + 1] = threshold(out[2 * it]!, opts.lpNorm);
     beta *= opts.kappa;
   }
   return out;
