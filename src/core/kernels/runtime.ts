@@ -84,8 +84,8 @@ export interface LsqExports {
 
 export interface HqqExports {
   hqq(units: number, n: number, vals: number, offs: number, rs: number, rz: number, os: number, oz: number,
-    tab: number, iters: number, y: number, sym: number, qMin: number, qMax: number, u: number): void;
-  /** Unit passes and powers taken so far (counters for the bench). */
+    tab: number, iters: number, mid: number, sym: number, qMin: number, qMax: number, u: number): void;
+  /** Unit passes and vectors whose power was taken so far (counters for the bench). */
   passes: { value: number };
   powers: { value: number };
 }
@@ -161,8 +161,7 @@ function kernelsOn(memory: WasmMemory, shared: boolean): Kernels {
     // mse.wat makes its candidates with quantize.wat's paramsFromRange.
     mse: instantiate<MseExports>('mse', { params: quantize.params }),
     lsq: instantiate<LsqExports>('lsq'),
-    // hqq.wat's shrink takes JavaScript's power (see the .wat).
-    hqq: instantiate<HqqExports>('hqq', { pow: (a: number, y: number) => a ** y }),
+    hqq: instantiate<HqqExports>('hqq'),
     u8: new Uint8Array(buf),
     i32: new Int32Array(buf),
     f32: new Float32Array(buf),

@@ -4,6 +4,7 @@ import { hqqKernel, HQQ_KERNEL_MAX_GROUP } from '../kernels/hqq.js';
 import { lsqKernel, LSQ_KERNEL_MAX_GROUP } from '../kernels/lsq.js';
 import { paramsFromRanges } from '../kernels/quantize.js';
 import { HQQ_DEFAULTS, hqqGroup, hqqTable } from './hqq.js';
+import { powerConstants } from './hqq-power.js';
 import { lsqGroup, lsqTable } from './lsq.js';
 
 // Every group of a tensor under lsq or hqq from its min-max range: the groups the kernels
@@ -33,7 +34,7 @@ export function refineGroups(method: 'lsq' | 'hqq', values: Float32Array, offset
     const inputs = { offsets, lo, hi, rtnScale, rtnZeroPoint };
     if (m > 0 && n >= 1 && n <= (method === 'lsq' ? LSQ_KERNEL_MAX_GROUP : HQQ_KERNEL_MAX_GROUP)) {
       if (method === 'lsq') lsqKernel(values, inputs, ids.subarray(0, m), n, p, lsqTable(p), scale, zeroPoint);
-      else hqqKernel(values, inputs, ids.subarray(0, m), n, p, hqqTable(), HQQ_DEFAULTS.lpNorm - 1, scale, zeroPoint);
+      else hqqKernel(values, inputs, ids.subarray(0, m), n, p, hqqTable(), powerConstants(HQQ_DEFAULTS.lpNorm - 1), scale, zeroPoint);
     } else for (let i = 0; i < m; i++) rest.push(ids[i]!);
     rest.sort((a, b) => a - b);
   } else for (let g = 0; g < count; g++) rest.push(g);
