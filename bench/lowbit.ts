@@ -13,6 +13,7 @@ import { encodeChars, loadCharVocab } from './lib/char-lm.js';
 import { lmCompare, lmReference, pairedIncrease, type LmComparison, type PairedInterval } from './lib/lm-compare.js';
 import { DITHER_TAU, dithered } from './lib/weight-variants.js';
 import type { QuantMethod } from '../src/core/methods/index.js';
+import type { LsqWeighting } from '../src/core/methods/lsq-weights.js';
 import { row, type BenchOptions, type Detail, type Row, type ScenarioResult } from './lib/rows.js';
 
 // Issue 11's quality targets on the committed trained models: the char-level LM's
@@ -58,11 +59,14 @@ interface MethodRun {
   actOrder?: boolean;
   /** awq: the clip search after the scale search (default on). */
   awqClip?: boolean;
+  /** lsq: the error's weighting (lsq_mag: llama.cpp Q4_K's av_x + |x|). */
+  lsqWeights?: LsqWeighting;
 }
 
 const METHODS: MethodRun[] = [
   { name: 'rtn', method: 'rtn' },
   { name: 'lsq', method: 'lsq' },
+  { name: 'lsq_mag', method: 'lsq', lsqWeights: 'magnitude' },
   { name: 'hqq', method: 'hqq' },
   { name: 'imatrix', method: 'imatrix' },
   { name: 'gptq', method: 'gptq' },
@@ -77,7 +81,7 @@ function atOpset21(m: OnnxModel): OnnxModel {
 
 async function quantized(model: OnnxModel, calibration: Uint8Array, c: Config, m: MethodRun): Promise<{ bytes: Uint8Array; seconds: number; heldBack?: { snr: number | null; cosine: number } }> {
   // The linear layers only: embeddings and position tables (Gather, Add) stay float at every width, so the configs compare the same weights.
-  const opts = modelQuantOptions({ bits: c.bits, groupSize: c.groupSize, scheme: 'asymmetric', method: m.method, opTypes: ['MatMul', 'Gemm', 'Conv'], gptq: { ...GPTQ_DEFAULTS, actOrder: m.actOrder ?? false }, awqClip: m.awqClip ?? true });
+  const opts = modelQuantOptions({ bits: c.bits, groupSize: c.groupSize, scheme: 'asymmetric', method: m.method, opTypes: ['MatMul', 'Gemm', 'Conv'], gptq: { ...GPTQ_DEFAULTS, actOrder: m.actOrder ?? false }, awqClip: m.awqClip ?? true, lsqWeights: m.lsqWeights ?? 'mse' });
   const t0 = performance.now();
   if (!isDataAware(m.method)) {
     const r = quantizeModel(model, opts);
@@ -191,7 +195,7 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
       const klds: number[] = [];
       let mse = 1;
       for (let seed = 1; seed <= seeds; seed++) {
-        const wopts = modelQuantOptions({ bits: c.bits, groupSize: c.groupSize, scheme: 'asymmetric', method: m.method, opTypes: ['MatMul', 'Gemm', 'Conv'] });
+        const wopts = modelQuantOptions({ bits: c.bits, groupSize: c.groupSize, scheme: 'asymmetric', method: m.method, opTypes: ['MatMul', 'Gemm', 'Conv'], lsqWeights: m.lsqWeights ?? 'mse' });
         const hook = dithered(wopts, m.method as QuantMethod, seed);
         const cmp = await lmCompare(encodeModelBytes(quantizeModel(model, wopts, hook).model), ids, opts, ref);
         incs.push(cmp.perplexity - ref.perplexity);
@@ -229,7 +233,7 @@ export async function run(o: BenchOptions): Promise<ScenarioResult> {
     // The data-free target with the rounding luck averaged out: each method's mean over its dithered roundings against rtn's.
     const nz = noise['4b_g128'];
     if (nz?.rtn) {
-      for (const name of ['lsq', 'hqq']) {
+      for (const name of ['lsq', 'lsq_mag', 'hqq']) {
         const sp = nz[name];
         if (!sp) continue;
         rows.push(row({ name: `lowbit.charlm.4b_g128.${name}.dithered_kld`, value: sp.kldMean * KLD_UNIT, unit: '1e-4 nat', baselineName: 'rtn dithered mean KLD', baselineValue: nz.rtn.kldMean * KLD_UNIT, better: 'lower', target: null, note: `mean KLD over ${seeds} dithered roundings / rtn's: reported; se ${((sp.kldSd / Math.sqrt(seeds)) * KLD_UNIT).toFixed(2)} and rtn's ${((nz.rtn.kldSd / Math.sqrt(seeds)) * KLD_UNIT).toFixed(2)}` }));

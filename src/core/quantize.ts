@@ -16,6 +16,7 @@ import { arenaAlloc } from './kernels/arenas.js';
 import { groupValues } from './groups.js';
 import { refineGroup, type QuantMethod } from './methods/index.js';
 import { refineGroups } from './methods/refine-groups.js';
+import { magnitudeWeights, type LsqWeighting } from './methods/lsq-weights.js';
 import { dequantizeWithReference, quantizeWithReference } from './reference/quantize.js';
 import { axisLayout, normalizeAxis, type Shape } from './shape.js';
 import { Errors } from '../errors.js';
@@ -36,6 +37,8 @@ export interface QuantSpec {
   method?: QuantMethod | undefined;
   /** Per-element weights of lsq's squared error (x's layout), e.g. imatrix's diag(XᵀX) per input feature. */
   weights?: Float32Array | undefined;
+  /** Without `weights`: what data-free lsq weighs its error by in each group (methods/lsq-weights.ts); mse when absent. */
+  lsqWeights?: LsqWeighting | undefined;
 }
 
 /**
@@ -128,7 +131,9 @@ export function calibrate(x: Float32Array, shape: Shape, spec: QuantSpec): Quant
   const method = spec.method ?? 'rtn';
   if (method !== 'rtn') {
     const { values, offsets } = groupValues(x, plan);
-    if (spec.calibration === 'minmax' && !spec.weights) {
+    // Magnitude weights are the group's own, made per group below (the kernels take none).
+    const magnitude = method === 'lsq' && !spec.weights && spec.lsqWeights === 'magnitude';
+    if (spec.calibration === 'minmax' && !spec.weights && !magnitude) {
       const { lo, hi } = minmaxRanges(x, plan);
       refineGroups(method, values, offsets, lo, hi, ip, scale, zeroPoint);
       return { ...ip, plan, scale, zeroPoint };
@@ -144,7 +149,7 @@ export function calibrate(x: Float32Array, shape: Shape, spec: QuantSpec): Quant
         const alpha = Math.max(Math.abs(lo), Math.abs(hi));
         range = spec.scheme === 'asymmetric' ? { lo, hi } : { lo: -alpha, hi: alpha };
       } else range = calibrateSlice(slice, spec, ip);
-      const sz = refineGroup(method, slice, range, ip, weights?.subarray(offsets[p]!, offsets[p + 1]!));
+      const sz = refineGroup(method, slice, range, ip, magnitude ? magnitudeWeights(slice) : weights?.subarray(offsets[p]!, offsets[p + 1]!));
       scale[p] = sz.scale;
       zeroPoint[p] = sz.zeroPoint;
     }

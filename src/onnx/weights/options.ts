@@ -1,6 +1,7 @@
 import type { CalibrationMethod, Scheme } from '../../core/calibrate.js';
 import type { Granularity } from '../../core/quantize.js';
 import { METHODS, type QuantMethod } from '../../core/methods/index.js';
+import type { LsqWeighting } from '../../core/methods/lsq-weights.js';
 
 export const MODEL_FORMATS = ['auto', 'qdq', 'matmulnbits', 'dynamic', 'nf4', 'fp8e4m3', 'fp8e5m2'] as const;
 export type ModelFormat = (typeof MODEL_FORMATS)[number];
@@ -60,6 +61,8 @@ export interface ModelQuantOptions {
   gptq: GptqModelOptions;
   /** method=awq: run llm-awq's clip search after the scale search (default true). */
   awqClip: boolean;
+  /** method=lsq: what each group's squared error weighs its elements by (core/methods/lsq-weights.ts); mse when absent. */
+  lsqWeights?: LsqWeighting | undefined;
   format: ModelFormat;
   opTypes: ModelOpType[];
   /** Node or initializer names; `*` matches any run of characters. */
@@ -93,6 +96,7 @@ export function modelQuantOptions(partial: Partial<ModelQuantOptions> = {}): Mod
     method: partial.method ?? 'rtn',
     gptq: partial.gptq ?? { ...GPTQ_DEFAULTS },
     awqClip: partial.awqClip ?? true,
+    lsqWeights: partial.lsqWeights ?? 'mse',
     format,
     opTypes: partial.opTypes ?? [...MODEL_OP_TYPES],
     exclude: partial.exclude ?? [],

@@ -13,7 +13,7 @@ export interface QuantizedWeight {
   error: ErrorReport;
 }
 
-export function specFor(plan: WeightPlan, opts: Pick<ModelQuantOptions, 'scheme' | 'calibration' | 'percentile'> & Partial<Pick<ModelQuantOptions, 'method'>>): QuantSpec {
+export function specFor(plan: WeightPlan, opts: Pick<ModelQuantOptions, 'scheme' | 'calibration' | 'percentile'> & Partial<Pick<ModelQuantOptions, 'method' | 'lsqWeights'>>): QuantSpec {
   return {
     bits: plan.bits,
     scheme: opts.scheme,
@@ -24,6 +24,7 @@ export function specFor(plan: WeightPlan, opts: Pick<ModelQuantOptions, 'scheme'
     percentile: opts.percentile,
     // A data-aware method's weights without activation statistics (an embedding, say) are rounded to nearest.
     method: isDataAware(opts.method) ? 'rtn' : opts.method,
+    lsqWeights: opts.lsqWeights,
   };
 }
 
