@@ -115,3 +115,29 @@ test('staged files are gone once the host answered; a dead process\'s leftovers 
   assert.equal(existsSync(join(stagingDir, 'quantd-ort-dead')), false);
   assert.deepEqual(readdirSync(stagingDir), ['quantd-ort-live']);
 });
+
+test('a host keeps a reference run past its idle time until the reference is released', { timeout: 60_000 }, async () => {
+  // A data-aware quantization (or a big job) can take minutes between the reference run and
+  // the compare: a host that idled out meanwhile lost the reference ("no reference run 1", a 500).
+  const idleMs = 100;
+  const host = new OrtHost(undefined, idleMs);
+  const bytes = gemmMlp().bytes;
+  const original = stageModel({ bytes });
+  const quant = stageModel({ bytes: quantized(bytes) });
+  try {
+    const ref = await host.request({ op: 'reference', model: original.path, opts: {} });
+    assert.ok(ref !== null && typeof ref === 'object' && 'ref' in ref, JSON.stringify(ref));
+    const pid = host.pid;
+    await new Promise((r) => setTimeout(r, 5 * idleMs));
+    assert.equal(host.pid, pid, 'the host holding a reference is still up');
+    const report = (await host.request({ op: 'compare', ref: ref.ref, model: quant.path })) as { status: string };
+    assert.equal(report.status, 'ok');
+    await host.request({ op: 'release', ref: ref.ref });
+    await new Promise((r) => setTimeout(r, 5 * idleMs));
+    assert.equal(host.pid, undefined, 'released, it idles out as before');
+  } finally {
+    host.kill();
+    original.dispose();
+    quant.dispose();
+  }
+});

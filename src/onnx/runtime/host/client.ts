@@ -5,7 +5,9 @@ import type { HostReply, HostRequest, HostValue } from './protocol.js';
 
 // The worker's side of its onnxruntime host (child.ts): started on first use, kept for the
 // next model while requests keep coming (starting it and onnxruntime costs ~0.1-0.3 s),
-// stopped after IDLE_MS without any. When the host dies mid-request (a native crash),
+// stopped after IDLE_MS without any, but never while it holds a reference run its caller has
+// not released: the caller compares against it after quantizing, which can take minutes (a
+// data-aware method, a big job), and a host closed meanwhile lost it. When the host dies mid-request (a native crash),
 // every request in flight fails with HostCrashed and the next one starts a fresh host.
 
 const IDLE_MS = 60_000;
@@ -24,6 +26,7 @@ export class HostCrashed extends Error {
 }
 
 interface Pending {
+  op: HostCall['op'];
   resolve(v: HostValue): void;
   reject(e: Error): void;
   progress?: ((done: number, total: number) => void) | undefined;
@@ -48,10 +51,14 @@ export class OrtHost {
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   #idle: NodeJS.Timeout | undefined;
+  /** Reference runs the host keeps for a later compare, until released. */
+  readonly #held = new Set<number>();
   readonly #entry: string;
+  readonly #idleMs: number;
 
-  constructor(entry = fileURLToPath(new URL('./child.js', import.meta.url))) {
+  constructor(entry = fileURLToPath(new URL('./child.js', import.meta.url)), idleMs = IDLE_MS) {
     this.#entry = entry;
+    this.#idleMs = idleMs;
   }
 
   /** The host's process id, or undefined while none runs. */
@@ -70,6 +77,7 @@ export class OrtHost {
         return;
       }
       this.#pending.delete(msg.id);
+      if (msg.ok && p.op === 'reference' && typeof msg.value === 'object' && msg.value !== null && 'ref' in msg.value) this.#held.add(msg.value.ref as number);
       this.#settled();
       if (msg.ok) p.resolve(msg.value);
       else {
@@ -87,6 +95,7 @@ export class OrtHost {
 
   #gone(err: Error): void {
     this.#child = undefined;
+    this.#held.clear();
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     for (const p of pending) p.reject(err);
@@ -98,7 +107,8 @@ export class OrtHost {
     this.#child.unref();
     (this.#child.channel as { unref?: () => void } | undefined)?.unref?.();
     clearTimeout(this.#idle);
-    this.#idle = setTimeout(() => this.close(), IDLE_MS);
+    if (this.#held.size > 0) return;
+    this.#idle = setTimeout(() => this.close(), this.#idleMs);
     this.#idle.unref();
   }
 
@@ -120,6 +130,7 @@ export class OrtHost {
   send(req: HostCall, o: RequestOptions = {}): Promise<HostValue> {
     const { cancelled, cleanup, holds, progress } = o;
     clearTimeout(this.#idle);
+    if (req.op === 'release') this.#held.delete(req.ref);
     const child = (this.#child ??= this.#start());
     child.ref();
     (child.channel as { ref?: () => void } | undefined)?.ref?.();
@@ -128,6 +139,7 @@ export class OrtHost {
       let poll: NodeJS.Timeout | undefined;
       const done = () => clearInterval(poll);
       this.#pending.set(id, {
+        op: req.op,
         resolve: (v) => (done(), resolve(v)),
         reject: (e) => (done(), reject(e)),
         progress,
@@ -158,7 +170,7 @@ export class OrtHost {
   close(): void {
     clearTimeout(this.#idle);
     const child = this.#child;
-    if (child?.connected && this.#pending.size === 0) {
+    if (child?.connected && this.#pending.size === 0 && this.#held.size === 0) {
       this.#child = undefined;
       child.disconnect();
     }
