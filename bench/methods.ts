@@ -4,7 +4,7 @@ import { reportFromSums } from '../src/core/metrics.js';
 import { hqqGroup } from '../src/core/methods/hqq.js';
 import { lsqGroup } from '../src/core/methods/lsq.js';
 import { intParamsOf, quantize, type QuantSpec } from '../src/core/quantize.js';
-import type { Scheme } from '../src/core/calibrate.js';
+import { minmaxRange, type Scheme } from '../src/core/calibrate.js';
 import { row, type BenchOptions, type Detail, type Row, type ScenarioResult } from './lib/rows.js';
 import { median } from './lib/stats.js';
 import { gaussian } from './lib/tensors.js';
@@ -37,14 +37,7 @@ function referenceJob(x: Float32Array, group: number, scheme: Scheme, method: 'l
   const p = intParamsOf(4, scheme);
   for (let from = 0; from < x.length; from += group) {
     const slice = x.subarray(from, from + group);
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (const v of slice) {
-      lo = Math.min(lo, v);
-      hi = Math.max(hi, v);
-    }
-    const a = Math.max(-lo, hi);
-    const range = scheme === 'asymmetric' ? { lo, hi } : { lo: -a, hi: a };
+    const range = minmaxRange(slice, scheme);
     if (method === 'lsq') lsqGroup(slice, range, p);
     else hqqGroup(slice, range, p);
   }

@@ -114,8 +114,9 @@ test('method=gptq on the crashing model: the model is returned, its report says 
   await normalRequestSucceeds();
 });
 
-test('method=gptq as a job: the job succeeds, its report says the held-back comparison did not run, a warning names the job', { timeout: 60_000 }, async () => {
-  const submitted = await send('POST', '/v1/jobs?method=gptq&bits=4&calibration_data=random&calibration_samples=4&validate=false', CRASHER);
+/** Posts CRASHER as a job with random calibration data and polls until it ends (30 s at most). */
+async function settledJob(query: string): Promise<{ id: string; job: Record<string, unknown> }> {
+  const submitted = await send('POST', `/v1/jobs?${query}&calibration_data=random&calibration_samples=4&validate=false`, CRASHER);
   assert.equal(submitted.status, 202, JSON.stringify(submitted.json));
   const id = submitted.json.id as string;
   let job: Record<string, unknown> = {};
@@ -123,6 +124,11 @@ test('method=gptq as a job: the job succeeds, its report says the held-back comp
     await new Promise((r) => setTimeout(r, 50));
     job = (await send('GET', `/v1/jobs/${id}`)).json;
   }
+  return { id, job };
+}
+
+test('method=gptq as a job: the job succeeds, its report says the held-back comparison did not run, a warning names the job', { timeout: 60_000 }, async () => {
+  const { id, job } = await settledJob('method=gptq&bits=4');
   assert.equal(job.status, 'succeeded', JSON.stringify(job));
   const report = (await send('GET', `/v1/jobs/${id}/report`)).json;
   const comparison = (report.data_aware as { comparison: { status: string; reason: string } }).comparison;
@@ -135,14 +141,7 @@ test('method=gptq as a job: the job succeeds, its report says the held-back comp
 
 for (const [what, query] of [['format=static', 'format=static']] as const) {
   test(`${what} as a job: the job fails with the crash named, the worker lives on`, { timeout: 60_000 }, async () => {
-    const submitted = await send('POST', `/v1/jobs?${query}&calibration_data=random&calibration_samples=4&validate=false`, CRASHER);
-    assert.equal(submitted.status, 202, JSON.stringify(submitted.json));
-    const id = submitted.json.id as string;
-    let job: Record<string, unknown> = {};
-    for (let i = 0; i < 600 && job.status !== 'succeeded' && job.status !== 'failed'; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      job = (await send('GET', `/v1/jobs/${id}`)).json;
-    }
+    const { job } = await settledJob(query);
     assert.equal(job.status, 'failed', JSON.stringify(job));
     const error = job.error as { code: string; message: string };
     assert.equal(error.code, 'QUANT_ERR_ONNX');

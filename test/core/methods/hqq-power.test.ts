@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
-import type { Scheme } from '../../../src/core/calibrate.js';
+import { minmaxRange, type Scheme } from '../../../src/core/calibrate.js';
 import { HQQ_POWER_MAX_REL_ERROR, powApprox, powerConstants } from '../../../src/core/methods/hqq-power.js';
 import { HQQ_DEFAULTS, hqqGroup, hqqTable, shrinkLp } from '../../../src/core/methods/hqq.js';
 import { intParamsOf } from '../../../src/core/quantize.js';
@@ -74,14 +74,7 @@ test('the approximate power against the exact one in hqq: equal parameters on mo
         let x2 = 0;
         for (let g = 0; g < groups; g++) {
           const s = x.subarray(g * n, g * n + n);
-          let lo = Infinity;
-          let hi = -Infinity;
-          for (const v of s) {
-            lo = Math.min(lo, v);
-            hi = Math.max(hi, v);
-          }
-          const m = Math.max(-lo, hi);
-          const range = scheme === 'asymmetric' ? { lo, hi } : { lo: -m, hi: m };
+          const range = minmaxRange(s, scheme);
           const a = hqqGroup(s, range, p);
           const b = hqqGroup(s, range, p, HQQ_DEFAULTS, exact);
           if (a.scale === b.scale && a.zeroPoint === b.zeroPoint) same++;

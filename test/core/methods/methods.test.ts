@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
-import { paramsFromRange } from '../../../src/core/calibrate.js';
+import { minmaxRange, paramsFromRange } from '../../../src/core/calibrate.js';
 import { reportFromSums } from '../../../src/core/metrics.js';
 import { shrinkLp } from '../../../src/core/methods/hqq.js';
 import { lsqGroup } from '../../../src/core/methods/lsq.js';
@@ -170,14 +170,7 @@ test('lsq is never worse than rtn by the exact error on groups where float32 sco
           const kernel = quantize(x, [groups, n], spec(bits, scheme, 'lsq', 'per_group', n)).params;
           for (let g = 0; g < groups; g++) {
             const slice = x.subarray(g * n, g * n + n);
-            let lo = Infinity;
-            let hi = -Infinity;
-            for (const v of slice) {
-              lo = Math.min(lo, v);
-              hi = Math.max(hi, v);
-            }
-            const a = Math.max(-lo, hi);
-            const ref = lsqGroup(slice, scheme === 'asymmetric' ? { lo, hi } : { lo: -a, hi: a }, p);
+            const ref = lsqGroup(slice, minmaxRange(slice, scheme), p);
             const rtnErr = sse(slice, base.scale[g]!, base.zeroPoint[g]!, p.qMin, p.qMax);
             const what = `${kind} n=${n} ${bits}-bit ${scheme} group ${g}`;
             assert.equal(kernel.scale[g], ref.scale, `${what}: kernel and reference`);
