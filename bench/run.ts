@@ -14,6 +14,7 @@ import { run as modelIo } from './model-io.js';
 import { run as modelCalibration } from './model-calibration.js';
 import { run as staticQuant } from './static.js';
 import { run as methods } from './methods.js';
+import { run as methodsHttp } from './methods-http.js';
 import { run as lowbit } from './lowbit.js';
 import { run as lowbitGrouped } from './lowbit-grouped.js';
 import { run as gptq } from './gptq.js';
@@ -38,6 +39,7 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<ScenarioResult>> = 
   'model-calibration': modelCalibration,
   static: staticQuant,
   methods,
+  'methods-http': methodsHttp,
   lowbit,
   'lowbit-grouped': lowbitGrouped,
   gptq,
