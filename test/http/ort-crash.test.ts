@@ -13,9 +13,10 @@ import { startServer } from './server-process.js';
 // onnxruntime host process, so the upload gets its answer and the service keeps serving.
 // Static calibration and the data-aware methods' runs (statistics, held-back outputs) run
 // there too: a crash while calibrating or gathering statistics fails that request with a 400
-// naming the stage, nothing more; a crash in the data-aware held-back comparison (the model is
-// made by then) costs only the comparison, as in validation (host-runs.test.ts crashes the
-// statistics stage on purpose).
+// naming the stage, nothing more; a crash in static's held-back measurement or the data-aware
+// held-back comparison (the model is made by then) costs only the measurement, as in
+// validation (host-runs.test.ts crashes the statistics stage on purpose). This model crashes
+// only at 'all', so static calibration (unoptimized sessions) succeeds and its measurement crashes.
 
 const CRASHER = readFileSync(new URL('../../../test/fixtures/models/corpus/transformer-fp16-op13.onnx', import.meta.url));
 const jobsDir = mkdtempSync(join(tmpdir(), 'quantd-ort-crash-'));
@@ -75,14 +76,6 @@ test('the same model as a job: the job succeeds, its report says onnxruntime cra
   alive();
 });
 
-/** The answer to a request the crash fails: a 400 QUANT_ERR_ONNX naming the stage and the signal. */
-function assertCrashError(res: { status: number; json: Record<string, unknown> }, stage: RegExp): void {
-  assert.equal(res.status, 400, JSON.stringify(res.json).slice(0, 500));
-  assert.equal(res.json.code, 'QUANT_ERR_ONNX');
-  assert.match(res.json.message as string, /onnxruntime crashed \(SIGSEGV\)/);
-  assert.match(res.json.message as string, stage);
-}
-
 async function normalRequestSucceeds(): Promise<void> {
   const next = await send('POST', '/v1/models/quantize', Buffer.from(gemmMlp().bytes));
   assert.equal(next.status, 200);
@@ -91,9 +84,19 @@ async function normalRequestSucceeds(): Promise<void> {
   alive();
 }
 
-test('format=static on the crashing model: a 400 naming the stage, then the service serves the next model', { timeout: 60_000 }, async () => {
+test('format=static on the crashing model: the model is returned, static.comparison says the held-back measurement did not run and why, a warning is logged', { timeout: 60_000 }, async () => {
   const res = await send('POST', '/v1/models/quantize?format=static&calibration_data=random&calibration_samples=4&validate=false', CRASHER);
-  assertCrashError(res, /measuring the quantized model against the float one on the held-back samples/);
+  assert.equal(res.status, 200, JSON.stringify(res.json).slice(0, 500));
+  const report = res.json.static as { comparison: { status: string; reason: string }; outputs: unknown[]; warnings: string[]; target_met: unknown };
+  assert.equal(report.comparison.status, 'error');
+  assert.match(report.comparison.reason, /^onnxruntime crashed \(SIGSEGV\) measuring the quantized model against the float one on the held-back samples/);
+  assert.deepEqual(report.outputs, []);
+  assert.equal(report.target_met, null);
+  assert.ok(report.warnings.some((w) => /held-back measurement did not run/.test(w)), JSON.stringify(report.warnings));
+  // Static leaves this fp16 model's tensors float (no QDQ pair): what matters is that the model comes back.
+  assert.ok(((res.json.model as { data: string }).data.length) > 0, 'the model is in the reply');
+  const warning = await srv.waitForLog((l) => l.level === 40 && /format=static's held-back measurement did not run: onnxruntime crashed \(SIGSEGV\)/.test(String(l.msg)), 10_000);
+  assert.equal(warning.op, 'quantizeModel');
   alive();
   await normalRequestSucceeds();
 });
@@ -139,14 +142,14 @@ test('method=gptq as a job: the job succeeds, its report says the held-back comp
   await normalRequestSucceeds();
 });
 
-for (const [what, query] of [['format=static', 'format=static']] as const) {
-  test(`${what} as a job: the job fails with the crash named, the worker lives on`, { timeout: 60_000 }, async () => {
-    const { job } = await settledJob(query);
-    assert.equal(job.status, 'failed', JSON.stringify(job));
-    const error = job.error as { code: string; message: string };
-    assert.equal(error.code, 'QUANT_ERR_ONNX');
-    assert.match(error.message, /^onnxruntime crashed \(SIGSEGV\) measuring the quantized model/);
-    alive();
-    await normalRequestSucceeds();
-  });
-}
+test('format=static as a job: the job succeeds, its report says the held-back measurement did not run, a warning names the job', { timeout: 60_000 }, async () => {
+  const { id, job } = await settledJob('format=static');
+  assert.equal(job.status, 'succeeded', JSON.stringify(job));
+  const report = (await send('GET', `/v1/jobs/${id}/report`)).json;
+  const comparison = (report.static as { comparison: { status: string; reason: string } }).comparison;
+  assert.equal(comparison.status, 'error');
+  assert.match(comparison.reason, /^onnxruntime crashed \(SIGSEGV\) measuring the quantized model against the float one/);
+  await srv.waitForLog((l) => l.level === 40 && l.job === id && /held-back measurement did not run/.test(String(l.msg)), 10_000);
+  alive();
+  await normalRequestSucceeds();
+});

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { Comparison } from './comparison.js';
 import { DATA_AWARE_METHODS } from '../../onnx/weights/options.js';
 
 // The `data_aware` section of a model report (src/onnx/activations/quantize-data-aware.ts).
@@ -51,9 +52,9 @@ export const DataAwareReport = z.object({
   gptq: z.object({ damp: z.number(), block_size: z.number().int(), act_order: z.boolean() }).optional(),
   awq: z.array(AwqRow).optional(),
   outputs: z.array(Output).describe('The quantized model against the float one on the held-back samples; empty when the comparison did not run'),
-  comparison: z
-    .discriminatedUnion('status', [z.object({ status: z.literal('ok') }), z.object({ status: z.literal('error'), reason: z.string() })])
-    .describe("Whether the held-back comparison ran: 'error' with the reason when onnxruntime crashed in it (the quantized model is returned all the same, as validation does)"),
+  comparison: Comparison.describe(
+    "Whether the held-back comparison ran: 'error' with the reason when onnxruntime crashed or failed in it (the quantized model is returned all the same, as validation does)",
+  ),
   calibration_ms: z.number(),
   quantize_ms: z.number(),
   measure_ms: z.number(),

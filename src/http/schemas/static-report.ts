@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { Comparison } from './comparison.js';
 
 // The `static` section of a model report (src/onnx/activations/static-report.ts).
 
@@ -61,7 +62,10 @@ export const StaticReport = z.object({
   rounds: z.number().int(),
   excluded: z.array(Excluded).describe('Nodes the fallback returned to float, and why'),
   history: z.array(z.object({ round: z.number().int(), excluded: z.number().int(), min_output_snr_db: n, min_output_cosine: n })),
-  outputs: z.array(Output),
+  outputs: z.array(Output).describe('Empty when the held-back measurement did not run (comparison)'),
+  comparison: Comparison.describe(
+    "Whether the held-back measurement ran: 'error' with the reason when onnxruntime crashed or failed in it (the quantized model is returned all the same, unmeasured: outputs empty, activation SNRs null, target_met null)",
+  ),
   activations: z.array(Activation).describe('Worst first: ascending snr_db'),
   qdq_pairs: z.number().int(),
   int32_biases: z.number().int(),

@@ -1,6 +1,6 @@
 import type { OnnxModel } from '../proto/model.js';
 import type { ExternalData } from '../proto/tensor-data.js';
-import type { FloatRuns } from './float-runs.js';
+import { MeasurementLost, type Comparison, type FloatRuns } from './float-runs.js';
 import { measureActivationErrors, type ActivationErrors, type MeasureOptions, type OutputError, type SampleFeeds } from '../runtime/activation-error.js';
 import type { GraphIndex } from './graph-index.js';
 import { staticQuantize, type ActivationRangeLike, type StaticModel, type StaticOptions } from './static-model.js';
@@ -30,11 +30,14 @@ export interface ExcludedNode {
 
 export interface FallbackResult {
   quantized: StaticModel;
+  /** Empty when the last round's measurement was lost (`comparison`). */
   errors: ActivationErrors;
   excluded: ExcludedNode[];
   rounds: number;
-  /** null when no target was given. */
+  /** null when no target was given, or when the measurement that would tell was lost. */
   target_met: boolean | null;
+  /** 'error' when onnxruntime crashed or failed measuring a round: that round's model is the result, unmeasured. */
+  comparison: Comparison;
   /** Each round's worst output figure, for the report. */
   history: { round: number; excluded: number; min_output_snr_db: number | null; min_output_cosine: number | null }[];
 }
@@ -97,7 +100,16 @@ export async function quantizeWithFallback(
   for (let round = 0; ; round++) {
     measure.onRound?.(round);
     const quantized = staticQuantize(g, ranges, { ...opts, exclude }, measure.external);
-    const errors = await (measure.runs?.activationErrors ?? measureActivationErrors)(float, quantized.model, [...quantized.plan.tensors.keys()], heldBack, measure, quantized.dequantizedAs);
+    let errors: ActivationErrors;
+    try {
+      errors = await (measure.runs?.activationErrors ?? measureActivationErrors)(float, quantized.model, [...quantized.plan.tensors.keys()], heldBack, measure, quantized.dequantizedAs);
+    } catch (err) {
+      // The model is made; only its figures are lost (the request is not the client's fault).
+      if (!(err instanceof MeasurementLost)) throw err;
+      history.push({ round, excluded: excluded.length, min_output_snr_db: null, min_output_cosine: null });
+      const unmeasured = { samples: 0, tensors: new Map(), outputs: [] };
+      return { quantized, errors: unmeasured, excluded, rounds: round + 1, target_met: null, history, comparison: { status: 'error', reason: err.reason } };
+    }
     history.push({
       round,
       excluded: excluded.length,
@@ -105,7 +117,7 @@ export async function quantizeWithFallback(
       min_output_cosine: minOf(errors.outputs.map((o) => o.cosine_similarity)),
     });
     const miss = target ? missesTarget(errors.outputs, target) : undefined;
-    const done = (met: boolean | null): FallbackResult => ({ quantized, errors, excluded, rounds: round + 1, target_met: met, history });
+    const done = (met: boolean | null): FallbackResult => ({ quantized, errors, excluded, rounds: round + 1, target_met: met, history, comparison: { status: 'ok' } });
     if (!target) return done(null);
     if (!miss) return done(true);
     if (round + 1 >= MAX_FALLBACK_ROUNDS) return done(false);

@@ -14,9 +14,11 @@ import { forEachStatsBatch } from './weight-stats.js';
 // passes host-runs.ts, which runs the same functions in the onnxruntime host process.
 
 /**
- * A run lost with its onnxruntime process (host-runs.ts) where only a measurement is lost
- * with it: the held-back comparison, which comes after the quantized model is made. The
- * caller reports that it did not run, as validation does, instead of failing the request.
+ * A run lost (its onnxruntime process crashed, or onnxruntime failed in it: host-runs.ts)
+ * where only a measurement is lost with it: the held-back comparison of the data-aware
+ * methods and static quantization's measurements, which come after the quantized model is
+ * made. The caller reports that it did not run, as validation does, instead of failing the
+ * request.
  */
 export class MeasurementLost extends Error {
   constructor(readonly reason: string) {
@@ -25,6 +27,9 @@ export class MeasurementLost extends Error {
   }
 }
 
+/** Whether a held-back comparison ran, as the reports give it. */
+export type Comparison = { status: 'ok' } | { status: 'error'; reason: string };
+
 export interface HeldBackOptions {
   cancel?: CancelFlag | undefined;
   externalData?: ExternalDataFiles | undefined;
@@ -32,6 +37,7 @@ export interface HeldBackOptions {
 
 export interface FloatRuns {
   calibrate: typeof calibrateActivations;
+  /** The fallback's measurements (activation-error.ts); MeasurementLost as for heldBack. */
   activationErrors: typeof measureActivationErrors;
   statsBatches: typeof forEachStatsBatch;
   /** The float and the quantized model's outputs on the held-back samples (held-back.ts); MeasurementLost when the run died with its process. */

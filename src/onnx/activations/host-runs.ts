@@ -1,6 +1,6 @@
 import { closeSync, openSync, readSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Errors } from '../../errors.js';
+import { Errors, isQuantError } from '../../errors.js';
 import { checkpoint, isCancelled, type CancelFlag } from '../../pool/cancel.js';
 import { encodeModelBytes } from '../proto/encode.js';
 import type { OnnxModel } from '../proto/model.js';
@@ -24,8 +24,10 @@ import type { InputStats, StatsPasses } from './weight-stats.js';
 // the model's directory, so the files cannot be linked into a staging directory instead).
 // The samples are staged once (samples.ts), each quantized model beside the float one when
 // a run needs it. A
-// crash of onnxruntime there fails this request with a 400 naming the stage; the host
-// starts afresh on the next request and the service keeps serving.
+// crash of onnxruntime there fails this request with a 400 naming the stage, except in the
+// measurements made once the quantized model exists (static's, the data-aware held-back
+// comparison), which cost only the measurement; the host starts afresh on the next request
+// and the service keeps serving.
 //
 // A batch's statistics (K×K float64 sums, up to HESSIAN_MAX_BYTES) come back as a file in
 // the staging directory, not as an IPC message: Node's advanced-serialization IPC would
@@ -57,11 +59,16 @@ function crashed(err: unknown, stage: string): never {
   throw err;
 }
 
-/** A crash that costs only the measurement: the quantized model is made and is still returned. */
-function measurementCrashed(err: unknown, stage: string): never {
+/**
+ * A crash or an onnxruntime error that costs only the measurement: the quantized model is
+ * made and is still returned. The host sends onnxruntime's errors back as plain Errors; the
+ * service's own (cancelled, no room to stage) keep their code and fail the request.
+ */
+function measurementLost(err: unknown, stage: string): never {
   if (err instanceof HostCrashed) {
     throw new MeasurementLost(`onnxruntime crashed (${err.signal ?? `exit code ${err.exitCode}`}) ${stage}; it ran in a separate process, so only this measurement is lost`);
   }
+  if (err instanceof Error && !isQuantError(err)) throw new MeasurementLost(`onnxruntime failed ${stage}: ${message(err)}`);
   throw err;
 }
 
@@ -180,15 +187,20 @@ export class HostRuns implements FloatRuns {
     const f = this.#model(float);
     const q = this.#model(quantized);
     try {
-      return await this.#ask<ActivationErrors>('measuring the quantized model against the float one on the held-back samples', {
-        op: 'activationErrors',
-        float: f.ref,
-        quantized: q.ref,
-        tensors: [...tensors],
-        samples: this.#spec(samples as CalibrationSamples),
-        renamed: [...renamed],
-        threads: o.threads,
-      });
+      return await this.#ask<ActivationErrors>(
+        'measuring the quantized model against the float one on the held-back samples',
+        {
+          op: 'activationErrors',
+          float: f.ref,
+          quantized: q.ref,
+          tensors: [...tensors],
+          samples: this.#spec(samples as CalibrationSamples),
+          renamed: [...renamed],
+          threads: o.threads,
+        },
+        undefined,
+        measurementLost,
+      );
     } finally {
       f.done();
       q.done();
@@ -251,7 +263,7 @@ export class HostRuns implements FloatRuns {
         'measuring the quantized model on the held-back samples',
         { op: 'heldBack', float: f.ref.path, quantized: q.ref.path, samples: this.#spec(samples) },
         undefined,
-        measurementCrashed,
+        measurementLost,
       );
     } finally {
       f.done();

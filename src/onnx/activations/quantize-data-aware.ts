@@ -5,7 +5,7 @@ import { defaultOpset, DataType, type OnnxModel } from '../proto/model.js';
 import { readFloat, type ExternalData } from '../proto/tensor-data.js';
 import type { ExternalDataFiles } from '../runtime/collect.js';
 import type { HeldBackOutput } from '../runtime/held-back.js';
-import { inProcess, MeasurementLost, type FloatRuns } from './float-runs.js';
+import { inProcess, MeasurementLost, type Comparison, type FloatRuns } from './float-runs.js';
 import { awqReconstruction, clipAwqMembers, clipped, foldAwq, isIdentity, searchAwq, type AwqGroup, type AwqMember } from '../weights/awq.js';
 import { clipSummary, type ClipChoice } from '../weights/awq-clip.js';
 import { attentionScoresReached } from '../weights/attention-scores.js';
@@ -86,8 +86,8 @@ export interface DataAwareReport {
   awq?: AwqReportRow[];
   /** The quantized model against the float one on the held-back samples (none when the comparison did not run). */
   outputs: HeldBackOutput[];
-  /** Whether that comparison ran: 'error' when onnxruntime crashed in it (the model is returned all the same, as validation does). */
-  comparison: { status: 'ok' } | { status: 'error'; reason: string };
+  /** Whether that comparison ran: 'error' when onnxruntime crashed or failed in it (the model is returned all the same, as validation does). */
+  comparison: Comparison;
   calibration_ms: number;
   quantize_ms: number;
   measure_ms: number;

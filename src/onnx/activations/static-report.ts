@@ -2,7 +2,7 @@ import type { OutputError } from '../runtime/activation-error.js';
 import type { FusedOpsReport } from '../runtime/fused-ops.js';
 import { rankTensors, tensorRow, type TensorRow } from '../weights/report.js';
 import { rawBytes } from '../proto/model.js';
-import type { ExcludedNode } from './fallback.js';
+import type { ExcludedNode, FallbackResult } from './fallback.js';
 import type { StaticOutcome, StaticRequest } from './quantize-static.js';
 
 // The static part of a model report, in the API's snake_case: per activation tensor its
@@ -40,6 +40,8 @@ export interface StaticReport {
   excluded: ExcludedNode[];
   history: StaticOutcome['fallback']['history'];
   outputs: OutputError[];
+  /** Whether the held-back measurement ran: 'error' with the reason when onnxruntime crashed or failed in it (outputs and SNRs are then empty). */
+  comparison: FallbackResult['comparison'];
   activations: ActivationRow[];
   qdq_pairs: number;
   int32_biases: number;
@@ -73,6 +75,7 @@ export function staticReport(o: StaticOutcome, req: StaticRequest, source: 'user
   if (source === 'random') warnings.push('calibration_data=random: the activation ranges come from N(0, 1) inputs, not from your data; accuracy on real inputs may be far worse');
   if (o.measuredOnCalibration) warnings.push('one calibration sample: errors are measured on the sample the ranges came from (no held-back sample)');
   if (q.unranged.length) warnings.push(`${q.unranged.length} tensor(s) had no calibrated range and stay float: ${q.unranged.slice(0, 5).join(', ')}`);
+  if (f.comparison.status === 'error') warnings.push(`the held-back measurement did not run (the model is returned unmeasured${f.rounds > 1 ? ` after ${f.rounds - 1} fallback round(s)` : ''}): ${f.comparison.reason}`);
   if (f.target_met === false) warnings.push(`the target was not reached after ${f.rounds} round(s) with ${f.excluded.length} node(s) in float`);
   const activations: ActivationRow[] = [...q.plan.tensors.values()].map((m) => {
     const r = o.ranges.get(m.kind === 'own' ? m.name : m.root);
@@ -108,6 +111,7 @@ export function staticReport(o: StaticOutcome, req: StaticRequest, source: 'user
     excluded: f.excluded,
     history: f.history,
     outputs: f.errors.outputs,
+    comparison: f.comparison,
     activations,
     qdq_pairs: q.pairs,
     int32_biases: q.biases.length,

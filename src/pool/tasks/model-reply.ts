@@ -70,8 +70,12 @@ function minSnr(outputs: { snr_db: number | null }[]): number | null {
 
 /** What the service logs at warn level beside the reply: a measurement onnxruntime crashed in (the model is returned all the same). */
 export function reportWarnings(report: ModelReport): string[] | undefined {
-  const c = report.data_aware?.comparison;
-  return c?.status === 'error' ? [`the data-aware held-back comparison did not run: ${c.reason}`] : undefined;
+  const lost = [
+    [report.data_aware?.comparison, 'the data-aware held-back comparison'],
+    [report.static?.comparison, "format=static's held-back measurement"],
+  ] as const;
+  const warnings = lost.flatMap(([c, what]) => (c?.status === 'error' ? [`${what} did not run: ${c.reason}`] : []));
+  return warnings.length ? warnings : undefined;
 }
 
 /** The compact summary for the X-Quantization-Summary header: JSON in plain ASCII. */
@@ -96,7 +100,14 @@ export function summaryHeader(report: ModelReport): string {
           : { status: v.status, reason: v.reason },
     ...(report.latency?.status === 'ok' ? { speedup_1_thread: report.latency.rows.find((r) => r.intra_op_threads === 1)?.speedup ?? null } : {}),
     ...(report.static
-      ? { static: { target_met: report.static.target_met, min_output_cosine: minCosine(report.static), excluded: report.static.excluded.length } }
+      ? {
+          static: {
+            target_met: report.static.target_met,
+            min_output_cosine: minCosine(report.static),
+            excluded: report.static.excluded.length,
+            ...(report.static.comparison.status === 'error' ? { comparison: report.static.comparison } : {}),
+          },
+        }
       : {}),
     ...(report.data_aware
       ? {

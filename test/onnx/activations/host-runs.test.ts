@@ -9,6 +9,7 @@ import { calibrationSamplesFromNpz, randomCalibrationSamples, sliceSamples, type
 import { HostRuns, type FloatSource } from '../../../src/onnx/activations/host-runs.js';
 import { quantizeDataAware, type DataAwareReport } from '../../../src/onnx/activations/quantize-data-aware.js';
 import { quantizeStatic, type StaticRequest } from '../../../src/onnx/activations/quantize-static.js';
+import { staticReport } from '../../../src/onnx/activations/static-report.js';
 import { memoryExternalData } from '../../../src/onnx/io/external.js';
 import { decodeModel } from '../../../src/onnx/proto/decode.js';
 import { encodeModelBytes } from '../../../src/onnx/proto/encode.js';
@@ -65,6 +66,24 @@ async function staticBoth(float: FloatSource, samples: CalibrationSamples, req: 
   }
   assertCleaned();
   return { local, hosted, seen };
+}
+
+/**
+ * `runs` whose `stage` request reaches a frozen host (SIGSTOP before it is sent, so it
+ * cannot answer first) that is then killed: the crash lands in that stage and no other.
+ */
+function crashing(runs: HostRuns, stage: 'statsBatches' | 'heldBack' | 'activationErrors'): HostRuns {
+  const real = runs[stage] as (...args: unknown[]) => Promise<unknown>;
+  (runs as unknown as Record<string, unknown>)[stage] = (...args: unknown[]) => {
+    const host = calibrationHost();
+    host.warm();
+    const pid = host.pid!;
+    process.kill(pid, 'SIGSTOP');
+    const pending = real(...args);
+    process.kill(pid, 'SIGKILL');
+    return pending;
+  };
+  return runs;
 }
 
 describe('static quantization in the onnxruntime host', () => {
@@ -166,24 +185,7 @@ describe('a crash of the onnxruntime host in the data-aware runs', () => {
   const samples = calibrationSamplesFromNpz(npzFor('x', [8, 256], 5), m.model, { maxBytes: 2 ** 26, maxSamples: 64 });
   const req = { method: 'gptq' as const, weights: modelQuantOptions({ bits: 4, granularity: 'per_group', groupSize: 32, format: 'matmulnbits', method: 'gptq' }), heldBack: 3 };
 
-  /**
-   * HostRuns whose `stage` request reaches a frozen host (SIGSTOP before it is sent, so it
-   * cannot answer first) that is then killed: the crash lands in that stage and no other.
-   */
-  function crashIn(stage: 'statsBatches' | 'heldBack'): HostRuns {
-    const runs = new HostRuns({ model: m.model, bytes: m.bytes, files: [] });
-    const real = runs[stage] as (...args: unknown[]) => Promise<unknown>;
-    (runs as unknown as Record<string, unknown>)[stage] = (...args: unknown[]) => {
-      const host = calibrationHost();
-      host.warm();
-      const pid = host.pid!;
-      process.kill(pid, 'SIGSTOP');
-      const pending = real(...args);
-      process.kill(pid, 'SIGKILL');
-      return pending;
-    };
-    return runs;
-  }
+  const crashIn = (stage: 'statsBatches' | 'heldBack') => crashing(new HostRuns({ model: m.model, bytes: m.bytes, files: [] }), stage);
 
   it('while gathering the statistics: the request fails with QUANT_ERR_ONNX naming that stage', async () => {
     const runs = crashIn('statsBatches');
@@ -216,5 +218,59 @@ describe('a crash of the onnxruntime host in the data-aware runs', () => {
     assert.deepEqual(crashed.report.outputs, []);
     assert.deepEqual(withoutTimes(crashed.result.tensors as object), withoutTimes(local.result.tensors as object));
     assert.ok(Buffer.from(encodeModelBytes(crashed.result.model)).equals(encodeModelBytes(local.result.model)), 'the same quantized model');
+  });
+});
+
+describe("a crash or an onnxruntime error in static quantization's held-back measurement", () => {
+  const req: StaticRequest = { activationType: 'uint8', calibration: 'minmax', weights: modelQuantOptions({ bits: 8, format: 'qdq' }), heldBack: 4, target: { snrDb: 60 } };
+
+  /** The run with `runs`, and what a run without a target makes here (the fallback's first round). */
+  async function lost(runs: HostRuns) {
+    const r = resnet();
+    const samples = randomCalibrationSamples(r.model, 10, {});
+    const firstRound = await quantizeStatic(r.model, samples, { ...req, target: undefined });
+    const targeted = await quantizeStatic(r.model, samples, req);
+    let got;
+    try {
+      got = await quantizeStatic(r.model, samples, req, { runs });
+    } finally {
+      runs.dispose();
+    }
+    assertCleaned();
+    assert.ok(targeted.fallback.rounds > 1, 'measured, the target takes the fallback more than one round');
+    assert.equal(targeted.fallback.comparison.status, 'ok');
+    assert.equal(got.fallback.rounds, 1);
+    assert.equal(got.fallback.target_met, null);
+    assert.deepEqual(got.fallback.excluded, []);
+    assert.deepEqual(got.fallback.errors.outputs, []);
+    assert.deepEqual(got.fallback.history, [{ round: 0, excluded: 0, min_output_snr_db: null, min_output_cosine: null }]);
+    assert.ok(Buffer.from(encodeModelBytes(got.fallback.quantized.model)).equals(encodeModelBytes(firstRound.fallback.quantized.model)), "the first round's model, made all the same");
+    const report = staticReport(got, req, 'random', { status: 'skipped', reason: 'not counted here' });
+    assert.deepEqual(report.comparison, got.fallback.comparison);
+    assert.ok(report.activations.length > 0 && report.activations.every((a) => a.snr_db === null));
+    assert.ok(report.warnings.some((w) => w.startsWith('the held-back measurement did not run (the model is returned unmeasured): ')), JSON.stringify(report.warnings));
+    return got.fallback.comparison as { status: string; reason: string };
+  }
+
+  it('a crash: the first round\'s model is returned, the comparison says onnxruntime crashed measuring it', async () => {
+    const r = resnet();
+    const c = await lost(crashing(new HostRuns({ ...r, files: [] }), 'activationErrors'));
+    assert.equal(c.status, 'error');
+    assert.match(c.reason, /^onnxruntime crashed \(SIGKILL\) measuring the quantized model against the float one on the held-back samples; .* only this measurement is lost/);
+  });
+
+  it('onnxruntime refusing the model it measures: the same, with onnxruntime\'s message', async () => {
+    const r = resnet();
+    const runs = new HostRuns({ ...r, files: [] });
+    const real = runs.activationErrors;
+    // The host is handed a quantized model whose first node onnxruntime has no kernel for.
+    runs.activationErrors = (float, quantized, ...rest) => {
+      const [first, ...others] = quantized.graph.nodes;
+      const broken = { ...quantized, graph: { ...quantized.graph, nodes: [{ ...first!, opType: 'NoSuchOp', src: undefined }, ...others] } };
+      return real(float, broken, ...rest);
+    };
+    const c = await lost(runs);
+    assert.equal(c.status, 'error');
+    assert.match(c.reason, /^onnxruntime failed measuring the quantized model against the float one on the held-back samples: .*NoSuchOp/);
   });
 });
