@@ -174,6 +174,7 @@ export const EXAMPLES: Record<string, Example> = {
     check(o) {
       const s = onlyJson<Obj>(o.stdout);
       assert.ok((s.compression_ratio as number) > 1, o.stdout);
+      assert.equal(obj(s.validation).status, 'ok');
       assert.ok(readModel(o.dir, 'model.8bit.onnx').ops.includes('DequantizeLinear'));
     },
   },
@@ -213,8 +214,7 @@ export const EXAMPLES: Record<string, Example> = {
   },
   'validate-inputs': {
     check(o) {
-      assert.match(o.stdout, /^ok /, o.stdout);
-      assert.match(o.stdout, /ids/);
+      assert.equal(o.stdout.trim(), "ok [{'name': 'ids', 'dtype': 'int64', 'shape': [1, 6], 'source': 'user'}]");
     },
   },
   'external-data': {
@@ -243,11 +243,15 @@ export const EXAMPLES: Record<string, Example> = {
   'static-report': {
     timeoutMs: 180_000,
     check(o) {
-      const r = onlyJson<{ speed: { speedup: number }[]; outputs: unknown[]; fused: Obj; worst: { snr_db: number }[] }>(o.stdout);
+      const r = onlyJson<{ speed: { speedup: number }[]; outputs: { cosine_similarity: number; top1_agreement: number }[]; fused: { status: string; fused: Record<string, number> }; worst: { snr_db: number }[] }>(o.stdout);
       assert.equal(r.speed.length, 2, 'one intra-op thread and the default');
-      assert.ok(r.outputs.length === 1);
-      assert.ok(r.worst.length === 3);
-      assert.ok(Object.keys(r.fused).length > 0);
+      assert.ok(r.speed.every((row) => row.speedup > 0));
+      assert.equal(r.outputs.length, 1);
+      assert.ok(r.outputs[0]!.cosine_similarity > 0.99 && r.outputs[0]!.top1_agreement >= 0 && r.outputs[0]!.top1_agreement <= 1, JSON.stringify(r.outputs));
+      assert.equal(r.fused.status, 'ok');
+      assert.ok(r.fused.fused.QLinearConv! > 0, 'onnxruntime fused the convolutions into QLinearConv');
+      assert.equal(r.worst.length, 3);
+      assert.deepEqual(r.worst.map((a) => a.snr_db), [...r.worst.map((a) => a.snr_db)].sort((a, b) => a - b), 'worst first');
     },
   },
   jobs: {

@@ -33,9 +33,11 @@ before(async () => {
   base = `127.0.0.1:${server.port}`;
 });
 
+// DOCS_KEEP=1 keeps the work directory (each example's script, stdout and stderr, and what it wrote).
 after(async () => {
   if (server) await stopChild(server.child, 'SIGTERM');
-  if (!process.env.DOCS_KEEP) rmSync(dir, { recursive: true, force: true });
+  if (process.env.DOCS_KEEP) console.log(`README examples' work directory: ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
 });
 
 /** Every answer the server logged from log line `from` on, once each request it took is answered. */
@@ -88,6 +90,9 @@ describe('README examples', () => {
         timeoutMs: example.timeoutMs ?? DEFAULT_TIMEOUT_MS,
         ...(example.serves ? { until: () => example.serves!.ready(servePort) } : {}),
       });
+      // Kept with the work directory under DOCS_KEEP=1, beside the block's script.
+      writeFileSync(join(dir, `${name}.stdout`), run.stdout);
+      writeFileSync(join(dir, `${name}.stderr`), run.stderr);
       const responses = await responsesSince(from);
       const failed = `exit ${run.code ?? run.signal}\nstdout: ${run.stdout.slice(-3000)}\nstderr: ${run.stderr.slice(-3000)}`;
       if (!example.serves) assert.equal(run.code, 0, failed);
