@@ -14,7 +14,7 @@ import { modelSummary } from './summary.js';
 
 const OWN: OwnFlag[] = [
   { name: 'output', short: 'o', value: 'out.onnx', help: 'where to write the quantized model (default: <model>.<bits>bit.onnx beside it); past 2 GiB also <out>.data' },
-  { name: 'report', value: 'report.json', help: 'where to write the per-tensor report (default: <out>.report.json beside the output)' },
+  { name: 'report', value: 'report.json', help: 'where to write the per-tensor report (default: <output without its extension>.report.json beside it)' },
   { name: 'inputs', value: 'inputs.npz', help: 'validation inputs: an .npz of float arrays named like the model inputs' },
   { name: 'quiet', short: 'q', boolean: true, help: 'no progress and no summary' },
 ];

@@ -11,7 +11,7 @@ import { tensorSummary, type TensorReportLike } from './summary.js';
 
 const OWN: OwnFlag[] = [
   { name: 'output', short: 'o', value: 'out.npz', help: 'where to write the result: .npz (quantized, scale, zero_point, report.json) or .json (the API\'s JSON reply); default <input>.q.npz' },
-  { name: 'report', value: 'report.json', help: 'where to write the report (default: <out>.report.json beside the output)' },
+  { name: 'report', value: 'report.json', help: 'where to write the report (default: <output without its extension>.report.json beside it)' },
   { name: 'quiet', short: 'q', boolean: true, help: 'no progress and no summary' },
 ];
 

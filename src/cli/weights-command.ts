@@ -13,7 +13,7 @@ import { weightsSummary } from './summary.js';
 
 const OWN: OwnFlag[] = [
   { name: 'output', short: 'o', value: 'out', help: 'a .safetensors file for one input file (default <input>.<bits>bit.safetensors beside it); a directory for an index (required), which gets the shards, the index and config.json' },
-  { name: 'report', value: 'report.json', help: 'where to write the per-tensor report (default: <out>.report.json beside the output)' },
+  { name: 'report', value: 'report.json', help: 'where to write the per-tensor report (default: <output without its extension>.report.json beside it)' },
   { name: 'config', value: 'config.json', help: "the model's config.json, written to the output directory with quantization_config set (default for an index: the config.json beside it, if any)" },
   { name: 'quiet', short: 'q', boolean: true, help: 'no progress and no summary' },
 ];

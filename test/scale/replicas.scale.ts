@@ -137,7 +137,7 @@ describe('replicas sharing Redis and S3', () => {
     assert.equal(JSON.parse(at('| jq \'{status, progress}\'')).status, 'succeeded');
     assert.ok(JSON.parse(at('/report | jq .summary')).tensors_quantized >= 1);
     const saved = join(dir, 'model.4bit.onnx');
-    assert.ok(existsSync(saved), 'curl -OJ saved model.4bit.onnx');
+    assert.ok(existsSync(saved), 'curl -o saved model.4bit.onnx');
     assert.deepEqual(readFileSync(saved), await syncResult(api.base, '?bits=4', small));
     assert.equal(at('-X DELETE'), '');
     assert.equal(outputs.at(-1), '404', 'deleted for every replica');
