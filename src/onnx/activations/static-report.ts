@@ -2,7 +2,8 @@ import type { OutputError } from '../runtime/activation-error.js';
 import type { FusedOpsReport } from '../runtime/fused-ops.js';
 import { rankTensors, tensorRow, type TensorRow } from '../weights/report.js';
 import { rawBytes } from '../proto/model.js';
-import type { ExcludedNode, FallbackResult } from './fallback.js';
+import type { ExcludedNode } from './fallback.js';
+import type { Comparison } from './float-runs.js';
 import type { StaticOutcome, StaticRequest } from './quantize-static.js';
 
 // The static part of a model report, in the API's snake_case: per activation tensor its
@@ -41,7 +42,7 @@ export interface StaticReport {
   history: StaticOutcome['fallback']['history'];
   outputs: OutputError[];
   /** Whether the held-back measurement ran: 'error' with the reason when onnxruntime crashed or failed in it (outputs and SNRs are then empty). */
-  comparison: FallbackResult['comparison'];
+  comparison: Comparison;
   activations: ActivationRow[];
   qdq_pairs: number;
   int32_biases: number;
