@@ -62,7 +62,7 @@ export const ModelOptions = z
     lsq_weights: z
       .enum(LSQ_WEIGHTINGS)
       .default('mse')
-      .describe("method=lsq: what each element's squared error is weighted by: mse (all alike: the best SNR per weight) or magnitude (llama.cpp Q4_K's av_x + |x|: less error on the large weights, lower perplexity on our language models, slower)"),
+      .describe("method=lsq: what each element's squared error is weighted by: mse (all alike: the best SNR per weight) or magnitude (llama.cpp Q4_K's av_x + |x|: less error on the large weights, lower perplexity on our language models, slower: it runs outside the SIMD kernel)"),
     awq_clip: Flag.default(true).describe("method=awq: after the scale search, llm-awq's clip search (max |w| per output channel and group shrunk by up to 45% where that lowers the output error; not for query/key projections; calibration=minmax only)"),
     format: z
       .enum(REQUEST_FORMATS)
