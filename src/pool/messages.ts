@@ -3,6 +3,7 @@ import type { WasmMemory } from '../core/kernels/runtime.js';
 import type { CalibrationMethod, Scheme } from '../core/calibrate.js';
 import type { Granularity } from '../core/quantize.js';
 import type { QuantMethod } from '../core/methods/index.js';
+import type { LsqWeighting } from '../core/methods/lsq-weights.js';
 import type { TensorDataMethod } from '../core/methods/data-aware.js';
 import type { Limits } from '../core/tensor.js';
 import type { ModelBits, ModelFormat, ModelMethod, ModelOpType } from '../onnx/weights/options.js';
@@ -110,6 +111,8 @@ export interface ModelTaskOptions {
   gptq_damp?: number | undefined;
   gptq_block_size?: number | undefined;
   gptq_act_order?: boolean | undefined;
+  /** method=lsq: the error's weighting (default mse). */
+  lsq_weights?: LsqWeighting | undefined;
   /** method=awq: llm-awq's clip search after the scale search (default true). */
   awq_clip?: boolean | undefined;
   format: ModelFormat | 'static';

@@ -10,6 +10,10 @@ import { DequantizeResponse, QuantizeResponse } from '../../src/http/schemas/qua
 import { gemmMlp } from '../onnx/models.js';
 import { decodeF32, gaussian, testApp } from './helpers.js';
 import { KERNEL_SUM_REL } from '../core/sums-close.js';
+import { decodeModel } from '../../src/onnx/proto/decode.js';
+import { encodeModelBytes } from '../../src/onnx/proto/encode.js';
+import { quantizeModel } from '../../src/onnx/weights/quantize-model.js';
+import { modelQuantOptions } from '../../src/onnx/weights/options.js';
 
 // The method option on the tensor API and the model path, over HTTP.
 
@@ -117,4 +121,33 @@ test('a job takes method and format like the synchronous endpoint, and its repor
   const bad = await server().post('/v1/jobs?format=nf4&method=lsq').set('content-type', 'application/octet-stream').send(mlp).expect(400);
   assert.equal(bad.body.code, 'QUANT_ERR_OPTION');
   assert.match(bad.body.message, /use method=rtn/);
+});
+
+test('lsq_weights=magnitude gives the core magnitude-weighted lsq weights; it needs method=lsq', async () => {
+  const mlp = gemmMlp(17).bytes;
+  const post = (query: string) => server().post(`/v1/models/quantize${query}`).set('accept', 'application/json').set('content-type', 'application/octet-stream').send(Buffer.from(mlp));
+  const res = ModelJsonResponse.parse((await post('?bits=4&scheme=asymmetric&method=lsq&lsq_weights=magnitude&validate=false&measure_latency=false').expect(200)).body);
+  const mse = ModelJsonResponse.parse((await post('?bits=4&scheme=asymmetric&method=lsq&validate=false&measure_latency=false').expect(200)).body);
+  const initializers = (bytes: Uint8Array) => new Map(decodeModel(bytes).graph.initializers.map((t) => [t.name, Buffer.from(t.rawData ?? new Uint8Array(0)).toString('hex')]));
+  const core = quantizeModel(decodeModel(mlp), modelQuantOptions({ bits: 4, scheme: 'asymmetric', method: 'lsq', lsqWeights: 'magnitude' })).model;
+  const want = initializers(encodeModelBytes(core));
+  const got = initializers(Buffer.from(res.model.data, 'base64'));
+  const other = initializers(Buffer.from(mse.model.data, 'base64'));
+  assert.ok(want.size > 0);
+  let differs = 0;
+  for (const [name, hex] of want) {
+    assert.equal(got.get(name), hex, name);
+    if (other.get(name) !== hex) differs++;
+  }
+  assert.ok(differs > 0, 'the magnitude weights change some quantized initializer');
+  assert.equal(res.summary.method, 'lsq');
+  for (const q of ['?bits=4&lsq_weights=magnitude', '?bits=4&method=hqq&lsq_weights=magnitude']) {
+    const bad = await post(q).expect(400);
+    assert.equal(bad.body.code, 'QUANT_ERR_OPTION');
+    assert.match(bad.body.message, /lsq_weights=magnitude .*add method=lsq/);
+  }
+  const job = await server().post('/v1/jobs?bits=4&lsq_weights=magnitude').set('content-type', 'application/octet-stream').send(Buffer.from(mlp)).expect(400);
+  assert.match(job.body.message, /lsq_weights=magnitude/);
+  const unknown = await post('?bits=4&method=lsq&lsq_weights=x2').expect(400);
+  assert.match(unknown.body.message, /lsq_weights/);
 });

@@ -4,6 +4,7 @@ import { DataAwareReport } from './data-aware-report.js';
 import { ACTIVATION_CALIBRATIONS } from '../../onnx/activations/calibrate.js';
 import { ACTIVATION_TYPES } from '../../onnx/activations/qparams.js';
 import { StaticReport } from './static-report.js';
+import { LSQ_WEIGHTINGS } from '../../core/methods/lsq-weights.js';
 
 /** What `format` takes: the weight formats, and `static` (weights and activations, calibrated). */
 export const REQUEST_FORMATS = [...MODEL_FORMATS, 'static'] as const;
@@ -58,6 +59,10 @@ export const ModelOptions = z
     gptq_damp: z.coerce.number().min(0).max(10).default(GPTQ_DEFAULTS.damp).describe("method=gptq: dampening added to the Hessian's diagonal, as a fraction of its mean"),
     gptq_block_size: z.coerce.number().int().min(1).max(4096).default(GPTQ_DEFAULTS.blockSize).describe('method=gptq: columns per lazy batch update'),
     gptq_act_order: Flag.default(GPTQ_DEFAULTS.actOrder).describe('method=gptq: process the input features in descending order of their activation energy (diag XᵀX), with static groups'),
+    lsq_weights: z
+      .enum(LSQ_WEIGHTINGS)
+      .default('mse')
+      .describe("method=lsq: what each element's squared error is weighted by: mse (all alike: the best SNR per weight) or magnitude (llama.cpp Q4_K's av_x + |x|: less error on the large weights, lower perplexity on our language models, slower: it runs outside the SIMD kernel)"),
     awq_clip: Flag.default(true).describe("method=awq: after the scale search, llm-awq's clip search (max |w| per output channel and group shrunk by up to 45% where that lowers the output error; not for query/key projections; calibration=minmax only)"),
     format: z
       .enum(REQUEST_FORMATS)

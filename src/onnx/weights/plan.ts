@@ -61,6 +61,9 @@ function checkOptions(opts: ModelQuantOptions, opset: number | undefined): void 
       bad(`format=qdq with granularity=per_group needs opset ≥ ${OPSET.qdqBlocked} (blocked DequantizeLinear); this model has opset ${o}`);
     }
   }
+  if (opts.lsqWeights === 'magnitude' && opts.method !== 'lsq') {
+    bad(`lsq_weights=magnitude weights lsq's least-squares fit; method=${opts.method} does not use it: add method=lsq or drop lsq_weights`);
+  }
   if (isCodebookFormat(opts.format) && opts.method !== 'rtn') {
     bad(`method=${opts.method} fits a scale and zero point to a uniform integer grid; format=${opts.format} has a codebook of its own: use method=rtn`);
   }

@@ -87,6 +87,7 @@ export function coreOptions(o: ModelTaskOptions): ModelQuantOptions {
     method: o.method,
     gptq: { damp: o.gptq_damp ?? GPTQ_DEFAULTS.damp, blockSize: o.gptq_block_size ?? GPTQ_DEFAULTS.blockSize, actOrder: o.gptq_act_order ?? GPTQ_DEFAULTS.actOrder },
     awqClip: o.awq_clip ?? true,
+    lsqWeights: o.lsq_weights ?? 'mse',
     // Static quantization's weights are QDQ int8; the activations are its own (static-stage.ts).
     format: o.format === 'static' ? 'qdq' : o.format,
     opTypes: o.op_types,
