@@ -51,7 +51,7 @@ export const ModelOptions = z
       .default(8)
       .describe('Weight bit width: 8, 4, 3 or 2 (3-bit values are stored in int4 QDQ: onnxruntime 1.30 MatMulNBits refuses bits=3); nf4 and fp8 formats have their own'),
     scheme: Scheme.default('symmetric'),
-    granularity: Granularity.optional().describe('Default per_channel for 8-bit, per_group for 4- and 2-bit'),
+    granularity: Granularity.optional().describe('Default per_channel for 8-bit, per_group for 4- and 2-bit; per_group gives a weight whose blocked axis has length 1 (a depthwise Conv) one scale per output channel instead, int8 below 8 bits, and its row says so'),
     group_size: GroupSize.optional().describe('Block length along the reduction axis for per_group; default 32 (4/2-bit), 128 (8-bit)'),
     calibration: Calibration.default('minmax'),
     percentile: Percentile.default(99.99),

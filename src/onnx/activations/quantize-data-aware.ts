@@ -155,7 +155,7 @@ function awqProblem(c: WeightCandidate, inputs: WeightInputs, plan: WeightPlan):
   if (patches.length) {
     if (patches.length !== inputs.inputs.length) return 'read by a Conv and by a MatMul/Gemm: one s cannot serve both layouts';
     const conv = patches[0]!.conv!;
-    if (conv.group > 1 && conv.channelsPerGroup === 1) return depthwiseReason(conv.group, plan);
+    if (conv.group > 1 && conv.channelsPerGroup === 1) return depthwiseReason(conv.group);
     return gptqConvProblem(c.tensor.dims, plan);
   }
   return undefined;
@@ -163,14 +163,13 @@ function awqProblem(c: WeightCandidate, inputs: WeightInputs, plan: WeightPlan):
 
 /**
  * Depthwise Conv (one input channel per conv group): s_c multiplies only the weights of the
- * output channels that read channel c, and each of the service's quantization groups lies
- * inside one output channel (per channel: the whole row; per group: blocks along C/group = 1),
- * so its grid scales with s_c and Q(W·s)/s = Q(W) (min and max, hence scale, times s_c; the zero
- * point unchanged): no s can change the rounding. No search is faked: the weight is rtn.
+ * output channel that reads channel c, and the planner quantizes such a weight per channel
+ * (plan.ts: blocks along C/group = 1 would be one weight each), so its grid scales with s_c and
+ * Q(W·s)/s = Q(W) (min and max, hence scale, times s_c; the zero point unchanged): no s can
+ * change the rounding. No search is faked: the weight is rtn.
  */
-function depthwiseReason(group: number, plan: WeightPlan): string {
-  const where = plan.granularity === 'per_channel' ? 'its per-channel grid covers one output channel' : 'each block (along C/group = 1) lies inside one output channel';
-  return `depthwise Conv (group=${group}, one input channel per group): ${where}, which reads a single input channel, so an input-channel scale cancels in Q(W·s)/s and cannot change the rounding; quantized as rtn would (gptq fits it with each channel's patch Hessian)`;
+function depthwiseReason(group: number): string {
+  return `depthwise Conv (group=${group}, one input channel per group): its per-channel grid covers one output channel, which reads a single input channel, so an input-channel scale cancels in Q(W·s)/s and cannot change the rounding; quantized as rtn would (gptq fits it with each channel's patch Hessian)`;
 }
 
 /** Targets that share activations, transitively: their statistics must be gathered in one batch. */

@@ -20,6 +20,9 @@ import { convColumns, permuteHessian } from './conv-columns.js';
 // position), so the columns are taken in (p, c) order, the Hessian permuted the same way: a
 // block is then group_size contiguous columns, as GPTQ's static groups want. That needs the
 // blocks to tile C/group exactly (C/group a multiple of group_size, or at most group_size).
+// A depthwise weight (C/group = 1) is planned per channel, in int8 below 8 bits (plan.ts:
+// blocks along C/group = 1 would be one weight each, nothing to fit), so gptq fits each output
+// channel's kh·kw row on that channel's own patch Hessian.
 
 export interface ConvGeometry {
   group: number;

@@ -200,10 +200,58 @@ function int8Qdq(c: WeightCandidate, opts: ModelQuantOptions, opset: number, why
   return qdq(c, { ...opts, bits: 8, granularity: want, groupSize: opts.bits === 8 ? opts.groupSize : 128 }, opset, why);
 }
 
-/** QDQ, stepping the granularity down where the opset or a shared weight requires it. */
+/**
+ * Per group on a blocked axis of length 1, or undefined. Blocks of group_size run along the
+ * weight's blocked axis (C/group for a Conv, K for a MatMul) and never across it: where that
+ * axis has length 1 (a depthwise Conv [M, 1, kh, kw], any Conv with one input channel per
+ * group, a MatMul with K = 1) every block is a single weight with a float scale of its own,
+ * exact to float rounding and bigger than the float weight. Such a weight is planned per
+ * channel. Where a channel's row is one weight too (no other axis), those are the same scales
+ * at the asked bits. Where a row holds several (a 3×3 depthwise row is 9), per channel at
+ * fewer than 8 bits is a different trade from the one per group made, not the same one
+ * cheaper: on the trained grouped glyph CNN (its one-channel stem and its depthwise Conv), 4-bit
+ * rtn's held-back SNR fell from per group's 17.20 dB to 8.72 per channel and is 16.99 int8 per
+ * channel (bench/README.md "Per group on a length-1 axis"). So the row is int8 there, at a third
+ * of per group's bytes, and says why; a request for per_channel itself gets the asked bits. A
+ * blocked axis longer than 1 but shorter than group_size keeps its blocks (each the whole
+ * axis): finer than asked, not degenerate.
+ */
+function singleWeightBlocks(c: WeightCandidate, bits: ModelBits): { bits: ModelBits; note: string } | undefined {
+  const axis = common(c, 'blockAxis');
+  if (axis === undefined || c.tensor.dims[axis] !== 1) return undefined;
+  const channel = common(c, 'channelAxis');
+  // A shared weight read along different channel axes goes on to per tensor (qdq below).
+  const row = channel === undefined ? undefined : c.elements / c.tensor.dims[channel]!;
+  const int8 = row !== undefined && row > 1 && bits < 8;
+  const each = `each of its ${c.elements} weights its own scale`;
+  const instead = int8
+    ? `per channel instead, in int8 (${bits}-bit rows of ${row} weights lose far more: ask granularity=per_channel for them)`
+    : `per channel instead${row === 1 ? ' (the same scales, without blocks)' : ''}`;
+  const conv = c.uses.find((u) => u.opType === 'Conv');
+  let note: string;
+  if (conv) {
+    const group = attrInt(conv.node, 'group', 1);
+    const what = group > 1 ? `depthwise Conv (group=${group}, one input channel per group)` : 'a Conv with one input channel';
+    note = `${what}: blocks along C/group = 1 would give ${each} (more bytes than the float weight): ${instead}`;
+  } else {
+    note = `its blocked axis ${axis} has length 1: blocks along it would give ${each}: ${instead}`;
+  }
+  return { bits: int8 ? 8 : bits, note };
+}
+
+/** QDQ, stepping the granularity down where the weight's shape, the opset or a shared weight requires it. */
 function qdq(c: WeightCandidate, opts: ModelQuantOptions, opset: number, why: string | undefined): WeightPlan {
   const notes = why ? [why] : [];
   let granularity = opts.granularity;
+  let bits = opts.bits;
+  const single = granularity === 'per_group' ? singleWeightBlocks(c, bits) : undefined;
+  if (single) {
+    // auto's reason for int4 storage does not apply to a weight that leaves for int8.
+    if (single.bits !== bits) notes.length = 0;
+    notes.push(single.note);
+    granularity = 'per_channel';
+    bits = single.bits;
+  }
   if (granularity === 'per_group' && opset < OPSET.qdqBlocked) {
     notes.push(`blocked DequantizeLinear needs opset ≥ ${OPSET.qdqBlocked} (model: ${opset}): per channel instead`);
     granularity = 'per_channel';
@@ -215,7 +263,7 @@ function qdq(c: WeightCandidate, opts: ModelQuantOptions, opset: number, why: st
     granularity = 'per_tensor';
     axis = 0;
   }
-  return { format: 'qdq', bits: opts.bits, granularity, groupSize: opts.groupSize, axis, note: notes.length ? notes.join('; ') : undefined };
+  return { format: 'qdq', bits, granularity, groupSize: opts.groupSize, axis, note: notes.length ? notes.join('; ') : undefined };
 }
 
 function matmulNBits(c: WeightCandidate, opts: ModelQuantOptions, note?: string): WeightPlan {

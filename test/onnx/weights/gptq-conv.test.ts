@@ -24,7 +24,8 @@ import { randn } from '../models.js';
 // gptq on Conv weights: the patch Hessian (conv-patches.test.ts checks it against torch's
 // unfold) makes ‖X_patches·ΔW‖² the Conv's own output error, which onnxruntime confirms by
 // running the Conv with W and with Ŵ; GPTQ lowers it below rtn's for group 1, group 2 and
-// depthwise, per channel and per group; and corpus Conv models quantized with method=gptq run
+// depthwise, per channel and per group (depthwise per channel only: per group is one weight a
+// block, which the planner never plans); and corpus Conv models quantized with method=gptq run
 // in onnxruntime with a held-back output SNR at least rtn's.
 
 const F = DataType.float32;
@@ -132,6 +133,9 @@ describe('gptq on Conv weights', () => {
     ['resnet-op13', { bits: 4, granularity: 'per_channel' }, false],
     ['resnet-op13', { bits: 4, granularity: 'per_group', groupSize: 16 }, true],
     ['mobilenet_v2-op13', { bits: 4, granularity: 'per_channel' }, false],
+    // Per group at opset 21 the depthwise weights are planned per channel (blocks along C/group = 1
+    // would be one weight each, nothing to fit), so gptq fits them too: proxy_loss_reduction > 0.
+    ['mobilenet_v2-op13', { bits: 4, granularity: 'per_group', groupSize: 16 }, true],
   ];
   for (const [name, partial, opset21] of corpus) {
     it(`${name} (${partial.granularity}${opset21 ? ' g16, opset 21' : ''}) with method=gptq runs in onnxruntime; held-back SNR ≥ rtn's`, async () => {
@@ -143,7 +147,10 @@ describe('gptq on Conv weights', () => {
       const convs = r.result.tensors.filter((t) => t.op_type === 'Conv');
       const fitted = convs.filter((t) => t.method?.startsWith('gptq'));
       assert.ok(fitted.length > 0);
-      if (name.startsWith('mobilenet')) assert.ok(fitted.some((t) => /groups/.test(t.method!)), 'a depthwise Conv fitted per group');
+      if (name.startsWith('mobilenet')) {
+        const depthwise = fitted.filter((t) => t.shape[1] === 1);
+        assert.ok(depthwise.length > 0 && depthwise.every((t) => /groups/.test(t.method!) && t.granularity === 'per_channel'), 'the depthwise Convs fitted per channel, one Hessian per conv group');
+      }
       for (const t of fitted) assert.ok(t.proxy_loss_reduction! > 0, `${t.name}: proxy loss reduction ${t.proxy_loss_reduction}`);
       const rtn = quantizeModel(m, { ...opts, method: 'rtn' });
       const { heldBack } = splitSamples(all, defaultHeldBack(all.count));
