@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import request from 'supertest';
 import type { FastifyInstance } from 'fastify';
 import { gemmMlp } from '../onnx/models.js';
 import { testApp } from './helpers.js';
+import { jobsOnDisk, sampleJobsOnDisk } from './jobs-disk.js';
 
 // Jobs running together share the job store's room (JOBS_MAX_BYTES) through one ledger in
 // shared memory: their workers reserve each spill write and each result file before writing
@@ -30,34 +31,6 @@ async function settle(app: FastifyInstance, id: string): Promise<Job> {
   throw new Error(`job ${id} did not finish`);
 }
 
-/** The files the store counts, as on disk now: each job's uploads, spill file and results (report.json and job.json are not counted). */
-function onDisk(root: string): { bytes: number; spills: number } {
-  let bytes = 0;
-  let spills = 0;
-  const walk = (dir: string) => {
-    let entries;
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return; // deleted meanwhile
-    }
-    for (const e of entries) {
-      const path = join(dir, e.name);
-      if (e.isDirectory()) walk(path);
-      else if (e.name !== 'report.json') {
-        try {
-          bytes += statSync(path).size;
-          if (e.name.endsWith('.spill')) spills++;
-        } catch {
-          // deleted between the listing and the stat
-        }
-      }
-    }
-  };
-  for (const job of readdirSync(root)) for (const part of ['in', 'out']) walk(join(root, job, part));
-  return { bytes, spills };
-}
-
 describe('jobs running together share JOBS_MAX_BYTES', async () => {
   // One job alone, with room: its result R and its spill file S (the ledger's peak less what it keeps).
   const solo = await testApp({ jobsMaxBytes: 10_000_000 }, { jobs: { spillBytes: 0 } });
@@ -72,23 +45,19 @@ describe('jobs running together share JOBS_MAX_BYTES', async () => {
     assert.ok(S > 30_000 && 2 * U + 2 * R > max, `S=${S} R=${R} U=${U}: both results cannot stay`);
     const tight = await testApp({ jobsMaxBytes: max, jobsConcurrency: 2 }, { jobs: { spillBytes: 0 } });
     const root = tight.config.jobsDir;
-    let peak = 0;
-    let samples = 0;
-    const sampler = setInterval(() => {
-      peak = Math.max(peak, onDisk(root).bytes);
-      samples++;
-    }, 1);
+    const sampler = sampleJobsOnDisk(root);
     let jobs: Job[];
+    let seen: { peak: number; samples: number };
     try {
       // Validation runs the float model before quantizing: the first job's spill comes later than the second's.
       const ids = [await submit(tight, '?bits=8&validate=true'), await submit(tight, '?bits=8&validate=false')];
       jobs = await Promise.all(ids.map((id) => settle(tight, id)));
     } finally {
-      clearInterval(sampler);
+      seen = sampler.stop();
     }
     const ledger = tight.jobs.store.ledger!;
-    assert.ok(samples > 0);
-    assert.ok(peak <= max, `on disk at most ${peak} bytes, within JOBS_MAX_BYTES=${max}`);
+    assert.ok(seen.samples > 0);
+    assert.ok(seen.peak <= max, `on disk at most ${seen.peak} bytes, within JOBS_MAX_BYTES=${max}`);
     assert.ok(ledger.highWater <= max, `the ledger held at most ${ledger.highWater}, within ${max}`);
     assert.ok(ledger.highWater >= U + S + R, 'the ledger counted a spill file beside its result');
     const failed = jobs.filter((j) => j.status === 'failed');
@@ -98,7 +67,7 @@ describe('jobs running together share JOBS_MAX_BYTES', async () => {
     assert.equal(failed[0]!.error!.code, 'QUANT_ERR_STORAGE_FULL');
     assert.match(failed[0]!.error!.message, new RegExp(`JOBS_MAX_BYTES=${max}`));
 
-    const after = onDisk(root);
+    const after = jobsOnDisk(root);
     assert.equal(after.spills, 0, 'no spill file is left');
     assert.deepEqual(readdirSync(join(root, failed[0]!.id, 'out')), [], 'the failed job left nothing in its output');
     assert.equal(await tight.jobs.store.usage(), 2 * U + R, "both uploads and the winner's result");
