@@ -46,11 +46,6 @@ export class TensorSpill implements ExternalData {
     this.#limit = limit;
   }
 
-  /** Bytes written to the spill file so far. */
-  get spilled(): number {
-    return this.#size;
-  }
-
   /** Takes a weight's new tensors: held while under the budget, else written out and made external (in place). */
   hold(tensors: readonly OnnxTensor[]): void {
     for (const t of tensors) {
