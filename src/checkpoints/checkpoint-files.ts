@@ -111,7 +111,11 @@ class Output {
   }
 }
 
-function writeWhole(dir: string, name: string, bytes: Uint8Array): WrittenFile {
+/** Told each output file's name and size before it is written (a job reserves its disk; it may throw). */
+export type ReserveOutput = (name: string, bytes: number) => void;
+
+function writeWhole(dir: string, name: string, bytes: Uint8Array, reserve: ReserveOutput | undefined): WrittenFile {
+  reserve?.(name, bytes.length);
   const path = join(dir, name);
   writeFileSync(path, bytes);
   return { name, path, size: bytes.length, crc: crc32(bytes) };
@@ -151,9 +155,16 @@ export function openCheckpoint(files: CheckpointFiles): { shards: Omit<Shard, 'p
 
 /**
  * Quantizes the checkpoint into `outDir`. `onTensor` runs between tensors (progress, and
- * cancellation: it may throw to stop).
+ * cancellation: it may throw to stop); `reserve` is told each file's size before it is written.
  */
-export function quantizeCheckpointFiles(files: CheckpointFiles, outDir: string, o: CheckpointOptions, limits: Limits, onTensor: (p: CheckpointProgress) => void = () => {}): CheckpointFilesResult {
+export function quantizeCheckpointFiles(
+  files: CheckpointFiles,
+  outDir: string,
+  o: CheckpointOptions,
+  limits: Limits,
+  onTensor: (p: CheckpointProgress) => void = () => {},
+  reserve?: ReserveOutput,
+): CheckpointFilesResult {
   const times: CheckpointTimings = { decode: 0, quantize: 0, encode: 0 };
   let t0 = performance.now();
   const opened = openCheckpoint(files);
@@ -181,6 +192,7 @@ export function quantizeCheckpointFiles(files: CheckpointFiles, outDir: string, 
     t0 = performance.now();
     const { head, dataBytes } = encodeSafetensorsHeader(specs, outputMetadata(s.header.metadata, config));
     totalSize += dataBytes;
+    reserve?.(s.file.name, head.length + dataBytes);
     const out = new Output(join(outDir, s.file.name));
     const input = openSync(s.file.path, 'r');
     try {
@@ -215,8 +227,8 @@ export function quantizeCheckpointFiles(files: CheckpointFiles, outDir: string, 
   times.decode += tensorTimes.decode;
   times.quantize += tensorTimes.quantize;
   t0 = performance.now();
-  if (opened.index) written.unshift(writeWhole(outDir, INDEX_FILENAME, encodeIndex(opened.index, weightMap, totalSize)));
-  if (files.config !== undefined) written.push(writeWhole(outDir, 'config.json', mergeConfig(readFileSync(files.config), config)));
+  if (opened.index) written.unshift(writeWhole(outDir, INDEX_FILENAME, encodeIndex(opened.index, weightMap, totalSize), reserve));
+  if (files.config !== undefined) written.push(writeWhole(outDir, 'config.json', mergeConfig(readFileSync(files.config), config), reserve));
   times.encode += performance.now() - t0;
   const inBytes = shards.reduce((n, s) => n + s.size, 0);
   const outBytes = written.filter((f) => f.name.endsWith('.safetensors')).reduce((n, f) => n + f.size, 0);

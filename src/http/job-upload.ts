@@ -26,22 +26,67 @@ export interface JobUpload {
   bytes: number;
 }
 
-/** Counts bytes through; fails the pipeline once the upload passes what the store can take. */
+/**
+ * Takes an upload's bytes from what the store can take as they arrive (before they are
+ * written) and fails the upload at the first it cannot: 507, or 413 when even an empty
+ * store could not hold the upload. The committed record keeps them; an upload refused
+ * gives them back (giveBack) once its files are deleted.
+ */
 export class Budget {
   used = 0;
-  constructor(
-    readonly limit: number,
-    readonly tooBig: () => Error,
-  ) {}
+  readonly #room: UploadRoom;
+  readonly #maxBytes: number;
+
+  constructor(room: UploadRoom, maxBytes: number) {
+    this.#room = room;
+    this.#maxBytes = maxBytes;
+  }
+
+  tooBig(total = Infinity): Error {
+    return total > this.#maxBytes
+      ? new Errors.BodyTooLarge(`the upload exceeds JOBS_MAX_BYTES=${this.#maxBytes}`)
+      : new Errors.StorageFull(`the job store holds too much to take this upload (JOBS_MAX_BYTES=${this.#maxBytes}); retry when jobs have expired or been deleted`);
+  }
+
+  take(bytes: number): void {
+    if (!this.#room.tryReserve(bytes, this.used)) throw this.tooBig(this.used + bytes);
+    this.used += bytes;
+  }
 
   meter(): Transform {
     return new Transform({
       transform: (chunk: Buffer, _enc, done) => {
-        this.used += chunk.length;
-        done(this.used > this.limit ? this.tooBig() : null, chunk);
+        try {
+          this.take(chunk.length);
+          done(null, chunk);
+        } catch (err) {
+          done(err as Error);
+        }
       },
     });
   }
+
+  giveBack(): void {
+    this.#room.release(this.used);
+    this.used = 0;
+  }
+}
+
+interface UploadRoom {
+  /** `taken`: what this upload already has. */
+  tryReserve(bytes: number, taken: number): boolean;
+  release(bytes: number): void;
+}
+
+/**
+ * An upload's budget: bytes reserved from the store's ledger where it has one (shared with
+ * spill files and results being written), else the room the store reports when it starts.
+ */
+export async function uploadBudget(store: JobStore, maxBytes: number): Promise<Budget> {
+  const ledger = store.ledger;
+  if (ledger) return new Budget({ tryReserve: (bytes) => ledger.tryReserve(bytes, maxBytes), release: (bytes) => ledger.release(bytes) }, maxBytes);
+  const room = maxBytes - (await store.usage());
+  return new Budget({ tryReserve: (bytes, taken) => taken + bytes <= room, release: () => {} }, maxBytes);
 }
 
 export async function save(store: JobStore, id: string, name: string, file: string, source: Readable, budget: Budget, probe?: Transform): Promise<StoredFile> {
@@ -75,21 +120,8 @@ export function uploadError(err: unknown, budget: Budget): Error {
   return new Errors.Validation(`the upload failed: ${(err as Error).message}`);
 }
 
-/** What an upload may still take: 507 past `room`, or 413 when even an empty store could not hold it. */
-export function jobBudget(room: number, maxBytes: number): Budget {
-  return new Budget(room, () =>
-    room < maxBytes
-      ? new Errors.StorageFull(`the job store holds too much to take this upload (JOBS_MAX_BYTES=${maxBytes}); retry when jobs have expired or been deleted`)
-      : new Errors.BodyTooLarge(`the upload exceeds JOBS_MAX_BYTES=${maxBytes}`),
-  );
-}
-
-/**
- * Streams the request into job `id`. `room` is what the store can still take; past it
- * the answer is 507 (or 413 when even an empty store could not hold the upload).
- */
-export async function receiveJobUpload(request: FastifyRequest, store: JobStore, id: string, room: number, maxBytes: number): Promise<JobUpload> {
-  const budget = jobBudget(room, maxBytes);
+/** Streams the request into job `id`, taking its bytes from `budget` (uploadBudget). */
+export async function receiveJobUpload(request: FastifyRequest, store: JobStore, id: string, budget: Budget): Promise<JobUpload> {
   try {
     // The model's opset is read as it streams past, for the option rules that depend on it:
     // checked once the parts are in, before the job is committed (the route then deletes them).

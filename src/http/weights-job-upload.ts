@@ -7,7 +7,7 @@ import { Errors, isQuantError } from '../errors.js';
 import { WEIGHTS_CONFIG_NAME } from '../jobs/model-files-task.js';
 import type { JobStore, StoredFile } from '../jobs/types.js';
 import type { WeightsTaskOptions } from '../pool/messages.js';
-import { jobBudget, save, uploadError, type Budget } from './job-upload.js';
+import { save, uploadError, type Budget } from './job-upload.js';
 import { parseOptions } from './model-upload.js';
 import { WeightsOptions } from './schemas/weights.js';
 
@@ -84,9 +84,8 @@ async function readSmall(source: Readable, limit: number, what: string, budget: 
   let n = 0;
   for await (const chunk of source as AsyncIterable<Buffer>) {
     n += chunk.length;
-    budget.used += chunk.length;
     if (n > limit) throw new Errors.BodyTooLarge(`${what} is over the limit of ${limit} bytes`);
-    if (budget.used > budget.limit) throw budget.tooBig();
+    budget.take(chunk.length);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
@@ -108,8 +107,7 @@ async function storeBytes(store: JobStore, id: string, name: string, file: strin
   return { name, file, size: bytes.length };
 }
 
-export async function receiveWeightsUpload(request: FastifyRequest, store: JobStore, id: string, room: number, maxBytes: number): Promise<WeightsJobUpload> {
-  const budget = jobBudget(room, maxBytes);
+export async function receiveWeightsUpload(request: FastifyRequest, store: JobStore, id: string, budget: Budget): Promise<WeightsJobUpload> {
   try {
     if (!request.isMultipart()) {
       const probe = new HeaderProbe('model.safetensors');

@@ -3,13 +3,18 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { StorageLedger } from '../pool/storage-ledger.js';
 import type { JobEvent, JobRecord, JobStore } from './types.js';
 
 // The embedded job store: one directory per job under JOBS_DIR,
 //   <id>/job.json   the record (rewritten whole, atomically, by rename)
 //   <id>/in/...     the uploads, under their own names
 //   <id>/out/...    the result files and report.json
-// Records are also kept in memory; the directory is the truth across restarts.
+// Records are also kept in memory; the directory is the truth across restarts. The ledger
+// (pool/storage-ledger.ts) counts every byte from when it is reserved, before it is written,
+// to when its file is deleted: an upload's as it streams, a running job's spill file and
+// results; a committed record keeps what its upload and its results reserved, and gives it
+// back when the job is deleted. usage() is its total.
 
 const ID = /^[0-9a-f-]{36}$/;
 /** Progress is persisted at most this often; status changes always are. */
@@ -19,6 +24,7 @@ const UPLOAD_BUFFER_BYTES = 4 * 2 ** 20;
 const RESULT_CHUNK_BYTES = 2 ** 20;
 
 export class LocalJobStore implements JobStore {
+  readonly ledger = new StorageLedger();
   readonly #root: string;
   readonly #records = new Map<string, JobRecord>();
   readonly #events = new EventEmitter();
@@ -39,6 +45,7 @@ export class LocalJobStore implements JobStore {
       try {
         const record = JSON.parse(await readFile(join(root, entry.name, 'job.json'), 'utf8')) as JobRecord;
         store.#records.set(record.id, record);
+        store.ledger.add(record.bytes);
       } catch {
         // A job whose upload never completed has no record: its files are garbage.
         await rm(join(root, entry.name), { recursive: true, force: true });
@@ -78,6 +85,7 @@ export class LocalJobStore implements JobStore {
     return this.#writes;
   }
 
+  /** The record's bytes are in the ledger already: its upload reserved them. */
   async commit(record: JobRecord): Promise<void> {
     this.#records.set(record.id, record);
     await this.#persist(record);
@@ -114,10 +122,13 @@ export class LocalJobStore implements JobStore {
   }
 
   async delete(id: string): Promise<void> {
+    const record = this.#records.get(id);
     this.#records.delete(id);
     this.#lastPersist.delete(id);
     await this.#writes;
     await rm(this.#dir(id), { recursive: true, force: true });
+    // Once the files are gone: the ledger may count more than the disk holds, never less.
+    if (record) this.ledger.release(record.bytes);
   }
 
   async list(): Promise<JobRecord[]> {
@@ -125,9 +136,7 @@ export class LocalJobStore implements JobStore {
   }
 
   async usage(): Promise<number> {
-    let total = 0;
-    for (const r of this.#records.values()) total += r.bytes + (r.spill_bytes ?? 0);
-    return total;
+    return this.ledger.used;
   }
 
   subscribe(id: string, listener: (e: JobEvent) => void): () => void {

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { ModelTaskOptions, Task, TaskLimits, WeightsTaskOptions } from '../pool/messages.js';
 import { outputFilename } from '../pool/tasks/model-reply.js';
 import { weightsFilename } from '../pool/tasks/quantize-weights.js';
+import type { StorageRoom } from '../pool/storage-ledger.js';
 import type { JobRecord } from './types.js';
 
 /** config.json among a weights job's files (shards always end in .safetensors). */
@@ -16,8 +17,8 @@ export function modelFilesTask(
     maxInlineBytes: number | undefined;
     progressChannel: string;
     cancel: Int32Array;
-    /** What the store had room for when the job started, and JOBS_MAX_BYTES: the spill file's limit. */
-    spillLimit?: { maxBytes: number; jobsMaxBytes: number } | undefined;
+    /** The ledger its spill file and results reserve their bytes from, under JOBS_MAX_BYTES. */
+    storage?: StorageRoom | undefined;
     spillBytes?: number | undefined;
   },
 ): Extract<Task, { op: 'quantizeModelFiles' | 'quantizeWeightsFiles' }> {
@@ -33,7 +34,7 @@ export function modelFilesTask(
     outputName: outputFilename(job.filename, job.options.bits),
     maxInlineBytes: run.maxInlineBytes,
     spillBytes: run.spillBytes,
-    spillLimit: run.spillLimit,
+    storage: run.storage,
     options: job.options as ModelTaskOptions,
     limits: run.limits,
     progressChannel: run.progressChannel,
@@ -41,7 +42,11 @@ export function modelFilesTask(
   };
 }
 
-function weightsFilesTask(job: JobRecord, dirs: { input: string; output: string }, run: { limits: TaskLimits; progressChannel: string; cancel: Int32Array }): Extract<Task, { op: 'quantizeWeightsFiles' }> {
+function weightsFilesTask(
+  job: JobRecord,
+  dirs: { input: string; output: string },
+  run: { limits: TaskLimits; progressChannel: string; cancel: Int32Array; storage?: StorageRoom | undefined },
+): Extract<Task, { op: 'quantizeWeightsFiles' }> {
   const at = (file: string) => join(dirs.input, file);
   const sharded = job.model.name === 'index';
   const config = job.external.find((f) => f.name === WEIGHTS_CONFIG_NAME);
@@ -59,5 +64,6 @@ function weightsFilesTask(job: JobRecord, dirs: { input: string; output: string 
     limits: run.limits,
     progressChannel: run.progressChannel,
     cancel: run.cancel,
+    storage: run.storage,
   };
 }

@@ -8,6 +8,7 @@ import { Errors, isQuantError } from '../errors.js';
 import { cancel, cancelFlag, isCancelled, type CancelFlag } from '../pool/cancel.js';
 import type { TaskLimits } from '../pool/messages.js';
 import type { QuantPool } from '../pool/pool.js';
+import { StorageLedger } from '../pool/storage-ledger.js';
 import type { ModelReport } from '../pool/tasks/model-reply.js';
 import { modelFilesTask } from './model-files-task.js';
 import { PhaseClock, type PhaseObserver } from './phase-clock.js';
@@ -41,7 +42,7 @@ export interface QueueRunnerOptions {
   log: FastifyBaseLogger;
   sweepMs?: number | undefined;
   maxInlineBytes?: number | undefined;
-  /** JOBS_MAX_BYTES: bounds a job's spill file in the local scratch too (by the shared store's room when it starts). */
+  /** JOBS_MAX_BYTES: also bounds this replica's scratch (its running jobs' inputs, spill files and results together). */
   maxBytes?: number | undefined;
   spillBytes?: number | undefined;
 }
@@ -58,6 +59,11 @@ export class QueueJobRunner implements JobService {
   readonly #connections: Redis[] = [];
   readonly #running = new Map<string, Running>();
   readonly #deleting = new Set<string>();
+  /**
+   * This replica's scratch: the inputs its running jobs downloaded (admitted already, so
+   * counted whatever the limit), and their spill files and results, reserved as written.
+   */
+  readonly scratch = new StorageLedger();
   #queue: Queue | undefined;
   #producer: QueueEventsProducer | undefined;
   #events: QueueEvents | undefined;
@@ -225,6 +231,7 @@ export class QueueJobRunner implements JobService {
         .catch(() => undefined);
     };
     const clock = new PhaseClock(() => this.phaseObserver, first);
+    const account = this.scratch.account();
     channel.onmessage = (event) => {
       clock.enter((event as { data: WorkerProgress }).data.phase);
       progress = advance(progress, (event as { data: WorkerProgress }).data);
@@ -237,6 +244,7 @@ export class QueueJobRunner implements JobService {
       await updates;
     };
     try {
+      account.add(first.bytes);
       const dirs = await store.workDirs(id);
       const running = await store.update(id, { status: 'running', attempts: first.attempts + 1 });
       if (!running) return 'gone';
@@ -244,10 +252,10 @@ export class QueueJobRunner implements JobService {
       this.#opts.log.info({ job: id, attempt: running.attempts }, 'job started');
       await job.updateProgress(running as unknown as object).catch(() => undefined);
       const { maxBytes } = this.#opts;
-      // Scratch is local and discarded after the attempt, so the spill is bounded, not counted in Redis.
-      const spillLimit = maxBytes === undefined ? undefined : { maxBytes: maxBytes - (await store.usage()), jobsMaxBytes: maxBytes };
+      // Scratch is local and discarded after the attempt: bounded per replica, not counted in Redis.
+      const storage = maxBytes === undefined ? undefined : { ledger: this.scratch.buffer, account: account.buffer, maxBytes };
       const result = await this.#pool.run(
-        modelFilesTask(first, dirs, { limits: this.#opts.limits, maxInlineBytes: this.#opts.maxInlineBytes, progressChannel: channelName, cancel: entry.flag, spillLimit, spillBytes: this.#opts.spillBytes }),
+        modelFilesTask(first, dirs, { limits: this.#opts.limits, maxInlineBytes: this.#opts.maxInlineBytes, progressChannel: channelName, cancel: entry.flag, storage, spillBytes: this.#opts.spillBytes }),
       );
       clock.enter('done');
       await quiet();
@@ -298,6 +306,7 @@ export class QueueJobRunner implements JobService {
     } finally {
       this.#running.delete(id);
       await store.discardWork(id).catch(() => undefined);
+      account.releaseAll();
     }
   }
 

@@ -1,10 +1,13 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import { isQuantError } from '../errors.js';
 import { cancel, cancelFlag, isCancelled, type CancelFlag } from '../pool/cancel.js';
 import type { TaskLimits } from '../pool/messages.js';
 import type { QuantPool } from '../pool/pool.js';
+import { StorageLedger } from '../pool/storage-ledger.js';
 import type { WorkerProgress } from '../pool/tasks/quantize-model-files.js';
 import type { ModelReport } from '../pool/tasks/model-reply.js';
 import { modelFilesTask } from './model-files-task.js';
@@ -24,7 +27,7 @@ export interface RunnerOptions {
   sweepMs?: number | undefined;
   /** Largest result written as one .onnx; past it, .onnx + external data in a zip. */
   maxInlineBytes?: number | undefined;
-  /** JOBS_MAX_BYTES: a running job's spill file counts against it (and fails the job past it). */
+  /** JOBS_MAX_BYTES: a running job's spill file and results reserve from the store's ledger under it (and fail the job past it). */
   maxBytes?: number | undefined;
   /** Quantized tensors a job holds before spilling (default SPILL_BYTES); tests lower it. */
   spillBytes?: number | undefined;
@@ -33,6 +36,11 @@ export interface RunnerOptions {
 // Quantizing is most of the work; writing and validating share the rest.
 const SHARE = { reference: 0.02, calibrating: 0.5, quantizing: 0.85, writing: 0.9, validating: 0.95 } as const;
 const RETRY_MS = 1000;
+
+/** Empties a job's output directory (left as it was: the store made it). */
+async function clearDir(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [])) await rm(join(dir, name), { recursive: true, force: true });
+}
 
 export const INITIAL_PROGRESS: JobProgress = { phase: 'queued', tensors_done: 0, tensors_total: 0, bytes_done: 0, bytes_total: 0, fraction: 0 };
 
@@ -69,6 +77,8 @@ export class JobRunner implements JobService {
   readonly #deleting = new Set<string>();
   /** Running jobs and their cancel flags: a worker running onnxruntime is never terminated (pool/cancel.ts). */
   readonly #running = new Map<string, CancelFlag>();
+  /** The store's, so uploads and running jobs share one room; a store without one (tests) still bounds the jobs together. */
+  readonly #ledger: StorageLedger;
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
   /**
@@ -81,6 +91,7 @@ export class JobRunner implements JobService {
     this.#store = store;
     this.#pool = pool;
     this.#opts = opts;
+    this.#ledger = store.ledger ?? new StorageLedger();
   }
 
   get store(): JobStore {
@@ -94,8 +105,9 @@ export class JobRunner implements JobService {
       if (job.attempts >= 2) {
         await this.#finish(job.id, { status: 'failed', error: { code: 'QUANT_ERR_INTERNAL', message: 'the job was interrupted twice by a restart; submit it again' } });
       } else {
-        // Its spill file went with the process that wrote it (or is overwritten by the next run).
-        await this.#store.update(job.id, { status: 'queued', progress: INITIAL_PROGRESS, spill_bytes: 0 });
+        // What the interrupted run wrote (its spill file, part of a result) was never counted: gone before it runs again.
+        await clearDir((await this.#store.workDirs(job.id)).output);
+        await this.#store.update(job.id, { status: 'queued', progress: INITIAL_PROGRESS });
         this.#queue.push(job.id);
       }
     }
@@ -164,9 +176,10 @@ export class JobRunner implements JobService {
     }
   }
 
-  async #finish(id: string, patch: Partial<JobRecord>): Promise<void> {
+  async #finish(id: string, patch: Partial<JobRecord>): Promise<JobRecord | undefined> {
     const job = await this.#store.update(id, { ...patch, expires_at: this.expiry() });
     if (job) this.#store.publish({ type: 'end', job });
+    return job;
   }
 
   async #run(id: string, flag: CancelFlag): Promise<void> {
@@ -179,18 +192,14 @@ export class JobRunner implements JobService {
     let progress = job.progress;
     let updates = Promise.resolve();
     const clock = new PhaseClock(() => this.phaseObserver, job);
-    let spilled = 0;
+    const account = this.#ledger.account();
     channel.onmessage = (event) => {
       const data = (event as { data: WorkerProgress }).data;
       clock.enter(data.phase);
       progress = advance(progress, data);
       const snapshot = progress;
-      // The spill file counts in usage() (so uploads see it) while the job runs.
-      const grew = data.phase === 'quantizing' && data.spilledBytes !== undefined && data.spilledBytes !== spilled;
-      if (grew) spilled = data.spilledBytes!;
-      const patch: Partial<JobRecord> = grew ? { progress: snapshot, spill_bytes: spilled } : { progress: snapshot };
       updates = updates.then(async () => {
-        const updated = await this.#store.update(id, patch);
+        const updated = await this.#store.update(id, { progress: snapshot });
         if (updated) this.#store.publish({ type: 'progress', job: updated });
       });
     };
@@ -199,10 +208,9 @@ export class JobRunner implements JobService {
       clock.enter('decoding');
       if (running) this.#store.publish({ type: 'progress', job: running });
       const { maxBytes } = this.#opts;
-      // The room the store has now (this job's uploads and other jobs' spill files counted): concurrent jobs each see the room left when they start.
-      const spillLimit = maxBytes === undefined ? undefined : { maxBytes: maxBytes - (await this.#store.usage()), jobsMaxBytes: maxBytes };
+      const storage = maxBytes === undefined ? undefined : { ledger: this.#ledger.buffer, account: account.buffer, maxBytes };
       const result = await this.#pool.run(
-        modelFilesTask(job, dirs, { limits: this.#opts.limits, maxInlineBytes: this.#opts.maxInlineBytes, progressChannel: channelName, cancel: flag, spillLimit, spillBytes: this.#opts.spillBytes }),
+        modelFilesTask(job, dirs, { limits: this.#opts.limits, maxInlineBytes: this.#opts.maxInlineBytes, progressChannel: channelName, cancel: flag, storage, spillBytes: this.#opts.spillBytes }),
       );
       // Progress still in flight is moot now; closing drops it, so none lands after the end.
       channel.close();
@@ -212,21 +220,26 @@ export class JobRunner implements JobService {
       for (const warning of result.warnings ?? []) this.#opts.log.warn({ job: id }, warning);
       await this.#store.saveReport(id, meta.report);
       const outBytes = meta.artifacts.reduce((s, a) => s + a.size, 0);
-      await this.#finish(id, {
+      const done = await this.#finish(id, {
         status: 'succeeded',
         progress: { ...progress, phase: 'done', fraction: 1 },
         summary: meta.report.summary,
         summary_header: meta.summaryHeader,
         artifacts: meta.artifacts,
         bytes: job.bytes + outBytes,
-        spill_bytes: 0,
       });
+      // The record keeps the results' bytes (given back when the job is deleted); a store without the ledger does not.
+      if (done && this.#store.ledger) account.handOver(outBytes);
+      else account.releaseAll();
     } catch (err) {
       channel.close();
       await updates;
+      // The task deleted what it wrote, unless its worker died first.
+      if (account.held > 0) await clearDir(dirs.output);
+      account.releaseAll();
       if (isCancelled(flag)) return;
       if (isQuantError(err) && err.code === 'QUANT_ERR_OVERLOADED') {
-        await this.#store.update(id, { status: 'queued', spill_bytes: 0 });
+        await this.#store.update(id, { status: 'queued' });
         setTimeout(() => this.enqueue(id), RETRY_MS).unref();
         return;
       }
@@ -234,7 +247,6 @@ export class JobRunner implements JobService {
       if (!known) this.#opts.log.error({ err, job: id }, 'job failed');
       await this.#finish(id, {
         status: 'failed',
-        spill_bytes: 0,
         error: known ? { code: err.code, message: err.message } : { code: 'QUANT_ERR_INTERNAL', message: `internal error; it has been logged with job id ${id}` },
       });
     }

@@ -2,6 +2,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { CheckpointReport } from '../checkpoints/quantize-checkpoint.js';
 import type { ModelTaskOptions, WeightsTaskOptions } from '../pool/messages.js';
 import type { ModelSummary } from '../pool/tasks/model-reply.js';
+import type { StorageLedger } from '../pool/storage-ledger.js';
 
 // Jobs for models too big or too slow for one request. The store is an interface so that
 // several replicas can share one (e.g. Redis for records and events, object storage for
@@ -76,8 +77,6 @@ export interface JobRecord {
   results_dir?: string | undefined;
   /** Bytes this job holds on disk (inputs and results). */
   bytes: number;
-  /** While it runs: its spill file's bytes (quantized tensors on disk until the result is written), also counted in usage(). */
-  spill_bytes?: number | undefined;
 }
 
 export type JobEvent = { type: 'progress'; job: JobRecord } | { type: 'end'; job: JobRecord };
@@ -100,8 +99,14 @@ export interface JobStore {
   readReport(id: string): Promise<unknown>;
   delete(id: string): Promise<void>;
   list(): Promise<JobRecord[]>;
-  /** Bytes held by all jobs (a running job's spill file included where the store counts it). */
+  /** Bytes held by all jobs (with a ledger: also what is being written, spill files included). */
   usage(): Promise<number>;
+  /**
+   * A store whose files are on this machine counts them here from before each is written
+   * (uploads, spill files, results) until it is deleted, so that JOBS_MAX_BYTES bounds them;
+   * a committed record keeps what its upload and results reserved, and delete() gives it back.
+   */
+  readonly ledger?: StorageLedger | undefined;
   subscribe(id: string, listener: (e: JobEvent) => void): () => void;
   publish(e: JobEvent): void;
 }

@@ -11,6 +11,7 @@ import type { ErrorPayload } from '../errors.js';
 import type { CheckpointOptions } from '../checkpoints/layout.js';
 import type { ActivationCalibration } from '../onnx/activations/calibrate.js';
 import type { ActivationType } from '../onnx/activations/qparams.js';
+import type { StorageRoom } from './storage-ledger.js';
 
 // The typed messages that cross the thread boundary. Byte buffers travel in transfer lists;
 // a body read into a kernel arena travels as the arena (shared memory) and a view on it.
@@ -199,8 +200,8 @@ export type Task =
       maxInlineBytes?: number | undefined;
       /** Bytes of quantized tensors held before the rest spill to a file (default SPILL_BYTES); tests lower it. */
       spillBytes?: number | undefined;
-      /** The most the spill file may hold (the job store's room when the job started) and JOBS_MAX_BYTES, for the error. */
-      spillLimit?: { maxBytes: number; jobsMaxBytes: number } | undefined;
+      /** The job store's ledger, this job's account in it and JOBS_MAX_BYTES: the spill file and the results reserve their bytes before they are written. */
+      storage?: StorageRoom | undefined;
       options: ModelTaskOptions;
       limits: TaskLimits;
       progressChannel: string;
@@ -219,6 +220,8 @@ export type Task =
       /** A BroadcastChannel for progress (jobs and the CLI), per tensor. */
       progressChannel?: string | undefined;
       cancel?: Int32Array | undefined;
+      /** A job's: the ledger its output files reserve their bytes from before they are written. */
+      storage?: StorageRoom | undefined;
     };
 
 export interface TaskReply {

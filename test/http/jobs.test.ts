@@ -9,7 +9,6 @@ import request from 'supertest';
 import { decodeNpz } from '../../src/codecs/npz.js';
 import { decodeModel } from '../../src/onnx/proto/decode.js';
 import { isExternal } from '../../src/onnx/proto/tensor-data.js';
-import { LocalJobStore } from '../../src/jobs/local-store.js';
 import { INITIAL_PROGRESS } from '../../src/jobs/runner.js';
 import type { JobRecord } from '../../src/jobs/types.js';
 import { ModelReport } from '../../src/http/schemas/models.js';
@@ -156,27 +155,20 @@ describe('jobs: store bounds, expiry and restarts', async () => {
     assert.equal((await srv().post('/v1/jobs').set('content-type', 'application/octet-stream').send(mlp).expect(507)).body.code, 'QUANT_ERR_STORAGE_FULL');
   });
 
-  it("counts a running job's spill file against JOBS_MAX_BYTES, and frees it when the job ends", async () => {
+  it("counts a running job's spill file and result against JOBS_MAX_BYTES, and frees the spill file when the job ends", async () => {
     // Everything spills (budget 0): the 8-bit weights of fc1 and fc2 are the spill file.
-    const dir = mkdtempSync(join(tmpdir(), 'quantd-spill-usage-'));
-    const store = await LocalJobStore.open(dir);
-    const seen: Array<{ spill: number; usage: number; bytes: number }> = [];
-    const update = store.update.bind(store);
-    store.update = async (id, patch) => {
-      const r = await update(id, patch);
-      if (r && (patch.spill_bytes ?? 0) > 0) seen.push({ spill: patch.spill_bytes!, usage: await store.usage(), bytes: r.bytes });
-      return r;
-    };
-    const spilling = await testApp({ jobsDir: dir, jobsMaxBytes: 10_000_000 }, { jobs: { store, spillBytes: 0 } });
+    const spilling = await testApp({ jobsMaxBytes: 10_000_000 }, { jobs: { spillBytes: 0 } });
+    const store = spilling.jobs.store;
     const srv = () => request(spilling.server);
     const id = await submit(srv, '?bits=8&validate=false');
     assert.equal((await settle(srv, id)).at(-1)!.status, 'succeeded');
-    assert.ok(seen.length > 0, 'the runner saw the spill file grow');
-    for (const s of seen) assert.equal(s.usage, s.bytes + s.spill, 'usage() counts the spill file beside the upload');
     const done = (await store.get(id))!;
-    assert.equal(done.spill_bytes, 0, 'freed when the job ends');
+    const result = done.artifacts!.reduce((n, a) => n + a.size, 0);
+    assert.equal(done.bytes, mlp.length + result, 'the record holds the upload and the result');
     assert.equal(await store.usage(), done.bytes, 'usage is the upload and the result once the spill file is gone');
-    assert.ok(seen.at(-1)!.spill >= 32_768, `fc1's 256×128 8-bit weights spilled (saw ${seen.at(-1)!.spill} bytes)`);
+    // At the peak the result was being written beside the spill file, whose tensors it holds.
+    const spill = store.ledger!.highWater - done.bytes;
+    assert.ok(spill >= 32_768 && spill < result, `fc1's 256×128 8-bit weights spilled, and the spill was counted beside the result (peak ${store.ledger!.highWater}, ${done.bytes} after)`);
   });
 
   it('fails a job whose spill file would pass JOBS_MAX_BYTES, naming the limit, and leaves no spill file', async () => {
@@ -188,11 +180,28 @@ describe('jobs: store bounds, expiry and restarts', async () => {
     const last = (await settle(srv, id)).at(-1)!;
     assert.equal(last.status, 'failed');
     assert.equal(last.error!.code, 'QUANT_ERR_STORAGE_FULL');
+    assert.match(last.error!.message, /spill file .* needs \d+ bytes more than its 0, but the job store has 1000 bytes of JOBS_MAX_BYTES=\d+ free/);
     assert.match(last.error!.message, new RegExp(`JOBS_MAX_BYTES=${max}`));
-    assert.match(last.error!.message, /spill file .* would take \d+ bytes, more than the 1000 /);
     const out = join(tight.config.jobsDir, id, 'out');
     assert.deepEqual(readdirSync(out), [], 'the spill file is deleted with the failed job');
     assert.equal(await tight.jobs.store.usage(), mlp.length, "the failed job's spill is no longer counted");
+  });
+
+  it('fails a job whose result would pass JOBS_MAX_BYTES, and deletes what it wrote', async () => {
+    // The result's size, from a job with room; then room for one byte less (nothing spills).
+    const roomy = await testApp();
+    const first = await submit(() => request(roomy.server), '?bits=8&validate=false');
+    assert.equal((await settle(() => request(roomy.server), first)).at(-1)!.status, 'succeeded');
+    const result = (await roomy.jobs.store.get(first))!.artifacts![0]!.size;
+    const tight = await testApp({ jobsMaxBytes: mlp.length + result - 1 });
+    const srv = () => request(tight.server);
+    const id = await submit(srv, '?bits=8&validate=false');
+    const last = (await settle(srv, id)).at(-1)!;
+    assert.equal(last.status, 'failed');
+    assert.equal(last.error!.code, 'QUANT_ERR_STORAGE_FULL');
+    assert.match(last.error!.message, new RegExp(`result model\\.8bit\\.onnx needs ${result} bytes, but the job store has ${result - 1} bytes of JOBS_MAX_BYTES=${mlp.length + result - 1} free`));
+    assert.deepEqual(readdirSync(join(tight.config.jobsDir, id, 'out')), [], 'no part of the result is left');
+    assert.equal(await tight.jobs.store.usage(), mlp.length);
   });
 
   it('deletes jobs after JOBS_TTL_S', async () => {
@@ -227,8 +236,14 @@ describe('jobs: store bounds, expiry and restarts', async () => {
       bytes: mlp.length,
     };
     writeFileSync(join(dir, id, 'job.json'), JSON.stringify(record));
+    // What the interrupted run wrote and never counted: its spill file, and part of an external-data result this run does not write.
+    writeFileSync(join(dir, id, 'out', 'left.8bit.onnx.spill'), Buffer.alloc(5000));
+    writeFileSync(join(dir, id, 'out', 'left.8bit.onnx.data'), Buffer.alloc(5000));
     const restarted = await testApp({ jobsDir: dir });
     const last = (await settle(() => request(restarted.server), id)).at(-1)!;
     assert.equal(last.status, 'succeeded');
+    assert.deepEqual(readdirSync(join(dir, id, 'out')).sort(), ['left.8bit.onnx', 'report.json'], 'what the interrupted run wrote is gone');
+    const done = (await restarted.jobs.store.get(id))!;
+    assert.equal(await restarted.jobs.store.usage(), done.bytes, 'the ledger holds the record found at start, and its result');
   });
 });

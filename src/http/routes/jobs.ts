@@ -7,7 +7,7 @@ import { Errors } from '../../errors.js';
 import type { JobEvent, JobRecord } from '../../jobs/types.js';
 import { INITIAL_PROGRESS } from '../../jobs/runner.js';
 import { zipStream } from '../../onnx/io/zip-stream.js';
-import { checkJobQuery, receiveJobUpload } from '../job-upload.js';
+import { checkJobQuery, receiveJobUpload, uploadBudget, type Budget } from '../job-upload.js';
 import { receiveWeightsUpload } from '../weights-job-upload.js';
 import { WeightsOptions, WeightsReport } from '../schemas/weights.js';
 import { ErrorReply } from '../schemas/common.js';
@@ -77,17 +77,20 @@ export const jobRoutes: FastifyPluginAsync = async (app) => {
   type Upload = Pick<JobRecord, 'filename' | 'options' | 'model' | 'external' | 'inputs' | 'bytes'> & Partial<Pick<JobRecord, 'kind' | 'calibration'>>;
 
   /** Reserves a job, streams its upload into the store (deleted again if refused), commits and queues it: 202. */
-  const startJob = async (reply: FastifyReply, receive: (id: string, room: number) => Promise<Upload>) => {
+  const startJob = async (reply: FastifyReply, receive: (id: string, budget: Budget) => Promise<Upload>) => {
     const id = randomUUID();
     await store.create(id, app.config.jobsTtlS);
+    const budget = await uploadBudget(store, jobsMaxBytes);
     let upload: Upload;
     try {
-      upload = await receive(id, jobsMaxBytes - (await store.usage()));
+      upload = await receive(id, budget);
     } catch (err) {
       await store.delete(id).catch(() => undefined);
+      budget.giveBack();
       throw err;
     }
     const now = new Date().toISOString();
+    // The record keeps what the upload reserved (the store gives it back when the job is deleted).
     await store.commit({ id, status: 'queued', created_at: now, updated_at: now, expires_at: runner.expiry(), attempts: 0, progress: INITIAL_PROGRESS, ...upload });
     try {
       await runner.enqueue(id);
@@ -112,8 +115,8 @@ export const jobRoutes: FastifyPluginAsync = async (app) => {
     handler: async (request, reply) => {
       // Option conflicts are the synchronous endpoint's 400, before the job exists.
       checkJobQuery(request);
-      return startJob(reply, async (id, room) => {
-        const upload = await receiveJobUpload(request, store, id, room, jobsMaxBytes);
+      return startJob(reply, async (id, budget) => {
+        const upload = await receiveJobUpload(request, store, id, budget);
         return {
           filename: upload.filename,
           options: upload.options,
@@ -141,8 +144,8 @@ export const jobRoutes: FastifyPluginAsync = async (app) => {
       response: { 202: JobCreated, ...errors },
     },
     handler: async (request, reply) =>
-      startJob(reply, async (id, room) => {
-        const upload = await receiveWeightsUpload(request, store, id, room, jobsMaxBytes);
+      startJob(reply, async (id, budget) => {
+        const upload = await receiveWeightsUpload(request, store, id, budget);
         return { kind: 'weights' as const, filename: upload.filename, options: upload.options, model: upload.model, external: upload.external, inputs: undefined, bytes: upload.bytes };
       }),
   });

@@ -13,10 +13,14 @@ import { readRange, readRangeInto } from './files.js';
 /** Tensors under this size stay in memory (as the writer keeps them inline). */
 const MIN_SPILL_BYTES = 1024;
 
-/** The most a spill file may hold, and the error it fails with past that (it names the setting). */
+/**
+ * Where a spill write's bytes are reserved before it is made, and given back when the file
+ * is deleted; a refused reservation fails the job with tooBig's error (it names the setting).
+ */
 export interface SpillLimit {
-  maxBytes: number;
-  tooBig: (bytes: number) => Error;
+  tryReserve: (bytes: number) => boolean;
+  release: (bytes: number) => void;
+  tooBig: (bytes: number, spilled: number) => Error;
 }
 
 export class TensorSpill implements ExternalData {
@@ -28,10 +32,11 @@ export class TensorSpill implements ExternalData {
   #fd: number | undefined;
   #held = 0;
   #size = 0;
+  #reserved = 0;
 
   /**
    * Spills into dir/location (a name no upload uses) once `budget` bytes of tensors are held;
-   * reads other locations from base. Past `limit`, hold() throws its error before writing.
+   * reads other locations from base. A write `limit` refuses makes hold() throw its error instead.
    */
   constructor(dir: string, location: string, budget: number, base: ExternalData, limit?: SpillLimit) {
     this.location = location;
@@ -39,11 +44,6 @@ export class TensorSpill implements ExternalData {
     this.#base = base;
     this.#budget = budget;
     this.#limit = limit;
-  }
-
-  /** Bytes written to the spill file so far. */
-  get spilled(): number {
-    return this.#size;
   }
 
   /** Takes a weight's new tensors: held while under the budget, else written out and made external (in place). */
@@ -55,8 +55,11 @@ export class TensorSpill implements ExternalData {
         this.#held += data.length;
         continue;
       }
-      // Checked before the write, so the disk never holds more than the limit.
-      if (this.#limit && this.#size + data.length > this.#limit.maxBytes) throw this.#limit.tooBig(this.#size + data.length);
+      // Reserved before the write, so the disk never holds more than the limit.
+      if (this.#limit) {
+        if (!this.#limit.tryReserve(data.length)) throw this.#limit.tooBig(data.length, this.#size);
+        this.#reserved += data.length;
+      }
       this.#fd ??= openSync(this.#path, 'w+');
       for (let at = 0; at < data.length; ) at += writeSync(this.#fd, data, at, data.length - at, this.#size + at);
       t.rawData = undefined;
@@ -84,10 +87,12 @@ export class TensorSpill implements ExternalData {
     readRangeInto(this.#fd!, offset, dst);
   }
 
-  /** Closes and deletes the spill file. */
+  /** Closes and deletes the spill file, and gives its reservation back (once). */
   close(): void {
     if (this.#fd !== undefined) closeSync(this.#fd);
     this.#fd = undefined;
     rmSync(this.#path, { force: true });
+    if (this.#reserved > 0) this.#limit!.release(this.#reserved);
+    this.#reserved = 0;
   }
 }

@@ -73,13 +73,19 @@ function zeros(n: number): Uint8Array {
   return new Uint8Array(n);
 }
 
+/** Told each file's name and size before it is written (a job reserves the disk it takes; it may throw). */
+export type ReserveFile = (name: string, bytes: number) => void;
+
 /**
  * Writes the model into dir: one `<name>` when it fits protobuf, else `<name>` plus
  * `<name>.data` holding every tensor of EXTERNAL_THRESHOLD bytes or more.
  */
-export function writeModelFiles(model: OnnxModel, external: ExternalData, dir: string, name: string, maxInline = PROTOBUF_LIMIT): Artifact[] {
+export function writeModelFiles(model: OnnxModel, external: ExternalData, dir: string, name: string, maxInline = PROTOBUF_LIMIT, reserve?: ReserveFile): Artifact[] {
   const inline = inlineModelParts(model, external);
-  if (inline.length <= maxInline) return [{ name, path: join(dir, name), ...writePieces(join(dir, name), inline.pieces()) }];
+  if (inline.length <= maxInline) {
+    reserve?.(name, inline.length);
+    return [{ name, path: join(dir, name), ...writePieces(join(dir, name), inline.pieces()) }];
+  }
 
   const dataName = `${name}.data`;
   const data: (() => Iterable<Uint8Array>)[] = [];
@@ -108,9 +114,11 @@ export function writeModelFiles(model: OnnxModel, external: ExternalData, dir: s
   const graph = { ...model.graph, initializers: model.graph.initializers.map((t) => moved.get(t) ?? t) };
   const proto = encodeModel(inlineConstants({ ...model, graph }, external));
   if (proto.length > PROTOBUF_LIMIT) throw new RangeError(`the model without its large tensors is still ${proto.length} bytes`);
+  reserve?.(name, proto.length);
   const onnx = { name, path: join(dir, name), ...writePieces(join(dir, name), proto.pieces()) };
   const pieces = function* () {
     for (const d of data) yield* d();
   };
+  reserve?.(dataName, offset);
   return [onnx, { name: dataName, path: join(dir, dataName), ...writePieces(join(dir, dataName), pieces()) }];
 }

@@ -5,7 +5,6 @@ import { FileExternalData, readWholeFile } from '../../onnx/io/files.js';
 import { writeModelFiles } from '../../onnx/io/write-model.js';
 import { TensorSpill } from '../../onnx/io/spill.js';
 import { uniqueIn } from '../../onnx/graph/edit.js';
-import { Errors } from '../../errors.js';
 import { checkpoint, isCancelled } from '../cancel.js';
 import type { Task, TaskReply } from '../messages.js';
 import { buildReport, prepare, quantizeStage, stageTimes, timed, VALIDATION_OFF, type StageTimes } from './model-pipeline.js';
@@ -14,6 +13,7 @@ import { calibrationSamples, isStatic, needsSamples, staticReportOf, staticStage
 import { HostRuns } from '../../onnx/activations/host-runs.js';
 import { dataAwareStage, isDataAwareResult, isDataAwareTask } from './data-aware-stage.js';
 import { jsonBody } from './report.js';
+import { JobRoom } from './job-room.js';
 
 type FilesTask = Extract<Task, { op: 'quantizeModelFiles' }>;
 
@@ -24,23 +24,9 @@ type FilesTask = Extract<Task, { op: 'quantizeModelFiles' }>;
 export const SPILL_BYTES = 512 * 2 ** 20;
 
 export type WorkerProgress =
-  | { phase: 'quantizing'; tensorsDone: number; tensorsTotal: number; bytesDone: number; bytesTotal: number; spilledBytes?: number | undefined }
+  | { phase: 'quantizing'; tensorsDone: number; tensorsTotal: number; bytesDone: number; bytesTotal: number }
   | { phase: 'calibrating'; samplesDone: number; samplesTotal: number }
   | { phase: 'reference' | 'writing' | 'validating' };
-
-function spillLimit(task: FilesTask) {
-  const limit = task.spillLimit;
-  if (!limit) return undefined;
-  return {
-    maxBytes: limit.maxBytes,
-    tooBig: (bytes: number) =>
-      new Errors.StorageFull(
-        `the job's spill file (its quantized tensors past the first ${task.spillBytes ?? SPILL_BYTES} bytes, on disk until the result is written) would take ${bytes} bytes, ` +
-          `more than the ${Math.max(0, limit.maxBytes)} the job store had room for when the job started (JOBS_MAX_BYTES=${limit.jobsMaxBytes}, less what the jobs hold); ` +
-          'submit it again when jobs have expired or been deleted, or raise JOBS_MAX_BYTES',
-      ),
-  };
-}
 
 /**
  * A job: the model, its external data and the result are files, so neither side of a
@@ -54,7 +40,10 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
   let runs: HostRuns | undefined;
   // Named so that no upload's external file can be it.
   const spillName = uniqueIn(new Set(task.external.map((f) => f.name)), `${task.outputName}.spill`);
-  const spill = new TensorSpill(task.outputDir, spillName, task.spillBytes ?? SPILL_BYTES, external, spillLimit(task));
+  const spillBytes = task.spillBytes ?? SPILL_BYTES;
+  const room = task.storage ? new JobRoom(task.storage, task.outputDir) : undefined;
+  const spill = new TensorSpill(task.outputDir, spillName, spillBytes, external, room?.spillLimit(spillBytes));
+  let succeeded = false;
   try {
     const times: StageTimes = { decode: 0, encode: 0, validation: 0 };
     const modelPath = join(task.inputDir, task.model);
@@ -102,14 +91,13 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
           prepared,
           (p) => {
             checkpoint(task.cancel);
-            // The job store counts the spill file against JOBS_MAX_BYTES while it exists.
-            post({ phase: 'quantizing', ...p, spilledBytes: spill.spilled });
+            post({ phase: 'quantizing', ...p });
           },
           (tensors) => spill.hold(tensors),
         );
     runs?.dispose();
     post({ phase: 'writing' });
-    const artifacts = await timed(times, 'encode', () => writeModelFiles(q.result.model, spill, task.outputDir, task.outputName, task.maxInlineBytes));
+    const artifacts = await timed(times, 'encode', () => writeModelFiles(q.result.model, spill, task.outputDir, task.outputName, task.maxInlineBytes, room?.reserveResult));
     spill.close();
     checkpoint(task.cancel);
     post({ phase: 'validating' });
@@ -122,11 +110,14 @@ export async function runQuantizeModelFiles(task: FilesTask): Promise<TaskReply>
     const staticPart = isStatic(q) ? await staticReportOf(q, result) : undefined;
     const report = buildReport(q, inBytes, artifacts.reduce((s, a) => s + a.size, 0), validation, times, { latency, static: staticPart, dataAware: isDataAwareResult(q) ? q.dataAware : undefined });
     const meta = { report, summaryHeader: summaryHeader(report), artifacts: artifacts.map(({ name, size, crc }) => ({ name, size, crc })) };
+    succeeded = true;
     return { body: jsonBody({ ok: true }), contentType: 'application/json', log: {}, meta, stages: stageTimes(times, q), warnings: reportWarnings(report) };
   } finally {
+    // First, so another job waits as little as possible for the room this one gives back.
+    spill.close();
+    if (!succeeded) room?.discardResults();
     runs?.dispose();
     if (held) releaseReference(held);
-    spill.close();
     external.close();
     channel.close();
   }
