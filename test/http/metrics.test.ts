@@ -75,7 +75,7 @@ describe('GET /metrics after a mixed load', () => {
     const heldFrom = performance.now();
     await quantize({ tensor: { data: [1, 2, 3] } }, 503);
     // Timers may fire a fraction of a millisecond early by performance.now(): wait in a loop.
-    let heldMs = 0;
+    let heldMs: number;
     while ((heldMs = performance.now() - heldFrom) < 800) await sleep(800 - heldMs + 1);
     holds.release(1);
     await long;
