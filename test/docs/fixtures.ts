@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeNpy } from '../../src/codecs/npy.js';
 import { encodeNpz } from '../../src/codecs/npz.js';
@@ -29,7 +29,7 @@ import { randn, withExternalData } from '../onnx/models.js';
 // | w.npy, layer.npz, x.f32, q.json | made by the README's own blocks |
 // | model.safetensors, original.npy | model.layers.0.mlp.down_proj.weight F32 [256, 512] (original.npy is the same array), embed_tokens and lm_head [100, 512], norm [512] |
 // | model-0000{1,2}-of-00002.safetensors, model.safetensors.index.json, config.json (also under ckpt/) | a two-shard checkpoint: q_proj and embed_tokens, then o_proj, [256, 256] and [100, 256] |
-// | npx quantd | node_modules/quantd → this checkout and node_modules/.bin/quantd → its dist/src/cli/main.js, as `npm install <checkout>` would link them (npx then finds it offline) |
+// | npx quantd | this checkout, installed by `npm install --offline <checkout>` (node_modules/quantd a link to it, node_modules/.bin/quantd to its bin, which npm makes executable: tsc writes it 0644, so a link made by hand fails in a fresh clone with `quantd: Permission denied`); npx then finds it offline |
 
 const F = DataType.float32;
 export const REPO = new URL('../../../', import.meta.url).pathname;
@@ -130,8 +130,16 @@ export function prepareWorkDir(dir: string, python3: string): void {
   writeFileSync(join(dir, 'original.npy'), encodeNpy(down, '<f4', [256, 512]));
   writeCheckpoint(dir);
   writeCheckpoint(join(dir, 'ckpt'));
-  mkdirSync(join(dir, 'node_modules', '.bin'), { recursive: true });
-  symlinkSync(REPO, join(dir, 'node_modules', 'quantd'));
-  symlinkSync('../quantd/dist/src/cli/main.js', join(dir, 'node_modules', '.bin', 'quantd'));
+  installCheckout(dir);
+}
+
+/**
+ * `npm install <checkout>` into `dir`, by npm itself: it links the package and its bin and
+ * makes the bin executable, as a user's install does. Run without the npm_* variables of
+ * `npm run test:docs`, which name the checkout as npm's project (npm_config_local_prefix).
+ */
+function installCheckout(dir: string): void {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+  execFileSync('npm', ['install', '--offline', '--no-save', '--no-audit', '--no-fund', '--prefix', dir, REPO], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 

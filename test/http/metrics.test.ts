@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import request from 'supertest';
 import { gemmMlp } from '../onnx/models.js';
-import { eventually, Fault, faultData, faultPool, watchStarts } from '../pool/faults.js';
+import { eventually, Fault, faultData, faultPool, releaser, sleep, watchStarts } from '../pool/faults.js';
 import { testApp } from './helpers.js';
 
 /** Prometheus text → series name{labels} → value. */
@@ -30,15 +30,17 @@ function sum(m: Map<string, number>, name: string, labels: Record<string, string
 }
 
 describe('GET /metrics after a mixed load', () => {
-  // One worker and no queue: a second task while one runs is refused (503); a short deadline gives a 504.
+  // One worker and no queue: a second task while a held one runs is refused (503). Every request
+  // runs under a deadline no loaded machine reaches, but the one whose task is held past it (504).
   const pool = faultPool(1, 0);
   const starts = watchStarts();
+  const holds = releaser();
   const sent = new Map<string, number>();
   let quantizeBytesIn = 0;
   let quantizeBytesOut = 0;
 
   it('counts every request by route, method and status, and every task by outcome', async () => {
-    const app = await testApp({ workers: 1, maxQueue: 0, requestTimeoutMs: 2500 }, { pool });
+    const app = await testApp({ workers: 1, maxQueue: 0, requestTimeoutMs: 600_000 }, { pool });
     const server = () => request(app.server);
     const note = (route: string, method: string, status: number) => {
       const key = `${route} ${method} ${status}`;
@@ -66,13 +68,25 @@ describe('GET /metrics after a mixed load', () => {
       note('unmatched', 'GET', 404);
     }
 
-    // A long task holds the only worker; the next request finds no room in the queue.
-    const long = quantize({ tensor: { data: faultData(Fault.sleep, 1, 800) } }, 200);
+    // A task held in the only worker until the 503 is in and 800 ms have passed: the next
+    // request finds no room in the queue, and the held one ends as an ordinary success.
+    const long = quantize({ tensor: { data: faultData(Fault.hold, 1, 120_000) } }, 200);
     assert.ok(await eventually(() => starts.tags().includes(1)));
+    const heldFrom = performance.now();
     await quantize({ tensor: { data: [1, 2, 3] } }, 503);
+    // Timers may fire a fraction of a millisecond early by performance.now(): wait in a loop.
+    let heldMs: number;
+    while ((heldMs = performance.now() - heldFrom) < 800) await sleep(800 - heldMs + 1);
+    holds.release(1);
     await long;
-    // A task past REQUEST_TIMEOUT_MS: stopped, 504.
-    await quantize({ tensor: { data: faultData(Fault.sleep, 2, 20_000) } }, 504);
+    const quantizeBusy = (m: Map<string, number>) => sum(m, 'quantd_worker_busy_seconds_total', { op: 'quantize' });
+    const busyBefore = quantizeBusy(parseMetrics((await server().get('/metrics').expect(200)).text));
+    note('/metrics', 'GET', 200);
+    // A task held past REQUEST_TIMEOUT_MS, never released: stopped, 504. The deadline is read
+    // per request, so only this one gets a short one (a second app would count elsewhere).
+    app.config.requestTimeoutMs = 1000;
+    await quantize({ tensor: { data: faultData(Fault.hold, 2, 120_000) } }, 504);
+    app.config.requestTimeoutMs = 600_000;
 
     // A model, synchronously and as a job: both time their stages.
     const mlp = Buffer.from(gemmMlp().bytes);
@@ -125,9 +139,10 @@ describe('GET /metrics after a mixed load', () => {
     assert.equal(sum(m, 'quantd_tasks_timed_out_total'), 1);
     assert.equal(sum(m, 'quantd_tasks_queued'), 0);
     assert.equal(sum(m, 'quantd_tasks_running'), 0);
-    // The long task slept 800 ms in its worker; the stopped one never finished, so it adds nothing.
-    const busy = sum(m, 'quantd_worker_busy_seconds_total', { op: 'quantize' });
-    assert.ok(busy >= 0.8 && busy < 10, `busy ${busy}`);
+    // The held task ran in its worker for at least as long as it was seen held; the stopped one,
+    // the last quantize task, never finished, so it added nothing after the scrape before it.
+    assert.ok(busyBefore >= heldMs / 1000, `busy ${busyBefore} s, held ${heldMs} ms`);
+    assert.equal(quantizeBusy(m), busyBefore);
 
     for (const stage of ['decode', 'quantize', 'encode']) {
       assert.equal(sum(m, 'quantd_model_stage_duration_seconds_count', { stage }), 3, stage);
@@ -147,9 +162,9 @@ describe('GET /metrics after a mixed load', () => {
       assert.ok(sum(m, name) > 0 || m.has(name), name);
     }
 
-    // The scrape was counted once answered.
+    // The scrape was counted once answered (after the one before the 504).
     const again = parseMetrics((await server().get('/metrics').expect(200)).text);
-    assert.equal(sum(again, 'quantd_http_requests_total', { route: '/metrics', status_code: '200' }), 1);
+    assert.equal(sum(again, 'quantd_http_requests_total', { route: '/metrics', status_code: '200' }), 2);
   });
 });
 

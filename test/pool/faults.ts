@@ -6,9 +6,10 @@ import { QuantPool } from '../../src/pool/pool.js';
 
 export const FAULT_MARK = -424242;
 export const CHANNEL = 'quantd-test-fault-events';
+export const RELEASE_CHANNEL = 'quantd-test-fault-release';
 export const FAULT_WORKER = new URL('./fault-worker.js', import.meta.url).href;
 
-export const Fault = { none: 0, crash: 1, sleep: 2, throw: 3 } as const;
+export const Fault = { none: 0, crash: 1, sleep: 2, throw: 3, hold: 4 } as const;
 
 /** Event the fault worker broadcasts when it starts a task. */
 export interface StartEvent {
@@ -16,7 +17,10 @@ export interface StartEvent {
   threadId: number;
 }
 
-/** Tensor data that makes the fault worker do `fault` (sleep takes `ms`); `tag` names the task in start events. */
+/**
+ * Tensor data that makes the fault worker do `fault` (sleep takes `ms`; hold blocks until
+ * `releaser().release(tag)`, and fails the task past `ms`); `tag` names the task in start events.
+ */
 export function faultData(fault: number, tag: number, ms = 0): number[] {
   return [FAULT_MARK, fault, ms, tag];
 }
@@ -35,6 +39,13 @@ export function watchStarts(): { started: () => StartEvent[]; tags: () => Array<
   channel.onmessage = (e) => events.push((e as unknown as { data: StartEvent }).data);
   after(() => channel.close());
   return { started: () => [...events], tags: () => events.map((e) => e.tag) };
+}
+
+/** Ends the holds (Fault.hold) of tagged tasks: each fault worker reads this channel while it holds. */
+export function releaser(): { release: (tag: number) => void } {
+  const channel = new BroadcastChannel(RELEASE_CHANNEL);
+  after(() => channel.close());
+  return { release: (tag) => channel.postMessage(tag) };
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
