@@ -101,7 +101,7 @@ describe('format=static', () => {
       .set('content-type', 'application/octet-stream')
       .send(Buffer.from(convNet(10).bytes))
       .expect(200);
-    assert.equal(json(ok).validation.status, 'ok');
+    assert.equal(json(ok).validation.status, 'ok', JSON.stringify(json(ok).validation));
   });
 
   it('reports the latency of both models for the weight formats too', async () => {
