@@ -14,7 +14,10 @@ type ModelTask = Extract<Task, { op: 'quantizeModel' | 'quantizeWeights' }>;
  */
 export async function sendModelReply(request: FastifyRequest, reply: FastifyReply, task: ModelTask, transferList: ArrayBuffer[]) {
   const flag = cancelFlag();
-  const running = request.server.pool.run({ ...task, cancel: flag }, { transferList });
+  let ended = false;
+  const running = request.server.pool.run({ ...task, cancel: flag }, { transferList }).finally(() => {
+    ended = true;
+  });
   // The task's own end is awaited below or deliberately dropped once we have answered.
   running.catch(() => {});
   const timeoutMs = request.server.config.requestTimeoutMs;
@@ -31,7 +34,12 @@ export async function sendModelReply(request: FastifyRequest, reply: FastifyRepl
   try {
     result = await Promise.race([running, stopped]);
   } catch (err) {
-    cancel(flag);
+    // Only a task still running is stopped. One that ended with an error (a 400 found in the
+    // worker) may have left a request in its thread's onnxruntime host, such as the reference
+    // run started before quantizing: raising its flag now made that request's poll kill the
+    // host while the next task on the thread was using it (its validation came back as
+    // 'onnxruntime crashed (SIGKILL)').
+    if (!ended) cancel(flag);
     throw err;
   } finally {
     clearTimeout(timer);

@@ -6,7 +6,7 @@ import request from 'supertest';
 import { encodeNpy } from '../../src/codecs/npy.js';
 import { encodeNpz } from '../../src/codecs/npz.js';
 import { ModelJsonResponse } from '../../src/http/schemas/models.js';
-import { gemmMlp, randn } from '../onnx/models.js';
+import { convNet, gemmMlp, randn } from '../onnx/models.js';
 import { binaryParser, testApp } from './helpers.js';
 
 // format=static over HTTP and jobs: the calibration part, its 400s, the report's static and
@@ -86,6 +86,22 @@ describe('format=static', () => {
     assert.match(json(r3).message, /activation_type/);
     const r4 = await post().field('format', 'static').field('held_back', String(N)).attach('model', resnet, 'm.onnx').attach('calibration', calibration, 'c.npz').expect(400);
     assert.match(json(r4).message, /held_back/);
+  });
+
+  it('below opset 10 is a 400 naming the opset, on the endpoint and as a job (onnxruntime could not load the result)', async () => {
+    const op9 = Buffer.from(convNet(9).bytes);
+    const res = await post('/v1/models/quantize?format=static&calibration_data=random&calibration_samples=2').set('content-type', 'application/octet-stream').send(op9).expect(400);
+    assert.equal(json(res).code, 'QUANT_ERR_OPTION');
+    assert.match(json(res).message, /format=static needs opset ≥ 10 .*this model has opset 9/);
+    const job = await server().post('/v1/jobs?format=static&calibration_data=random').set('content-type', 'application/octet-stream').send(op9).expect(400);
+    assert.equal(job.body.code, 'QUANT_ERR_OPTION');
+    // At opset 10 the same graph is quantized and loads at onnxruntime's defaults.
+    const ok = await post('/v1/models/quantize?format=static&calibration_data=random&calibration_samples=2&measure_latency=false')
+      .set('accept', 'application/json')
+      .set('content-type', 'application/octet-stream')
+      .send(Buffer.from(convNet(10).bytes))
+      .expect(200);
+    assert.equal(json(ok).validation.status, 'ok', JSON.stringify(json(ok).validation));
   });
 
   it('reports the latency of both models for the weight formats too', async () => {

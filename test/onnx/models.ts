@@ -378,6 +378,28 @@ export function halfMlp(opset = 17): BuiltModel {
 }
 
 /**
+ * x[2, 128] float16 → MatMul(W1 [128, 256] fp16) → Relu → MatMul(W2 [256, 64] fp16) → y float16: MatMul
+ * only (halfMlp's Gemm keeps onnxruntime from fusing DequantizeLinear → MatMul there).
+ */
+export function halfMatMuls(opset = 17): BuiltModel {
+  const H = DataType.float16;
+  return built(
+    model(
+      graph({
+        nodes: [node('MatMul', ['x', 'W1'], ['h'], { name: 'mm1' }), node('Relu', ['h'], ['r'], { name: 'relu' }), node('MatMul', ['r', 'W2'], ['y'], { name: 'mm2' })],
+        initializers: [
+          tensor('W1', H, [128, 256], halfBits(randn(128 * 256, 113, 1 / Math.sqrt(128)))),
+          tensor('W2', H, [256, 64], halfBits(randn(256 * 64, 114, 1 / Math.sqrt(256)))),
+        ],
+        inputs: [valueInfo('x', H, [2, 128])],
+        outputs: [valueInfo('y', H, [2, 64])],
+      }),
+      { opset },
+    ),
+  );
+}
+
+/**
  * Weights as exporters compute them: a float16 Constant → Cast(float) → Transpose → MatMul,
  * an initializer → Identity → MatMul, a bfloat16 initializer → Cast(float) → MatMul. x[2, 128] → y[2, 64].
  */

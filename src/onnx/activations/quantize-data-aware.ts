@@ -229,7 +229,18 @@ function fitOne(t: Target, s: InputStats, opts: ModelQuantOptions, method: 'imat
   const loss = (r: Float32Array) => (geo ? convProxyLoss(values, r, dims, geo, s.xtx!) : proxyLoss(values, r, dims, kAxis, proxy));
   const reduction = lossReduction(loss(wHat), loss(rtnReconstruction(values, t, opts)));
   const label = method === 'gptq' ? `gptq (damp ${opts.gptq.damp}, block ${opts.gptq.blockSize}${opts.gptq.actOrder ? ', act-order' : ''}${geo ? `, Conv patches K ${geo.patchK}${geo.group > 1 ? ` × ${geo.group} groups` : ''}` : ''})` : 'imatrix';
-  return { weight, method: label, proxyLossReduction: reduction, error: errorBetween(values, wHat, weight.params) };
+  return { weight, method: label, proxyLossReduction: reduction, error: errorBetween(values, wHat, weight.params), note: method === 'gptq' ? fewRowsNote(s.rows, geo ? geo.patchK : s.k) : undefined };
+}
+
+/**
+ * GPTQ with fewer activation rows than input features: XᵀX has rank ≤ rows < K, and the
+ * error it spreads goes along directions the calibration never saw (on mobilenet_v3's
+ * squeeze-excite 1×1 convs, 9 pooled rows for K = 24-144, weight SNR fell to 2 dB while the
+ * proxy loss fell 94%). Said in the row so the weight SNR is read with it.
+ */
+function fewRowsNote(rows: number, k: number): string | undefined {
+  if (rows >= k) return undefined;
+  return `gptq saw ${rows} activation row(s) for ${k} input features: XᵀX has rank ≤ ${rows}, so the fit may move the weights far along directions the calibration never saw (read snr_db with that); more calibration samples (or longer ones) fix it`;
 }
 
 export async function quantizeDataAware(model: OnnxModel, samples: CalibrationSamples, req: DataAwareRequest, hooks: DataAwareHooks = {}): Promise<DataAwareOutcome> {

@@ -75,6 +75,7 @@ export function staticReport(o: StaticOutcome, req: StaticRequest, source: 'user
   const warnings: string[] = [];
   if (source === 'random') warnings.push('calibration_data=random: the activation ranges come from N(0, 1) inputs, not from your data; accuracy on real inputs may be far worse');
   if (o.measuredOnCalibration) warnings.push('one calibration sample: errors are measured on the sample the ranges came from (no held-back sample)');
+  if (q.pairs === 0 && q.weights.size === 0) warnings.push("nothing was quantized: format=static quantizes float32 tensors; the report's skipped says why for each weight");
   if (q.unranged.length) warnings.push(`${q.unranged.length} tensor(s) had no calibrated range and stay float: ${q.unranged.slice(0, 5).join(', ')}`);
   if (f.comparison.status === 'error') warnings.push(`the held-back measurement did not run (the model is returned unmeasured${f.rounds > 1 ? ` after ${f.rounds - 1} fallback round(s)` : ''}): ${f.comparison.reason}`);
   if (f.target_met === false) warnings.push(`the target was not reached after ${f.rounds} round(s) with ${f.excluded.length} node(s) in float`);

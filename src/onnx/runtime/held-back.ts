@@ -1,4 +1,5 @@
 import type { Tensor } from 'onnxruntime-node';
+import { halfToFloat } from '../../core/float16.js';
 import { checkpoint, type CancelFlag } from '../../pool/cancel.js';
 import { Sums, type SampleFeeds } from './activation-error.js';
 import { baseOptions, withSession, type ModelBytes } from './validate.js';
@@ -19,8 +20,12 @@ export interface HeldBackOutput {
   top1_agreement: number | null;
 }
 
+/** A float output's values; float16 ones widened (a float16 model's outputs were left out of the comparison). */
 function floats(t: Tensor | undefined): Float32Array | undefined {
-  return t && t.data instanceof Float32Array ? t.data : undefined;
+  if (!t) return undefined;
+  if (t.data instanceof Float32Array) return t.data;
+  if (t.type === 'float16' && t.data instanceof Uint16Array) return Float32Array.from(t.data, halfToFloat);
+  return undefined;
 }
 
 function argmax(x: Float32Array, from: number, n: number): number {

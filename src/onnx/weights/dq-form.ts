@@ -15,16 +15,25 @@ export interface DqForm {
   domain: '' | typeof MS_DOMAIN;
   /** The scale's element type; the DequantizeLinear's output has it too. */
   scaleType: number;
-  /** Set when the output must be cast back to the weight's type (bfloat16). */
+  /** Set when the output must be cast back to the weight's type (bfloat16, or float16 read by a MatMul). */
   castTo: number | undefined;
   /** The form in words, with why, for the report. */
   text: string;
 }
 
-export function dqForm(plan: Pick<WeightPlan, 'bits' | 'granularity' | 'axis' | 'groupSize'>, dataType: number, opset: number): DqForm {
+/**
+ * `readByMatMul`: a MatMul reads the weight (directly or through Transpose, Cast...). onnxruntime
+ * 1.30 fuses a float16 DequantizeLinear → MatMul (any domain, opset, granularity or bit width)
+ * into MatMulNBits, and at graphOptimizationLevel 'extended' and 'layout' (not 'basic' or
+ * 'all') that kernel reads the float16 scales through a Cast it inserts and computes wrong
+ * values (NaN, or outputs with cosine < 0.2 on a ViT); float32 scales with a Cast back to
+ * float16 after the DequantizeLinear run right at every level.
+ */
+export function dqForm(plan: Pick<WeightPlan, 'bits' | 'granularity' | 'axis' | 'groupSize'>, dataType: number, opset: number, readByMatMul = false): DqForm {
   const bf16 = dataType === DataType.bfloat16;
+  const castHalf = dataType === DataType.float16 && readByMatMul;
   // onnxruntime has no bfloat16 DequantizeLinear kernel (either domain): float32 scales, then Cast.
-  const scaleType = dataType === DataType.float16 ? DataType.float16 : DataType.float32;
+  const scaleType = dataType === DataType.float16 && !castHalf ? DataType.float16 : DataType.float32;
   const needs: [number, string][] = [[DQ_OPSET.perTensor, 'DequantizeLinear']];
   if (plan.granularity === 'per_channel') needs.push([DQ_OPSET.axis, '`axis`']);
   if (scaleType === DataType.float16) needs.push([DQ_OPSET.halfScale, 'float16 scales']);
@@ -38,5 +47,6 @@ export function dqForm(plan: Pick<WeightPlan, 'bits' | 'granularity' | 'axis' | 
     text += `: the default domain has ${what} from opset ${v} and this model has opset ${opset} (never raised)`;
   }
   if (bf16) text += '; then Cast to bfloat16 (onnxruntime has no bfloat16 DequantizeLinear)';
-  return { domain, scaleType, castTo: bf16 ? DataType.bfloat16 : undefined, text };
+  if (castHalf) text += "; then Cast to float16 (onnxruntime 1.30 computes a float16 DequantizeLinear → MatMul wrongly at graphOptimizationLevel 'extended' and 'layout')";
+  return { domain, scaleType, castTo: bf16 ? DataType.bfloat16 : castHalf ? DataType.float16 : undefined, text };
 }

@@ -24,7 +24,7 @@ export function scaleTensor(name: string, dims: readonly number[], scale: Float3
  */
 export function emitQdq(
   edit: GraphEdit,
-  c: Pick<WeightCandidate, 'name' | 'tensor' | 'constantNode'> & { scope?: OnnxGraph | undefined },
+  c: Pick<WeightCandidate, 'name' | 'tensor' | 'constantNode'> & { scope?: OnnxGraph | undefined; uses?: WeightCandidate['uses'] | undefined },
   plan: WeightPlan,
   w: QuantizedWeight,
   // The model's default opset (the form follows from it, dq-form.ts), or, for static
@@ -32,7 +32,9 @@ export function emitQdq(
   where: number | string,
 ): { tensors: OnnxTensor[]; form: DqForm } {
   const form: DqForm =
-    typeof where === 'number' ? dqForm(plan, c.tensor.dataType, where) : { domain: where === MS_DOMAIN ? MS_DOMAIN : '', scaleType: DataType.float32, castTo: undefined, text: '' };
+    typeof where === 'number'
+      ? dqForm(plan, c.tensor.dataType, where, c.uses?.some((u) => u.opType === 'MatMul') ?? false)
+      : { domain: where === MS_DOMAIN ? MS_DOMAIN : '', scaleType: DataType.float32, castTo: undefined, text: '' };
   const keepZeroPoint = typeof where === 'string';
   const signed = w.params.scheme === 'symmetric';
   const container = qdqContainer(plan.bits, signed);

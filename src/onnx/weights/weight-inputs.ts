@@ -59,6 +59,9 @@ export interface WeightInputs {
  */
 export function weightInputs(c: WeightCandidate, full: boolean): WeightInputs | string {
   if (c.scopeLabel !== 'main graph') return `a weight in ${c.scopeLabel}: its input activations are not collected (only the main graph's are)`;
+  // A main-graph weight read from inside a Loop/If/Scan body: its activation is a body tensor.
+  const nested = c.uses.find((u) => u.scope !== c.scope);
+  if (nested) return `read by '${nested.node.name || nested.opType}' inside a subgraph: its input activations are not collected (only the main graph's are)`;
   if (c.tensor.dims.length !== 2 && !(c.tensor.dims.length >= 3 && c.uses.every((u) => u.opType === 'Conv'))) {
     return `a weight of rank ${c.tensor.dims.length}: the data-aware methods take 2-D MatMul/Gemm weights and Conv weights`;
   }

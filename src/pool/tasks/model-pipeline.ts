@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { decodeModel } from '../../onnx/proto/decode.js';
 import { checkExternalFiles } from '../../onnx/io/external.js';
-import type { OnnxModel } from '../../onnx/proto/model.js';
+import { defaultOpset, type OnnxModel } from '../../onnx/proto/model.js';
 import { GPTQ_DEFAULTS, isDataAware, modelQuantOptions, type ModelQuantOptions } from '../../onnx/weights/options.js';
 import { checkOptionConflicts, checkOptionsForModel } from '../../onnx/weights/plan.js';
 import { Errors } from '../../errors.js';
@@ -102,6 +102,22 @@ function checkStaticMethod(o: ModelTaskOptions): void {
   }
 }
 
+/** The default opset format=static needs: the QLinear ops onnxruntime fuses its Q/DQ into. */
+export const STATIC_MIN_OPSET = 10;
+
+// Below opset 10 the Q/DQ pairs are com.microsoft's, and onnxruntime 1.30 (at its default
+// graphOptimizationLevel 'all') still fuses them into the default domain's QLinearConv /
+// QLinearMatMul, which opset 9 does not have: the model fails to load ("No Op registered for
+// QLinearConv with domain_version of 9"). Refused up front rather than returned unloadable.
+function checkStaticOpset(o: ModelTaskOptions, opset: number | undefined): void {
+  if (o.format === 'static' && opset !== undefined && opset < STATIC_MIN_OPSET) {
+    throw new Errors.Option(
+      `format=static needs opset ≥ ${STATIC_MIN_OPSET} (QuantizeLinear, and the QLinearConv / QLinearMatMul onnxruntime fuses the pairs into); this model has opset ${opset}: ` +
+        'onnxruntime 1.30 fuses com.microsoft Q/DQ into those default-domain ops and then cannot load the model. Re-export at opset ≥ 10, or use a weight-only format',
+    );
+  }
+}
+
 /**
  * The checks of prepare() that need no decoded model, for a job's request before anything is
  * stored or queued: with the model's opset once its bytes have streamed past (OpsetScan), the
@@ -109,6 +125,7 @@ function checkStaticMethod(o: ModelTaskOptions): void {
  */
 export function checkModelRequest(o: ModelTaskOptions, opset: number | undefined, hasCalibration?: boolean): void {
   checkStaticMethod(o);
+  checkStaticOpset(o, opset);
   if (hasCalibration !== undefined) checkCalibrationGiven(o, hasCalibration ? true : undefined);
   if (o.format === 'static') return;
   if (opset === undefined) checkOptionConflicts(coreOptions(o));
@@ -122,8 +139,9 @@ export function prepare(p: PipelineInput): Prepared {
   const user = p.inputs ? userInputs(p.inputs, input, p.limits) : undefined;
   const opts = coreOptions(p.options);
   checkStaticMethod(p.options);
+  checkStaticOpset(p.options, defaultOpset(input));
   checkCalibrationGiven(p.options, p.hasCalibration ? true : undefined);
-  // Static quantization picks its own Q/DQ domains per opset (never refused for the opset).
+  // Static quantization picks its own Q/DQ domains per opset from 10 on.
   if (p.options.format === 'static') checkGraph(input);
   else preflight(input, opts);
   return { input, options: p.options, opts, user, external: p.external };

@@ -3,6 +3,7 @@ import { Errors } from '../../errors.js';
 import { calibrationSamplesFromNpz, randomCalibrationSamples, type CalibrationSamples } from '../../onnx/activations/calibration-data.js';
 import { quantizeStatic, type StaticOutcome, type StaticRequest } from '../../onnx/activations/quantize-static.js';
 import { staticReport, staticWeightRows, type StaticReport } from '../../onnx/activations/static-report.js';
+import { staticCensus } from '../../onnx/activations/static-skipped.js';
 import { defaultOpset } from '../../onnx/proto/model.js';
 import type { ExternalDataFiles } from '../../onnx/runtime/collect.js';
 import { fusedOpsIsolated } from '../../onnx/runtime/isolated.js';
@@ -82,14 +83,18 @@ export async function staticStage(p: Prepared, samples: CalibrationSamples, hook
   }
   const outcome = await quantizeStatic(p.input, samples, request, { external: p.external, ...hooks });
   const q = outcome.fallback.quantized;
+  const tensors = staticWeightRows(outcome);
+  const census = staticCensus(p.input, p.opts, tensors, outcome);
   return {
     ...p,
     result: {
       model: q.model,
-      tensors: staticWeightRows(outcome),
-      skipped: outcome.fallback.excluded.map((e) => ({ name: e.node, reason: `kept float by the fallback: ${e.reason}` })),
+      tensors,
+      skipped: census.skipped,
       opset: defaultOpset(p.input),
       addedOpsets: q.domainsUsed.map((domain) => ({ domain, version: 1 })),
+      floatWeightBytes: census.floatWeightBytes,
+      quantizedWeightBytes: census.quantizedWeightBytes,
     },
     // Calibration runs are their own stage; the rest (placement, weights, measuring) is quantizing.
     calibrateMs: outcome.calibrationMs,

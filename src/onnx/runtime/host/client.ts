@@ -129,6 +129,9 @@ export class OrtHost {
 
   send(req: HostCall, o: RequestOptions = {}): Promise<HostValue> {
     const { cancelled, cleanup, holds, progress } = o;
+    // A request of a task already cancelled is never sent: its poll would stop the host, which
+    // the thread's next task may be using by then.
+    if (cancelled?.()) return Promise.reject(new Errors.Aborted('the task was cancelled'));
     clearTimeout(this.#idle);
     if (req.op === 'release') this.#held.delete(req.ref);
     const child = (this.#child ??= this.#start());
