@@ -24,7 +24,7 @@ export async function sendModelReply(request: FastifyRequest, reply: FastifyRepl
   let timer: NodeJS.Timeout | undefined;
   let onClose: (() => void) | undefined;
   const stopped = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Errors.Timeout(`the task ran past REQUEST_TIMEOUT_MS=${timeoutMs} and was stopped`)), timeoutMs);
+    timer = setTimeout(() => reject(new Errors.Timeout(`the task ran past REQUEST_TIMEOUT_MS=${timeoutMs} and was stopped: POST /v1/jobs takes the same request and has no deadline`)), timeoutMs);
     onClose = () => {
       if (!reply.raw.writableFinished) reject(new Errors.Aborted('the request was aborted before its task finished'));
     };

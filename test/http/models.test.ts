@@ -253,6 +253,7 @@ describe('stopping a model task', async () => {
   it('answers 504 past REQUEST_TIMEOUT_MS without terminating the worker (onnxruntime must not be killed mid-run)', async () => {
     const res = await request(hasty.server).post('/v1/models/quantize').set('content-type', 'application/octet-stream').send(mlp).expect(504);
     assert.equal(res.body.code, 'QUANT_ERR_TIMEOUT');
+    assert.match(res.body.message, /REQUEST_TIMEOUT_MS=1 and was stopped: POST \/v1\/jobs takes the same request/);
     // The task stops at its next checkpoint; the same two workers go on serving.
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(hasty.pool.threads, 2);

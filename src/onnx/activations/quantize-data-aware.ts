@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { dequantizeWith } from '../../core/quantize.js';
-import type { CancelFlag } from '../../pool/cancel.js';
+import { checkpoint, type CancelFlag } from '../../pool/cancel.js';
 import { defaultOpset, DataType, type OnnxModel } from '../proto/model.js';
 import { readFloat, type ExternalData } from '../proto/tensor-data.js';
 import type { ExternalDataFiles } from '../runtime/collect.js';
@@ -271,6 +271,7 @@ export async function quantizeDataAware(model: OnnxModel, samples: CalibrationSa
         byActivation.set(a, [...(byActivation.get(a) ?? []), t]);
       }
       for (const ts of byActivation.values()) {
+        checkpoint(hooks.cancel);
         const first = ts[0]!.inputs.inputs[0]!;
         const activation = first.activation;
         const s = stats.get(statsKey(first))!;
@@ -287,7 +288,12 @@ export async function quantizeDataAware(model: OnnxModel, samples: CalibrationSa
       }
       return;
     }
-    for (const t of ready) fitted.set(t.c.name, fitOne(t, statsOf(t, stats), opts, method, hooks.external));
+    // A weight's fit (a patch Hessian's Cholesky, the GPTQ column loop) can take seconds; a task
+    // past its deadline or whose client went away stops before the next one.
+    for (const t of ready) {
+      checkpoint(hooks.cancel);
+      fitted.set(t.c.name, fitOne(t, statsOf(t, stats), opts, method, hooks.external));
+    }
   });
   const t1 = performance.now();
 

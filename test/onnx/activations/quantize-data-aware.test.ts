@@ -5,6 +5,8 @@ import { quantizeDataAware } from '../../../src/onnx/activations/quantize-data-a
 import { decodeModel } from '../../../src/onnx/proto/decode.js';
 import { modelQuantOptions } from '../../../src/onnx/weights/options.js';
 import { gemmMlp } from '../models.js';
+import { inProcess, type FloatRuns } from '../../../src/onnx/activations/float-runs.js';
+import { cancel, cancelFlag } from '../../../src/pool/cancel.js';
 
 // gptq on fewer activation rows than input features says so in the weight's row: XᵀX is
 // rank-deficient there and the weight SNR can fall far while the proxy loss falls too.
@@ -29,4 +31,34 @@ describe('gptq: a weight whose statistics saw fewer rows than its K', () => {
     assert.doesNotMatch(n.W1 ?? '', /activation row/);
     assert.match(n.W2 ?? '', /gptq saw 384 activation row\(s\) for 512 input features/);
   });
+});
+
+describe('cancellation while weights are fitted', () => {
+  // The flag is raised once the statistics are in, as a deadline passing then would: the fit
+  // stops before its first weight instead of running every Cholesky to the end.
+  for (const method of ['gptq', 'awq'] as const) {
+    it(`${method}: the batch's fit stops at its next weight with the task's Aborted`, async () => {
+      const model = decodeModel(gemmMlp().bytes);
+      const flag = cancelFlag();
+      let thrownInFit: unknown;
+      const runs: FloatRuns = {
+        ...inProcess,
+        statsBatches: (m, batches, samples, o, onBatch) =>
+          inProcess.statsBatches(m, batches, samples, o, (stats) => {
+            cancel(flag);
+            try {
+              onBatch(stats);
+            } catch (err) {
+              thrownInFit = err;
+              throw err;
+            }
+          }),
+      };
+      await assert.rejects(
+        quantizeDataAware(model, randomCalibrationSamples(model, 8, { batch: 4 }), { method, weights: { ...weights, method }, heldBack: 2 }, { cancel: flag, runs }),
+        (err: Error & { code?: string }) => err.code === 'QUANT_ERR_ABORTED',
+      );
+      assert.equal((thrownInFit as { code?: string } | undefined)?.code, 'QUANT_ERR_ABORTED');
+    });
+  }
 });
