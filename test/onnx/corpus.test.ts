@@ -9,6 +9,7 @@ import { modelQuantOptions } from '../../src/onnx/weights/options.js';
 import { quantizeModel } from '../../src/onnx/weights/quantize-model.js';
 import type { TensorRow } from '../../src/onnx/weights/report.js';
 import { asFloat64, CORPUS_DIR, corpusIo, loadCorpusManifest, type CorpusEntry } from './fixture-models.js';
+import { cosine } from './cosine.js';
 
 // The corpus of issue 10 (PyTorch exports and hand-built graphs, test/fixtures/models/corpus,
 // made by generate.py with their float outputs recorded): on every model, int8 with the
@@ -53,18 +54,6 @@ function padding(row: TensorRow | undefined): number {
 }
 
 const manifest = loadCorpusManifest();
-
-function cosine(a: Float64Array, b: Float64Array): number {
-  let dot = 0;
-  let a2 = 0;
-  let b2 = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    a2 += a[i]! ** 2;
-    b2 += b[i]! ** 2;
-  }
-  return a2 === 0 && b2 === 0 ? 1 : dot / Math.sqrt(a2 * b2);
-}
 
 function sessionOptions(e: CorpusEntry): ort.InferenceSession.SessionOptions {
   return {

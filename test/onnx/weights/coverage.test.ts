@@ -10,6 +10,7 @@ import { DataType, type OnnxGraph, type OnnxModel } from '../../../src/onnx/prot
 import { modelQuantOptions, type ModelQuantOptions } from '../../../src/onnx/weights/options.js';
 import { quantizeModel } from '../../../src/onnx/weights/quantize-model.js';
 import { computedWeights, convNet, convTransposeNet, halfBits, halfMlp, ifModel, loopModel, matmulNet, randn, recurrentModel, tiedEmbedding, type BuiltModel } from '../models.js';
+import { cosine } from '../cosine.js';
 
 // Real-graph coverage: low opsets, subgraphs, recurrent layers, embeddings, ConvTranspose,
 // float16/bfloat16 and computed weights. Each quantized model runs in onnxruntime and is
@@ -36,18 +37,6 @@ async function outputs(bytes: Uint8Array, feeds: Record<string, ort.Tensor>): Pr
   } finally {
     await s.release();
   }
-}
-
-function cosine(a: Float64Array, b: Float64Array): number {
-  let dot = 0;
-  let a2 = 0;
-  let b2 = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    a2 += a[i]! ** 2;
-    b2 += b[i]! ** 2;
-  }
-  return dot / Math.sqrt(a2 * b2);
 }
 
 /** Every output of the quantized model against the float one: the worst cosine. */

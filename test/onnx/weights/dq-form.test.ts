@@ -9,6 +9,7 @@ import { dqForm } from '../../../src/onnx/weights/dq-form.js';
 import { modelQuantOptions, type ModelQuantOptions } from '../../../src/onnx/weights/options.js';
 import { quantizeModel } from '../../../src/onnx/weights/quantize-model.js';
 import { halfBits, halfMatMuls, randn } from '../models.js';
+import { cosine } from '../cosine.js';
 
 // A float16 weight read by a MatMul: onnxruntime 1.30 fuses float16 DequantizeLinear → MatMul
 // into MatMulNBits, which at graphOptimizationLevel 'extended' and 'layout' computes NaN (a
@@ -25,18 +26,6 @@ async function run(bytes: Uint8Array, level: (typeof LEVELS)[number], x: ort.Ten
   } finally {
     await s.release();
   }
-}
-
-function cosine(a: Float64Array, b: Float64Array): number {
-  let dot = 0;
-  let a2 = 0;
-  let b2 = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    a2 += a[i]! ** 2;
-    b2 += b[i]! ** 2;
-  }
-  return dot / Math.sqrt(a2 * b2);
 }
 
 describe('dqForm: float16 weights', () => {
