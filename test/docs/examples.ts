@@ -225,6 +225,22 @@ export const EXAMPLES: Record<string, Example> = {
       assert.ok(m.ops.includes('MatMulNBits'));
     },
   },
+  'gptq-model': {
+    timeoutMs: 180_000,
+    check(o) {
+      const report = JSON.parse(readFileSync(join(o.dir, 'lm.gptq.json'), 'utf8')) as Obj;
+      assert.equal(obj(report.summary).method, 'gptq');
+      const outputs = obj(report.data_aware).outputs as Obj[];
+      assert.equal(outputs.length, 1);
+      const printed = jsonObjects(o.stdout);
+      assert.equal(printed[0]!.name, 'logits');
+      assert.ok(typeof printed[0]!.snr_db === 'number' && (printed[0]!.snr_db as number) > 10, o.stdout);
+      // Every MatMul weight fitted by gptq (the embedding, a Gather, is rtn), each row printed.
+      for (const w of ['layers.0.fc1.weight', 'layers.0.fc2.weight', 'lm_head.weight']) assert.match(o.stdout, new RegExp(`^${w.replace(/\./g, '\\.')} gptq[^\n]* SNR [0-9.]+ dB`, 'm'));
+      const m = readModel(o.dir, 'lm.gptq.onnx');
+      assert.ok(m.ops.includes('MatMulNBits'), m.ops.join());
+    },
+  },
   static: {
     timeoutMs: 180_000,
     check(o) {

@@ -24,6 +24,7 @@ import { randn, withExternalData } from '../onnx/models.js';
 // | model.onnx + model.onnx.data (external data example) | readmeLm() with its three MatMul weights in model.onnx.data |
 // | resnet18.onnx | test/fixtures/models/static/resnet-mini.opset13.onnx (resnet18's structure, 8-32 channels) with its input set to [1, 3, 224, 224]: all convolutions and a global pool, so it runs at the README's image size |
 // | samples.npz | input float32 [8, 1, 3, 224, 224], N(0, 1) (the PIL example later overwrites it with images) |
+// | tokens.npz | ids int64 [16, 1, 64]: seeded token ids below the LM's vocabulary of 256, for model.onnx |
 // | images/*.jpg, images/*.png | 3 + 3 seeded 256×256 RGB images, written by Debian's python3 with PIL |
 // | w.bin | float16 [256, 512], N(0, 1), raw little-endian (`quantd tensor w.bin --shape 256,512 --dtype float16`) |
 // | w.npy, layer.npz, x.f32, q.json | made by the README's own blocks |
@@ -60,6 +61,12 @@ export function readmeLm(): OnnxModel {
     }),
     { opset: 17 },
   );
+}
+
+/** n windows of `length` token ids below `vocab`, seeded (the LM's calibration samples). */
+function tokenWindows(n: number, length: number, vocab: number, seed: number): BigInt64Array {
+  const u = gaussian([n * length], seed, 1);
+  return BigInt64Array.from(u, (v) => BigInt(Math.min(vocab - 1, Math.floor(vocab * (0.5 + 0.5 * Math.tanh(v))))));
 }
 
 /** resnet-mini with a [1, 3, 224, 224] input (its value_info, sized for 64×64, dropped). */
@@ -116,6 +123,7 @@ export function prepareWorkDir(dir: string, python3: string): void {
   for (const [name, bytes] of Object.entries(modelVariants().default!)) writeFileSync(join(dir, name), bytes);
   writeFileSync(join(dir, 'resnet18.onnx'), resnetAt224());
   writeFileSync(join(dir, 'samples.npz'), encodeNpz([{ name: 'input.npy', data: encodeNpy(gaussian([8, 1, 3, 224, 224], 41, 1), '<f4', [8, 1, 3, 224, 224]) }]));
+  writeFileSync(join(dir, 'tokens.npz'), encodeNpz([{ name: 'ids.npy', data: encodeNpy(tokenWindows(16, 64, 256, 43), '<i8', [16, 1, 64]) }]));
   mkdirSync(join(dir, 'images'));
   execFileSync(python3, ['-c', IMAGES_PY, join(dir, 'images')]);
   writeFileSync(join(dir, 'w.bin'), new Uint16Array(Array.from(gaussian([256, 512], 42, 1), floatToHalf)));
