@@ -95,6 +95,8 @@ describe('a keep_initializers_as_inputs export (initializers also graph inputs)'
     const keep = await server().post('/v1/models/quantize?format=static&calibration_data=random&initializer_inputs=keep').set('content-type', 'application/octet-stream').send(tiny).expect(400);
     assert.equal(keep.body.code, 'QUANT_ERR_OPTION');
     assert.match(keep.body.message, /initializer_inputs=keep/);
+    const job = await server().post('/v1/jobs?format=static&calibration_data=random&initializer_inputs=keep').set('content-type', 'application/octet-stream').send(tiny).expect(400);
+    assert.equal(job.body.code, 'QUANT_ERR_OPTION', 'a job is refused before it is queued');
   });
 
   it('initializer_inputs=keep skips them as before: nothing quantized, the inputs unchanged', async () => {

@@ -87,12 +87,17 @@ describe('initializers that are also graph inputs', () => {
     assert.deepEqual(r.out.graph.inputs.map((v) => v.name), ['x', 'W1', 'b1', 'W2']);
   });
 
-  it('at IR 3 (every initializer is an input) they are weights as before, with no note', () => {
+  it('at IR 3 (every initializer is an input) they are weights as before, with no note; the result is IR 4', () => {
     for (const initializerInputs of ['quantize', 'keep'] as const) {
-      const r = run(matmulNet(9, 3), { bits: 4, initializerInputs });
-      assert.deepEqual(r.tensors.map((t) => t.name).sort(), ['W1', 'W2']);
-      assert.ok(r.tensors.every((t) => t.note === undefined));
-      assert.deepEqual(r.out.graph.inputs.map((v) => v.name), ['x', 'b1']);
+      for (const bits of [8, 4] as const) {
+        const r = run(matmulNet(9, 3), { bits, initializerInputs });
+        assert.deepEqual(r.tensors.map((t) => t.name).sort(), ['W1', 'W2']);
+        assert.ok(r.tensors.every((t) => t.note === undefined));
+        assert.deepEqual(r.out.graph.inputs.map((v) => v.name), ['x', 'b1']);
+        // The scales and integers are initializers no input lists: IR 3 forbids that, IR 4 allows it.
+        assert.ok(r.out.graph.initializers.some((t) => !r.out.graph.inputs.some((v) => v.name === t.name)));
+        assert.equal(r.out.irVersion, 4);
+      }
     }
   });
 });
