@@ -6,7 +6,7 @@ import type { QuantMethod } from '../core/methods/index.js';
 import type { LsqWeighting } from '../core/methods/lsq-weights.js';
 import type { TensorDataMethod } from '../core/methods/data-aware.js';
 import type { Limits } from '../core/tensor.js';
-import type { ModelBits, ModelFormat, ModelMethod, ModelOpType } from '../onnx/weights/options.js';
+import type { InitializerInputs, ModelBits, ModelFormat, ModelMethod, ModelOpType } from '../onnx/weights/options.js';
 import type { ErrorPayload } from '../errors.js';
 import type { CheckpointOptions } from '../checkpoints/layout.js';
 import type { ActivationCalibration } from '../onnx/activations/calibrate.js';
@@ -120,6 +120,8 @@ export interface ModelTaskOptions {
   op_types: ModelOpType[];
   exclude: string[];
   min_elements: number;
+  /** Initializers that are also graph inputs (IR ≥ 4): quantize (default) or keep (left float, still inputs). */
+  initializer_inputs?: InitializerInputs | undefined;
   validate: boolean;
   /** The HTTP schema defaults it to true; tasks built without it measure nothing. */
   measure_latency?: boolean | undefined;

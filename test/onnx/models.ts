@@ -429,3 +429,14 @@ export function computedWeights(opset = 17): BuiltModel {
     ),
   );
 }
+
+/**
+ * The model with every initializer also listed as a graph input, as PyTorch's
+ * keep_initializers_as_inputs=True exports it (IR ≥ 4 says each is a default callers may override).
+ */
+export function withInitializersAsInputs(b: BuiltModel, irVersion = b.model.irVersion): BuiltModel {
+  const g = b.model.graph;
+  const listed = new Set(g.inputs.map((v) => v.name));
+  const extra = g.initializers.filter((t) => !listed.has(t.name)).map((t) => valueInfo(t.name, t.dataType, [...t.dims]));
+  return built({ ...b.model, irVersion, graph: { ...g, inputs: [...g.inputs, ...extra] } });
+}

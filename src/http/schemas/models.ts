@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { GPTQ_DEFAULTS, MODEL_BITS, MODEL_FORMATS, MODEL_METHODS, MODEL_OP_TYPES } from '../../onnx/weights/options.js';
+import { GPTQ_DEFAULTS, INITIALIZER_INPUTS, MODEL_BITS, MODEL_FORMATS, MODEL_METHODS, MODEL_OP_TYPES } from '../../onnx/weights/options.js';
 import { DataAwareReport } from './data-aware-report.js';
 import { ACTIVATION_CALIBRATIONS } from '../../onnx/activations/calibrate.js';
 import { ACTIVATION_TYPES } from '../../onnx/activations/qparams.js';
@@ -77,6 +77,12 @@ export const ModelOptions = z
       .default([])
       .describe('Comma-separated node or initializer names to keep in float; * matches any run of characters'),
     min_elements: z.coerce.number().int().min(0).default(1024).describe('Weights with fewer elements stay float'),
+    initializer_inputs: z
+      .enum(INITIALIZER_INPUTS)
+      .default('quantize')
+      .describe(
+        "Initializers also listed as graph inputs (IR ≥ 4, e.g. PyTorch's keep_initializers_as_inputs=True): quantize them and remove them from the model's inputs (default), or keep them float and overridable (weight-only formats; format=static refuses keep)",
+      ),
     validate: Flag.default(true).describe('Run both models in onnxruntime and compare their outputs'),
     measure_latency: Flag.default(true).describe('Time the original and the quantized model in onnxruntime (median of repeated runs, bounded) and report the speedup'),
     activation_type: z.enum(ACTIVATION_TYPES).default('uint8').describe('format=static: activation integers (uint8 asymmetric is what x86 kernels fuse; int16 favours accuracy)'),

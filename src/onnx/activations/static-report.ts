@@ -1,6 +1,8 @@
 import type { OutputError } from '../runtime/activation-error.js';
 import type { FusedOpsReport } from '../runtime/fused-ops.js';
 import { rankTensors, tensorRow, type TensorRow } from '../weights/report.js';
+import { initializerInputNames } from '../weights/find-weights.js';
+import { INITIALIZER_INPUT_NOTE } from '../weights/options.js';
 import { rawBytes } from '../proto/model.js';
 import type { ExcludedNode } from './fallback.js';
 import type { Comparison } from './float-runs.js';
@@ -56,6 +58,7 @@ export interface StaticReport {
 export function staticWeightRows(o: StaticOutcome): TensorRow[] {
   const q = o.fallback.quantized;
   const rows: TensorRow[] = [];
+  const wereInputs = initializerInputNames(o.index.model);
   for (const sw of q.weights.values()) {
     const t = o.index.constants.get(sw.mark.name)!.tensor;
     const uses = sw.mark.nodes.map((i) => ({ node: o.index.nodes[i]!, nodeIndex: i, opType: o.index.nodes[i]!.opType as 'Conv', channelAxis: sw.plan.axis, blockAxis: 0 }));
@@ -64,6 +67,8 @@ export function staticWeightRows(o: StaticOutcome): TensorRow[] {
     const quantizedBytes = n + 8 * sw.w.params.scale.length;
     const row = tensorRow(c, sw.plan, sw.w, rawBytes(t.dataType, n) ?? 4 * n, quantizedBytes);
     if (sw.raised) row.note = `${sw.raised} channel scale(s) raised so the int32 bias fits`;
+    // emitQdq takes it out of graph.input, as the weight-only formats do.
+    if (wereInputs.has(sw.mark.name)) row.note = row.note ? `${row.note}; ${INITIALIZER_INPUT_NOTE}` : INITIALIZER_INPUT_NOTE;
     rows.push(row);
   }
   return rankTensors(rows);

@@ -116,6 +116,11 @@ export class GraphEdit {
   }
 
   apply(): OnnxModel {
+    // Below IR 4 every initializer must also be a graph input (onnx.checker refuses the model,
+    // "in initializer but not in graph input"); the tensors an edit writes are not listed
+    // there, and IR 4, which drops that rule, changes nothing else.
+    const writes = [...this.#scopes.values()].some((e) => e.added.length > 0 || [...e.initReplacements.values()].some((t) => t.length > 0));
+    if (writes) this.requireIrVersion(4);
     const opsetImports = this.#model.opsetImports
       .filter((o) => !this.#opsets.has(o.domain))
       .concat([...this.#opsets].map(([domain, version]) => ({ domain, version })));

@@ -44,6 +44,8 @@ export interface WeightCandidate {
   /** Reads of the weight by anything else: other ops or slots, graph outputs. */
   otherUses: number;
   elements: number;
+  /** An IR ≥ 4 initializer also listed as a graph input (initializer_inputs=quantize takes it out of the inputs). */
+  alsoInput?: boolean | undefined;
 }
 
 export interface Skipped {
@@ -213,6 +215,13 @@ function bytesPerElement(dataType: number): number {
   return dataType === DataType.float64 ? 8 : (WEIGHT_FLOAT_TYPES.get(dataType) ?? 4);
 }
 
+/** The main graph's initializers that are also graph inputs, from IR 4 on (where that says they may be overridden). */
+export function initializerInputNames(model: OnnxModel): Set<string> {
+  if (model.irVersion < 4) return new Set();
+  const inits = new Set(model.graph.initializers.map((t) => t.name));
+  return new Set(model.graph.inputs.map((v) => v.name).filter((n) => inits.has(n)));
+}
+
 export function findWeights(model: OnnxModel, opts: ModelQuantOptions, scopes: ModelScopes = new ModelScopes(model)): FoundWeights {
   const targets = new Set<string>(opts.opTypes);
   const excludes = opts.exclude.map((p) => ({ p, re: wildcard(p) }));
@@ -259,9 +268,12 @@ export function findWeights(model: OnnxModel, opts: ModelQuantOptions, scopes: M
       skip(`excluded by '${hit.p}'`);
       continue;
     }
-    // From IR 4 on, an initializer that is also a graph input is only a default the caller may override.
-    if (def.alsoInput && model.irVersion >= 4) {
-      skip('also a graph input, so callers may override it');
+    // From IR 4 on, an initializer that is also a graph input is formally a default the caller
+    // may override; exporters (keep_initializers_as_inputs) list every weight so, and
+    // onnxruntime warns about them. IR < 4 lists every initializer there: no sign of either.
+    const alsoInput = def.alsoInput === true && model.irVersion >= 4;
+    if (alsoInput && opts.initializerInputs === 'keep') {
+      skip('also a graph input, so callers may override it (initializer_inputs=keep)');
       continue;
     }
     if (!WEIGHT_FLOAT_TYPES.has(tensor.dataType)) {
@@ -289,6 +301,7 @@ export function findWeights(model: OnnxModel, opts: ModelQuantOptions, scopes: M
       uses: walk.uses,
       otherUses: walk.other,
       elements,
+      alsoInput,
     });
   }
   // A model whose float constants are all small still says what happened to them.

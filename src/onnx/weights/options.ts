@@ -47,6 +47,18 @@ export function isCodebookFormat(f: ModelFormat): f is (typeof CODEBOOK_FORMATS)
 }
 
 /** com.microsoft MatMulNBits accepts these block sizes only (MatMulBnb4 the same). */
+/**
+ * What an initializer that is also a graph input is (IR ≥ 4; PyTorch's
+ * keep_initializers_as_inputs=True lists every weight so): quantize treats it as the weight
+ * it is and takes it out of the model's inputs; keep leaves it float and an input, for
+ * callers that really override weights at run time.
+ */
+export const INITIALIZER_INPUTS = ['quantize', 'keep'] as const;
+export type InitializerInputs = (typeof INITIALIZER_INPUTS)[number];
+
+/** The row note of a weight that was also a graph input. */
+export const INITIALIZER_INPUT_NOTE = "was also a graph input (keep_initializers_as_inputs export): removed from the model's inputs";
+
 export const MATMULNBITS_BLOCK_SIZES = [16, 32, 64, 128, 256] as const;
 
 export interface ModelQuantOptions {
@@ -69,6 +81,8 @@ export interface ModelQuantOptions {
   exclude: string[];
   /** Weights with fewer elements stay float. */
   minElements: number;
+  /** Initializers that are also graph inputs (IR ≥ 4): quantized and removed from the inputs, or kept (left float). */
+  initializerInputs: InitializerInputs;
 }
 
 /**
@@ -101,6 +115,7 @@ export function modelQuantOptions(partial: Partial<ModelQuantOptions> = {}): Mod
     opTypes: partial.opTypes ?? [...MODEL_OP_TYPES],
     exclude: partial.exclude ?? [],
     minElements: partial.minElements ?? 1024,
+    initializerInputs: partial.initializerInputs ?? 'quantize',
   };
 }
 

@@ -9,8 +9,8 @@ import { DYNAMIC_OPSET, emitDynamic, type ActivationQuant } from './emit-dynamic
 import { emitGatherBlockQuantized } from './emit-gather.js';
 import { emitMatMulNBits } from './emit-matmulnbits.js';
 import { emitQdq } from './emit-qdq.js';
-import { findWeights, type Skipped, type WeightCandidate } from './find-weights.js';
-import type { ModelQuantOptions } from './options.js';
+import { findWeights, initializerInputNames, type Skipped, type WeightCandidate } from './find-weights.js';
+import { INITIALIZER_INPUT_NOTE, type ModelQuantOptions } from './options.js';
 import { checkOptionsForModel, planWeight, type PlanResult, type WeightPlan } from './plan.js';
 import { emitLstmWeight, rewriteLstm, type LstmWeight } from './emit-dynamic-lstm.js';
 import { quantizeWeight, specFor, type QuantizedWeight } from './quantize-weight.js';
@@ -242,6 +242,12 @@ export function quantizeModel(model: OnnxModel, opts: ModelQuantOptions, hooks: 
     if (scratch) WeightScratch.release(scratch);
   }
   for (const [n, e] of lstms) if (e.W && e.R) rewriteLstm(edit, n, e.nodeIndex, e.scope, e.W, e.R);
+  // Every emitter takes a replaced weight out of graph.input; the row says so. The initializers
+  // left float (biases, small weights) leave it too, as format=static's do: the quantized
+  // model's inputs are its real ones (onnxruntime's remove_initializer_from_input.py).
+  const wereInputs = new Set(candidates.filter((c) => c.alsoInput).map((c) => c.name));
+  for (const row of tensors) if (wereInputs.has(row.name)) addNote(row, INITIALIZER_INPUT_NOTE);
+  if (opts.initializerInputs === 'quantize') for (const name of initializerInputNames(model)) edit.dropInput(name);
   return {
     model: edit.apply(),
     tensors: rankTensors(tensors),

@@ -93,7 +93,16 @@ export function coreOptions(o: ModelTaskOptions): ModelQuantOptions {
     opTypes: o.op_types,
     exclude: o.exclude,
     minElements: o.min_elements,
+    initializerInputs: o.initializer_inputs ?? 'quantize',
   });
+}
+
+// Static calibration reads weights as constants of the graph (placement rules, emit-static):
+// an initializer that stays an overridable input would have to be calibrated as an activation.
+function checkStaticInitializerInputs(o: ModelTaskOptions): void {
+  if (o.format === 'static' && o.initializer_inputs === 'keep') {
+    throw new Errors.Option('initializer_inputs=keep: format=static quantizes weights as constants and takes them out of the inputs; use a weight-only format to keep them as inputs, or initializer_inputs=quantize');
+  }
 }
 
 function checkStaticMethod(o: ModelTaskOptions): void {
@@ -125,6 +134,7 @@ function checkStaticOpset(o: ModelTaskOptions, opset: number | undefined): void 
  */
 export function checkModelRequest(o: ModelTaskOptions, opset: number | undefined, hasCalibration?: boolean): void {
   checkStaticMethod(o);
+  checkStaticInitializerInputs(o);
   checkStaticOpset(o, opset);
   if (hasCalibration !== undefined) checkCalibrationGiven(o, hasCalibration ? true : undefined);
   if (o.format === 'static') return;
@@ -139,6 +149,7 @@ export function prepare(p: PipelineInput): Prepared {
   const user = p.inputs ? userInputs(p.inputs, input, p.limits) : undefined;
   const opts = coreOptions(p.options);
   checkStaticMethod(p.options);
+  checkStaticInitializerInputs(p.options);
   checkStaticOpset(p.options, defaultOpset(input));
   checkCalibrationGiven(p.options, p.hasCalibration ? true : undefined);
   // Static quantization picks its own Q/DQ domains per opset from 10 on.
