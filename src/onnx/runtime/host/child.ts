@@ -58,7 +58,10 @@ async function handle(req: HostRequest): Promise<HostValue> {
 }
 
 function reply(msg: HostReply): void {
-  process.send!(msg);
+  // A parent gone mid-request (its worker replaced, the CLI exiting) closes the channel: with
+  // a callback the failed send is not an unhandled 'error' (EPIPE) on process, and the
+  // 'disconnect' handler below cleans up and exits.
+  if (process.connected) process.send!(msg, undefined, undefined, () => {});
 }
 
 let queue: Promise<void> = Promise.resolve();
