@@ -263,6 +263,12 @@ function qdq(c: WeightCandidate, opts: ModelQuantOptions, opset: number, why: st
     granularity = 'per_tensor';
     axis = 0;
   }
+  // DequantizeLinear's block_size stays group_size, but a shorter axis makes every block the
+  // whole axis: finer (and more scales) than the row's group_size says, so the row says so.
+  const length = c.tensor.dims[axis]!;
+  if (granularity === 'per_group' && length < opts.groupSize) {
+    notes.push(`its blocked axis ${axis} holds ${length} values, fewer than group_size=${opts.groupSize}: each block is those ${length} (one scale per ${length} weights)`);
+  }
   return { format: 'qdq', bits, granularity, groupSize: opts.groupSize, axis, note: notes.length ? notes.join('; ') : undefined };
 }
 

@@ -56,7 +56,10 @@ describe('planner: blocks of one weight become per channel', () => {
     );
     // Wg [32, 8, 3, 3], group 2: blocks of 8 (the whole C/group axis) at each kernel position, as before.
     const g = planned(p.get('Wg'));
-    assert.deepEqual([g.bits, g.granularity, g.axis, g.groupSize, g.note], [4, 'per_group', 1, 32, undefined]);
+    assert.deepEqual([g.bits, g.granularity, g.axis, g.groupSize], [4, 'per_group', 1, 32]);
+    assert.equal(g.note, 'its blocked axis 1 holds 8 values, fewer than group_size=32: each block is those 8 (one scale per 8 weights)');
+    // A group size the axis fills says nothing.
+    assert.equal(planned(plans(net, { bits: 4, groupSize: 8 }, 21).get('Wg')).note, undefined);
   });
 
   for (const [what, partial, format, int8] of [

@@ -106,13 +106,14 @@ describe('model quantization: which weights', () => {
 });
 
 describe('model quantization: formats chosen', () => {
-  const cases: { what: string; bytes: Uint8Array; opts: Partial<ModelQuantOptions>; want: string[]; fallback?: true }[] = [
+  // `short`: a row whose blocked axis is shorter than group_size says so (not a fallback).
+  const cases: { what: string; bytes: Uint8Array; opts: Partial<ModelQuantOptions>; want: string[]; fallback?: true; short?: true }[] = [
     { what: 'int8 → per-channel QDQ', bytes: gemmMlp().bytes, opts: { bits: 8 }, want: ['qdq/8/per_channel'] },
     { what: '4-bit at opset 17 → MatMulNBits', bytes: gemmMlp(17).bytes, opts: { bits: 4 }, want: ['matmulnbits/4/per_group'] },
     { what: '4-bit at opset 21 → blocked QDQ', bytes: gemmMlp(21).bytes, opts: { bits: 4 }, want: ['qdq/4/per_group'] },
     { what: '2-bit → MatMulNBits (2 bits stored)', bytes: matmulNet(21).bytes, opts: { bits: 2 }, want: ['matmulnbits/2/per_group'] },
     { what: '4-bit Conv at opset 17 → int8 with the reason', bytes: convNet(17).bytes, opts: { bits: 4 }, want: ['qdq/8/per_channel'], fallback: true },
-    { what: '4-bit Conv at opset 21 → blocked QDQ', bytes: convNet(21).bytes, opts: { bits: 4 }, want: ['qdq/4/per_group'] },
+    { what: '4-bit Conv at opset 21 → blocked QDQ', bytes: convNet(21).bytes, opts: { bits: 4 }, want: ['qdq/4/per_group'], short: true },
     { what: 'per_group int8 at opset 17 → per channel', bytes: matmulNet(17).bytes, opts: { bits: 8, granularity: 'per_group' }, want: ['qdq/8/per_channel'], fallback: true },
     { what: 'per_channel at opset 12 → per channel (com.microsoft DequantizeLinear)', bytes: matmulNet(12).bytes, opts: { bits: 8 }, want: ['qdq/8/per_channel'] },
     { what: 'per_channel at opset 9 → per channel (com.microsoft DequantizeLinear)', bytes: convNet(9).bytes, opts: { bits: 8 }, want: ['qdq/8/per_channel'] },
@@ -124,7 +125,12 @@ describe('model quantization: formats chosen', () => {
       const r = run(c.bytes, c.opts);
       assert.deepEqual([...new Set(r.tensors.map((t) => `${t.format}/${t.bits}/${t.granularity}`))], c.want);
       assert.ok(r.tensors.length > 0);
-      assert.ok(r.tensors.every((t) => (typeof t.note === 'string') === (c.fallback === true)), 'a fallback says why, and only a fallback');
+      const short = (t: { note?: string | undefined }) => /^its blocked axis 1 holds \d+ values, fewer than group_size=32: each block is those \d+/.test(t.note ?? '');
+      if (c.short) {
+        // The Conv whose C is below 32 says so; the others say nothing.
+        assert.ok(r.tensors.some(short) && r.tensors.every((t) => t.note === undefined || short(t)), JSON.stringify(r.tensors.map((t) => t.note)));
+      }
+      else assert.ok(r.tensors.every((t) => (typeof t.note === 'string') === (c.fallback === true)), 'a fallback says why, and only a fallback');
     });
   }
 
