@@ -10,6 +10,7 @@ import { checkIndex, encodeIndex, INDEX_FILENAME, MAX_CHECKPOINT_TENSORS, MAX_SH
 import { planTensors, quantizationConfig, type CheckpointOptions, type PlannedTensor } from './layout.js';
 import { buildCheckpointReport, outputMetadata, skippedOf, type CheckpointReport, type CheckpointTimings } from './quantize-checkpoint.js';
 import { quantizeTensor, type CheckpointRow, type TensorTimes } from './quantize-tensor.js';
+import type { ReserveFile } from '../onnx/io/write-model.js';
 
 // A checkpoint on disk (one .safetensors, or shards and their index) → the pack-quantized
 // checkpoint in a directory, tensor by tensor: only one weight (and its outputs) is in memory
@@ -111,10 +112,7 @@ class Output {
   }
 }
 
-/** Told each output file's name and size before it is written (a job reserves its disk; it may throw). */
-export type ReserveOutput = (name: string, bytes: number) => void;
-
-function writeWhole(dir: string, name: string, bytes: Uint8Array, reserve: ReserveOutput | undefined): WrittenFile {
+function writeWhole(dir: string, name: string, bytes: Uint8Array, reserve: ReserveFile | undefined): WrittenFile {
   reserve?.(name, bytes.length);
   const path = join(dir, name);
   writeFileSync(path, bytes);
@@ -163,7 +161,7 @@ export function quantizeCheckpointFiles(
   o: CheckpointOptions,
   limits: Limits,
   onTensor: (p: CheckpointProgress) => void = () => {},
-  reserve?: ReserveOutput,
+  reserve?: ReserveFile,
 ): CheckpointFilesResult {
   const times: CheckpointTimings = { decode: 0, quantize: 0, encode: 0 };
   let t0 = performance.now();

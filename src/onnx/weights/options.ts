@@ -46,7 +46,6 @@ export function isCodebookFormat(f: ModelFormat): f is (typeof CODEBOOK_FORMATS)
   return (CODEBOOK_FORMATS as readonly string[]).includes(f);
 }
 
-/** com.microsoft MatMulNBits accepts these block sizes only (MatMulBnb4 the same). */
 /**
  * What an initializer that is also a graph input is (IR ≥ 4; PyTorch's
  * keep_initializers_as_inputs=True lists every weight so): quantize treats it as the weight
@@ -59,6 +58,7 @@ export type InitializerInputs = (typeof INITIALIZER_INPUTS)[number];
 /** The row note of a weight that was also a graph input. */
 export const INITIALIZER_INPUT_NOTE = "was also a graph input (keep_initializers_as_inputs export): removed from the model's inputs";
 
+/** com.microsoft MatMulNBits accepts these block sizes only (MatMulBnb4 the same). */
 export const MATMULNBITS_BLOCK_SIZES = [16, 32, 64, 128, 256] as const;
 
 export interface ModelQuantOptions {

@@ -127,15 +127,20 @@ function checkStaticOpset(o: ModelTaskOptions, opset: number | undefined): void 
   }
 }
 
+/** format=static's refusals, for prepare() and for a job before it is stored. */
+function checkStaticRequest(o: ModelTaskOptions, opset: number | undefined): void {
+  checkStaticMethod(o);
+  checkStaticInitializerInputs(o);
+  checkStaticOpset(o, opset);
+}
+
 /**
  * The checks of prepare() that need no decoded model, for a job's request before anything is
  * stored or queued: with the model's opset once its bytes have streamed past (OpsetScan), the
  * opset rules too; `hasCalibration` undefined while the parts are not all read.
  */
 export function checkModelRequest(o: ModelTaskOptions, opset: number | undefined, hasCalibration?: boolean): void {
-  checkStaticMethod(o);
-  checkStaticInitializerInputs(o);
-  checkStaticOpset(o, opset);
+  checkStaticRequest(o, opset);
   if (hasCalibration !== undefined) checkCalibrationGiven(o, hasCalibration ? true : undefined);
   if (o.format === 'static') return;
   if (opset === undefined) checkOptionConflicts(coreOptions(o));
@@ -148,9 +153,7 @@ export function prepare(p: PipelineInput): Prepared {
   checkExternalFiles(input, p.externalSizes);
   const user = p.inputs ? userInputs(p.inputs, input, p.limits) : undefined;
   const opts = coreOptions(p.options);
-  checkStaticMethod(p.options);
-  checkStaticInitializerInputs(p.options);
-  checkStaticOpset(p.options, defaultOpset(input));
+  checkStaticRequest(p.options, defaultOpset(input));
   checkCalibrationGiven(p.options, p.hasCalibration ? true : undefined);
   // Static quantization picks its own Q/DQ domains per opset from 10 on.
   if (p.options.format === 'static') checkGraph(input);
