@@ -49,7 +49,7 @@ describe("a replica's scratch under JOBS_MAX_BYTES", () => {
     const R = (await result(solo.base, soloId)).length;
     const S = solo.scratch.highWater - U - R;
     assert.equal((await fetch(`${solo.base}/v1/jobs/${soloId}`, { method: 'DELETE' })).status, 204);
-    assert.equal(solo.scratch.used, 0, 'the scratch is given back with the attempt');
+    await until('the attempt to give its scratch back', async () => (solo.scratch.used === 0 ? true : undefined), 10_000, 20);
     // Closed: it would take the next replica's jobs from the shared queue.
     await solo.app.close();
 
@@ -73,7 +73,9 @@ describe("a replica's scratch under JOBS_MAX_BYTES", () => {
       assert.equal(jobs.filter((j) => j.status === 'succeeded').length, 1);
       assert.equal(failed[0]!.error!.code, 'QUANT_ERR_STORAGE_FULL');
       assert.match(failed[0]!.error!.message, new RegExp(`JOBS_MAX_BYTES=${max}`));
-      assert.equal(tight.scratch.used, 0, 'nothing is counted once the attempts are over');
+      // A job's status is published before its attempt's cleanup (its work files deleted,
+      // then its reservations given back), so the end of the attempts is waited for.
+      await until('both attempts to give their scratch back', async () => (tight.scratch.used === 0 && jobsOnDisk(tight.dir).bytes === 0 ? true : undefined), 10_000, 20);
       assert.deepEqual([jobsOnDisk(tight.dir).bytes, readdirSync(tight.dir)], [0, []], 'and nothing is left in the scratch');
       for (const j of jobs) assert.equal((await fetch(`${tight.base}/v1/jobs/${j.id}`, { method: 'DELETE' })).status, 204);
     } finally {
